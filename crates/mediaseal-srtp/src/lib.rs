@@ -1,0 +1,1 @@
+//! SRTP (placeholder, being written).
