@@ -246,6 +246,158 @@ impl GcmDecryptor {
     }
 }
 
+/// AES-256-GCM over many short messages under one key: the native format's segments.
+///
+/// The key schedule is expanded once; each message only resets the IV, which is what makes
+/// per-segment sealing as fast as one long stream. Not shareable between threads: give each
+/// worker its own.
+pub struct GcmSegmentCipher {
+    ctx: Ctx,
+    encrypting: bool,
+}
+
+impl fmt::Debug for GcmSegmentCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GcmSegmentCipher").finish_non_exhaustive()
+    }
+}
+
+impl GcmSegmentCipher {
+    /// A cipher that seals segments under `key`.
+    pub fn sealing(key: &[u8; KEY_LEN]) -> Result<Self, GcmError> {
+        Self::keyed(key, true)
+    }
+
+    /// A cipher that opens segments under `key`.
+    pub fn opening(key: &[u8; KEY_LEN]) -> Result<Self, GcmError> {
+        Self::keyed(key, false)
+    }
+
+    fn keyed(key: &[u8; KEY_LEN], encrypting: bool) -> Result<Self, GcmError> {
+        let mut ctx = Ctx::new()?;
+        let init = if encrypting { sys::EVP_EncryptInit_ex } else { sys::EVP_DecryptInit_ex };
+        // SAFETY: fresh context; static cipher; the key is 32 bytes; a null IV defers the IV to
+        // the per-message call, which EVP allows.
+        let ok =
+            unsafe { init(ctx.as_ptr(), sys::EVP_aes_256_gcm(), ptr::null_mut(), key.as_ptr(), ptr::null()) };
+        if ok != 1 {
+            return Err(GcmError);
+        }
+        Ok(Self { ctx, encrypting })
+    }
+
+    fn start(&mut self, iv: &[u8; IV_LEN], aad: &[u8]) -> Result<(), GcmError> {
+        let init = if self.encrypting { sys::EVP_EncryptInit_ex } else { sys::EVP_DecryptInit_ex };
+        // SAFETY: the context already holds the cipher and key; null cipher and key keep them;
+        // the IV is 12 bytes, GCM's default length.
+        let ok = unsafe { init(self.ctx.as_ptr(), ptr::null(), ptr::null_mut(), ptr::null(), iv.as_ptr()) };
+        if ok != 1 {
+            return Err(GcmError);
+        }
+        if aad.is_empty() {
+            return Ok(());
+        }
+        let update = if self.encrypting { sys::EVP_EncryptUpdate } else { sys::EVP_DecryptUpdate };
+        let len = c_int::try_from(aad.len()).map_err(|_| GcmError)?;
+        let mut written: c_int = 0;
+        // SAFETY: a null output pointer makes EVP treat the input as associated data; `aad` is
+        // valid for `len` bytes.
+        let ok = unsafe { update(self.ctx.as_ptr(), ptr::null_mut(), &mut written, aad.as_ptr(), len) };
+        if ok != 1 {
+            return Err(GcmError);
+        }
+        Ok(())
+    }
+
+    /// Seals one message: writes `input.len()` bytes of ciphertext to `output` and returns the tag.
+    ///
+    /// # Panics
+    /// If `output` is shorter than `input`, or the cipher was made with [`GcmSegmentCipher::opening`].
+    pub fn seal(
+        &mut self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], GcmError> {
+        assert!(self.encrypting, "seal called on an opening cipher");
+        self.start(iv, aad)?;
+        update_all(&mut self.ctx, input, output, sys::EVP_EncryptUpdate)?;
+        let mut written: c_int = 0;
+        let mut scratch = [0u8; 16];
+        // SAFETY: GCM's final step writes no output bytes.
+        let ok = unsafe { sys::EVP_EncryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
+        if ok != 1 || written != 0 {
+            return Err(GcmError);
+        }
+        let mut tag = [0u8; TAG_LEN];
+        // SAFETY: GET_TAG copies `TAG_LEN` bytes into `tag`, which has exactly that size.
+        let ok = unsafe {
+            sys::EVP_CIPHER_CTX_ctrl(
+                self.ctx.as_ptr(),
+                sys::EVP_CTRL_GCM_GET_TAG as c_int,
+                TAG_LEN as c_int,
+                tag.as_mut_ptr().cast(),
+            )
+        };
+        if ok != 1 {
+            return Err(GcmError);
+        }
+        Ok(tag)
+    }
+
+    /// Opens one message into `output`. On `Err` the bytes written to `output` are unauthenticated
+    /// garbage and must be discarded; this function overwrites them with zeros before returning.
+    ///
+    /// # Panics
+    /// If `output` is shorter than `input`, or the cipher was made with [`GcmSegmentCipher::sealing`].
+    pub fn open(
+        &mut self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        input: &[u8],
+        tag: &[u8; TAG_LEN],
+        output: &mut [u8],
+    ) -> Result<(), GcmError> {
+        assert!(!self.encrypting, "open called on a sealing cipher");
+        let result = self.open_inner(iv, aad, input, tag, output);
+        if result.is_err() {
+            output[..input.len()].fill(0);
+        }
+        result
+    }
+
+    fn open_inner(
+        &mut self,
+        iv: &[u8; IV_LEN],
+        aad: &[u8],
+        input: &[u8],
+        tag: &[u8; TAG_LEN],
+        output: &mut [u8],
+    ) -> Result<(), GcmError> {
+        self.start(iv, aad)?;
+        update_all(&mut self.ctx, input, output, sys::EVP_DecryptUpdate)?;
+        let mut tag_copy = *tag;
+        // SAFETY: SET_TAG reads `TAG_LEN` bytes from `tag_copy`, which has exactly that size.
+        let ok = unsafe {
+            sys::EVP_CIPHER_CTX_ctrl(
+                self.ctx.as_ptr(),
+                sys::EVP_CTRL_AEAD_SET_TAG as c_int,
+                TAG_LEN as c_int,
+                tag_copy.as_mut_ptr().cast(),
+            )
+        };
+        if ok != 1 {
+            return Err(GcmError);
+        }
+        let mut written: c_int = 0;
+        let mut scratch = [0u8; 16];
+        // SAFETY: GCM's final step writes no output and compares the tag in constant time.
+        let ok = unsafe { sys::EVP_DecryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
+        if ok == 1 && written == 0 { Ok(()) } else { Err(GcmError) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +455,34 @@ mod tests {
         let iv = [4u8; 12];
         let enc = GcmEncryptor::new(&key, &iv).unwrap();
         assert_eq!(enc.finish().unwrap().to_vec(), one_shot(&key, &iv, b""));
+    }
+
+    #[test]
+    fn segment_cipher_matches_one_shot_with_aad_and_reuses_its_key() {
+        use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+        let key = [5u8; 32];
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
+        let mut sealer = GcmSegmentCipher::sealing(&key).unwrap();
+        let mut opener = GcmSegmentCipher::opening(&key).unwrap();
+        for (i, len) in [0usize, 1, 16, 1000, 65_536].into_iter().enumerate() {
+            let iv = [i as u8; 12];
+            let aad = [0xaa; 32];
+            let msg: Vec<u8> = (0..len).map(|j| (j * 7) as u8).collect();
+            let mut expected = msg.clone();
+            let expected_tag = aead
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&aad), &mut expected)
+                .unwrap();
+            let mut ct = vec![0u8; len];
+            let tag = sealer.seal(&iv, &aad, &msg, &mut ct).unwrap();
+            assert_eq!(ct, expected);
+            assert_eq!(tag.as_slice(), expected_tag.as_ref());
+            let mut pt = vec![0u8; len];
+            opener.open(&iv, &aad, &ct, &tag, &mut pt).unwrap();
+            assert_eq!(pt, msg);
+            let mut bad_tag = tag;
+            bad_tag[0] ^= 1;
+            assert_eq!(opener.open(&iv, &aad, &ct, &bad_tag, &mut pt), Err(GcmError));
+            assert!(pt.iter().all(|&b| b == 0));
+        }
     }
 }
