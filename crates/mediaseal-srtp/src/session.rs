@@ -1,0 +1,642 @@
+//! Outbound (protect) and inbound (unprotect) SRTP/SRTCP sessions.
+
+use core::fmt;
+use core::hash::{BuildHasher, Hasher};
+use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
+
+use crate::cipher::Cipher;
+use crate::packet::{self, MalformedPacket, be32};
+use crate::replay::{Replay, ReplayWindow, estimate_index};
+use crate::{MasterKey, SrtpProfile};
+
+/// Smallest configurable replay window (libsrtp's lower bound).
+pub const MIN_REPLAY_WINDOW: u32 = 64;
+/// Largest configurable replay window: RFC 3711 index estimation cannot tell a packet more than
+/// 2^15 behind from one 2^15 ahead, so a larger window would be meaningless.
+pub const MAX_REPLAY_WINDOW: u32 = 1 << 15;
+/// The largest SRTCP index; after it the key must be replaced (RFC 3711 §9.2).
+const MAX_SRTCP_INDEX: u32 = 0x7fff_ffff;
+
+/// Tunables for a session. Build from [`SessionConfig::default`] and adjust fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// SRTP replay window, in packets ([`MIN_REPLAY_WINDOW`]..=[`MAX_REPLAY_WINDOW`]). Default
+    /// 1024: an SFU's NACK retransmissions of video arrive well over 128 packets late.
+    pub replay_window: u32,
+    /// SRTCP replay window, in packets (same range). Default 128.
+    pub rtcp_replay_window: u32,
+    /// Outbound only: allow protecting the same packet index twice. Off by default, because
+    /// protecting two different payloads under one index reuses keystream (and, for GCM, a
+    /// nonce). Only turn on for exact retransmissions of the same packet.
+    pub allow_repeat_tx: bool,
+    /// Most SSRCs a session tracks; packets for further SSRCs fail with `TooManyStreams`.
+    /// Default 1024. Inbound streams are only created by authenticated packets.
+    pub max_streams: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            replay_window: 1024,
+            rtcp_replay_window: 128,
+            allow_repeat_tx: false,
+            max_streams: 1024,
+        }
+    }
+}
+
+/// A session could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A replay window outside [`MIN_REPLAY_WINDOW`]..=[`MAX_REPLAY_WINDOW`].
+    #[error("replay window {0} outside {MIN_REPLAY_WINDOW}..={MAX_REPLAY_WINDOW}")]
+    InvalidReplayWindow(u32),
+    /// AWS-LC refused the derived keys (does not happen with valid profiles).
+    #[error("could not set up SRTP session keys")]
+    Crypto,
+}
+
+/// Why a packet could not be protected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtectError {
+    /// The packet is not valid RTP/RTCP.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] MalformedPacket),
+    /// `len` exceeds the buffer, or the buffer lacks room for the trailer.
+    #[error("buffer too small: need {needed} bytes, have {available}")]
+    BufferTooSmall {
+        /// Bytes needed (packet plus trailer).
+        needed: usize,
+        /// Length of the buffer given.
+        available: usize,
+    },
+    /// This packet index was already protected (see [`SessionConfig::allow_repeat_tx`]).
+    #[error("packet index already protected")]
+    RepeatedIndex,
+    /// The packet index is behind the replay window of packets already sent.
+    #[error("packet index too far behind packets already protected")]
+    TooOld,
+    /// The index space of this key is used up (2^48 SRTP or 2^31 SRTCP packets); re-key.
+    #[error("key exhausted: re-key the session")]
+    KeyExhausted,
+    /// The session already tracks [`SessionConfig::max_streams`] SSRCs.
+    #[error("too many SSRCs in this session")]
+    TooManyStreams,
+    /// AWS-LC reported an internal failure.
+    #[error("cryptographic operation failed")]
+    Crypto,
+}
+
+/// Why a packet was rejected on receive. The packet must be dropped; the buffer's contents are
+/// unspecified after an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnprotectError {
+    /// The packet is not valid SRTP/SRTCP.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] MalformedPacket),
+    /// The authentication tag did not verify (wrong key, wrong ROC, or tampering).
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// This packet index was already received.
+    #[error("replayed packet")]
+    Replayed,
+    /// The packet index is behind the replay window.
+    #[error("packet too old for the replay window")]
+    TooOld,
+    /// An SRTCP packet with the E flag clear: we never negotiate unencrypted SRTCP.
+    #[error("unencrypted SRTCP is not allowed")]
+    UnencryptedSrtcp,
+    /// The packet index would pass 2^48; the key must be replaced.
+    #[error("key exhausted: re-key the session")]
+    KeyExhausted,
+    /// The session already tracks [`SessionConfig::max_streams`] SSRCs.
+    #[error("too many SSRCs in this session")]
+    TooManyStreams,
+}
+
+/// HashMap hasher for SSRCs: a keyed folded multiply. SipHash would cost a noticeable share of a
+/// packet's budget; a per-session random seed keeps collisions unpredictable.
+#[derive(Clone)]
+struct SsrcHashBuilder(u64);
+
+impl SsrcHashBuilder {
+    fn new() -> Self {
+        // RandomState is seeded per process from the OS; hashing a constant extracts a seed.
+        Self(RandomState::new().hash_one(0x5352_5450_u64) | 1)
+    }
+}
+
+struct SsrcHasher(u64);
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for SsrcHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = fold_mul(self.0 ^ u64::from(*b), 0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.0 = fold_mul(self.0 ^ u64::from(n), 0x9e37_79b9_7f4a_7c15);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl BuildHasher for SsrcHashBuilder {
+    type Hasher = SsrcHasher;
+    #[inline]
+    fn build_hasher(&self) -> SsrcHasher {
+        SsrcHasher(self.0)
+    }
+}
+
+type StreamMap<T> = HashMap<u32, T, SsrcHashBuilder>;
+
+/// The state of `ssrc`, created if new and the session has room.
+#[inline]
+fn tx_stream<'a>(
+    streams: &'a mut StreamMap<TxStream>,
+    config: &SessionConfig,
+    ssrc: u32,
+) -> Result<&'a mut TxStream, ProtectError> {
+    let n = streams.len();
+    match streams.entry(ssrc) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            if n >= config.max_streams {
+                return Err(ProtectError::TooManyStreams);
+            }
+            Ok(e.insert(TxStream::new(config)))
+        }
+    }
+}
+
+fn check_config(config: &SessionConfig) -> Result<(), SessionError> {
+    for w in [config.replay_window, config.rtcp_replay_window] {
+        if !(MIN_REPLAY_WINDOW..=MAX_REPLAY_WINDOW).contains(&w) {
+            return Err(SessionError::InvalidReplayWindow(w));
+        }
+    }
+    Ok(())
+}
+
+/// Per-SSRC sender state.
+#[derive(Debug)]
+struct TxStream {
+    /// Indices already protected; `highest()` is the sender's current index.
+    rtp: ReplayWindow,
+    /// ROC for the first packet (from `set_roc`).
+    roc_hint: u32,
+    /// The next SRTCP index to use.
+    rtcp_next: u32,
+}
+
+impl TxStream {
+    fn new(config: &SessionConfig) -> Self {
+        Self {
+            rtp: ReplayWindow::new(config.replay_window),
+            roc_hint: 0,
+            rtcp_next: 0,
+        }
+    }
+}
+
+/// Per-SSRC receiver state.
+#[derive(Debug)]
+struct RxStream {
+    rtp: ReplayWindow,
+    roc_hint: u32,
+    rtcp: ReplayWindow,
+}
+
+impl RxStream {
+    fn new(config: &SessionConfig) -> Self {
+        Self {
+            rtp: ReplayWindow::new(config.replay_window),
+            roc_hint: 0,
+            rtcp: ReplayWindow::new(config.rtcp_replay_window),
+        }
+    }
+}
+
+/// Protects (encrypts and authenticates) outgoing RTP and RTCP under one master key.
+///
+/// Keyed once; any number of SSRCs share the key, each with its own ROC, replay record and
+/// SRTCP index, looked up in O(1). Sans-IO and allocation-free per packet once an SSRC is known.
+/// Not `Sync`-shared by design: give each sending task its own session or lock it.
+pub struct OutboundSession {
+    profile: SrtpProfile,
+    rtp: Cipher,
+    rtcp: Cipher,
+    streams: StreamMap<TxStream>,
+    config: SessionConfig,
+}
+
+impl fmt::Debug for OutboundSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundSession")
+            .field("profile", &self.profile)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unprotects (authenticates and decrypts) incoming SRTP and SRTCP under one master key.
+///
+/// Accepts any SSRC ("any inbound"): per-SSRC state is created by the first packet of that SSRC
+/// that authenticates. ROC and replay state advance only after authentication.
+pub struct InboundSession {
+    profile: SrtpProfile,
+    rtp: Cipher,
+    rtcp: Cipher,
+    streams: StreamMap<RxStream>,
+    config: SessionConfig,
+}
+
+impl fmt::Debug for InboundSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundSession")
+            .field("profile", &self.profile)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn ciphers(key: &MasterKey) -> Result<(Cipher, Cipher), SessionError> {
+    let rtp = Cipher::new(key, false).map_err(|_| SessionError::Crypto)?;
+    let rtcp = Cipher::new(key, true).map_err(|_| SessionError::Crypto)?;
+    Ok((rtp, rtcp))
+}
+
+fn buffer_room(buf: &[u8], len: usize, trailer: usize) -> Result<(), ProtectError> {
+    let needed = len.saturating_add(trailer);
+    if buf.len() < needed {
+        return Err(ProtectError::BufferTooSmall {
+            needed,
+            available: buf.len(),
+        });
+    }
+    Ok(())
+}
+
+impl OutboundSession {
+    /// Creates a session that protects with `key` (our master key for this direction).
+    pub fn new(key: &MasterKey, config: &SessionConfig) -> Result<Self, SessionError> {
+        check_config(config)?;
+        let (rtp, rtcp) = ciphers(key)?;
+        Ok(Self::from_ciphers(key.profile(), rtp, rtcp, config))
+    }
+
+    pub(crate) fn from_ciphers(
+        profile: SrtpProfile,
+        rtp: Cipher,
+        rtcp: Cipher,
+        config: &SessionConfig,
+    ) -> Self {
+        Self {
+            profile,
+            rtp,
+            rtcp,
+            streams: HashMap::with_hasher(SsrcHashBuilder::new()),
+            config: config.clone(),
+        }
+    }
+
+    /// The session's profile.
+    pub fn profile(&self) -> SrtpProfile {
+        self.profile
+    }
+
+    /// Protects the RTP packet in `buf[..len]` in place and returns the SRTP packet's length.
+    ///
+    /// `buf` must have at least [`SrtpProfile::rtp_trailer_len`] bytes after the packet
+    /// ([`crate::MAX_TRAILER_LEN`] suffices for every profile). The header, CSRCs and header
+    /// extension stay in clear and are authenticated; the payload (with any padding) is
+    /// encrypted.
+    pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
+        let tag_len = self.profile.rtp_tag_len();
+        buffer_room(buf, len, tag_len)?;
+        let (body, rest) = buf.split_at_mut(len); // len <= buf.len(), checked above
+        let tag_out = rest.get_mut(..tag_len).ok_or(ProtectError::Crypto)?;
+        let hdr = packet::rtp_header(body, 0)?;
+        let allow_repeat = self.config.allow_repeat_tx;
+        let stream = tx_stream(&mut self.streams, &self.config, hdr.ssrc)?;
+        let index = estimate_index(stream.rtp.highest(), stream.roc_hint, hdr.seq)
+            .ok_or(ProtectError::KeyExhausted)?;
+        match stream.rtp.check(index) {
+            Ok(()) => {}
+            Err(Replay::Duplicate) if allow_repeat => {}
+            Err(Replay::Duplicate) => return Err(ProtectError::RepeatedIndex),
+            Err(Replay::TooOld) => return Err(ProtectError::TooOld),
+        }
+        self.rtp
+            .protect_rtp(body, hdr.len, tag_out, hdr.ssrc, index)
+            .map_err(|_| ProtectError::Crypto)?;
+        stream.rtp.commit(index);
+        Ok(len + tag_len)
+    }
+
+    /// Protects the (possibly compound) RTCP packet in `buf[..len]` in place and returns the
+    /// SRTCP packet's length. Needs [`SrtpProfile::rtcp_trailer_len`] spare bytes after it.
+    ///
+    /// Always encrypts (E flag set) and always sends an 80-bit tag on HMAC-SHA1 profiles,
+    /// including `_32` ones (RFC 3711 §5.2).
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
+        let trailer = self.profile.rtcp_trailer_len();
+        buffer_room(buf, len, trailer)?;
+        let ssrc = packet::rtcp_ssrc(buf.get(..len).ok_or(ProtectError::Crypto)?, 0)?;
+        let stream = tx_stream(&mut self.streams, &self.config, ssrc)?;
+        let index = stream.rtcp_next;
+        if index > MAX_SRTCP_INDEX {
+            return Err(ProtectError::KeyExhausted);
+        }
+        let eidx = (0x8000_0000 | index).to_be_bytes();
+        let pkt = buf.get_mut(..len + trailer).ok_or(ProtectError::Crypto)?;
+        let (body, tail) = pkt.split_at_mut(len);
+        if self.rtcp.is_gcm() {
+            // RFC 7714 §9: header ‖ ciphertext ‖ tag ‖ E|index; AAD = header ‖ E|index.
+            let mut aad = [0u8; 12];
+            aad[..8].copy_from_slice(body.get(..8).ok_or(ProtectError::Crypto)?);
+            aad[8..].copy_from_slice(&eidx);
+            let enc = body.get_mut(8..).ok_or(ProtectError::Crypto)?;
+            let tag = self
+                .rtcp
+                .gcm_seal(&aad, enc, ssrc, index)
+                .map_err(|_| ProtectError::Crypto)?;
+            let (tag_out, idx_out) = tail.split_at_mut(16);
+            tag_out.copy_from_slice(&tag);
+            idx_out.copy_from_slice(&eidx);
+        } else {
+            // RFC 3711 §3.4: header ‖ ciphertext ‖ E|index ‖ tag, the tag over all before it.
+            self.rtcp.cm_crypt_rtcp(body, ssrc, index);
+            let (idx_out, tag_out) = tail.split_at_mut(4);
+            idx_out.copy_from_slice(&eidx);
+            let mac = self
+                .rtcp
+                .cm_mac(&[body, idx_out])
+                .ok_or(ProtectError::Crypto)?;
+            let n = tag_out.len();
+            tag_out.copy_from_slice(mac.get(..n).ok_or(ProtectError::Crypto)?);
+        }
+        stream.rtcp_next = index + 1;
+        Ok(len + trailer)
+    }
+
+    /// [`Self::protect_rtp`] on a `Vec`: grows it by the trailer (allocating only if its
+    /// capacity is short) and leaves it holding the SRTP packet. Unchanged on error.
+    pub fn protect_rtp_vec(&mut self, pkt: &mut Vec<u8>) -> Result<(), ProtectError> {
+        let len = pkt.len();
+        pkt.resize(len + self.profile.rtp_trailer_len(), 0);
+        let r = self.protect_rtp(pkt, len);
+        pkt.truncate(*r.as_ref().unwrap_or(&len));
+        r.map(|_| ())
+    }
+
+    /// [`Self::protect_rtcp`] on a `Vec`, like [`Self::protect_rtp_vec`].
+    pub fn protect_rtcp_vec(&mut self, pkt: &mut Vec<u8>) -> Result<(), ProtectError> {
+        let len = pkt.len();
+        pkt.resize(len + self.profile.rtcp_trailer_len(), 0);
+        let r = self.protect_rtcp(pkt, len);
+        pkt.truncate(*r.as_ref().unwrap_or(&len));
+        r.map(|_| ())
+    }
+
+    /// Sets the ROC of `ssrc` (re-key carrying the ROC over, RFC 3711 §3.3.1, or a stream
+    /// taken over mid-call): the next RTP packet of `ssrc` uses this ROC, and estimation resumes
+    /// from there. Forgets which indices were already sent.
+    pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
+        let config = &self.config;
+        let s = self
+            .streams
+            .entry(ssrc)
+            .or_insert_with(|| TxStream::new(config));
+        s.rtp.reset();
+        s.roc_hint = roc;
+    }
+
+    /// The ROC of the highest RTP index sent on `ssrc` (or the one set by [`Self::set_roc`]).
+    pub fn roc(&self, ssrc: u32) -> Option<u32> {
+        let s = self.streams.get(&ssrc)?;
+        Some(s.rtp.highest().map_or(s.roc_hint, |h| (h >> 16) as u32))
+    }
+
+    /// Sets the SRTCP index the next RTCP packet of `ssrc` will carry (default 0).
+    pub fn set_rtcp_index(&mut self, ssrc: u32, next: u32) {
+        let config = &self.config;
+        self.streams
+            .entry(ssrc)
+            .or_insert_with(|| TxStream::new(config))
+            .rtcp_next = next;
+    }
+
+    /// Drops the state of `ssrc`; returns whether it existed.
+    pub fn remove_stream(&mut self, ssrc: u32) -> bool {
+        self.streams.remove(&ssrc).is_some()
+    }
+
+    /// Number of SSRCs tracked.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+impl InboundSession {
+    /// Creates a session that unprotects with `key` (the peer's master key for its direction).
+    pub fn new(key: &MasterKey, config: &SessionConfig) -> Result<Self, SessionError> {
+        check_config(config)?;
+        let (rtp, rtcp) = ciphers(key)?;
+        Ok(Self::from_ciphers(key.profile(), rtp, rtcp, config))
+    }
+
+    pub(crate) fn from_ciphers(
+        profile: SrtpProfile,
+        rtp: Cipher,
+        rtcp: Cipher,
+        config: &SessionConfig,
+    ) -> Self {
+        Self {
+            profile,
+            rtp,
+            rtcp,
+            streams: HashMap::with_hasher(SsrcHashBuilder::new()),
+            config: config.clone(),
+        }
+    }
+
+    /// The session's profile.
+    pub fn profile(&self) -> SrtpProfile {
+        self.profile
+    }
+
+    /// Authenticates and decrypts the SRTP packet filling `pkt`, in place. Returns the length
+    /// of the RTP packet now at the front of `pkt`.
+    pub fn unprotect_rtp(&mut self, pkt: &mut [u8]) -> Result<usize, UnprotectError> {
+        let tag_len = self.profile.rtp_tag_len();
+        let hdr = packet::rtp_header(pkt, tag_len)?;
+        let out_len = pkt.len() - tag_len; // rtp_header checked pkt.len() >= 12 + tag_len
+        match self.streams.get_mut(&hdr.ssrc) {
+            Some(stream) => {
+                let index = estimate_index(stream.rtp.highest(), stream.roc_hint, hdr.seq)
+                    .ok_or(UnprotectError::KeyExhausted)?;
+                match stream.rtp.check(index) {
+                    Ok(()) => {}
+                    Err(Replay::Duplicate) => return Err(UnprotectError::Replayed),
+                    Err(Replay::TooOld) => return Err(UnprotectError::TooOld),
+                }
+                if !self
+                    .rtp
+                    .unprotect_rtp(pkt, hdr.len, tag_len, hdr.ssrc, index)
+                {
+                    return Err(UnprotectError::AuthenticationFailed);
+                }
+                stream.rtp.commit(index);
+            }
+            None => {
+                let index = u64::from(hdr.seq);
+                if !self
+                    .rtp
+                    .unprotect_rtp(pkt, hdr.len, tag_len, hdr.ssrc, index)
+                {
+                    return Err(UnprotectError::AuthenticationFailed);
+                }
+                if self.streams.len() >= self.config.max_streams {
+                    return Err(UnprotectError::TooManyStreams);
+                }
+                let mut s = RxStream::new(&self.config);
+                s.rtp.commit(index);
+                self.streams.insert(hdr.ssrc, s);
+            }
+        }
+        Ok(out_len)
+    }
+
+    /// Authenticates and decrypts the SRTCP packet filling `pkt`, in place. Returns the length
+    /// of the RTCP packet now at the front of `pkt`.
+    ///
+    /// On `_32` profiles a 4-byte tag is accepted as well as the 10-byte one RFC 3711 requires,
+    /// because baresip and Asterisk send 4-byte SRTCP tags there. Packets without the E flag are
+    /// rejected.
+    pub fn unprotect_rtcp(&mut self, pkt: &mut [u8]) -> Result<usize, UnprotectError> {
+        let short_tag_ok = self.profile.rtp_tag_len() == 4;
+        let min_trailer = if short_tag_ok {
+            8
+        } else {
+            self.profile.rtcp_trailer_len()
+        };
+        let ssrc = packet::rtcp_ssrc(pkt, min_trailer)?;
+        let len = pkt.len();
+        let gcm = self.rtcp.is_gcm();
+        // Where the E|index word starts, and how long the packet is without its trailer.
+        let (idx_at, body_end) = if gcm {
+            (len - 4, len - 20) // rtcp_ssrc checked len >= 8 + 20
+        } else {
+            let full = self.profile.rtcp_tag_len();
+            let verify = |tag_len: usize| {
+                len >= 8 + 4 + tag_len && {
+                    let (auth, tag) = pkt.split_at(len - tag_len);
+                    self.rtcp.cm_verify(&[auth], tag)
+                }
+            };
+            if verify(full) {
+                (len - full - 4, len - full - 4)
+            } else if short_tag_ok && verify(4) {
+                (len - 8, len - 8)
+            } else {
+                return Err(UnprotectError::AuthenticationFailed);
+            }
+        };
+        let eidx = be32(pkt, idx_at).ok_or(MalformedPacket::TooShort)?;
+        if eidx & 0x8000_0000 == 0 {
+            return Err(UnprotectError::UnencryptedSrtcp);
+        }
+        let index = eidx & MAX_SRTCP_INDEX;
+        if let Some(s) = self.streams.get(&ssrc) {
+            match s.rtcp.check(u64::from(index)) {
+                Ok(()) => {}
+                Err(Replay::Duplicate) => return Err(UnprotectError::Replayed),
+                Err(Replay::TooOld) => return Err(UnprotectError::TooOld),
+            }
+        }
+        if gcm {
+            let mut aad = [0u8; 12];
+            aad[..8].copy_from_slice(pkt.get(..8).ok_or(MalformedPacket::TooShort)?);
+            aad[8..].copy_from_slice(&eidx.to_be_bytes());
+            let ct = pkt.get_mut(8..idx_at).ok_or(MalformedPacket::TooShort)?;
+            if !self.rtcp.gcm_open(&aad, ct, ssrc, index) {
+                return Err(UnprotectError::AuthenticationFailed);
+            }
+        } else {
+            let body = pkt.get_mut(..body_end).ok_or(MalformedPacket::TooShort)?;
+            self.rtcp.cm_crypt_rtcp(body, ssrc, index);
+        }
+        let n = self.streams.len();
+        let stream = match self.streams.entry(ssrc) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                if n >= self.config.max_streams {
+                    return Err(UnprotectError::TooManyStreams);
+                }
+                e.insert(RxStream::new(&self.config))
+            }
+        };
+        stream.rtcp.commit(u64::from(index));
+        Ok(body_end)
+    }
+
+    /// [`Self::unprotect_rtp`] on a `Vec`, truncating it to the RTP packet on success.
+    pub fn unprotect_rtp_vec(&mut self, pkt: &mut Vec<u8>) -> Result<(), UnprotectError> {
+        let n = self.unprotect_rtp(pkt)?;
+        pkt.truncate(n);
+        Ok(())
+    }
+
+    /// [`Self::unprotect_rtcp`] on a `Vec`, truncating it to the RTCP packet on success.
+    pub fn unprotect_rtcp_vec(&mut self, pkt: &mut Vec<u8>) -> Result<(), UnprotectError> {
+        let n = self.unprotect_rtcp(pkt)?;
+        pkt.truncate(n);
+        Ok(())
+    }
+
+    /// Sets the ROC for `ssrc` (late joiner, or a re-key that carries the ROC over): the next
+    /// packet of `ssrc` is taken to have this ROC, and estimation resumes from it. Forgets the
+    /// SRTP replay record of `ssrc` (the SRTCP one is kept).
+    pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
+        let config = &self.config;
+        let s = self
+            .streams
+            .entry(ssrc)
+            .or_insert_with(|| RxStream::new(config));
+        s.rtp.reset();
+        s.roc_hint = roc;
+    }
+
+    /// The ROC of the highest authenticated RTP index of `ssrc` (or the one set by
+    /// [`Self::set_roc`] before any packet).
+    pub fn roc(&self, ssrc: u32) -> Option<u32> {
+        let s = self.streams.get(&ssrc)?;
+        Some(s.rtp.highest().map_or(s.roc_hint, |h| (h >> 16) as u32))
+    }
+
+    /// Drops the state of `ssrc`; returns whether it existed.
+    pub fn remove_stream(&mut self, ssrc: u32) -> bool {
+        self.streams.remove(&ssrc).is_some()
+    }
+
+    /// Number of SSRCs tracked.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+}
