@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the tests and benchmarks need, idempotently: Debian packages, the Python
+# venv with the independent implementations we test against, and cargo-installed tools.
+# Safe to run again; it only does what is missing. Sourced or run by scripts/test.sh.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+mapfile -t wanted < <(grep -v '^\s*#' scripts/apt-packages.txt | awk 'NF{print $1}')
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python venv ------------------------------------------------------------------------------
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum interop/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages from interop/requirements.txt"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q -r interop/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# --- cargo-installed tools --------------------------------------------------------------------
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked -q
+fi
+
+log "ready"
