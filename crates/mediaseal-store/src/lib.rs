@@ -1,0 +1,22 @@
+//! Storage for mediaseal: metadata and sealed objects, each behind a trait.
+//!
+//! - Metadata: [`MetadataStore`], implemented by [`SqlStore`] on SQLite (embedded default) or
+//!   PostgreSQL (several nodes), with one set of portable migrations.
+//! - Objects: [`ObjectStore`], implemented by [`FsObjectStore`] (a directory; the embedded
+//!   default). Only ciphertext is ever handed to an object store.
+
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod error;
+mod meta;
+pub mod model;
+mod objects;
+mod sql;
+
+pub use error::StoreError;
+pub use meta::{AccountStore, MetadataStore, OutboxStore, StoreResult, VoiceStore};
+pub use objects::{
+    ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek, validate_key,
+};
+pub use sql::{Dialect, SqlStore, redact_url};
