@@ -132,7 +132,7 @@ pub(crate) fn estimate_index(highest: Option<u64>, roc_hint: u32, seq: u16) -> O
     let s_l = (highest & 0xffff) as u16;
     let v = if s_l < 0x8000 {
         if seq > s_l && seq - s_l > 0x8000 {
-            roc.checked_sub(1).unwrap_or(0)
+            roc.saturating_sub(1)
         } else {
             roc
         }

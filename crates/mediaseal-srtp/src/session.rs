@@ -640,3 +640,249 @@ impl InboundSession {
         self.streams.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(profile: SrtpProfile) -> MasterKey {
+        let n = profile.master_key_len() + profile.master_salt_len();
+        MasterKey::from_key_salt(profile, &vec![0x42; n]).unwrap()
+    }
+
+    fn pair(profile: SrtpProfile, config: &SessionConfig) -> (OutboundSession, InboundSession) {
+        let k = key(profile);
+        (
+            OutboundSession::new(&k, config).unwrap(),
+            InboundSession::new(&k, config).unwrap(),
+        )
+    }
+
+    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0x55; 160]);
+        p
+    }
+
+    fn rtcp(ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 200, 0, 6, 0, 0, 0, 0];
+        p[4..8].copy_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0x66; 20]);
+        p
+    }
+
+    #[test]
+    fn roc_follows_the_wrap_on_both_sides() {
+        let (mut tx, mut rx) = pair(SrtpProfile::AesCm128HmacSha1_80, &SessionConfig::default());
+        for seq in (65_530..=65_535).chain(0..5) {
+            let mut p = rtp(seq, 9);
+            tx.protect_rtp_vec(&mut p).unwrap();
+            rx.unprotect_rtp_vec(&mut p).unwrap();
+        }
+        assert_eq!((tx.roc(9), rx.roc(9)), (Some(1), Some(1)));
+        assert_eq!(rx.roc(10), None);
+    }
+
+    #[test]
+    fn late_joiner_needs_set_roc() {
+        let config = SessionConfig::default();
+        let (mut tx, _) = pair(SrtpProfile::AeadAes128Gcm, &config);
+        tx.set_roc(9, 7);
+        let mut p = rtp(100, 9);
+        tx.protect_rtp_vec(&mut p).unwrap();
+        assert_eq!(tx.roc(9), Some(7));
+        // A receiver that assumes ROC 0 cannot authenticate it, and keeps no state.
+        let (_, mut rx) = pair(SrtpProfile::AeadAes128Gcm, &config);
+        let mut q = p.clone();
+        assert_eq!(
+            rx.unprotect_rtp(&mut q),
+            Err(UnprotectError::AuthenticationFailed)
+        );
+        assert_eq!(rx.stream_count(), 0);
+        rx.set_roc(9, 7);
+        assert_eq!(rx.roc(9), Some(7));
+        rx.unprotect_rtp_vec(&mut p).unwrap();
+        assert_eq!(p, rtp(100, 9));
+    }
+
+    #[test]
+    fn failed_authentication_does_not_advance_state() {
+        let (mut tx, mut rx) = pair(SrtpProfile::AesCm128HmacSha1_32, &SessionConfig::default());
+        let mut first = rtp(10, 1);
+        tx.protect_rtp_vec(&mut first).unwrap();
+        rx.unprotect_rtp_vec(&mut first).unwrap();
+        // A forged packet far ahead (would imply ROC + 1) must not move the ROC.
+        let mut forged = rtp(40_000, 1);
+        forged.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            rx.unprotect_rtp(&mut forged),
+            Err(UnprotectError::AuthenticationFailed)
+        );
+        let mut next = rtp(11, 1);
+        tx.protect_rtp_vec(&mut next).unwrap();
+        rx.unprotect_rtp_vec(&mut next).unwrap();
+        assert_eq!(rx.roc(1), Some(0));
+    }
+
+    #[test]
+    fn sender_refuses_repeats_unless_allowed() {
+        let (mut tx, _) = pair(SrtpProfile::AesCm128HmacSha1_80, &SessionConfig::default());
+        let mut p = rtp(5, 1);
+        tx.protect_rtp_vec(&mut p).unwrap();
+        let mut p = rtp(5, 1);
+        assert_eq!(tx.protect_rtp_vec(&mut p), Err(ProtectError::RepeatedIndex));
+        assert_eq!(p, rtp(5, 1), "unchanged on error");
+        let mut p = rtp(2000, 1);
+        tx.protect_rtp_vec(&mut p).unwrap();
+        let mut p = rtp(5, 1);
+        assert_eq!(tx.protect_rtp_vec(&mut p), Err(ProtectError::TooOld));
+        let config = SessionConfig {
+            allow_repeat_tx: true,
+            ..SessionConfig::default()
+        };
+        let (mut tx, _) = pair(SrtpProfile::AesCm128HmacSha1_80, &config);
+        let mut a = rtp(5, 1);
+        let mut b = rtp(5, 1);
+        tx.protect_rtp_vec(&mut a).unwrap();
+        tx.protect_rtp_vec(&mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn buffer_and_packet_errors() {
+        let (mut tx, mut rx) = pair(SrtpProfile::AesCm128HmacSha1_80, &SessionConfig::default());
+        let mut buf = rtp(1, 1);
+        let len = buf.len();
+        assert_eq!(
+            tx.protect_rtp(&mut buf, len),
+            Err(ProtectError::BufferTooSmall {
+                needed: len + 10,
+                available: len
+            })
+        );
+        assert_eq!(
+            tx.protect_rtp(&mut buf, len + 1),
+            Err(ProtectError::BufferTooSmall {
+                needed: len + 11,
+                available: len
+            })
+        );
+        let mut short = vec![0x80; 11 + 20];
+        assert_eq!(
+            tx.protect_rtp(&mut short, 11),
+            Err(ProtectError::Malformed(MalformedPacket::TooShort))
+        );
+        let mut v1 = vec![0x40; 40];
+        assert_eq!(
+            tx.protect_rtp(&mut v1, 20),
+            Err(ProtectError::Malformed(MalformedPacket::BadVersion))
+        );
+        assert_eq!(
+            rx.unprotect_rtp(&mut [0x80; 21]),
+            Err(UnprotectError::Malformed(MalformedPacket::TooShort))
+        );
+        assert_eq!(
+            rx.unprotect_rtcp(&mut [0x80; 21]),
+            Err(UnprotectError::Malformed(MalformedPacket::TooShort))
+        );
+    }
+
+    #[test]
+    fn stream_limit_and_removal() {
+        let config = SessionConfig {
+            max_streams: 2,
+            ..SessionConfig::default()
+        };
+        let (mut tx, mut rx) = pair(SrtpProfile::AesCm128HmacSha1_80, &config);
+        let mut pkts = Vec::new();
+        for ssrc in 1..=3 {
+            let mut p = rtp(1, ssrc);
+            let r = tx.protect_rtp_vec(&mut p);
+            if ssrc == 3 {
+                assert_eq!(r, Err(ProtectError::TooManyStreams));
+            } else {
+                r.unwrap();
+                pkts.push(p);
+            }
+        }
+        assert_eq!(tx.stream_count(), 2);
+        assert!(tx.remove_stream(1));
+        assert!(!tx.remove_stream(1));
+        let mut p = rtp(1, 3);
+        tx.protect_rtp_vec(&mut p).unwrap();
+        pkts.push(p);
+        for p in &mut pkts[..2] {
+            rx.unprotect_rtp_vec(p).unwrap();
+        }
+        assert_eq!(
+            rx.unprotect_rtp_vec(&mut pkts[2]),
+            Err(UnprotectError::TooManyStreams)
+        );
+    }
+
+    #[test]
+    fn srtcp_index_and_e_flag() {
+        for profile in SrtpProfile::ALL {
+            let (mut tx, mut rx) = pair(profile, &SessionConfig::default());
+            let mut p = rtcp(5);
+            tx.protect_rtcp_vec(&mut p).unwrap();
+            let at = if profile.is_aead() {
+                p.len() - 4
+            } else {
+                p.len() - 14
+            };
+            assert_eq!(
+                &p[at..at + 4],
+                &[0x80, 0, 0, 0],
+                "{profile}: first index 0, E set"
+            );
+            let mut q = rtcp(5);
+            tx.protect_rtcp_vec(&mut q).unwrap();
+            assert_eq!(&q[at..at + 4], &[0x80, 0, 0, 1]);
+            // Clearing E is caught (before or by authentication).
+            let mut cleared = p.clone();
+            cleared[at] &= 0x7f;
+            assert!(rx.unprotect_rtcp(&mut cleared).is_err());
+            tx.set_rtcp_index(5, MAX_SRTCP_INDEX + 1);
+            let mut r = rtcp(5);
+            assert_eq!(tx.protect_rtcp_vec(&mut r), Err(ProtectError::KeyExhausted));
+            rx.unprotect_rtcp_vec(&mut q).unwrap();
+            rx.unprotect_rtcp_vec(&mut p).unwrap();
+            assert_eq!(p, rtcp(5));
+        }
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let k = key(SrtpProfile::AesCm128HmacSha1_80);
+        for w in [0, 63, MAX_REPLAY_WINDOW + 1] {
+            let c = SessionConfig {
+                replay_window: w,
+                ..SessionConfig::default()
+            };
+            assert_eq!(
+                OutboundSession::new(&k, &c).unwrap_err(),
+                SessionError::InvalidReplayWindow(w)
+            );
+            let c = SessionConfig {
+                rtcp_replay_window: w,
+                ..SessionConfig::default()
+            };
+            assert!(InboundSession::new(&k, &c).is_err());
+        }
+        let c = SessionConfig {
+            replay_window: MAX_REPLAY_WINDOW,
+            ..SessionConfig::default()
+        };
+        assert!(InboundSession::new(&k, &c).is_ok());
+    }
+
+    #[test]
+    fn debug_does_not_show_keys() {
+        let (tx, rx) = pair(SrtpProfile::AesCm128HmacSha1_80, &SessionConfig::default());
+        let d = format!("{tx:?} {rx:?}");
+        assert!(d.contains("AesCm128HmacSha1_80") && !d.contains("42, 42"));
+    }
+}

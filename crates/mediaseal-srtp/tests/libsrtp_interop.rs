@@ -122,7 +122,7 @@ fn rtp_packets() -> Vec<Vec<u8>> {
         let pad = k % 17 == 0;
         let mut p =
             vec![0x80 | csrcs as u8 | if ext { 0x10 } else { 0 } | if pad { 0x20 } else { 0 }];
-        p.push(if k % 50 == 0 { 0x80 } else { 0 } | 0); // marker, PT 0 (PCMU)
+        p.push(if k % 50 == 0 { 0x80 } else { 0 }); // marker bit; PT 0 (PCMU)
         p.extend_from_slice(&seq.to_be_bytes());
         p.extend_from_slice(&((k as u32) * 160).to_be_bytes());
         p.extend_from_slice(&ssrc.to_be_bytes());
@@ -368,7 +368,7 @@ fn srtcp_32_bit_tags_are_accepted_on_32_streams() {
         .iter()
         .map(|p| json!({"op": "protect_rtcp", "session": "tx", "data": hex::encode(p)}))
         .collect();
-    let req = json!({"sessions": {"tx": session_json(profile, &key, "out")}, "ops": ops.clone()});
+    let req = json!({"sessions": {"tx": session_json(profile, &key, "out")}, "ops": ops});
     let long: Vec<Vec<u8>> = libsrtp(&req).into_iter().map(Result::unwrap).collect();
     // Re-tag with 4-byte tags the way baresip/Asterisk do, computed independently in Python.
     ops = long
