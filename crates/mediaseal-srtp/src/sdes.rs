@@ -233,7 +233,8 @@ impl CryptoAttribute {
             return Err(SdesError::BadTag);
         }
         let tag: u32 = tag.parse().map_err(|_| SdesError::BadTag)?;
-        let suite = match suite.parse::<SrtpProfile>() {
+        // ABNF literals are case-insensitive (RFC 5234 §2.3); everyone writes upper case.
+        let suite = match suite.to_ascii_uppercase().parse::<SrtpProfile>() {
             Ok(p) => CryptoSuite::Known(p),
             Err(_) => CryptoSuite::Unknown(suite.to_owned()),
         };
@@ -264,8 +265,11 @@ impl FromStr for CryptoAttribute {
 }
 
 fn parse_key_param(kp: &str, suite: &CryptoSuite) -> Result<KeyParam, SdesError> {
+    // ABNF literals are case-insensitive (RFC 5234 §2.3).
     let info = kp
-        .strip_prefix("inline:")
+        .get(..7)
+        .filter(|m| m.eq_ignore_ascii_case("inline:"))
+        .and_then(|_| kp.get(7..))
         .ok_or(SdesError::UnsupportedKeyMethod)?;
     let mut parts = info.split('|');
     let b64 = parts.next().unwrap_or_default();
@@ -435,6 +439,11 @@ mod tests {
         assert_eq!(a.keys.len(), 2);
         let a = CryptoAttribute::parse(&format!("4 F8_128_HMAC_SHA1_80 inline:{k}")).unwrap();
         assert_eq!(a.suite, CryptoSuite::Unknown("F8_128_HMAC_SHA1_80".into()));
+        let a = CryptoAttribute::parse(&format!("5 aes_cm_128_hmac_sha1_32 INLINE:{k}")).unwrap();
+        assert_eq!(
+            a.suite,
+            CryptoSuite::Known(SrtpProfile::AesCm128HmacSha1_32)
+        );
     }
 
     #[test]

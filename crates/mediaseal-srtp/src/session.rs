@@ -880,6 +880,13 @@ mod tests {
     }
 
     #[test]
+    fn sessions_can_move_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<OutboundSession>();
+        assert_send_sync::<InboundSession>();
+    }
+
+    #[test]
     fn debug_does_not_show_keys() {
         let (tx, rx) = pair(SrtpProfile::AesCm128HmacSha1_80, &SessionConfig::default());
         let d = format!("{tx:?} {rx:?}");
