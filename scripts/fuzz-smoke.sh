@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Builds every cargo-fuzz target and runs each for a few seconds (default 10). A crash fails.
+# Builds every cargo-fuzz target and runs each for a few seconds (default 10), starting from the
+# committed seeds in fuzz/seeds/<target>/. A crash, a leak or a build failure fails the script.
 # cargo-fuzz needs nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+#
+#   scripts/fuzz-smoke.sh [SECONDS] [TARGET ...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT/fuzz"
 SECONDS_EACH=${1:-10}
+shift || true
 export RUSTC_BOOTSTRAP=1
-targets=$(cargo fuzz list)
-cargo fuzz build -O $targets >/dev/null 2>&1 || cargo fuzz build -O
-for t in $targets; do
-  mkdir -p "corpus/$t"
-  if [ -d "seeds/$t" ]; then cp -n seeds/$t/* "corpus/$t/" 2>/dev/null || true; fi
-  echo "-- fuzz $t (${SECONDS_EACH}s)"
-  cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | tail -n 2
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing; run scripts/setup.sh" >&2; exit 1; }
+if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+((${#targets[@]})) || { echo "no fuzz targets found" >&2; exit 1; }
+# `cargo fuzz build` takes at most one target: build them one by one.
+for t in "${targets[@]}"; do
+  echo "-- build $t"
+  cargo fuzz build -O "$t"
 done
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  if [ -d "seeds/$t" ]; then cp -n "seeds/$t"/* "corpus/$t/" 2>/dev/null || true; fi
+  echo "-- fuzz $t (${SECONDS_EACH}s)"
+  log=$(mktemp)
+  if ! cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    rm -f "$log"
+    echo "fuzz target $t failed" >&2
+    exit 1
+  fi
+  grep -E "^(#[0-9]+\s+DONE|Done)" "$log" | tail -n 1 || tail -n 1 "$log"
+  rm -f "$log"
+done
+echo "fuzz smoke: ${#targets[@]} targets ran ${SECONDS_EACH}s each without a crash"

@@ -3,8 +3,8 @@
 use core::fmt;
 
 use aws_lc_rs::rsa::{
-    OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey,
-    Pkcs1PublicEncryptingKey,
+    OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+    Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -67,7 +67,9 @@ impl ContentKey {
     pub fn unwrap_oaep(wrapped: &[u8], with: &PrivateKey) -> Result<Self, UnwrapError> {
         let key = OaepPrivateDecryptingKey::new(with.inner().clone()).map_err(|_| UnwrapError)?;
         let mut out = zeroize::Zeroizing::new(vec![0u8; key.min_output_size()]);
-        let plain = key.decrypt(&OAEP_SHA256_MGF1SHA256, wrapped, &mut out, None).map_err(|_| UnwrapError)?;
+        let plain = key
+            .decrypt(&OAEP_SHA256_MGF1SHA256, wrapped, &mut out, None)
+            .map_err(|_| UnwrapError)?;
         let bytes: [u8; CEK_LEN] = (&*plain).try_into().map_err(|_| UnwrapError)?;
         Ok(Self(bytes))
     }
@@ -94,7 +96,10 @@ impl ContentKey {
             return fallback;
         };
         let mut out = zeroize::Zeroizing::new(vec![0u8; key.min_output_size()]);
-        let unwrapped = key.decrypt(wrapped, &mut out).ok().filter(|p| p.len() == CEK_LEN);
+        let unwrapped = key
+            .decrypt(wrapped, &mut out)
+            .ok()
+            .filter(|p| p.len() == CEK_LEN);
         if let Some(plain) = unwrapped {
             fallback.0.copy_from_slice(plain);
         }
@@ -105,7 +110,10 @@ impl ContentKey {
 /// Fills `dest` from the system CSPRNG. Failure here means the OS cannot provide randomness at
 /// all, and continuing would produce predictable keys, so it aborts.
 pub(crate) fn fill_random(dest: &mut [u8]) {
-    #[allow(clippy::expect_used, reason = "no safe way to continue without randomness")]
+    #[allow(
+        clippy::expect_used,
+        reason = "no safe way to continue without randomness"
+    )]
     aws_lc_rs::rand::fill(dest).expect("the system random number generator failed");
 }
 
@@ -120,7 +128,10 @@ mod tests {
         let cek = ContentKey::generate();
         let wrapped = cek.wrap_oaep(k1.public_key()).unwrap();
         assert_eq!(wrapped.len(), 256);
-        assert_eq!(ContentKey::unwrap_oaep(&wrapped, &k1).unwrap().expose(), cek.expose());
+        assert_eq!(
+            ContentKey::unwrap_oaep(&wrapped, &k1).unwrap().expose(),
+            cek.expose()
+        );
         assert!(ContentKey::unwrap_oaep(&wrapped, &k2).is_err());
         assert!(ContentKey::unwrap_oaep(&wrapped[1..], &k1).is_err());
     }
@@ -131,14 +142,26 @@ mod tests {
         let k2 = PrivateKey::generate(2048).unwrap();
         let cek = ContentKey::generate();
         let wrapped = cek.wrap_pkcs1(k1.public_key()).unwrap();
-        assert_eq!(ContentKey::unwrap_pkcs1_implicit(&wrapped, &k1).expose(), cek.expose());
+        assert_eq!(
+            ContentKey::unwrap_pkcs1_implicit(&wrapped, &k1).expose(),
+            cek.expose()
+        );
         // A wrong key yields some other key, never an error that distinguishes padding failures.
-        assert_ne!(ContentKey::unwrap_pkcs1_implicit(&wrapped, &k2).expose(), cek.expose());
-        assert_ne!(ContentKey::unwrap_pkcs1_implicit(b"short", &k1).expose(), cek.expose());
+        assert_ne!(
+            ContentKey::unwrap_pkcs1_implicit(&wrapped, &k2).expose(),
+            cek.expose()
+        );
+        assert_ne!(
+            ContentKey::unwrap_pkcs1_implicit(b"short", &k1).expose(),
+            cek.expose()
+        );
     }
 
     #[test]
     fn debug_is_redacted() {
-        assert_eq!(format!("{:?}", ContentKey::generate()), "ContentKey([redacted])");
+        assert_eq!(
+            format!("{:?}", ContentKey::generate()),
+            "ContentKey([redacted])"
+        );
     }
 }

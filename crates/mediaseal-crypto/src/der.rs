@@ -28,7 +28,9 @@ fn read_tlv(input: &[u8]) -> Option<Tlv<'_>> {
         }
         let (len_bytes, rest) = after_len.split_at_checked(octets)?;
         after_len = rest;
-        len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     let (value, rest) = after_len.split_at_checked(len)?;
     Some(Tlv { tag, value, rest })
@@ -111,10 +113,14 @@ mod tests {
     #[test]
     fn outlines() {
         // SEQUENCE { INTEGER 0, SEQUENCE {}, OCTET STRING { 0x30 0x00 } }
-        let pkcs8 = [0x30, 0x09, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x02, 0x30, 0x00];
+        let pkcs8 = [
+            0x30, 0x09, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x02, 0x30, 0x00,
+        ];
         assert_eq!(pkcs1_from_pkcs8(&pkcs8), Some(&[0x30, 0x00][..]));
         assert!(looks_like_private_key(&pkcs8));
         // SEQUENCE { INTEGER 5, INTEGER 3 } is the outline of an RSAPublicKey.
-        assert!(!looks_like_private_key(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03]));
+        assert!(!looks_like_private_key(&[
+            0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03
+        ]));
     }
 }

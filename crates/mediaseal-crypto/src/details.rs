@@ -60,7 +60,9 @@ pub enum DetailsError {
         reason: String,
     },
     /// The IV has a length no supported scheme uses.
-    #[error("the '{field}' value decodes to {len} bytes; an IV is 12 bytes (AES-GCM) or 16 bytes (AES-CBC)")]
+    #[error(
+        "the '{field}' value decodes to {len} bytes; an IV is 12 bytes (AES-GCM) or 16 bytes (AES-CBC)"
+    )]
     IvLength {
         /// Which field.
         field: &'static str,
@@ -82,7 +84,9 @@ pub enum DetailsError {
     #[error("header 'x-amz-meta-x-amz-unencrypted-content-length' is not a decimal number: '{0}'")]
     BadLength(String),
     /// The fingerprint header is not 64 hex digits.
-    #[error("header '{HEADER_KEY_FINGERPRINT}' is not a SHA-256 fingerprint (64 hex digits): '{0}'")]
+    #[error(
+        "header '{HEADER_KEY_FINGERPRINT}' is not a SHA-256 fingerprint (64 hex digits): '{0}'"
+    )]
     BadFingerprint(String),
     /// Neither JSON nor recognisable headers were found.
     #[error(
@@ -139,7 +143,10 @@ impl EncryptionDetails {
         let wrapped_cek = decode_b64("encrypted_cek", &self.encrypted_cek)?;
         let iv = decode_b64("iv", &self.iv)?;
         if iv.len() != GCM_IV_LEN {
-            return Err(DetailsError::IvLength { field: "iv", len: iv.len() });
+            return Err(DetailsError::IvLength {
+                field: "iv",
+                len: iv.len(),
+            });
         }
         Ok(Envelope {
             scheme: Scheme::GcmOaep,
@@ -214,9 +221,15 @@ impl S3Headers {
 
     /// `(name, value)` pairs in a stable order, names in lowercase as S3 serves them.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("x-amz-meta-x-amz-key", self.key.clone()), ("x-amz-meta-x-amz-iv", self.iv.clone())];
+        let mut out = vec![
+            ("x-amz-meta-x-amz-key", self.key.clone()),
+            ("x-amz-meta-x-amz-iv", self.iv.clone()),
+        ];
         if let Some(len) = self.unencrypted_content_length {
-            out.push(("x-amz-meta-x-amz-unencrypted-content-length", len.to_string()));
+            out.push((
+                "x-amz-meta-x-amz-unencrypted-content-length",
+                len.to_string(),
+            ));
         }
         out.push(("x-amz-meta-x-amz-matdesc", self.matdesc.clone()));
         if let Some(alg) = &self.cek_alg {
@@ -236,7 +249,10 @@ impl S3Headers {
 
     /// `Name: value` lines, one per header.
     pub fn to_lines(&self) -> String {
-        self.pairs().into_iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
+        self.pairs()
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect()
     }
 
     /// Reads headers from `Name: value` lines. Tolerates `wget -S` and `curl -i` output: other
@@ -246,7 +262,9 @@ impl S3Headers {
         let mut saw_key = false;
         let mut saw_iv = false;
         for line in text.lines() {
-            let Some((name, value)) = line.split_once(':') else { continue };
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
             let name = name.trim().to_ascii_lowercase();
             let name = name.strip_prefix("x-amz-meta-").unwrap_or(&name);
             let value = value.trim();
@@ -260,14 +278,18 @@ impl S3Headers {
                     saw_iv = true;
                 }
                 "x-amz-unencrypted-content-length" => {
-                    let len = value.parse().map_err(|_| DetailsError::BadLength(value.to_owned()))?;
+                    let len = value
+                        .parse()
+                        .map_err(|_| DetailsError::BadLength(value.to_owned()))?;
                     headers.unencrypted_content_length = Some(len);
                 }
                 "x-amz-matdesc" => headers.matdesc = value.to_owned(),
                 "x-amz-cek-alg" => headers.cek_alg = Some(value.to_owned()),
                 "x-amz-wrap-alg" => headers.wrap_alg = Some(value.to_owned()),
                 "mediaseal-public-key-sid" => headers.key_sid = Some(value.to_owned()),
-                "mediaseal-public-key-fingerprint" => headers.key_fingerprint = Some(value.to_owned()),
+                "mediaseal-public-key-fingerprint" => {
+                    headers.key_fingerprint = Some(value.to_owned())
+                }
                 _ => {}
             }
         }
@@ -295,7 +317,12 @@ impl S3Headers {
             None => match iv.len() {
                 GCM_IV_LEN => Scheme::GcmOaep,
                 CBC_IV_LEN => Scheme::CbcPkcs1,
-                len => return Err(DetailsError::IvLength { field: "x-amz-meta-x-amz-iv", len }),
+                len => {
+                    return Err(DetailsError::IvLength {
+                        field: "x-amz-meta-x-amz-iv",
+                        len,
+                    });
+                }
             },
         };
         let expected_iv = match scheme {
@@ -303,7 +330,10 @@ impl S3Headers {
             Scheme::CbcPkcs1 => CBC_IV_LEN,
         };
         if iv.len() != expected_iv {
-            return Err(DetailsError::IvLength { field: "x-amz-meta-x-amz-iv", len: iv.len() });
+            return Err(DetailsError::IvLength {
+                field: "x-amz-meta-x-amz-iv",
+                len: iv.len(),
+            });
         }
         if let Some(wrap) = self.wrap_alg.as_deref()
             && scheme == Scheme::GcmOaep
@@ -315,14 +345,19 @@ impl S3Headers {
             });
         }
         let key_fingerprint = match &self.key_fingerprint {
-            Some(hex) => Some(parse_fingerprint(hex).ok_or(DetailsError::BadFingerprint(hex.clone()))?),
+            Some(hex) => {
+                Some(parse_fingerprint(hex).ok_or(DetailsError::BadFingerprint(hex.clone()))?)
+            }
             None => None,
         };
         Ok(Envelope {
             scheme,
             wrapped_cek,
             iv,
-            key_sid: self.key_sid.clone().or_else(|| matdesc_key_sid(&self.matdesc)),
+            key_sid: self
+                .key_sid
+                .clone()
+                .or_else(|| matdesc_key_sid(&self.matdesc)),
             plaintext_len: self.unencrypted_content_length,
             key_fingerprint,
         })
@@ -367,7 +402,11 @@ pub fn parse_details(text: &str) -> Result<Envelope, DetailsError> {
             return Err(DetailsError::NotEncrypted);
         }
         for field in ["encrypted_cek", "iv"] {
-            let alias = if field == "iv" { "encryption_iv" } else { "encryption_cek" };
+            let alias = if field == "iv" {
+                "encryption_iv"
+            } else {
+                "encryption_cek"
+            };
             if value.get(field).is_none() && value.get(alias).is_none() {
                 return Err(DetailsError::MissingField(field));
             }
@@ -392,7 +431,10 @@ pub fn envelope_from_raw(encrypted_key_b64: &str, iv_b64: &str) -> Result<Envelo
 
 fn decode_b64(field: &'static str, value: &str) -> Result<Vec<u8>, DetailsError> {
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD.decode(compact).map_err(|e| DetailsError::Base64 { field, reason: e.to_string() })
+    STANDARD.decode(compact).map_err(|e| DetailsError::Base64 {
+        field,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -415,9 +457,14 @@ mod tests {
 
     #[test]
     fn callback_json_string_form() {
-        let inner = format!(r#"{{"type":"rsa-aes","public_key_sid":"CR2","encrypted_cek":"{CEK}","iv":"7MiadYE7QDgVSRm9"}}"#);
+        let inner = format!(
+            r#"{{"type":"rsa-aes","public_key_sid":"CR2","encrypted_cek":"{CEK}","iv":"7MiadYE7QDgVSRm9"}}"#
+        );
         let outer = serde_json::to_string(&inner).unwrap();
-        assert_eq!(parse_details(&outer).unwrap().key_sid.as_deref(), Some("CR2"));
+        assert_eq!(
+            parse_details(&outer).unwrap().key_sid.as_deref(),
+            Some("CR2")
+        );
     }
 
     #[test]
@@ -430,13 +477,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert!(matches!(parse_details("{\"encryption_details\":null}"), Err(DetailsError::NotEncrypted)));
-        assert!(matches!(parse_details("{\"iv\":\"AAAA\"}"), Err(DetailsError::MissingField("encrypted_cek"))));
+        assert!(matches!(
+            parse_details("{\"encryption_details\":null}"),
+            Err(DetailsError::NotEncrypted)
+        ));
+        assert!(matches!(
+            parse_details("{\"iv\":\"AAAA\"}"),
+            Err(DetailsError::MissingField("encrypted_cek"))
+        ));
         let bad = parse_details(r#"{"encrypted_cek":"%%%","iv":"AAAA"}"#).unwrap_err();
         assert!(bad.to_string().contains("encrypted_cek"), "{bad}");
         let short = parse_details(r#"{"encrypted_cek":"AAAA","iv":"AAAA"}"#).unwrap_err();
         assert!(matches!(short, DetailsError::IvLength { len: 3, .. }));
-        assert!(matches!(parse_details("hello"), Err(DetailsError::Unrecognised)));
+        assert!(matches!(
+            parse_details("hello"),
+            Err(DetailsError::Unrecognised)
+        ));
         assert!(matches!(parse_details("{"), Err(DetailsError::Json(_))));
     }
 

@@ -57,14 +57,18 @@ impl GcmSealer {
 
     /// Encrypts `buf` in place; the ciphertext has the same length.
     pub fn seal_in_place(&mut self, buf: &mut [u8]) -> Result<(), EncryptError> {
-        self.encryptor.update_in_place(buf).map_err(|_| EncryptError::Crypto)
+        self.encryptor
+            .update_in_place(buf)
+            .map_err(|_| EncryptError::Crypto)
     }
 
     /// Encrypts `input` and appends the ciphertext to `out`.
     pub fn seal_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EncryptError> {
         let start = out.len();
         out.resize(start + input.len(), 0);
-        self.encryptor.update(input, &mut out[start..]).map_err(|_| EncryptError::Crypto)
+        self.encryptor
+            .update(input, &mut out[start..])
+            .map_err(|_| EncryptError::Crypto)
     }
 
     /// Ends the message; the returned tag goes after the last ciphertext byte.
@@ -90,7 +94,8 @@ impl CbcSealer {
     pub fn new(cek: &ContentKey) -> Result<Self, EncryptError> {
         let mut iv = [0u8; CBC_IV_LEN];
         fill_random(&mut iv);
-        let unbound = UnboundCipherKey::new(&AES_256, cek.expose()).map_err(|_| EncryptError::Crypto)?;
+        let unbound =
+            UnboundCipherKey::new(&AES_256, cek.expose()).map_err(|_| EncryptError::Crypto)?;
         let key = StreamingEncryptingKey::less_safe_cbc_pkcs7(
             unbound,
             EncryptionContext::Iv128(FixedLength::from(iv)),
@@ -108,7 +113,12 @@ impl CbcSealer {
     pub fn seal_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EncryptError> {
         let start = out.len();
         out.resize(start + input.len() + AES_BLOCK, 0);
-        let written = self.key.update(input, &mut out[start..]).map_err(|_| EncryptError::Crypto)?.written().len();
+        let written = self
+            .key
+            .update(input, &mut out[start..])
+            .map_err(|_| EncryptError::Crypto)?
+            .written()
+            .len();
         out.truncate(start + written);
         Ok(())
     }
@@ -117,7 +127,10 @@ impl CbcSealer {
     pub fn finish_into(self, out: &mut Vec<u8>) -> Result<(), EncryptError> {
         let start = out.len();
         out.resize(start + AES_BLOCK, 0);
-        let (_, update) = self.key.finish(&mut out[start..]).map_err(|_| EncryptError::Crypto)?;
+        let (_, update) = self
+            .key
+            .finish(&mut out[start..])
+            .map_err(|_| EncryptError::Crypto)?;
         let written = update.written().len();
         out.truncate(start + written);
         Ok(())
@@ -145,7 +158,10 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
     recipient: &PublicKey,
 ) -> Result<(Sealed, W), EncryptError> {
     let cek = ContentKey::generate();
-    let config = PumpConfig { chunk: STREAM_CHUNK, overlap_io: true };
+    let config = PumpConfig {
+        chunk: STREAM_CHUNK,
+        overlap_io: true,
+    };
     let mut consumed = 0u64;
     match scheme {
         Scheme::GcmOaep => {
@@ -163,7 +179,15 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
                 Ok(())
             })
             .map_err(pump_encrypt_error)?;
-            Ok((Sealed { scheme, wrapped_cek, iv, plaintext_len: consumed }, writer))
+            Ok((
+                Sealed {
+                    scheme,
+                    wrapped_cek,
+                    iv,
+                    plaintext_len: consumed,
+                },
+                writer,
+            ))
         }
         Scheme::CbcPkcs1 => {
             let wrapped_cek = cek.wrap_pkcs1(recipient).map_err(|_| EncryptError::Wrap)?;
@@ -174,12 +198,23 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
                 let s = sealer.as_mut().ok_or(EncryptError::Crypto)?;
                 s.seal_into(input, out)?;
                 if last {
-                    sealer.take().ok_or(EncryptError::Crypto)?.finish_into(out)?;
+                    sealer
+                        .take()
+                        .ok_or(EncryptError::Crypto)?
+                        .finish_into(out)?;
                 }
                 Ok(())
             })
             .map_err(pump_encrypt_error)?;
-            Ok((Sealed { scheme, wrapped_cek, iv, plaintext_len: consumed }, writer))
+            Ok((
+                Sealed {
+                    scheme,
+                    wrapped_cek,
+                    iv,
+                    plaintext_len: consumed,
+                },
+                writer,
+            ))
         }
     }
 }
@@ -200,7 +235,10 @@ fn pump_decrypt_error(e: PumpError<DecryptError>) -> DecryptError {
 
 /// Unwraps the envelope's CEK with `key`. For OAEP a failure is reported with the key names the
 /// caller knows; PKCS#1 v1.5 never fails here (implicit rejection) and is caught later, coarsely.
-pub fn unwrap_envelope_key(envelope: &Envelope, key: &PrivateKey) -> Result<ContentKey, DecryptError> {
+pub fn unwrap_envelope_key(
+    envelope: &Envelope,
+    key: &PrivateKey,
+) -> Result<ContentKey, DecryptError> {
     if let Some(expected) = envelope.key_fingerprint
         && expected != key.fingerprint()
     {
@@ -224,12 +262,18 @@ pub fn unwrap_envelope_key(envelope: &Envelope, key: &PrivateKey) -> Result<Cont
         });
     }
     match envelope.scheme {
-        Scheme::GcmOaep => ContentKey::unwrap_oaep(&envelope.wrapped_cek, key).map_err(|_| DecryptError::WrongKey {
-            sealed_for: envelope.key_sid.iter().cloned().collect(),
-            given: key.fingerprint(),
-            detail: "RSA-OAEP (SHA-256, MGF1-SHA-256) could not unwrap the content key with it".to_owned(),
+        Scheme::GcmOaep => ContentKey::unwrap_oaep(&envelope.wrapped_cek, key).map_err(|_| {
+            DecryptError::WrongKey {
+                sealed_for: envelope.key_sid.iter().cloned().collect(),
+                given: key.fingerprint(),
+                detail: "RSA-OAEP (SHA-256, MGF1-SHA-256) could not unwrap the content key with it"
+                    .to_owned(),
+            }
         }),
-        Scheme::CbcPkcs1 => Ok(ContentKey::unwrap_pkcs1_implicit(&envelope.wrapped_cek, key)),
+        Scheme::CbcPkcs1 => Ok(ContentKey::unwrap_pkcs1_implicit(
+            &envelope.wrapped_cek,
+            key,
+        )),
     }
 }
 
@@ -241,15 +285,24 @@ struct GcmOpenState {
 
 impl GcmOpenState {
     fn new(cek: &ContentKey, iv: &[u8]) -> Result<Self, DecryptError> {
-        let iv: &[u8; IV_LEN] = iv.try_into().map_err(|_| DecryptError::AuthenticationFailed)?;
-        let decryptor = GcmDecryptor::new(cek.expose(), iv).map_err(|_| DecryptError::AuthenticationFailed)?;
-        Ok(Self { decryptor: Some(decryptor), held: Vec::with_capacity(2 * TAG_LEN) })
+        let iv: &[u8; IV_LEN] = iv
+            .try_into()
+            .map_err(|_| DecryptError::AuthenticationFailed)?;
+        let decryptor =
+            GcmDecryptor::new(cek.expose(), iv).map_err(|_| DecryptError::AuthenticationFailed)?;
+        Ok(Self {
+            decryptor: Some(decryptor),
+            held: Vec::with_capacity(2 * TAG_LEN),
+        })
     }
 
     /// Appends the plaintext of all but the trailing 16 bytes seen so far to `out`; on the last
     /// chunk checks the tag and fails without further output if it does not match.
     fn step(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) -> Result<(), DecryptError> {
-        let dec = self.decryptor.as_mut().ok_or(DecryptError::AuthenticationFailed)?;
+        let dec = self
+            .decryptor
+            .as_mut()
+            .ok_or(DecryptError::AuthenticationFailed)?;
         let total = self.held.len() + input.len();
         let release = total.saturating_sub(TAG_LEN);
         let from_held = release.min(self.held.len());
@@ -257,14 +310,24 @@ impl GcmOpenState {
         let start = out.len();
         out.resize(start + release, 0);
         let fail = |_| DecryptError::AuthenticationFailed;
-        dec.update(&self.held[..from_held], &mut out[start..start + from_held]).map_err(fail)?;
-        dec.update(&input[..from_input], &mut out[start + from_held..]).map_err(fail)?;
+        dec.update(&self.held[..from_held], &mut out[start..start + from_held])
+            .map_err(fail)?;
+        dec.update(&input[..from_input], &mut out[start + from_held..])
+            .map_err(fail)?;
         self.held.drain(..from_held);
         self.held.extend_from_slice(&input[from_input..]);
         if last {
-            let tag: [u8; TAG_LEN] = self.held.as_slice().try_into().map_err(|_| DecryptError::AuthenticationFailed)?;
-            let dec = self.decryptor.take().ok_or(DecryptError::AuthenticationFailed)?;
-            dec.verify(&tag).map_err(|_| DecryptError::AuthenticationFailed)?;
+            let tag: [u8; TAG_LEN] = self
+                .held
+                .as_slice()
+                .try_into()
+                .map_err(|_| DecryptError::AuthenticationFailed)?;
+            let dec = self
+                .decryptor
+                .take()
+                .ok_or(DecryptError::AuthenticationFailed)?;
+            dec.verify(&tag)
+                .map_err(|_| DecryptError::AuthenticationFailed)?;
         }
         Ok(())
     }
@@ -278,9 +341,13 @@ struct CbcOpenState {
 impl CbcOpenState {
     fn new(cek: &ContentKey, iv: &[u8]) -> Result<Self, DecryptError> {
         let iv: [u8; CBC_IV_LEN] = iv.try_into().map_err(|_| DecryptError::DecryptionFailed)?;
-        let unbound = UnboundCipherKey::new(&AES_256, cek.expose()).map_err(|_| DecryptError::DecryptionFailed)?;
-        let key = StreamingDecryptingKey::cbc_pkcs7(unbound, DecryptionContext::Iv128(FixedLength::from(iv)))
+        let unbound = UnboundCipherKey::new(&AES_256, cek.expose())
             .map_err(|_| DecryptError::DecryptionFailed)?;
+        let key = StreamingDecryptingKey::cbc_pkcs7(
+            unbound,
+            DecryptionContext::Iv128(FixedLength::from(iv)),
+        )
+        .map_err(|_| DecryptError::DecryptionFailed)?;
         Ok(Self { key: Some(key) })
     }
 
@@ -288,8 +355,11 @@ impl CbcOpenState {
         let key = self.key.as_mut().ok_or(DecryptError::DecryptionFailed)?;
         let start = out.len();
         out.resize(start + input.len() + AES_BLOCK, 0);
-        let written =
-            key.update(input, &mut out[start..]).map_err(|_| DecryptError::DecryptionFailed)?.written().len();
+        let written = key
+            .update(input, &mut out[start..])
+            .map_err(|_| DecryptError::DecryptionFailed)?
+            .written()
+            .len();
         out.truncate(start + written);
         if last {
             let key = self.key.take().ok_or(DecryptError::DecryptionFailed)?;
@@ -297,7 +367,11 @@ impl CbcOpenState {
             out.resize(start + AES_BLOCK, 0);
             // Wrong key, wrong IV, truncation and tampering all surface here as bad padding; the
             // error stays coarse on purpose.
-            let written = key.finish(&mut out[start..]).map_err(|_| DecryptError::DecryptionFailed)?.written().len();
+            let written = key
+                .finish(&mut out[start..])
+                .map_err(|_| DecryptError::DecryptionFailed)?
+                .written()
+                .len();
             out.truncate(start + written);
         }
         Ok(())
@@ -327,7 +401,7 @@ impl OpenState {
 
 /// Runs the envelope's decryption over `reader` into `writer`, checking the announced length.
 /// The output is unauthenticated until this returns `Ok`.
-fn open_into<R: Read + Send, W: Write + Send>(
+pub(crate) fn open_into<R: Read + Send, W: Write + Send>(
     reader: R,
     writer: W,
     envelope: &Envelope,
@@ -335,7 +409,10 @@ fn open_into<R: Read + Send, W: Write + Send>(
 ) -> Result<W, DecryptError> {
     let mut state = OpenState::new(envelope, cek)?;
     let mut produced = 0u64;
-    let config = PumpConfig { chunk: STREAM_CHUNK, overlap_io: true };
+    let config = PumpConfig {
+        chunk: STREAM_CHUNK,
+        overlap_io: true,
+    };
     let writer = pump(reader, writer, config, |input, out, last| {
         state.step(input, out, last)?;
         produced += out.len() as u64;
@@ -431,7 +508,17 @@ mod tests {
     #[test]
     fn round_trips_across_chunk_boundaries() {
         for scheme in [Scheme::GcmOaep, Scheme::CbcPkcs1] {
-            for len in [0usize, 1, 15, 16, 17, STREAM_CHUNK - 1, STREAM_CHUNK, STREAM_CHUNK + 1, 3 * STREAM_CHUNK + 5] {
+            for len in [
+                0usize,
+                1,
+                15,
+                16,
+                17,
+                STREAM_CHUNK - 1,
+                STREAM_CHUNK,
+                STREAM_CHUNK + 1,
+                3 * STREAM_CHUNK + 5,
+            ] {
                 let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
                 let (env, ct) = seal(scheme, &data);
                 let expected_len = match scheme {
@@ -451,9 +538,10 @@ mod tests {
         let (env, ct) = seal(Scheme::GcmOaep, &data);
         let cek = unwrap_envelope_key(&env, key()).unwrap();
         let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, cek.expose()).unwrap());
-        let mut buf = data.clone();
+        let mut buf = data;
         let nonce = Nonce::try_assume_unique_for_key(&env.iv).unwrap();
-        aead.seal_in_place_append_tag(nonce, Aad::empty(), &mut buf).unwrap();
+        aead.seal_in_place_append_tag(nonce, Aad::empty(), &mut buf)
+            .unwrap();
         assert_eq!(buf, ct);
     }
 
@@ -463,16 +551,26 @@ mod tests {
         let (env, ct) = seal(Scheme::GcmOaep, &data);
         let mut flipped = ct.clone();
         flipped[500] ^= 0x01;
-        assert!(matches!(open(&env, &flipped), Err(DecryptError::AuthenticationFailed)));
-        assert!(matches!(open(&env, &ct[..ct.len() - 1]), Err(DecryptError::AuthenticationFailed)));
-        assert!(matches!(open(&env, &ct[..10]), Err(DecryptError::AuthenticationFailed)));
+        assert!(matches!(
+            open(&env, &flipped),
+            Err(DecryptError::AuthenticationFailed)
+        ));
+        assert!(matches!(
+            open(&env, &ct[..ct.len() - 1]),
+            Err(DecryptError::AuthenticationFailed)
+        ));
+        assert!(matches!(
+            open(&env, &ct[..10]),
+            Err(DecryptError::AuthenticationFailed)
+        ));
     }
 
     #[test]
     fn wrong_key_names_the_sealing_key() {
         let (env, ct) = seal(Scheme::GcmOaep, b"hello");
         let other = PrivateKey::generate(2048).unwrap();
-        let err = open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other).unwrap_err();
+        let err =
+            open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("CRtest"), "{text}");
         assert!(text.contains(&other.fingerprint().short()), "{text}");
@@ -486,15 +584,21 @@ mod tests {
         let env = crate::details::parse_details(&headers.to_lines()).unwrap();
         assert_eq!(open(&env, &ct).unwrap(), b"video");
         let other = PrivateKey::generate(2048).unwrap();
-        let err = open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other).unwrap_err().to_string();
-        assert!(err.contains("CRvideo") && err.contains(&key().fingerprint().short()), "{err}");
+        let err = open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CRvideo") && err.contains(&key().fingerprint().short()),
+            "{err}"
+        );
     }
 
     #[test]
     fn cbc_wrong_key_is_coarse() {
         let (env, ct) = seal(Scheme::CbcPkcs1, &[1u8; 1000]);
         let other = PrivateKey::generate(2048).unwrap();
-        let err = open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other).unwrap_err();
+        let err =
+            open_seekable_to_writer(io::Cursor::new(&ct), Vec::new(), &env, &other).unwrap_err();
         assert!(matches!(err, DecryptError::DecryptionFailed), "{err}");
     }
 
@@ -508,7 +612,10 @@ mod tests {
         assert!(open_to_path(&ct[..], &target, &env, key()).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         ct[n - 1] ^= 0x80;
-        assert_eq!(open_to_path(&ct[..], &target, &env, key()).unwrap(), 3 * STREAM_CHUNK as u64);
+        assert_eq!(
+            open_to_path(&ct[..], &target, &env, key()).unwrap(),
+            3 * STREAM_CHUNK as u64
+        );
         assert_eq!(std::fs::read(&target).unwrap(), vec![3u8; 3 * STREAM_CHUNK]);
     }
 

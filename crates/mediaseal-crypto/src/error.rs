@@ -63,11 +63,15 @@ pub enum DecryptError {
         detail: String,
     },
     /// The ciphertext or the details were modified, truncated or reordered.
-    #[error("authentication failed: the file was modified, truncated or reordered, or does not belong to these encryption details; no output was written")]
+    #[error(
+        "authentication failed: the file was modified, truncated or reordered, or does not belong to these encryption details; no output was written"
+    )]
     AuthenticationFailed,
     /// CBC decryption produced invalid padding or length. CBC carries no tag, so this is all that
     /// can be said.
-    #[error("decryption failed: the key, the IV or the file is wrong (AES-CBC carries no integrity check, so which one cannot be told); no output was written")]
+    #[error(
+        "decryption failed: the key, the IV or the file is wrong (AES-CBC carries no integrity check, so which one cannot be told); no output was written"
+    )]
     DecryptionFailed,
     /// The byte range asked for lies outside the plaintext.
     #[error("the range starting at byte {start} is outside the {len}-byte plaintext")]

@@ -7,7 +7,9 @@
 use core::fmt;
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{self, KeySize, PrivateDecryptingKey, PublicEncryptingKey, PublicKeyComponents};
+use aws_lc_rs::rsa::{
+    self, KeySize, PrivateDecryptingKey, PublicEncryptingKey, PublicKeyComponents,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
@@ -160,7 +162,10 @@ impl PublicKey {
                     label: block.label,
                     hint: "; extract its key with 'openssl x509 -in cert.pem -pubkey -noout'",
                 }),
-                _ => Err(KeyError::UnsupportedPem { label: block.label, hint: "" }),
+                _ => Err(KeyError::UnsupportedPem {
+                    label: block.label,
+                    hint: "",
+                }),
             },
             None if input.iter().all(u8::is_ascii_whitespace) => Err(KeyError::NotAKey),
             None if looks_like_der(input) => Self::from_der(input),
@@ -175,8 +180,8 @@ impl PublicKey {
         }
         // `rsa::PublicKey` accepts both encodings and does not limit the size, so the size check
         // below can report the real number of bits.
-        let parsed =
-            rsa::PublicKey::from_der(der_bytes).map_err(|_| KeyError::Malformed { what: "public key" })?;
+        let parsed = rsa::PublicKey::from_der(der_bytes)
+            .map_err(|_| KeyError::Malformed { what: "public key" })?;
         let bits = modulus_bits(&parsed);
         check_bits(bits)?;
         let spki = parsed
@@ -187,7 +192,11 @@ impl PublicKey {
         let key = PublicEncryptingKey::from_der(&spki)
             .map_err(|_| KeyError::Malformed { what: "public key" })?;
         let fingerprint = Fingerprint::of_spki(&spki);
-        Ok(Self { key, spki, fingerprint })
+        Ok(Self {
+            key,
+            spki,
+            fingerprint,
+        })
     }
 
     /// Modulus size in bits.
@@ -241,7 +250,8 @@ impl PrivateKey {
             4096 => KeySize::Rsa4096,
             _ => return Err(KeyError::UnsupportedSize { bits }),
         };
-        let key = PrivateDecryptingKey::generate(size).map_err(|_| KeyError::Crypto("generating an RSA key"))?;
+        let key = PrivateDecryptingKey::generate(size)
+            .map_err(|_| KeyError::Crypto("generating an RSA key"))?;
         Self::from_decrypting_key(key)
     }
 
@@ -259,7 +269,10 @@ impl PrivateKey {
                     label: block.label,
                     hint: "; decryption needs the private key that belongs to it",
                 }),
-                _ => Err(KeyError::UnsupportedPem { label: block.label, hint: "" }),
+                _ => Err(KeyError::UnsupportedPem {
+                    label: block.label,
+                    hint: "",
+                }),
             },
             None if looks_like_der(input) => Self::from_der(input),
             None => Err(KeyError::NotAKey),
@@ -268,7 +281,14 @@ impl PrivateKey {
 
     /// Reads a private key from DER: PKCS#8 `PrivateKeyInfo` or PKCS#1 `RSAPrivateKey`.
     pub fn from_der(der_bytes: &[u8]) -> Result<Self, KeyError> {
-        let malformed = KeyError::Malformed { what: "private key" };
+        let malformed = KeyError::Malformed {
+            what: "private key",
+        };
+        // Size first, read from the structure alone, so a small key is called small rather than
+        // malformed whichever of its encodings the crypto library gives up on.
+        if let Some(bits) = der::modulus_bits_of_private(der_bytes) {
+            check_bits(bits)?;
+        }
         // PKCS#1 is re-wrapped as PKCS#8 because that is what the decrypting key type reads.
         let pkcs8: Zeroizing<Vec<u8>> = match rsa::KeyPair::from_pkcs8(der_bytes) {
             Ok(_) => Zeroizing::new(der_bytes.to_vec()),
@@ -312,12 +332,16 @@ impl PrivateKey {
     /// PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), what `openssl genrsa` in the seeds shows.
     pub fn to_pkcs1_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         let pkcs8 = self.pkcs8_der()?;
-        let pkcs1 = der::pkcs1_from_pkcs8(&pkcs8).ok_or(KeyError::Crypto("encoding the private key"))?;
+        let pkcs1 =
+            der::pkcs1_from_pkcs8(&pkcs8).ok_or(KeyError::Crypto("encoding the private key"))?;
         Ok(Zeroizing::new(to_pem("RSA PRIVATE KEY", pkcs1)))
     }
 
     fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let der = self.key.as_der().map_err(|_| KeyError::Crypto("encoding the private key"))?;
+        let der = self
+            .key
+            .as_der()
+            .map_err(|_| KeyError::Crypto("encoding the private key"))?;
         Ok(Zeroizing::new(der.as_ref().to_vec()))
     }
 
@@ -347,7 +371,11 @@ fn check_bits(bits: usize) -> Result<(), KeyError> {
     }
 }
 
-fn map_rejection(rejected: aws_lc_rs::error::KeyRejected, der_bytes: &[u8], what: &'static str) -> KeyError {
+fn map_rejection(
+    rejected: aws_lc_rs::error::KeyRejected,
+    der_bytes: &[u8],
+    what: &'static str,
+) -> KeyError {
     match rejected.description_() {
         "TooSmall" | "TooLarge" => {
             // Report the real size when the public half can be read out of the structure.
@@ -381,12 +409,16 @@ struct PemBlock {
 fn find_pem(input: &[u8]) -> Result<Option<PemBlock>, KeyError> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const DASHES: &[u8] = b"-----";
-    let Some(start) = find(input, BEGIN) else { return Ok(None) };
+    let Some(start) = find(input, BEGIN) else {
+        return Ok(None);
+    };
     let after_begin = &input[start + BEGIN.len()..];
     let Some(label_end) = find(after_begin, DASHES) else {
         return Err(KeyError::NotAKey);
     };
-    let label = String::from_utf8_lossy(&after_begin[..label_end]).trim().to_owned();
+    let label = String::from_utf8_lossy(&after_begin[..label_end])
+        .trim()
+        .to_owned();
     let body_and_rest = &after_begin[label_end + DASHES.len()..];
     let end_marker = format!("-----END {label}-----");
     let Some(body_end) = find(body_and_rest, end_marker.as_bytes()) else {
@@ -405,7 +437,7 @@ fn find_pem(input: &[u8]) -> Result<Option<PemBlock>, KeyError> {
         }
         i += 1;
     }
-    if cleaned.iter().any(|&b| b == b':') {
+    if cleaned.contains(&b':') {
         return Err(KeyError::UnsupportedPem {
             label,
             hint: "; it carries PEM headers (an encrypted legacy key?), decrypt it with openssl first",
@@ -414,7 +446,10 @@ fn find_pem(input: &[u8]) -> Result<Option<PemBlock>, KeyError> {
     let der = STANDARD
         .decode(cleaned.as_slice())
         .map(Zeroizing::new)
-        .map_err(|e| KeyError::PemBase64 { label: label.clone(), reason: e.to_string() })?;
+        .map_err(|e| KeyError::PemBase64 {
+            label: label.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(Some(PemBlock { label, der }))
 }
 
@@ -468,7 +503,7 @@ mod tests {
         let one_line: String = pem.lines().collect();
         let escaped = pem.replace('\n', "\\n");
         let crlf = pem.replace('\n', "\r\n");
-        for variant in [pem.clone(), one_line, escaped, crlf] {
+        for variant in [pem, one_line, escaped, crlf] {
             let pk = PublicKey::from_bytes(variant.as_bytes()).unwrap();
             assert_eq!(pk.fingerprint(), key().fingerprint());
             assert_eq!(pk.bits(), 2048);
@@ -478,17 +513,29 @@ mod tests {
     #[test]
     fn private_key_offered_as_public_is_refused() {
         let pem = key().to_pkcs8_pem().unwrap();
-        assert!(matches!(PublicKey::from_bytes(pem.as_bytes()), Err(KeyError::PrivateKeyGivenAsPublic)));
+        assert!(matches!(
+            PublicKey::from_bytes(pem.as_bytes()),
+            Err(KeyError::PrivateKeyGivenAsPublic)
+        ));
         let pkcs1 = key().to_pkcs1_pem().unwrap();
-        assert!(matches!(PublicKey::from_bytes(pkcs1.as_bytes()), Err(KeyError::PrivateKeyGivenAsPublic)));
+        assert!(matches!(
+            PublicKey::from_bytes(pkcs1.as_bytes()),
+            Err(KeyError::PrivateKeyGivenAsPublic)
+        ));
         let der = find_pem(pem.as_bytes()).unwrap().unwrap().der;
-        assert!(matches!(PublicKey::from_bytes(&der), Err(KeyError::PrivateKeyGivenAsPublic)));
+        assert!(matches!(
+            PublicKey::from_bytes(&der),
+            Err(KeyError::PrivateKeyGivenAsPublic)
+        ));
     }
 
     #[test]
     fn garbage_gets_a_named_error() {
         assert!(matches!(PublicKey::from_bytes(b""), Err(KeyError::NotAKey)));
-        assert!(matches!(PublicKey::from_bytes(b"hello"), Err(KeyError::NotAKey)));
+        assert!(matches!(
+            PublicKey::from_bytes(b"hello"),
+            Err(KeyError::NotAKey)
+        ));
         assert!(matches!(
             PublicKey::from_bytes(b"-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n"),
             Err(KeyError::PemBase64 { .. })

@@ -34,8 +34,9 @@ mod pump;
 
 pub use cek::{CEK_LEN, ContentKey, UnwrapError, WrapError};
 pub use details::{
-    CBC_IV_LEN, CEK_ALG_CBC, CEK_ALG_GCM, DetailsError, HEADER_KEY_FINGERPRINT, HEADER_KEY_SID, EncryptionDetails, Envelope, S3Headers, Scheme,
-    WRAP_ALG_OAEP, envelope_from_raw, parse_details,
+    CBC_IV_LEN, CEK_ALG_CBC, CEK_ALG_GCM, DetailsError, EncryptionDetails, Envelope,
+    HEADER_KEY_FINGERPRINT, HEADER_KEY_SID, S3Headers, Scheme, WRAP_ALG_OAEP, envelope_from_raw,
+    parse_details,
 };
 pub use envelope::{
     CbcSealer, GcmSealer, STREAM_CHUNK, Sealed, open_seekable_to_writer, open_to_path, seal_stream,
@@ -46,15 +47,78 @@ pub use format::{Format, UnknownFormat};
 pub use keys::{Fingerprint, KeyError, MAX_RSA_BITS, MIN_RSA_BITS, PrivateKey, PublicKey};
 pub use output::AtomicFile;
 
-/// Hooks for the fuzz targets; not part of the stable API.
+/// Hooks for the fuzz targets (`fuzz/fuzz_targets/`); not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Parses a native header from arbitrary bytes.
+    use crate::cek::ContentKey;
+    use crate::details::{Envelope, Scheme};
+    use crate::error::DecryptError;
+    use crate::keys::PrivateKey;
+    use crate::native::{Header, SegmentKeys, open_body, unlock};
+
+    /// Parses a native header from arbitrary bytes; whatever parses must serialise back to the
+    /// same bytes (the encoding is canonical).
     pub fn parse_native_header(data: &[u8]) {
-        if let Ok((header, len)) = crate::native::Header::parse(data) {
-            // Whatever parses must serialise back to the same bytes.
+        if let Ok((header, len)) = Header::parse(data) {
             let again = header.to_bytes();
-            assert_eq!(again.ok().as_deref(), data.get(..len));
+            assert_eq!(
+                again.ok().as_deref(),
+                data.get(..len),
+                "a parsed header did not serialise back to its bytes"
+            );
         }
+        let streamed = Header::read_from(&mut &data[..]);
+        assert_eq!(
+            streamed.is_ok(),
+            Header::parse(data).is_ok(),
+            "read_from and parse disagree"
+        );
+    }
+
+    /// A native file's header, unlocked once, so body decryption can be fuzzed without an RSA
+    /// operation per input.
+    pub struct UnlockedNative(SegmentKeys);
+
+    impl core::fmt::Debug for UnlockedNative {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("UnlockedNative")
+        }
+    }
+
+    impl UnlockedNative {
+        /// Reads the header at the start of `file` and unlocks it with `key`.
+        pub fn new(file: &[u8], key: &PrivateKey) -> Option<Self> {
+            let (header, len) = Header::parse(file).ok()?;
+            unlock(&header, file.get(..len)?, key).ok().map(Self)
+        }
+
+        /// Opens `body` as the segments after that header, on `threads` threads.
+        pub fn open_body(&self, body: &[u8], threads: usize) -> Result<Vec<u8>, DecryptError> {
+            open_body(body, Vec::new(), &self.0, threads).map(|(_, out)| out)
+        }
+    }
+
+    /// Opens `data` as a single-tag GCM (`gcm == true`) or CBC body under a known key, without
+    /// the RSA unwrap.
+    pub fn open_envelope_body(
+        gcm: bool,
+        cek: [u8; 32],
+        iv: &[u8],
+        plaintext_len: Option<u64>,
+        data: &[u8],
+    ) -> Result<Vec<u8>, DecryptError> {
+        let envelope = Envelope {
+            scheme: if gcm {
+                Scheme::GcmOaep
+            } else {
+                Scheme::CbcPkcs1
+            },
+            wrapped_cek: Vec::new(),
+            iv: iv.to_vec(),
+            key_sid: None,
+            plaintext_len,
+            key_fingerprint: None,
+        };
+        crate::envelope::open_into(data, Vec::new(), &envelope, &ContentKey::from_bytes(cek))
     }
 }

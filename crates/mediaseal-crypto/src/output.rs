@@ -23,8 +23,14 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = tempfile::Builder::new().prefix(".mediaseal-partial-").tempfile_in(&dir)?;
-        Ok(Self { temp, target: target.to_path_buf(), written: 0 })
+        let temp = tempfile::Builder::new()
+            .prefix(".mediaseal-partial-")
+            .tempfile_in(&dir)?;
+        Ok(Self {
+            temp,
+            target: target.to_path_buf(),
+            written: 0,
+        })
     }
 
     /// Bytes written so far.

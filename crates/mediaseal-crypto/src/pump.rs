@@ -54,7 +54,11 @@ struct ChunkReader<R> {
 
 impl<R: Read> ChunkReader<R> {
     fn new(reader: R) -> Self {
-        Self { reader, carry: None, done: false }
+        Self {
+            reader,
+            carry: None,
+            done: false,
+        }
     }
 
     /// Fills `buf` (resized to `chunk`) and says whether it is the final chunk. After the final
@@ -120,7 +124,11 @@ where
         let io_thread = scope.spawn(move || -> io::Result<W> {
             let mut chunks = ChunkReader::new(reader);
             let mut free: Vec<Job> = (0..BUFFERS_IN_FLIGHT)
-                .map(|_| Job { input: Vec::with_capacity(chunk), output: Vec::with_capacity(chunk + 64), last: false })
+                .map(|_| Job {
+                    input: Vec::with_capacity(chunk),
+                    output: Vec::with_capacity(chunk + 64),
+                    last: false,
+                })
                 .collect();
             let mut in_flight = 0usize;
             let mut exhausted = false;
@@ -142,7 +150,9 @@ where
                 if in_flight == 0 {
                     break;
                 }
-                let Ok(job) = done.recv() else { return Ok(writer) };
+                let Ok(job) = done.recv() else {
+                    return Ok(writer);
+                };
                 in_flight -= 1;
                 writer.write_all(&job.output)?;
                 free.push(job);
@@ -183,11 +193,16 @@ mod tests {
 
     fn run(data: &[u8], chunk: usize, overlap_io: bool) -> (Vec<u8>, Vec<(usize, bool)>) {
         let mut seen = Vec::new();
-        let out = pump(data, Vec::new(), PumpConfig { chunk, overlap_io }, |input, output, last| {
-            seen.push((input.len(), last));
-            output.extend(input.iter().map(|b| b ^ 0x55));
-            Ok::<(), ()>(())
-        })
+        let out = pump(
+            data,
+            Vec::new(),
+            PumpConfig { chunk, overlap_io },
+            |input, output, last| {
+                seen.push((input.len(), last));
+                output.extend(input.iter().map(|b| b ^ 0x55));
+                Ok::<(), ()>(())
+            },
+        )
         .map_err(|_| ())
         .unwrap();
         (out, seen)
@@ -211,13 +226,21 @@ mod tests {
 
     #[test]
     fn transform_errors_stop_the_pump() {
-        let data = vec![0u8; 100];
+        let data = [0u8; 100];
         for overlap_io in [false, true] {
             let mut calls = 0;
-            let result = pump(&data[..], Vec::new(), PumpConfig { chunk: 10, overlap_io }, |_, _, _| {
-                calls += 1;
-                if calls == 3 { Err("boom") } else { Ok(()) }
-            });
+            let result = pump(
+                &data[..],
+                Vec::new(),
+                PumpConfig {
+                    chunk: 10,
+                    overlap_io,
+                },
+                |_, _, _| {
+                    calls += 1;
+                    if calls == 3 { Err("boom") } else { Ok(()) }
+                },
+            );
             assert!(matches!(result, Err(PumpError::Transform("boom"))));
         }
     }

@@ -16,7 +16,12 @@ pub(crate) struct CliError {
 
 impl CliError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, exit_code: 1, broken_pipe: false }
+        Self {
+            message: message.into(),
+            hint: None,
+            exit_code: 1,
+            broken_pipe: false,
+        }
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -26,7 +31,10 @@ impl CliError {
 
     /// Usage mistakes exit with 2, like clap's own.
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Self { exit_code: 2, ..Self::new(message) }
+        Self {
+            exit_code: 2,
+            ..Self::new(message)
+        }
     }
 
     pub(crate) fn is_broken_pipe(&self) -> bool {
@@ -93,5 +101,9 @@ fn io_reason(err: &io::Error) -> String {
 }
 
 pub(crate) fn shown_path(path: &Path) -> String {
-    if path.as_os_str() == "-" { "standard input".to_owned() } else { format!("'{}'", path.display()) }
+    if path.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        format!("'{}'", path.display())
+    }
 }

@@ -39,12 +39,28 @@ impl Input {
             return Ok(Self::Stream(Box::new(io::stdin())));
         }
         let file = File::open(path).map_err(|e| CliError::io("open", path, &e))?;
-        let meta = file.metadata().map_err(|e| CliError::io("read", path, &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| CliError::io("read", path, &e))?;
         if meta.is_dir() {
-            return Err(CliError::new(format!("'{}' is a directory, not a file", path.display())));
+            return Err(CliError::new(format!(
+                "'{}' is a directory, not a file",
+                path.display()
+            )));
         }
         let len = meta.len();
         Ok(Self::File(file, len))
+    }
+
+    /// True when a regular file begins with `prefix` (read without moving the file offset);
+    /// always false for a stream, which cannot be peeked at without consuming it.
+    pub(crate) fn starts_with(&self, prefix: &[u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Self::File(file, _) = self else {
+            return false;
+        };
+        let mut buf = vec![0u8; prefix.len()];
+        file.read_exact_at(&mut buf, 0).is_ok() && buf == prefix
     }
 
     pub(crate) fn len(&self) -> Option<u64> {
@@ -77,16 +93,27 @@ impl Output {
         if is_dash(path) {
             let stdout = io::stdout();
             if binary && stdout.is_terminal() {
-                return Err(CliError::usage("refusing to write binary data to a terminal")
-                    .with_hint("pass --out FILE, or redirect standard output to a file or pipe"));
+                return Err(
+                    CliError::usage("refusing to write binary data to a terminal").with_hint(
+                        "pass --out FILE, or redirect standard output to a file or pipe",
+                    ),
+                );
             }
-            let fd = stdout.as_fd().try_clone_to_owned().map_err(|e| CliError::io("use", path, &e))?;
+            let fd = stdout
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| CliError::io("use", path, &e))?;
             return Ok(Self::Stdout(File::from(fd)));
         }
         if path.is_dir() {
-            return Err(CliError::new(format!("'{}' is a directory; --out needs a file name", path.display())));
+            return Err(CliError::new(format!(
+                "'{}' is a directory; --out needs a file name",
+                path.display()
+            )));
         }
-        AtomicFile::create(path).map(Self::File).map_err(|e| CliError::io("create a file beside", path, &e))
+        AtomicFile::create(path)
+            .map(Self::File)
+            .map_err(|e| CliError::io("create a file beside", path, &e))
     }
 
     /// Makes a file output visible at its path; a no-op for stdout.
@@ -161,9 +188,14 @@ impl Progress {
 fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, CliError> {
     let file = File::open(path).map_err(|e| CliError::io("open key file", path, &e))?;
     let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes).map_err(|e| CliError::io("read key file", path, &e))?;
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::io("read key file", path, &e))?;
     if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(CliError::new(format!("'{}' is larger than 1 MiB; that is not a key file", path.display())));
+        return Err(CliError::new(format!(
+            "'{}' is larger than 1 MiB; that is not a key file",
+            path.display()
+        )));
     }
     Ok(bytes)
 }
@@ -191,13 +223,18 @@ pub(crate) fn read_text(path: &Path, what: &str) -> Result<String, CliError> {
 /// Writes a small text file atomically.
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
     if is_dash(path) {
-        return io::stdout().write_all(text.as_bytes()).map_err(|e| CliError::io("write", path, &e));
+        return io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| CliError::io("write", path, &e));
     }
     let mut file = AtomicFile::create(path).map_err(|e| CliError::io("create", path, &e))?;
-    file.write_all(text.as_bytes()).map_err(|e| CliError::io("write", path, &e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| CliError::io("write", path, &e))?;
     file.commit().map_err(|e| CliError::io("write", path, &e))
 }
 
 pub(crate) fn threads(requested: Option<usize>) -> usize {
-    requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1)
+    requested
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
 }

@@ -36,7 +36,9 @@ const WRAPPED_RANGE: core::ops::RangeInclusive<usize> = 256..=1024;
 #[non_exhaustive]
 pub enum HeaderError {
     /// The input does not start with the native magic bytes.
-    #[error("not a mediaseal native file (the first bytes are not the native magic); use --details or --encrypted-key/--iv for the rsa-aes, s3-cbc and s3-gcm formats")]
+    #[error(
+        "not a mediaseal native file (the first bytes are not the native magic); use --details or --encrypted-key/--iv for the rsa-aes, s3-cbc and s3-gcm formats"
+    )]
     NotNative,
     /// The input ended inside the header.
     #[error("the native header is truncated")]
@@ -65,7 +67,9 @@ pub enum HeaderError {
     #[error("native header recipient {0} has a malformed key identifier")]
     BadKeyId(usize),
     /// A wrapped key whose length fits no RSA key from 2048 to 8192 bits.
-    #[error("native header recipient {index} has a wrapped key of {len} bytes; 256 to 1024 are allowed")]
+    #[error(
+        "native header recipient {index} has a wrapped key of {len} bytes; 256 to 1024 are allowed"
+    )]
     BadWrappedLength {
         /// Position in the list.
         index: usize,
@@ -135,7 +139,10 @@ impl Header {
                 return Err(HeaderError::BadKeyId(index));
             }
             if !WRAPPED_RANGE.contains(&r.wrapped_cek.len()) {
-                return Err(HeaderError::BadWrappedLength { index, len: r.wrapped_cek.len() });
+                return Err(HeaderError::BadWrappedLength {
+                    index,
+                    len: r.wrapped_cek.len(),
+                });
             }
             out.push(RECIPIENT_RSA_OAEP_SHA256);
             out.push(r.key_id.len() as u8);
@@ -144,17 +151,23 @@ impl Header {
             out.extend_from_slice(&(r.wrapped_cek.len() as u16).to_be_bytes());
             out.extend_from_slice(&r.wrapped_cek);
         }
-        let total = u32::try_from(out.len()).map_err(|_| HeaderError::LengthMismatch { declared: 0, actual: out.len() })?;
+        let total = u32::try_from(out.len()).map_err(|_| HeaderError::LengthMismatch {
+            declared: 0,
+            actual: out.len(),
+        })?;
         out[19..23].copy_from_slice(&total.to_be_bytes());
         Ok(out)
     }
 
     /// Parses a header from the start of `bytes`; returns it and its length in bytes.
     pub fn parse(bytes: &[u8]) -> Result<(Self, usize), HeaderError> {
-        let mut cur = Cursor { bytes, pos: 0 };
-        if cur.take(8)? != MAGIC {
+        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
             return Err(HeaderError::NotNative);
         }
+        let mut cur = Cursor {
+            bytes,
+            pos: MAGIC.len(),
+        };
         let version = cur.u8()?;
         if version != VERSION {
             return Err(HeaderError::UnsupportedVersion(version));
@@ -174,11 +187,17 @@ impl Header {
         let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
         nonce_prefix.copy_from_slice(cur.take(NONCE_PREFIX_LEN)?);
         let declared = u32::from_be_bytes(cur.array()?) as usize;
-        if declared > MAX_HEADER_LEN || declared < FIXED_LEN {
-            return Err(HeaderError::LengthMismatch { declared, actual: FIXED_LEN });
+        if !(FIXED_LEN..=MAX_HEADER_LEN).contains(&declared) {
+            return Err(HeaderError::LengthMismatch {
+                declared,
+                actual: FIXED_LEN,
+            });
         }
         // Parse only within the declared length so a lying length cannot make us read the body.
-        let mut cur = Cursor { bytes: bytes.get(..declared).ok_or(HeaderError::Truncated)?, pos: cur.pos };
+        let mut cur = Cursor {
+            bytes: bytes.get(..declared).ok_or(HeaderError::Truncated)?,
+            pos: cur.pos,
+        };
         let mut recipients = Vec::with_capacity(usize::from(count));
         for index in 0..usize::from(count) {
             let kind = cur.u8().map_err(|_| mismatch(declared, bytes.len()))?;
@@ -186,36 +205,69 @@ impl Header {
                 return Err(HeaderError::UnknownRecipientKind { index, kind });
             }
             let id_len = usize::from(cur.u8().map_err(|_| mismatch(declared, bytes.len()))?);
-            let key_id = cur.take(id_len).map_err(|_| mismatch(declared, bytes.len()))?;
+            let key_id = cur
+                .take(id_len)
+                .map_err(|_| mismatch(declared, bytes.len()))?;
             if !valid_key_id(key_id) {
                 return Err(HeaderError::BadKeyId(index));
             }
             let key_id = String::from_utf8_lossy(key_id).into_owned();
-            let fingerprint = Fingerprint(cur.array().map_err(|_| mismatch(declared, bytes.len()))?);
-            let wrapped_len = usize::from(u16::from_be_bytes(cur.array().map_err(|_| mismatch(declared, bytes.len()))?));
+            let fingerprint =
+                Fingerprint(cur.array().map_err(|_| mismatch(declared, bytes.len()))?);
+            let wrapped_len = usize::from(u16::from_be_bytes(
+                cur.array().map_err(|_| mismatch(declared, bytes.len()))?,
+            ));
             if !WRAPPED_RANGE.contains(&wrapped_len) {
-                return Err(HeaderError::BadWrappedLength { index, len: wrapped_len });
+                return Err(HeaderError::BadWrappedLength {
+                    index,
+                    len: wrapped_len,
+                });
             }
-            let wrapped_cek = cur.take(wrapped_len).map_err(|_| mismatch(declared, bytes.len()))?.to_vec();
-            recipients.push(Recipient { key_id, fingerprint, wrapped_cek });
+            let wrapped_cek = cur
+                .take(wrapped_len)
+                .map_err(|_| mismatch(declared, bytes.len()))?
+                .to_vec();
+            recipients.push(Recipient {
+                key_id,
+                fingerprint,
+                wrapped_cek,
+            });
         }
         if cur.pos != declared {
-            return Err(HeaderError::LengthMismatch { declared, actual: cur.pos });
+            return Err(HeaderError::LengthMismatch {
+                declared,
+                actual: cur.pos,
+            });
         }
-        Ok((Self { segment_log2, nonce_prefix, recipients }, declared))
+        Ok((
+            Self {
+                segment_log2,
+                nonce_prefix,
+                recipients,
+            },
+            declared,
+        ))
     }
 
     /// Reads exactly one header from `reader`, returning it with its raw bytes.
     pub fn read_from(reader: &mut impl Read) -> Result<(Self, Vec<u8>), HeaderError> {
         let mut raw = vec![0u8; FIXED_LEN];
-        read_exact_or_truncated(reader, &mut raw)?;
-        if raw[..8] != MAGIC {
+        // Something shorter than the magic, or not starting with it, is not a native file at all
+        // (rather than a truncated one).
+        let got = crate::pump::read_full(reader, &mut raw)?;
+        if got < MAGIC.len() || raw[..MAGIC.len()] != MAGIC {
             return Err(HeaderError::NotNative);
+        }
+        if got < FIXED_LEN {
+            return Err(HeaderError::Truncated);
         }
         let declared = u32::from_be_bytes([raw[19], raw[20], raw[21], raw[22]]) as usize;
         if !(FIXED_LEN..=MAX_HEADER_LEN).contains(&declared) {
             // Let `parse` report the most specific problem (version, suite, …) first.
-            return Self::parse(&raw).and(Err(HeaderError::LengthMismatch { declared, actual: FIXED_LEN }));
+            return Self::parse(&raw).and(Err(HeaderError::LengthMismatch {
+                declared,
+                actual: FIXED_LEN,
+            }));
         }
         raw.resize(declared, 0);
         read_exact_or_truncated(reader, &mut raw[FIXED_LEN..])?;
@@ -225,12 +277,23 @@ impl Header {
 }
 
 fn mismatch(declared: usize, available: usize) -> HeaderError {
-    if available < declared { HeaderError::Truncated } else { HeaderError::LengthMismatch { declared, actual: declared + 1 } }
+    if available < declared {
+        HeaderError::Truncated
+    } else {
+        HeaderError::LengthMismatch {
+            declared,
+            actual: declared + 1,
+        }
+    }
 }
 
 fn read_exact_or_truncated(reader: &mut impl Read, buf: &mut [u8]) -> Result<(), HeaderError> {
     reader.read_exact(buf).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof { HeaderError::Truncated } else { HeaderError::Io(e) }
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            HeaderError::Truncated
+        } else {
+            HeaderError::Io(e)
+        }
     })
 }
 
@@ -247,7 +310,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], HeaderError> {
         let end = self.pos.checked_add(n).ok_or(HeaderError::Truncated)?;
-        let slice = self.bytes.get(self.pos..end).ok_or(HeaderError::Truncated)?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(HeaderError::Truncated)?;
         self.pos = end;
         Ok(slice)
     }
@@ -272,8 +338,16 @@ mod tests {
             segment_log2: 16,
             nonce_prefix: [1, 2, 3, 4, 5, 6, 7],
             recipients: vec![
-                Recipient { key_id: "CR0123".into(), fingerprint: Fingerprint([9; 32]), wrapped_cek: vec![4; 256] },
-                Recipient { key_id: String::new(), fingerprint: Fingerprint([8; 32]), wrapped_cek: vec![5; 512] },
+                Recipient {
+                    key_id: "CR0123".into(),
+                    fingerprint: Fingerprint([9; 32]),
+                    wrapped_cek: vec![4; 256],
+                },
+                Recipient {
+                    key_id: String::new(),
+                    fingerprint: Fingerprint([8; 32]),
+                    wrapped_cek: vec![5; 512],
+                },
             ],
         }
     }
@@ -295,7 +369,10 @@ mod tests {
         let bytes = sample().to_bytes().unwrap();
         for cut in 0..bytes.len() {
             assert!(Header::parse(&bytes[..cut]).is_err(), "cut at {cut}");
-            assert!(Header::read_from(&mut &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Header::read_from(&mut &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -307,14 +384,23 @@ mod tests {
         assert!(matches!(Header::parse(&b), Err(HeaderError::NotNative)));
         let mut b = bytes.clone();
         b[8] = 2;
-        assert!(matches!(Header::parse(&b), Err(HeaderError::UnsupportedVersion(2))));
+        assert!(matches!(
+            Header::parse(&b),
+            Err(HeaderError::UnsupportedVersion(2))
+        ));
         let mut b = bytes.clone();
         b[10] = 30;
-        assert!(matches!(Header::parse(&b), Err(HeaderError::BadSegmentSize(30))));
+        assert!(matches!(
+            Header::parse(&b),
+            Err(HeaderError::BadSegmentSize(30))
+        ));
         let mut b = bytes.clone();
         b[11] = 0;
-        assert!(matches!(Header::parse(&b), Err(HeaderError::BadRecipientCount(0))));
-        let mut b = bytes.clone();
+        assert!(matches!(
+            Header::parse(&b),
+            Err(HeaderError::BadRecipientCount(0))
+        ));
+        let mut b = bytes;
         b[22] = b[22].wrapping_add(1);
         assert!(Header::parse(&b).is_err());
     }

@@ -16,8 +16,9 @@ use mediaseal_lc::gcm::GcmSegmentCipher;
 use zeroize::Zeroize;
 
 pub use self::header::{
-    DEFAULT_SEGMENT_LOG2, FIXED_LEN, Header, HeaderError, MAGIC, MAX_HEADER_LEN, MAX_KEY_ID_LEN, MAX_RECIPIENTS,
-    NONCE_PREFIX_LEN, RECIPIENT_RSA_OAEP_SHA256, Recipient, SEGMENT_LOG2_RANGE, SUITE_AES256GCM_SEGMENTS, VERSION,
+    DEFAULT_SEGMENT_LOG2, FIXED_LEN, Header, HeaderError, MAGIC, MAX_HEADER_LEN, MAX_KEY_ID_LEN,
+    MAX_RECIPIENTS, NONCE_PREFIX_LEN, RECIPIENT_RSA_OAEP_SHA256, Recipient, SEGMENT_LOG2_RANGE,
+    SUITE_AES256GCM_SEGMENTS, VERSION,
 };
 pub use self::reader::{NativeReader, decrypt_range};
 use crate::cek::{ContentKey, fill_random};
@@ -26,8 +27,12 @@ use crate::gcm::{IV_LEN, TAG_LEN};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::pump::{PumpConfig, PumpError, pump};
 
-/// Segments per chunk handed to the workers by the streaming functions (4 MiB at 64 KiB segments).
-const SEGMENTS_PER_CHUNK: usize = 64;
+/// Plaintext bytes per chunk handed to the workers by the streaming functions. Three chunks of
+/// input and three of output are in flight, so this bounds memory (about 6 × 4 MiB) for every
+/// segment size up to 4 MiB; larger segments need at least one whole segment per worker.
+const TARGET_CHUNK_BYTES: usize = 4 << 20;
+/// More workers than this gain nothing and would only inflate the chunk size.
+const MAX_THREADS: usize = 64;
 /// A segment index must fit the nonce's 32-bit counter.
 const MAX_SEGMENTS: u64 = 1 << 32;
 
@@ -59,7 +64,7 @@ impl Default for StreamOptions {
 }
 
 /// The secrets and parameters shared by every segment of one file.
-struct SegmentKeys {
+pub(crate) struct SegmentKeys {
     cek: ContentKey,
     aad: [u8; 32],
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
@@ -71,7 +76,12 @@ impl SegmentKeys {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, header_bytes);
         let mut aad = [0u8; 32];
         aad.copy_from_slice(digest.as_ref());
-        Self { cek, aad, nonce_prefix: header.nonce_prefix, segment_size: header.segment_size() }
+        Self {
+            cek,
+            aad,
+            nonce_prefix: header.nonce_prefix,
+            segment_size: header.segment_size(),
+        }
     }
 
     fn nonce(&self, index: u64, last: bool) -> [u8; IV_LEN] {
@@ -104,7 +114,9 @@ impl SegmentKeys {
             return Err(EncryptError::Crypto);
         }
         let (body, tag_out) = output.split_at_mut(input.len());
-        let tag = cipher.seal(&self.nonce(index, last), &self.aad, input, body).map_err(|_| EncryptError::Crypto)?;
+        let tag = cipher
+            .seal(&self.nonce(index, last), &self.aad, input, body)
+            .map_err(|_| EncryptError::Crypto)?;
         tag_out.copy_from_slice(&tag);
         Ok(())
     }
@@ -121,11 +133,17 @@ impl SegmentKeys {
         // An empty final segment exists only for an empty file, so each plaintext has one encoding.
         let too_short = input.len() < TAG_LEN || (input.len() == TAG_LEN && index > 0);
         let too_long = input.len() > self.segment_size + TAG_LEN;
-        if too_short || too_long || index >= MAX_SEGMENTS || (!last && input.len() != self.segment_size + TAG_LEN) {
+        if too_short
+            || too_long
+            || index >= MAX_SEGMENTS
+            || (!last && input.len() != self.segment_size + TAG_LEN)
+        {
             return Err(DecryptError::AuthenticationFailed);
         }
         let (body, tag) = input.split_at(input.len() - TAG_LEN);
-        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| DecryptError::AuthenticationFailed)?;
+        let tag: &[u8; TAG_LEN] = tag
+            .try_into()
+            .map_err(|_| DecryptError::AuthenticationFailed)?;
         cipher
             .open(&self.nonce(index, last), &self.aad, body, tag, output)
             .map_err(|_| DecryptError::AuthenticationFailed)
@@ -133,22 +151,32 @@ impl SegmentKeys {
 }
 
 /// Starts a native file: a fresh CEK wrapped to every recipient, and the header bytes.
-fn new_file(recipients: &[RecipientKey<'_>], segment_log2: u8) -> Result<(SegmentKeys, Vec<u8>), EncryptError> {
+fn new_file(
+    recipients: &[RecipientKey<'_>],
+    segment_log2: u8,
+) -> Result<(SegmentKeys, Vec<u8>), EncryptError> {
     if recipients.is_empty() {
         return Err(EncryptError::NoRecipients);
     }
     if recipients.len() > MAX_RECIPIENTS {
-        return Err(EncryptError::TooManyRecipients { given: recipients.len(), max: MAX_RECIPIENTS, format: "native" });
+        return Err(EncryptError::TooManyRecipients {
+            given: recipients.len(),
+            max: MAX_RECIPIENTS,
+            format: "native",
+        });
     }
     if !SEGMENT_LOG2_RANGE.contains(&segment_log2) {
-        return Err(EncryptError::BadSegmentSize(1usize.checked_shl(u32::from(segment_log2)).unwrap_or(0)));
+        return Err(EncryptError::BadSegmentSize(
+            1usize.checked_shl(u32::from(segment_log2)).unwrap_or(0),
+        ));
     }
     let cek = ContentKey::generate();
     let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
     fill_random(&mut nonce_prefix);
     let mut list = Vec::with_capacity(recipients.len());
     for r in recipients {
-        if r.key_id.len() > MAX_KEY_ID_LEN || !r.key_id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        if r.key_id.len() > MAX_KEY_ID_LEN || !r.key_id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
             return Err(EncryptError::BadKeySid(r.key_id.to_owned()));
         }
         list.push(Recipient {
@@ -157,26 +185,41 @@ fn new_file(recipients: &[RecipientKey<'_>], segment_log2: u8) -> Result<(Segmen
             wrapped_cek: cek.wrap_oaep(r.key).map_err(|_| EncryptError::Wrap)?,
         });
     }
-    let header = Header { segment_log2, nonce_prefix, recipients: list };
+    let header = Header {
+        segment_log2,
+        nonce_prefix,
+        recipients: list,
+    };
     let bytes = header.to_bytes().map_err(|_| EncryptError::Crypto)?;
     Ok((SegmentKeys::new(cek, &header, &bytes), bytes))
 }
 
 /// Finds the recipient entry for `key` and unwraps the CEK, or explains who the file is for.
-fn unlock(header: &Header, header_bytes: &[u8], key: &PrivateKey) -> Result<SegmentKeys, DecryptError> {
+pub(crate) fn unlock(
+    header: &Header,
+    header_bytes: &[u8],
+    key: &PrivateKey,
+) -> Result<SegmentKeys, DecryptError> {
     let fingerprint = key.fingerprint();
-    let Some(entry) = header.recipients.iter().find(|r| r.fingerprint == fingerprint) else {
+    let Some(entry) = header
+        .recipients
+        .iter()
+        .find(|r| r.fingerprint == fingerprint)
+    else {
         return Err(DecryptError::WrongKey {
             sealed_for: header.recipients.iter().map(describe_recipient).collect(),
             given: fingerprint,
             detail: "its fingerprint is not among the file's recipients".to_owned(),
         });
     };
-    let cek = ContentKey::unwrap_oaep(&entry.wrapped_cek, key).map_err(|_| DecryptError::WrongKey {
-        sealed_for: vec![describe_recipient(entry)],
-        given: fingerprint,
-        detail: "the fingerprint matches but the wrapped key does not open; the header was altered".to_owned(),
-    })?;
+    let cek =
+        ContentKey::unwrap_oaep(&entry.wrapped_cek, key).map_err(|_| DecryptError::WrongKey {
+            sealed_for: vec![describe_recipient(entry)],
+            given: fingerprint,
+            detail:
+                "the fingerprint matches but the wrapped key does not open; the header was altered"
+                    .to_owned(),
+        })?;
     Ok(SegmentKeys::new(cek, header, header_bytes))
 }
 
@@ -199,7 +242,9 @@ pub struct NativeSealer {
 
 impl core::fmt::Debug for NativeSealer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NativeSealer").field("next_index", &self.next_index).finish_non_exhaustive()
+        f.debug_struct("NativeSealer")
+            .field("next_index", &self.next_index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,7 +254,13 @@ impl NativeSealer {
         let (keys, header) = new_file(recipients, segment_log2)?;
         let cipher = keys.sealing_cipher()?;
         let pending = Vec::with_capacity(keys.segment_size);
-        Ok(Self { keys, cipher, header, pending, next_index: 0 })
+        Ok(Self {
+            keys,
+            cipher,
+            header,
+            pending,
+            next_index: 0,
+        })
     }
 
     /// The header bytes; they come first in the file.
@@ -240,7 +291,13 @@ impl NativeSealer {
     fn flush_pending(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), EncryptError> {
         let start = out.len();
         out.resize(start + self.pending.len() + TAG_LEN, 0);
-        self.keys.seal_segment(&mut self.cipher, self.next_index, last, &self.pending, &mut out[start..])?;
+        self.keys.seal_segment(
+            &mut self.cipher,
+            self.next_index,
+            last,
+            &self.pending,
+            &mut out[start..],
+        )?;
         self.next_index += 1;
         self.pending.zeroize();
         self.pending.clear();
@@ -263,9 +320,13 @@ fn run_groups<E: Send>(
     match pool {
         Some(pool) if groups.len() > 1 => pool.install(|| {
             use rayon::prelude::*;
-            groups.into_par_iter().try_for_each(|(i, o, first, last)| work(i, o, first, last))
+            groups
+                .into_par_iter()
+                .try_for_each(|(i, o, first, last)| work(i, o, first, last))
         }),
-        _ => groups.into_iter().try_for_each(|(i, o, first, last)| work(i, o, first, last)),
+        _ => groups
+            .into_iter()
+            .try_for_each(|(i, o, first, last)| work(i, o, first, last)),
     }
 }
 
@@ -273,7 +334,16 @@ fn make_pool(threads: usize) -> Option<rayon::ThreadPool> {
     if threads <= 1 {
         return None;
     }
-    rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("mediaseal-seg-{i}")).build().ok()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("mediaseal-seg-{i}"))
+        .build()
+        .ok()
+}
+
+/// Whole segments per pump chunk: about [`TARGET_CHUNK_BYTES`], and at least one per worker.
+fn segments_per_chunk(segment_size: usize, parts: usize) -> usize {
+    (TARGET_CHUNK_BYTES / segment_size).max(parts).max(1)
 }
 
 /// Splits `segments` segments into at most `parts` contiguous runs of similar size.
@@ -281,7 +351,10 @@ fn split_counts(segments: usize, parts: usize) -> Vec<usize> {
     let parts = parts.clamp(1, segments.max(1));
     let base = segments / parts;
     let extra = segments % parts;
-    (0..parts).map(|i| base + usize::from(i < extra)).filter(|&n| n > 0).collect()
+    (0..parts)
+        .map(|i| base + usize::from(i < extra))
+        .filter(|&n| n > 0)
+        .collect()
 }
 
 /// Seals `reader` into `writer` as a native file, on `options.threads` threads.
@@ -295,11 +368,14 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
     let (keys, header) = new_file(recipients, options.segment_log2)?;
     writer.write_all(&header)?;
     let seg = keys.segment_size;
-    let pool = make_pool(options.threads);
-    let parts = options.threads.max(1);
+    let parts = options.threads.clamp(1, MAX_THREADS);
+    let pool = make_pool(parts);
     let mut next_index = 0u64;
     let mut consumed = 0u64;
-    let config = PumpConfig { chunk: seg * SEGMENTS_PER_CHUNK.max(parts), overlap_io: options.threads > 1 };
+    let config = PumpConfig {
+        chunk: seg * segments_per_chunk(seg, parts),
+        overlap_io: parts > 1,
+    };
     let writer = pump(reader, writer, config, |input, out, last| {
         consumed += input.len() as u64;
         let segments = input.len().div_ceil(seg).max(1);
@@ -323,10 +399,18 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
             let mut cipher = keys.sealing_cipher()?;
             let count = gi.len().div_ceil(seg).max(1);
             for k in 0..count {
-                let pin = gi.get(k * seg..((k + 1) * seg).min(gi.len())).unwrap_or_default();
+                let pin = gi
+                    .get(k * seg..((k + 1) * seg).min(gi.len()))
+                    .unwrap_or_default();
                 let o = k * (seg + TAG_LEN);
                 let pout = &mut go[o..o + pin.len() + TAG_LEN];
-                keys.seal_segment(&mut cipher, first + k as u64, group_last && k + 1 == count, pin, pout)?;
+                keys.seal_segment(
+                    &mut cipher,
+                    first + k as u64,
+                    group_last && k + 1 == count,
+                    pin,
+                    pout,
+                )?;
             }
             Ok(())
         })
@@ -350,20 +434,42 @@ pub fn open_stream<R: Read + Send, W: Write + Send>(
 ) -> Result<(u64, W), DecryptError> {
     let (header, header_bytes) = Header::read_from(&mut reader)?;
     let keys = unlock(&header, &header_bytes, key)?;
+    open_body(reader, writer, &keys, threads)
+}
+
+/// Opens the segments that follow a header whose keys are already unlocked.
+pub(crate) fn open_body<R: Read + Send, W: Write + Send>(
+    reader: R,
+    writer: W,
+    keys: &SegmentKeys,
+    threads: usize,
+) -> Result<(u64, W), DecryptError> {
     let seg = keys.segment_size;
     let stride = seg + TAG_LEN;
-    let pool = make_pool(threads);
-    let parts = threads.max(1);
+    let parts = threads.clamp(1, MAX_THREADS);
+    let pool = make_pool(parts);
     let mut next_index = 0u64;
     let mut produced = 0u64;
-    let config = PumpConfig { chunk: stride * SEGMENTS_PER_CHUNK.max(parts), overlap_io: threads > 1 };
+    let config = PumpConfig {
+        chunk: stride * segments_per_chunk(seg, parts),
+        overlap_io: parts > 1,
+    };
     let writer = pump(reader, writer, config, |input, out, last| {
         if input.is_empty() {
             // A header with no segments after it: the body was cut off.
             return Err(DecryptError::AuthenticationFailed);
         }
+        // Every segment carries a whole tag; a shorter tail means the file was cut or padded, and
+        // checking it here keeps the slicing below consistent.
+        let tail = input.len() % stride;
+        if tail != 0 && tail < TAG_LEN {
+            return Err(DecryptError::AuthenticationFailed);
+        }
         let segments = input.len().div_ceil(stride);
-        let plain_len = input.len().checked_sub(segments * TAG_LEN).ok_or(DecryptError::AuthenticationFailed)?;
+        let plain_len = input
+            .len()
+            .checked_sub(segments * TAG_LEN)
+            .ok_or(DecryptError::AuthenticationFailed)?;
         out.resize(plain_len, 0);
         let mut groups = Vec::new();
         let (mut rest_in, mut rest_out) = (input, out.as_mut_slice());
@@ -373,8 +479,12 @@ pub fn open_stream<R: Read + Send, W: Write + Send>(
         for (g, count) in counts.into_iter().enumerate() {
             let in_len = (count * stride).min(rest_in.len());
             let (gi, ri) = rest_in.split_at(in_len);
-            let out_len = in_len.checked_sub(count * TAG_LEN).ok_or(DecryptError::AuthenticationFailed)?;
-            let (go, ro) = rest_out.split_at_mut(out_len);
+            let out_len = in_len
+                .checked_sub(count * TAG_LEN)
+                .ok_or(DecryptError::AuthenticationFailed)?;
+            let (go, ro) = rest_out
+                .split_at_mut_checked(out_len)
+                .ok_or(DecryptError::AuthenticationFailed)?;
             groups.push((gi, go, index, last && g + 1 == n_groups));
             rest_in = ri;
             rest_out = ro;
@@ -385,10 +495,23 @@ pub fn open_stream<R: Read + Send, W: Write + Send>(
             let mut cipher = keys.opening_cipher()?;
             let count = gi.len().div_ceil(stride);
             for k in 0..count {
-                let cin = gi.get(k * stride..((k + 1) * stride).min(gi.len())).unwrap_or_default();
-                let plain = cin.len().checked_sub(TAG_LEN).ok_or(DecryptError::AuthenticationFailed)?;
-                let pout = &mut go[k * seg..k * seg + plain];
-                keys.open_segment(&mut cipher, first + k as u64, group_last && k + 1 == count, cin, pout)?;
+                let cin = gi
+                    .get(k * stride..((k + 1) * stride).min(gi.len()))
+                    .unwrap_or_default();
+                let plain = cin
+                    .len()
+                    .checked_sub(TAG_LEN)
+                    .ok_or(DecryptError::AuthenticationFailed)?;
+                let pout = go
+                    .get_mut(k * seg..k * seg + plain)
+                    .ok_or(DecryptError::AuthenticationFailed)?;
+                keys.open_segment(
+                    &mut cipher,
+                    first + k as u64,
+                    group_last && k + 1 == count,
+                    cin,
+                    pout,
+                )?;
             }
             Ok::<(), DecryptError>(())
         })?;

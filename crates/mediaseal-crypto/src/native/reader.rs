@@ -28,7 +28,10 @@ pub struct NativeReader<R> {
 
 impl<R> core::fmt::Debug for NativeReader<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NativeReader").field("len", &self.len).field("pos", &self.pos).finish_non_exhaustive()
+        f.debug_struct("NativeReader")
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +45,8 @@ impl<R: Read + Seek> NativeReader<R> {
         let header_len = header_bytes.len() as u64;
         let file_len = inner.seek(SeekFrom::End(0))?;
         let segment = keys.segment_size as u64;
-        let len = plaintext_len(header_len, segment, file_len).ok_or(DecryptError::AuthenticationFailed)?;
+        let len = plaintext_len(header_len, segment, file_len)
+            .ok_or(DecryptError::AuthenticationFailed)?;
         let segment_count = len.div_ceil(segment).max(1);
         Ok(Self {
             inner,
@@ -76,14 +80,21 @@ impl<R: Read + Seek> NativeReader<R> {
         let segment = self.keys.segment_size as u64;
         let stride = segment + TAG_LEN as u64;
         let last = index + 1 == self.segment_count;
-        let plain_len = if last { self.len - index * segment } else { segment };
-        let plain_len = usize::try_from(plain_len).map_err(|_| DecryptError::AuthenticationFailed)?;
-        self.inner.seek(SeekFrom::Start(self.header_len + index * stride))?;
+        let plain_len = if last {
+            self.len - index * segment
+        } else {
+            segment
+        };
+        let plain_len =
+            usize::try_from(plain_len).map_err(|_| DecryptError::AuthenticationFailed)?;
+        self.inner
+            .seek(SeekFrom::Start(self.header_len + index * stride))?;
         self.sealed.resize(plain_len + TAG_LEN, 0);
         self.inner.read_exact(&mut self.sealed)?;
         self.plain.zeroize();
         self.plain.resize(plain_len, 0);
-        self.keys.open_segment(&mut self.cipher, index, last, &self.sealed, &mut self.plain)?;
+        self.keys
+            .open_segment(&mut self.cipher, index, last, &self.sealed, &mut self.plain)?;
         self.loaded = Some(index);
         Ok(())
     }
@@ -116,8 +127,12 @@ impl<R: Read + Seek> Seek for NativeReader<R> {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        let target =
-            target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the plaintext"))?;
+        let target = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the plaintext",
+            )
+        })?;
         self.pos = target;
         Ok(target)
     }
@@ -140,12 +155,19 @@ pub fn decrypt_range<R: Read + Seek, W: Write>(
 ) -> Result<u64, DecryptError> {
     let mut native = NativeReader::new(reader, key)?;
     if start > native.len() || (start == native.len() && len > 0) {
-        return Err(DecryptError::RangeOutOfBounds { start, len: native.len() });
+        return Err(DecryptError::RangeOutOfBounds {
+            start,
+            len: native.len(),
+        });
     }
     native.seek(SeekFrom::Start(start))?;
     let mut limited = native.take(len);
     let copied = io::copy(&mut limited, &mut writer).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidData { DecryptError::AuthenticationFailed } else { DecryptError::Io(e) }
+        if e.kind() == io::ErrorKind::InvalidData {
+            DecryptError::AuthenticationFailed
+        } else {
+            DecryptError::Io(e)
+        }
     })?;
     Ok(copied)
 }

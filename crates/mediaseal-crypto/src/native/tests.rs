@@ -8,7 +8,11 @@ use super::*;
 fn keys() -> &'static [PrivateKey; 3] {
     static KEYS: OnceLock<[PrivateKey; 3]> = OnceLock::new();
     KEYS.get_or_init(|| {
-        [PrivateKey::generate(2048).unwrap(), PrivateKey::generate(2048).unwrap(), PrivateKey::generate(3072).unwrap()]
+        [
+            PrivateKey::generate(2048).unwrap(),
+            PrivateKey::generate(2048).unwrap(),
+            PrivateKey::generate(3072).unwrap(),
+        ]
     })
 }
 
@@ -16,8 +20,21 @@ const SMALL_LOG2: u8 = 12;
 const SMALL: usize = 1 << SMALL_LOG2;
 
 fn seal(data: &[u8], log2: u8, threads: usize) -> Vec<u8> {
-    let r = [RecipientKey { key: keys()[0].public_key(), key_id: "CRaaaa" }];
-    seal_stream(data, Vec::new(), &r, StreamOptions { segment_log2: log2, threads }).unwrap().1
+    let r = [RecipientKey {
+        key: keys()[0].public_key(),
+        key_id: "CRaaaa",
+    }];
+    seal_stream(
+        data,
+        Vec::new(),
+        &r,
+        StreamOptions {
+            segment_log2: log2,
+            threads,
+        },
+    )
+    .unwrap()
+    .1
 }
 
 fn open(file: &[u8], threads: usize) -> Result<Vec<u8>, DecryptError> {
@@ -25,21 +42,42 @@ fn open(file: &[u8], threads: usize) -> Result<Vec<u8>, DecryptError> {
 }
 
 fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
 }
 
 #[test]
 fn round_trip_at_segment_boundaries_and_thread_counts() {
-    for len in [0, 1, SMALL - 1, SMALL, SMALL + 1, 3 * SMALL, 64 * SMALL + 7, 200 * SMALL] {
+    for len in [
+        0,
+        1,
+        SMALL - 1,
+        SMALL,
+        SMALL + 1,
+        3 * SMALL,
+        64 * SMALL + 7,
+        200 * SMALL,
+    ] {
         let plain = data(len);
         for threads in [1, 2, 3] {
             let file = seal(&plain, SMALL_LOG2, threads);
             let (header, hlen) = Header::parse(&file).unwrap();
-            assert_eq!(file.len() as u64, ciphertext_len(hlen as u64, SMALL as u64, len as u64));
-            assert_eq!(plaintext_len(hlen as u64, SMALL as u64, file.len() as u64), Some(len as u64));
+            assert_eq!(
+                file.len() as u64,
+                ciphertext_len(hlen as u64, SMALL as u64, len as u64)
+            );
+            assert_eq!(
+                plaintext_len(hlen as u64, SMALL as u64, file.len() as u64),
+                Some(len as u64)
+            );
             assert_eq!(header.recipients[0].key_id, "CRaaaa");
             for open_threads in [1, 2] {
-                assert_eq!(open(&file, open_threads).unwrap(), plain, "len {len} threads {threads}/{open_threads}");
+                assert_eq!(
+                    open(&file, open_threads).unwrap(),
+                    plain,
+                    "len {len} threads {threads}/{open_threads}"
+                );
             }
         }
     }
@@ -56,7 +94,10 @@ fn thread_count_does_not_change_the_layout() {
 #[test]
 fn sans_io_sealer_matches_stream_layout_and_opens() {
     let plain = data(5 * SMALL + 100);
-    let r = [RecipientKey { key: keys()[0].public_key(), key_id: "" }];
+    let r = [RecipientKey {
+        key: keys()[0].public_key(),
+        key_id: "",
+    }];
     let mut sealer = NativeSealer::new(&r, SMALL_LOG2).unwrap();
     let mut file = sealer.header().to_vec();
     for piece in plain.chunks(777) {
@@ -75,10 +116,25 @@ fn sans_io_sealer_matches_stream_layout_and_opens() {
 fn every_recipient_can_open_and_others_are_told_who_can() {
     let plain = data(3 * SMALL);
     let r = [
-        RecipientKey { key: keys()[0].public_key(), key_id: "CR0000" },
-        RecipientKey { key: keys()[2].public_key(), key_id: "CR2222" },
+        RecipientKey {
+            key: keys()[0].public_key(),
+            key_id: "CR0000",
+        },
+        RecipientKey {
+            key: keys()[2].public_key(),
+            key_id: "CR2222",
+        },
     ];
-    let (_, file) = seal_stream(&plain[..], Vec::new(), &r, StreamOptions { segment_log2: SMALL_LOG2, threads: 1 }).unwrap();
+    let (_, file) = seal_stream(
+        &plain[..],
+        Vec::new(),
+        &r,
+        StreamOptions {
+            segment_log2: SMALL_LOG2,
+            threads: 1,
+        },
+    )
+    .unwrap();
     for k in [&keys()[0], &keys()[2]] {
         assert_eq!(open_stream(&file[..], Vec::new(), k, 2).unwrap().1, plain);
     }
@@ -130,9 +186,15 @@ fn tamper_truncate_reorder_extend_all_fail() {
 
 #[test]
 fn header_problems_are_header_errors() {
-    assert!(matches!(open(b"not a native file at all, no", 1), Err(DecryptError::Header(HeaderError::NotNative))));
+    assert!(matches!(
+        open(b"not a native file at all, no", 1),
+        Err(DecryptError::Header(HeaderError::NotNative))
+    ));
     let file = seal(b"x", SMALL_LOG2, 1);
-    assert!(matches!(open(&file[..30], 1), Err(DecryptError::Header(HeaderError::Truncated))));
+    assert!(matches!(
+        open(&file[..30], 1),
+        Err(DecryptError::Header(HeaderError::Truncated))
+    ));
 }
 
 #[test]
@@ -141,17 +203,36 @@ fn random_access_reads_only_what_it_needs() {
     let file = seal(&plain, SMALL_LOG2, 2);
     let mut reader = NativeReader::new(Cursor::new(&file), &keys()[0]).unwrap();
     assert_eq!(reader.len(), plain.len() as u64);
-    for (start, len) in [(0usize, 10usize), (SMALL - 3, 10), (5 * SMALL, SMALL), (10 * SMALL + 100, 23), (17, 7 * SMALL)] {
+    for (start, len) in [
+        (0usize, 10usize),
+        (SMALL - 3, 10),
+        (5 * SMALL, SMALL),
+        (10 * SMALL + 100, 23),
+        (17, 7 * SMALL),
+    ] {
         reader.seek(SeekFrom::Start(start as u64)).unwrap();
         let mut got = vec![0u8; len];
         reader.read_exact(&mut got).unwrap();
         assert_eq!(got, &plain[start..start + len]);
     }
     let mut out = Vec::new();
-    decrypt_range(Cursor::new(&file), &keys()[0], 3 * SMALL as u64 + 1, 1000, &mut out).unwrap();
+    decrypt_range(
+        Cursor::new(&file),
+        &keys()[0],
+        3 * SMALL as u64 + 1,
+        1000,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out, &plain[3 * SMALL + 1..3 * SMALL + 1001]);
     assert!(matches!(
-        decrypt_range(Cursor::new(&file), &keys()[0], plain.len() as u64 + 1, 1, Vec::new()),
+        decrypt_range(
+            Cursor::new(&file),
+            &keys()[0],
+            plain.len() as u64 + 1,
+            1,
+            Vec::new()
+        ),
         Err(DecryptError::RangeOutOfBounds { .. })
     ));
     // A range in an intact segment of a file whose other segment was damaged still decrypts.
@@ -161,7 +242,13 @@ fn random_access_reads_only_what_it_needs() {
     let mut ok = Vec::new();
     decrypt_range(Cursor::new(&damaged), &keys()[0], 0, 100, &mut ok).unwrap();
     assert_eq!(ok, &plain[..100]);
-    let bad = decrypt_range(Cursor::new(&damaged), &keys()[0], 8 * SMALL as u64, 100, Vec::new());
+    let bad = decrypt_range(
+        Cursor::new(&damaged),
+        &keys()[0],
+        8 * SMALL as u64,
+        100,
+        Vec::new(),
+    );
     assert!(matches!(bad, Err(DecryptError::AuthenticationFailed)));
 }
 
@@ -200,5 +287,22 @@ proptest! {
         let file = seal(&plain, SMALL_LOG2, 1);
         let cut = ((file.len() as f64) * cut_frac) as usize;
         prop_assert!(open(&file[..cut.min(file.len() - 1)], 1).is_err());
+    }
+}
+
+/// Regression (found by `prop_any_truncation_fails`): a body cut to one whole segment plus fewer
+/// bytes than a tag used to slice past the end of the output buffer and panic.
+#[test]
+fn a_tail_shorter_than_a_tag_fails_without_panicking() {
+    let file = seal(&data(SMALL + 2000), SMALL_LOG2, 1);
+    let start = body_start(&file);
+    for extra in 0..=TAG_LEN {
+        for threads in [1, 2] {
+            let cut = &file[..start + SMALL + TAG_LEN + extra];
+            assert!(
+                matches!(open(cut, threads), Err(DecryptError::AuthenticationFailed)),
+                "extra {extra}"
+            );
+        }
     }
 }

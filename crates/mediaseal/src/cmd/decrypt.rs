@@ -16,8 +16,16 @@ pub(crate) fn run(args: &DecryptArgs) -> Result<(), CliError> {
     let input = Input::open(&args.input)?;
     match envelope {
         Some(env) => {
+            if input.starts_with(&MAGIC) {
+                return Err(CliError::usage(format!(
+                    "{} is a mediaseal native file, which carries its own header; drop --details/--encrypted-key/--iv",
+                    crate::error::shown_path(&args.input)
+                )));
+            }
             if args.range.is_some() {
-                return Err(CliError::usage("--range works on native files only; rsa-aes and s3-* must be read whole"));
+                return Err(CliError::usage(
+                    "--range works on native files only; rsa-aes and s3-* must be read whole",
+                ));
             }
             open_envelope(args, input, &env, &key)
         }
@@ -29,7 +37,9 @@ fn envelope(args: &DecryptArgs) -> Result<Option<Envelope>, CliError> {
     if let Some(path) = &args.details {
         let text = read_text(path, "details file")?;
         let source = format!("'{}'", path.display());
-        return mediaseal_crypto::parse_details(&text).map(Some).map_err(|e| CliError::details(&source, &e));
+        return mediaseal_crypto::parse_details(&text)
+            .map(Some)
+            .map_err(|e| CliError::details(&source, &e));
     }
     match (&args.encrypted_key, &args.iv) {
         (Some(key), Some(iv)) => mediaseal_crypto::envelope_from_raw(key, iv)
@@ -39,20 +49,33 @@ fn envelope(args: &DecryptArgs) -> Result<Option<Envelope>, CliError> {
     }
 }
 
-fn open_envelope(args: &DecryptArgs, input: Input, env: &Envelope, key: &PrivateKey) -> Result<(), CliError> {
-    let total = input.len().map(|n| if env.scheme == Scheme::GcmOaep && is_dash(&args.output) { 2 * n } else { n });
+fn open_envelope(
+    args: &DecryptArgs,
+    input: Input,
+    env: &Envelope,
+    key: &PrivateKey,
+) -> Result<(), CliError> {
+    let total = input.len().map(|n| {
+        if env.scheme == Scheme::GcmOaep && is_dash(&args.output) {
+            2 * n
+        } else {
+            n
+        }
+    });
     let progress = Progress::new(args.quiet, total, "decrypting");
     if !is_dash(&args.output) {
         // Straight into a temporary file beside the target; renamed only after verification.
         let reader = input.into_reader(&progress);
-        mediaseal_crypto::open_to_path(reader, &args.output, env, key).map_err(CliError::decrypt)?;
+        mediaseal_crypto::open_to_path(reader, &args.output, env, key)
+            .map_err(CliError::decrypt)?;
         progress.finish();
         return Ok(());
     }
     let out = Output::create(&args.output, false)?;
     let result = match input {
         Input::File(file, _) => {
-            let file = ProgressFile::new(file, &progress).map_err(|e| CliError::io("read", &args.input, &e))?;
+            let file = ProgressFile::new(file, &progress)
+                .map_err(|e| CliError::io("read", &args.input, &e))?;
             mediaseal_crypto::open_seekable_to_writer(file, out, env, key)
         }
         Input::Stream(stream) if env.scheme == Scheme::GcmOaep => {
@@ -76,15 +99,19 @@ fn open_native(args: &DecryptArgs, input: Input, key: &PrivateKey) -> Result<(),
     if let Some(range) = &args.range {
         let (start, end) = parse_range(range)?;
         let Input::File(file, _) = input else {
-            return Err(CliError::usage("--range needs a seekable input file, not a pipe"));
+            return Err(CliError::usage(
+                "--range needs a seekable input file, not a pipe",
+            ));
         };
         let mut out = Output::create(&args.output, false)?;
-        native::decrypt_range(file, key, start, end - start + 1, &mut out).map_err(CliError::decrypt)?;
+        native::decrypt_range(file, key, start, end - start + 1, &mut out)
+            .map_err(CliError::decrypt)?;
         return out.commit(&args.output);
     }
     let mut reader = input.into_reader(&progress);
     let mut magic = [0u8; 8];
-    let got = read_up_to(&mut reader, &mut magic).map_err(|e| CliError::io("read", &args.input, &e))?;
+    let got =
+        read_up_to(&mut reader, &mut magic).map_err(|e| CliError::io("read", &args.input, &e))?;
     if magic[..got] != MAGIC[..got] || got < MAGIC.len() {
         return Err(CliError::new(format!(
             "{} is not a mediaseal native file",
@@ -100,10 +127,12 @@ fn open_native(args: &DecryptArgs, input: Input, key: &PrivateKey) -> Result<(),
         progress.finish();
         return out.commit(&args.output);
     }
-    let file = AtomicFile::create(&args.output).map_err(|e| CliError::io("create a file beside", &args.output, &e))?;
+    let file = AtomicFile::create(&args.output)
+        .map_err(|e| CliError::io("create a file beside", &args.output, &e))?;
     let (_, file) = native::open_stream(reader, file, key, threads).map_err(CliError::decrypt)?;
     progress.finish();
-    file.commit().map_err(|e| CliError::io("write", &args.output, &e))
+    file.commit()
+        .map_err(|e| CliError::io("write", &args.output, &e))
 }
 
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -121,7 +150,11 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Parses `START-END` (inclusive) as in an HTTP Range header.
 fn parse_range(text: &str) -> Result<(u64, u64), CliError> {
-    let bad = || CliError::usage(format!("--range '{text}' is not START-END with START <= END, e.g. 0-1023"));
+    let bad = || {
+        CliError::usage(format!(
+            "--range '{text}' is not START-END with START <= END, e.g. 0-1023"
+        ))
+    };
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
     let start: u64 = a.trim().parse().map_err(|_| bad())?;
     let end: u64 = b.trim().parse().map_err(|_| bad())?;
@@ -140,7 +173,10 @@ struct ProgressFile {
 impl ProgressFile {
     fn new(file: std::fs::File, progress: &Progress) -> io::Result<Self> {
         let reading = file.try_clone()?;
-        Ok(Self { reader: progress.wrap(Box::new(reading)), file })
+        Ok(Self {
+            reader: progress.wrap(Box::new(reading)),
+            file,
+        })
     }
 }
 
@@ -168,6 +204,9 @@ impl Read for NoSeek {
 
 impl Seek for NoSeek {
     fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "standard input cannot be rewound"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "standard input cannot be rewound",
+        ))
     }
 }

@@ -1,24 +1,42 @@
 //! `mediaseal encrypt`: seal a file in any of the four formats.
 
+use std::io::IsTerminal;
+
 use mediaseal_crypto::native::{self, RecipientKey, StreamOptions};
 use mediaseal_crypto::{EncryptionDetails, Format, S3Headers};
 
 use crate::cli::EncryptArgs;
 use crate::error::CliError;
-use crate::io_util::{Input, Output, Progress, load_public_key, threads, write_text};
+use crate::io_util::{Input, Output, Progress, is_dash, load_public_key, threads, write_text};
 
 pub(crate) fn run(args: &EncryptArgs) -> Result<(), CliError> {
-    let keys = args.public_keys.iter().map(|p| load_public_key(p)).collect::<Result<Vec<_>, _>>()?;
+    let keys = args
+        .public_keys
+        .iter()
+        .map(|p| load_public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let sids = key_sids(args)?;
     let segment_log2 = segment_log2(args.segment_size)?;
     if args.format == Format::Native {
         if args.details.is_some() {
-            return Err(CliError::usage("--details applies to rsa-aes, s3-cbc and s3-gcm; a native file carries its own header"));
+            return Err(CliError::usage(
+                "--details applies to rsa-aes, s3-cbc and s3-gcm; a native file carries its own header",
+            ));
         }
     } else {
         if keys.len() > 1 {
-            return Err(CliError::usage(format!("{} seals to exactly one public key; {} were given", args.format, keys.len()))
-                .with_hint("use --format native to seal to several keys at once"));
+            return Err(CliError::usage(format!(
+                "{} seals to exactly one public key; {} were given",
+                args.format,
+                keys.len()
+            ))
+            .with_hint("use --format native to seal to several keys at once"));
+        }
+        if args.details.as_deref().is_some_and(is_dash) && is_dash(&args.output) {
+            return Err(CliError::usage(
+                "--details - and --out - would mix the key material into the sealed output",
+            )
+            .with_hint("write the details to a file: --details FILE"));
         }
         if args.details.is_none() {
             return Err(CliError::usage(format!(
@@ -36,27 +54,43 @@ pub(crate) fn run(args: &EncryptArgs) -> Result<(), CliError> {
 
     match args.format.scheme() {
         None => {
-            let recipients: Vec<RecipientKey<'_>> =
-                keys.iter().zip(&sids).map(|(key, sid)| RecipientKey { key, key_id: sid.as_str() }).collect();
-            let options = StreamOptions { segment_log2, threads: threads(args.threads) };
-            let (_, output) = native::seal_stream(reader, output, &recipients, options).map_err(CliError::encrypt)?;
+            let recipients: Vec<RecipientKey<'_>> = keys
+                .iter()
+                .zip(&sids)
+                .map(|(key, sid)| RecipientKey {
+                    key,
+                    key_id: sid.as_str(),
+                })
+                .collect();
+            let options = StreamOptions {
+                segment_log2,
+                threads: threads(args.threads),
+            };
+            let (_, output) = native::seal_stream(reader, output, &recipients, options)
+                .map_err(CliError::encrypt)?;
             progress.finish();
             output.commit(&args.output)?;
         }
         Some(scheme) => {
             let key = &keys[0];
-            let (sealed, output) =
-                mediaseal_crypto::seal_stream(reader, output, scheme, key).map_err(CliError::encrypt)?;
+            let (sealed, output) = mediaseal_crypto::seal_stream(reader, output, scheme, key)
+                .map_err(CliError::encrypt)?;
             progress.finish();
             let sid = sids.first().filter(|s| !s.is_empty()).cloned();
             let text = if args.format == Format::RsaAes {
-                let mut json = EncryptionDetails::new(sid, &sealed.wrapped_cek, &sealed.iv).to_json();
+                let mut json =
+                    EncryptionDetails::new(sid, &sealed.wrapped_cek, &sealed.iv).to_json();
                 json.push('\n');
                 json
             } else {
-                S3Headers::new(scheme, &sealed.wrapped_cek, &sealed.iv, Some(sealed.plaintext_len))
-                    .with_key(sid.as_deref(), key.fingerprint())
-                    .to_lines()
+                S3Headers::new(
+                    scheme,
+                    &sealed.wrapped_cek,
+                    &sealed.iv,
+                    Some(sealed.plaintext_len),
+                )
+                .with_key(sid.as_deref(), key.fingerprint())
+                .to_lines()
             };
             if let Some(path) = &args.details {
                 write_text(path, &text)?;
@@ -78,10 +112,18 @@ fn key_sids(args: &EncryptArgs) -> Result<Vec<String>, CliError> {
     }
     for sid in &args.key_sids {
         if sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(CliError::usage(format!("--key-sid '{sid}' must be printable ASCII of at most 64 characters")));
+            return Err(CliError::usage(format!(
+                "--key-sid '{sid}' must be printable ASCII of at most 64 characters"
+            )));
         }
-        if !(sid.len() == 34 && sid.starts_with("CR") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
-            eprintln!("mediaseal: note: --key-sid '{sid}' is not a CR… public key SID; recording it as given");
+        // Only a person at a terminal is told; scripts get nothing extra on stderr.
+        let looks_like_sid = sid.len() == 34
+            && sid.starts_with("CR")
+            && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !looks_like_sid && std::io::stderr().is_terminal() {
+            eprintln!(
+                "mediaseal: note: --key-sid '{sid}' is not a CR… public key SID; recording it as given"
+            );
         }
     }
     let mut sids = args.key_sids.clone();
@@ -93,6 +135,8 @@ fn segment_log2(size: usize) -> Result<u8, CliError> {
     if size.is_power_of_two() && (4096..=16 << 20).contains(&size) {
         Ok(size.trailing_zeros() as u8)
     } else {
-        Err(CliError::usage(format!("--segment-size {size} must be a power of two from 4096 to 16777216")))
+        Err(CliError::usage(format!(
+            "--segment-size {size} must be a power of two from 4096 to 16777216"
+        )))
     }
 }
