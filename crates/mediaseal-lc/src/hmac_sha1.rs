@@ -51,6 +51,51 @@ fn cleanse<T>(value: &mut T) {
     unsafe { sys::OPENSSL_cleanse((value as *mut T).cast(), size_of::<T>()) }
 }
 
+/// Compresses one 64-byte block into `ctx`.
+#[inline]
+fn compress(ctx: &mut sys::SHA_CTX, block: &[u8; BLOCK_LEN]) {
+    // SAFETY: `block` is exactly one SHA-1 block; `ctx` is an initialised SHA_CTX whose own
+    // buffer is empty (`num == 0`: nothing is ever left in it here), so this only updates `h`.
+    unsafe { sys::SHA1_Transform(ctx, block.as_ptr()) };
+}
+
+/// Compresses `data`, a whole number of blocks, into `ctx`.
+#[inline]
+fn compress_blocks(ctx: &mut sys::SHA_CTX, data: &[u8]) {
+    if !data.is_empty() {
+        // With an empty SHA_CTX buffer and a whole number of blocks, SHA1_Update hands `data`
+        // straight to the multi-block compression function and buffers nothing.
+        update(ctx, data);
+    }
+}
+
+/// Pads the final `fill` bytes in `block` for a message of `total` bytes, compresses, and
+/// returns the digest.
+#[inline]
+fn finish(
+    ctx: &mut sys::SHA_CTX,
+    block: &mut [u8; BLOCK_LEN],
+    fill: usize,
+    total: u64,
+) -> [u8; OUTPUT_LEN] {
+    let mut fill = fill.min(BLOCK_LEN - 1);
+    block[fill] = 0x80;
+    fill += 1;
+    if fill > BLOCK_LEN - 8 {
+        block[fill..].fill(0);
+        compress(ctx, block);
+        fill = 0;
+    }
+    block[fill..BLOCK_LEN - 8].fill(0);
+    block[BLOCK_LEN - 8..].copy_from_slice(&(total * 8).to_be_bytes());
+    compress(ctx, block);
+    let mut out = [0u8; OUTPUT_LEN];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(ctx.h.iter()) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
 impl HmacSha1Key {
     /// Prepares `key` (any length; keys longer than 64 bytes are hashed first, per RFC 2104).
     pub fn new(key: &[u8]) -> Self {
@@ -85,30 +130,48 @@ impl HmacSha1Key {
 
     /// Returns HMAC-SHA1 over the concatenation of `parts`.
     pub fn sign(&self, parts: &[&[u8]]) -> [u8; OUTPUT_LEN] {
+        // The inner hash: whole blocks go straight to the compression function, partial ones
+        // through `block`, and the padding is written by hand, so no bytes pass through
+        // SHA_CTX's own buffer (that buffering costs as much as a compression for SRTP-sized
+        // messages split in parts).
         let mut ctx = self.inner;
+        let mut block = [0u8; BLOCK_LEN];
+        let mut fill = 0usize;
+        let mut total = BLOCK_LEN as u64; // the ipad block already absorbed
         for part in parts {
-            update(&mut ctx, part);
+            let mut p: &[u8] = part;
+            total += p.len() as u64;
+            if fill > 0 {
+                let take = p.len().min(BLOCK_LEN - fill);
+                let (head, rest) = p.split_at(take);
+                block[fill..fill + take].copy_from_slice(head);
+                fill += take;
+                p = rest;
+                if fill < BLOCK_LEN {
+                    continue; // `part` is used up
+                }
+                compress(&mut ctx, &block);
+                // `fill` is reset below, from what remains of `part`.
+            }
+            let whole = p.len() - p.len() % BLOCK_LEN;
+            let (blocks, rest) = p.split_at(whole);
+            compress_blocks(&mut ctx, blocks);
+            block[..rest.len()].copy_from_slice(rest);
+            fill = rest.len();
         }
-        let mut inner_digest = [0u8; OUTPUT_LEN];
-        // SAFETY: `inner_digest` has room for 20 bytes; `ctx` is an initialised SHA_CTX.
-        unsafe { sys::SHA1_Final(inner_digest.as_mut_ptr(), &mut ctx) };
+        let inner_digest = finish(&mut ctx, &mut block, fill, total);
 
         // The outer message is the 20-byte inner digest after one 64-byte pad block, so its
         // padded form is always exactly one block: digest ‖ 0x80 ‖ zeros ‖ bit length (672).
+        let mut outer = self.outer;
         let mut block = [0u8; BLOCK_LEN];
         block[..OUTPUT_LEN].copy_from_slice(&inner_digest);
-        block[OUTPUT_LEN] = 0x80;
-        block[BLOCK_LEN - 8..]
-            .copy_from_slice(&(((BLOCK_LEN + OUTPUT_LEN) as u64) * 8).to_be_bytes());
-        let mut outer = self.outer;
-        // SAFETY: `block` is exactly one 64-byte SHA-1 block; `outer` is an initialised SHA_CTX
-        // that has absorbed a whole number of blocks, so compressing one more block is valid.
-        unsafe { sys::SHA1_Transform(&mut outer, block.as_ptr()) };
-        let mut out = [0u8; OUTPUT_LEN];
-        for (chunk, word) in out.chunks_exact_mut(4).zip(outer.h.iter()) {
-            chunk.copy_from_slice(&word.to_be_bytes());
-        }
-        out
+        finish(
+            &mut outer,
+            &mut block,
+            OUTPUT_LEN,
+            (BLOCK_LEN + OUTPUT_LEN) as u64,
+        )
     }
 
     /// Checks in constant time that `tag` equals the first `tag.len()` bytes of the HMAC over
@@ -182,6 +245,22 @@ mod tests {
                 let mut bad = want.clone();
                 bad[3] ^= 1;
                 assert!(!k.verify_truncated(&[&msg], &bad[..4]));
+            }
+        }
+    }
+
+    #[test]
+    fn three_way_splits_at_every_block_offset() {
+        // Exercises the partial-block buffering and the padding branch (fill > 55) of `sign`.
+        let k = HmacSha1Key::new(b"split key");
+        for len in (0usize..200).chain([255, 256, 257, 1000]) {
+            let msg: Vec<u8> = (0..len).map(|i| (i * 11 + 3) as u8).collect();
+            let want = reference(b"split key", &msg);
+            for a in (0..=len).step_by(7) {
+                for b in (a..=len).step_by(13) {
+                    let got = k.sign(&[&msg[..a], &msg[a..b], &[], &msg[b..]]);
+                    assert_eq!(got.to_vec(), want, "len {len} split {a}/{b}");
+                }
             }
         }
     }

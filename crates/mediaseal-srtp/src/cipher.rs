@@ -181,17 +181,20 @@ impl Cipher {
         ssrc: u32,
         index: u64,
     ) -> Result<(), CryptoFailure> {
-        let (header, payload) = body.split_at_mut_checked(hdr_len).ok_or(CryptoFailure)?;
         match &self.transform {
             Transform::CmSha1 { ctr, mac } => {
+                let payload = body.get_mut(hdr_len..).ok_or(CryptoFailure)?;
                 ctr.apply_keystream(&iv(&self.salt, ssrc, index, false), payload);
                 // RFC 3711 §4.2: the tag covers the authenticated portion followed by the ROC.
+                // One contiguous slice: splitting it makes SHA1_Update re-buffer every block.
                 let roc = ((index >> 16) as u32).to_be_bytes();
-                let t = mac.sign(&[header, payload, &roc]);
+                let t = mac.sign(&[body, &roc]);
                 let n = tag_out.len();
                 tag_out.copy_from_slice(t.get(..n).ok_or(CryptoFailure)?);
             }
             Transform::Gcm { key } => {
+                let (header, payload) =
+                    body.split_at_mut_checked(hdr_len).ok_or(CryptoFailure)?;
                 let tag = key
                     .seal_in_place_separate_tag(
                         nonce(&self.salt, ssrc, index),

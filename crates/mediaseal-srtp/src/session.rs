@@ -382,11 +382,12 @@ impl OutboundSession {
         } else {
             // RFC 3711 §3.4: header ‖ ciphertext ‖ E|index ‖ tag, the tag over all before it.
             self.rtcp.cm_crypt_rtcp(body, ssrc, index);
-            let (idx_out, tag_out) = tail.split_at_mut(4);
-            idx_out.copy_from_slice(&eidx);
+            tail.get_mut(..4).ok_or(ProtectError::Crypto)?.copy_from_slice(&eidx);
+            // One contiguous slice for the MAC (see `Cipher::protect_rtp`).
+            let (authenticated, tag_out) = pkt.split_at_mut(len + 4);
             let mac = self
                 .rtcp
-                .cm_mac(&[body, idx_out])
+                .cm_mac(&[authenticated])
                 .ok_or(ProtectError::Crypto)?;
             let n = tag_out.len();
             tag_out.copy_from_slice(mac.get(..n).ok_or(ProtectError::Crypto)?);
