@@ -193,8 +193,7 @@ impl Cipher {
                 tag_out.copy_from_slice(t.get(..n).ok_or(CryptoFailure)?);
             }
             Transform::Gcm { key } => {
-                let (header, payload) =
-                    body.split_at_mut_checked(hdr_len).ok_or(CryptoFailure)?;
+                let (header, payload) = body.split_at_mut_checked(hdr_len).ok_or(CryptoFailure)?;
                 let tag = key
                     .seal_in_place_separate_tag(
                         nonce(&self.salt, ssrc, index),

@@ -236,7 +236,7 @@ impl RxStream {
 ///
 /// Keyed once; any number of SSRCs share the key, each with its own ROC, replay record and
 /// SRTCP index, looked up in O(1). Sans-IO and allocation-free per packet once an SSRC is known.
-/// Not `Sync`-shared by design: give each sending task its own session or lock it.
+/// `Send + Sync`, but every method takes `&mut self`: give each task its own session or lock it.
 pub struct OutboundSession {
     profile: SrtpProfile,
     rtp: Cipher,
@@ -382,7 +382,9 @@ impl OutboundSession {
         } else {
             // RFC 3711 §3.4: header ‖ ciphertext ‖ E|index ‖ tag, the tag over all before it.
             self.rtcp.cm_crypt_rtcp(body, ssrc, index);
-            tail.get_mut(..4).ok_or(ProtectError::Crypto)?.copy_from_slice(&eidx);
+            tail.get_mut(..4)
+                .ok_or(ProtectError::Crypto)?
+                .copy_from_slice(&eidx);
             // One contiguous slice for the MAC (see `Cipher::protect_rtp`).
             let (authenticated, tag_out) = pkt.split_at_mut(len + 4);
             let mac = self
