@@ -45,8 +45,9 @@ impl<T: Read + Seek + Send> ReadSeek for T {}
 pub trait ObjectWriter: Send {
     /// Appends bytes.
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()>;
-    /// Makes the object durable and visible; returns its size.
-    async fn finish(self: Box<Self>) -> StoreResult<u64>;
+    /// Makes the object durable and visible with `meta` headers (known only once the content
+    /// is, e.g. the plaintext length); returns its size.
+    async fn finish(self: Box<Self>, meta: ObjectMeta) -> StoreResult<u64>;
     /// Discards everything written.
     async fn abort(self: Box<Self>);
 }
@@ -56,8 +57,8 @@ pub trait ObjectWriter: Send {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// `fs` or `s3`.
     fn backend(&self) -> &'static str;
-    /// Starts writing `key` with `meta` headers.
-    async fn create(&self, key: &str, meta: ObjectMeta) -> StoreResult<Box<dyn ObjectWriter>>;
+    /// Starts writing `key`.
+    async fn create(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>>;
     /// Size and headers of `key`.
     async fn head(&self, key: &str) -> StoreResult<ObjectInfo>;
     /// The bytes of `key`, or of `range` within it.
@@ -132,7 +133,6 @@ struct FsWriter {
     file: Option<std::fs::File>,
     temp: PathBuf,
     target: PathBuf,
-    meta: ObjectMeta,
     buffer: Vec<u8>,
     written: u64,
 }
@@ -171,12 +171,11 @@ impl ObjectWriter for FsWriter {
         Ok(())
     }
 
-    async fn finish(mut self: Box<Self>) -> StoreResult<u64> {
+    async fn finish(mut self: Box<Self>, meta: ObjectMeta) -> StoreResult<u64> {
         self.flush_buffer().await?;
         let file = self.file.take().ok_or_else(|| StoreError::Corrupt("writer already finished".into()))?;
         let temp = self.temp.clone();
         let target = self.target.clone();
-        let meta = std::mem::take(&mut self.meta);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.sync_all()?;
             drop(file);
@@ -221,7 +220,7 @@ impl ObjectStore for FsObjectStore {
         "fs"
     }
 
-    async fn create(&self, key: &str, meta: ObjectMeta) -> StoreResult<Box<dyn ObjectWriter>> {
+    async fn create(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
         let target = self.path(key)?;
         let temp = self.root.join(TMP_DIR).join(format!("{}.{}", key.replace('/', "_"), unique_suffix()));
         let file = tokio::task::spawn_blocking({
@@ -234,7 +233,6 @@ impl ObjectStore for FsObjectStore {
             file: Some(file),
             temp,
             target,
-            meta,
             buffer: Vec::with_capacity(FS_WRITE_BLOCK),
             written: 0,
         }))
@@ -380,11 +378,11 @@ mod tests {
         let store = FsObjectStore::new(dir.path()).unwrap();
         let mut meta = ObjectMeta::new();
         meta.insert("x-amz-meta-x-amz-iv".into(), "abc".into());
-        let mut w = store.create("AC1/RE1", meta.clone()).await.unwrap();
+        let mut w = store.create("AC1/RE1").await.unwrap();
         assert!(store.head("AC1/RE1").await.is_err(), "not visible before finish");
         w.write(Bytes::from_static(b"hello ")).await.unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
-        assert_eq!(w.finish().await.unwrap(), 11);
+        assert_eq!(w.finish(meta.clone()).await.unwrap(), 11);
         let info = store.head("AC1/RE1").await.unwrap();
         assert_eq!(info.size, 11);
         assert_eq!(info.meta, meta);
@@ -406,10 +404,10 @@ mod tests {
     async fn aborted_and_dropped_writers_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsObjectStore::new(dir.path()).unwrap();
-        let mut w = store.create("AC1/RE2", ObjectMeta::new()).await.unwrap();
+        let mut w = store.create("AC1/RE2").await.unwrap();
         w.write(Bytes::from_static(b"x")).await.unwrap();
         w.abort().await;
-        let w2 = store.create("AC1/RE3", ObjectMeta::new()).await.unwrap();
+        let w2 = store.create("AC1/RE3").await.unwrap();
         drop(w2);
         assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
         assert!(store.list("").await.unwrap().is_empty());

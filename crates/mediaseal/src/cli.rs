@@ -23,6 +23,10 @@ pub(crate) enum Command {
     Decrypt(DecryptArgs),
     /// Show what a native file's header says, without any key.
     Inspect(InspectArgs),
+    /// Run the service: Twilio-shaped REST API, sealing on ingest, callbacks.
+    Serve(crate::cmd::serve::ServeArgs),
+    /// Manage accounts in the server's store.
+    Account(crate::cmd::account::AccountArgs),
 }
 
 #[derive(Debug, Args)]

@@ -39,5 +39,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Encrypt(args) => cmd::encrypt::run(&args),
         Command::Decrypt(args) => cmd::decrypt::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Serve(args) => cmd::serve::run_serve(&args),
+        Command::Account(args) => cmd::account::run_account(&args),
     }
 }

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
+pub(crate) mod account;
 pub(crate) mod decrypt;
 pub(crate) mod encrypt;
 pub(crate) mod inspect;
 pub(crate) mod keygen;
+pub(crate) mod logging;
+pub(crate) mod serve;

@@ -1,0 +1,224 @@
+//! Accounts, subaccounts and API keys (api/2010-04-01).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mediaseal_store::MetadataStore;
+use mediaseal_store::model::{Account, ApiKey, Cursor};
+use serde_json::{Value, json};
+
+use super::{Authed, json_sid};
+use crate::auth::{accessible_account, hash_secret};
+use crate::clock::{now_us, rfc2822};
+use crate::error::{ApiError, ApiResult};
+use crate::paging::{Page, PageRequest, envelope_2010};
+use crate::params::Params;
+use crate::sid::{new_secret, new_sid};
+use crate::state::AppState;
+
+/// Creates an account (a main account when `parent` is `None`). Used by the API for subaccounts
+/// and by `mediaseal account create` for main accounts.
+pub async fn create_account(
+    meta: &dyn MetadataStore,
+    friendly_name: Option<&str>,
+    parent: Option<&str>,
+) -> Result<Account, mediaseal_store::StoreError> {
+    let now = now_us();
+    let sid = new_sid("AC");
+    let account = Account {
+        friendly_name: friendly_name.map_or_else(|| format!("mediaseal account {}", &sid[..10]), str::to_owned),
+        sid,
+        parent_sid: parent.map(str::to_owned),
+        status: "active".to_owned(),
+        auth_token: new_secret(),
+        date_created: now,
+        date_updated: now,
+    };
+    meta.insert_account(&account).await?;
+    Ok(account)
+}
+
+pub(crate) fn account_json(a: &Account) -> Value {
+    let base = format!("/2010-04-01/Accounts/{}", a.sid);
+    json!({
+        "auth_token": a.auth_token,
+        "date_created": rfc2822(a.date_created),
+        "date_updated": rfc2822(a.date_updated),
+        "friendly_name": a.friendly_name,
+        "owner_account_sid": a.parent_sid.as_deref().unwrap_or(&a.sid),
+        "sid": a.sid,
+        "status": a.status,
+        "subresource_uris": {
+            "recordings": format!("{base}/Recordings.json"),
+            "notifications": format!("{base}/Notifications.json"),
+            "keys": format!("{base}/Keys.json"),
+        },
+        "type": "Full",
+        "uri": format!("{base}.json"),
+    })
+}
+
+fn key_json(k: &ApiKey, secret: Option<&str>) -> Value {
+    let mut v = json!({
+        "sid": k.sid,
+        "friendly_name": k.friendly_name,
+        "date_created": rfc2822(k.date_created),
+        "date_updated": rfc2822(k.date_updated),
+    });
+    if let Some(s) = secret {
+        v["secret"] = json!(s);
+    }
+    v
+}
+
+/// Account management needs the auth token itself, as on Twilio, where standard API keys cannot
+/// manage accounts or keys.
+fn require_auth_token(auth: &Authed) -> ApiResult<()> {
+    if auth.principal.api_key.is_some() {
+        return Err(ApiError::forbidden("API keys cannot manage accounts or keys; use the account's auth token"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_subaccount(State(st): State<AppState>, auth: Authed, body: Bytes) -> ApiResult<Response> {
+    require_auth_token(&auth)?;
+    if auth.principal.account.parent_sid.is_some() {
+        return Err(ApiError::forbidden("a subaccount cannot create subaccounts"));
+    }
+    let form = Params::from_form(&body);
+    let name = form.friendly_name("FriendlyName", 64)?;
+    let account = create_account(st.meta.as_ref(), name, Some(auth.principal.sid())).await?;
+    tracing::info!(account = %account.sid, parent = %auth.principal.sid(), "subaccount created");
+    Ok((StatusCode::CREATED, Json(account_json(&account))).into_response())
+}
+
+pub(crate) async fn list_accounts(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+    let req = PageRequest::from_params(&auth.query, 1000)?;
+    let rows = st.meta.list_accounts(auth.principal.sid(), req.cursor.as_ref(), req.fetch_limit()).await?;
+    let page = Page::cut(rows, &req, |a| Cursor { date_created: a.date_created, sid: a.sid.clone() });
+    Ok(Json(envelope_2010("accounts", "/2010-04-01/Accounts.json", page, &req, &auth.query, &[], account_json)))
+}
+
+pub(crate) async fn fetch_account(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(file): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let sid = json_sid(&file, "AC", &auth.path)?;
+    let account = accessible_account(&st, &auth.principal, sid, &auth.path).await?;
+    Ok(Json(account_json(&account)))
+}
+
+pub(crate) async fn update_account(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(file): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    require_auth_token(&auth)?;
+    let sid = json_sid(&file, "AC", &auth.path)?;
+    let account = accessible_account(&st, &auth.principal, sid, &auth.path).await?;
+    let form = Params::from_form(&body);
+    let name = form.friendly_name("FriendlyName", 64)?;
+    let status = match form.get("Status") {
+        None => None,
+        Some(s @ ("active" | "suspended" | "closed")) => {
+            if account.sid == auth.principal.sid() && s != "active" {
+                return Err(ApiError::bad_param("Status", "an account cannot suspend or close itself"));
+            }
+            Some(s)
+        }
+        Some(other) => return Err(ApiError::bad_param("Status", format!("'{other}' is not active, suspended or closed"))),
+    };
+    let updated = st
+        .meta
+        .update_account(&account.sid, name, status, now_us())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
+    Ok(Json(account_json(&updated)))
+}
+
+pub(crate) async fn create_key(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(account_sid): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_auth_token(&auth)?;
+    let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
+    let form = Params::from_form(&body);
+    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or("").to_owned();
+    let secret = new_secret();
+    let now = now_us();
+    let key = ApiKey {
+        sid: new_sid("SK"),
+        account_sid: account.sid.clone(),
+        friendly_name: name,
+        secret_hash: hash_secret(&secret),
+        date_created: now,
+        date_updated: now,
+    };
+    st.meta.insert_api_key(&key).await?;
+    tracing::info!(key = %key.sid, account = %account.sid, "API key created");
+    // The secret is shown here once and never again; only its hash is kept.
+    Ok((StatusCode::CREATED, Json(key_json(&key, Some(&secret)))).into_response())
+}
+
+pub(crate) async fn list_keys(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(account_sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_auth_token(&auth)?;
+    let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
+    let req = PageRequest::from_params(&auth.query, 1000)?;
+    let rows = st.meta.list_api_keys(&account.sid, req.cursor.as_ref(), req.fetch_limit()).await?;
+    let page = Page::cut(rows, &req, |k| Cursor { date_created: k.date_created, sid: k.sid.clone() });
+    let path = format!("/2010-04-01/Accounts/{}/Keys.json", account.sid);
+    Ok(Json(envelope_2010("keys", &path, page, &req, &auth.query, &[], |k| key_json(k, None))))
+}
+
+async fn owned_key(st: &AppState, auth: &Authed, account_sid: &str, file: &str) -> ApiResult<ApiKey> {
+    require_auth_token(auth)?;
+    let account = accessible_account(st, &auth.principal, account_sid, &auth.path).await?;
+    let sid = json_sid(file, "SK", &auth.path)?;
+    match st.meta.api_key(sid).await? {
+        Some(k) if k.account_sid == account.sid => Ok(k),
+        _ => Err(ApiError::not_found(&auth.path)),
+    }
+}
+
+pub(crate) async fn fetch_key(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let key = owned_key(&st, &auth, &account_sid, &file).await?;
+    Ok(Json(key_json(&key, None)))
+}
+
+pub(crate) async fn update_key(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, file)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let key = owned_key(&st, &auth, &account_sid, &file).await?;
+    let form = Params::from_form(&body);
+    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or(&key.friendly_name).to_owned();
+    let updated =
+        st.meta.update_api_key(&key.sid, &name, now_us()).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+    Ok(Json(key_json(&updated, None)))
+}
+
+pub(crate) async fn delete_key(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let key = owned_key(&st, &auth, &account_sid, &file).await?;
+    st.meta.delete_api_key(&key.sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

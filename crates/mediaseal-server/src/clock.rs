@@ -1,0 +1,78 @@
+//! Time: microsecond timestamps that never repeat within a process, and the two date formats of
+//! the API (RFC 2822 for 2010-04-01, ISO 8601 `YYYY-MM-DDTHH:MM:SSZ` for v1/v2).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+use time::macros::format_description;
+
+static LAST: AtomicI64 = AtomicI64::new(0);
+
+/// Microseconds since the epoch, strictly increasing across calls in this process, so that
+/// "most recently added" and newest-first paging are never ambiguous.
+pub fn now_us() -> i64 {
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => prev = actual,
+        }
+    }
+}
+
+fn to_datetime(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `Fri, 14 Oct 2016 21:56:34 +0000`.
+pub fn rfc2822(us: i64) -> String {
+    to_datetime(us).format(&Rfc2822).unwrap_or_default()
+}
+
+/// `2015-07-31T04:00:00Z`, exactly as twilio-python parses it.
+pub fn iso8601(us: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    to_datetime(us).format(&fmt).unwrap_or_default()
+}
+
+/// Parses the date filters clients send: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ`, or RFC 2822.
+/// Returns microseconds and whether only a day was given.
+pub fn parse_date(text: &str) -> Option<(i64, bool)> {
+    let text = text.trim();
+    let day = format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(text, &day) {
+        return Some((d.midnight().assume_utc().unix_timestamp() * 1_000_000, true));
+    }
+    let full = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    if let Ok(dt) = time::PrimitiveDateTime::parse(text, &full) {
+        return Some((dt.assume_utc().unix_timestamp() * 1_000_000, false));
+    }
+    if let Ok(dt) = OffsetDateTime::parse(text, &Rfc2822) {
+        return Some((dt.unix_timestamp() * 1_000_000, false));
+    }
+    None
+}
+
+/// One day in microseconds.
+pub const DAY_US: i64 = 86_400 * 1_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let us = 1_476_482_194 * 1_000_000;
+        assert_eq!(rfc2822(us), "Fri, 14 Oct 2016 21:56:34 +0000");
+        assert_eq!(iso8601(us), "2016-10-14T21:56:34Z");
+        assert_eq!(parse_date("2016-10-14"), Some((1_476_403_200 * 1_000_000, true)));
+        assert_eq!(parse_date("2016-10-14T21:56:34Z"), Some((us, false)));
+        assert!(parse_date("yesterday").is_none());
+        let a = now_us();
+        assert!(now_us() > a);
+    }
+}

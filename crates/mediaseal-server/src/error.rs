@@ -1,0 +1,91 @@
+//! Errors in Twilio's legacy shape: `{code, message, more_info, status}`.
+//!
+//! Internal failures are logged with their cause and answered with a generic 500; nothing
+//! internal (paths, SQL, key material) reaches the client. The body never carries both `type`
+//! and `title`, which would make twilio-python treat it as RFC 9457.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Twilio error code.
+    pub code: u32,
+    /// What went wrong, for the user.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A custom error.
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    /// 401 with 20003.
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate")
+    }
+
+    /// 404 with 20404 for `path`.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 20404, format!("The requested resource {path} was not found"))
+    }
+
+    /// 400 with 20001 naming a parameter.
+    pub fn bad_param(name: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 20001, format!("Invalid parameter {name}: {why}"))
+    }
+
+    /// 400 with 20001 for a missing required parameter.
+    pub fn missing_param(name: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 20001, format!("Missing required parameter {name} in the post body"))
+    }
+
+    /// 405 with 20004.
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, 20004, "Method not allowed")
+    }
+
+    /// 403 with 20403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, 20403, message)
+    }
+
+    /// 500 with 20500; the cause is logged here, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 20500, "An internal server error occurred; the request was not completed")
+    }
+}
+
+impl From<mediaseal_store::StoreError> for ApiError {
+    fn from(e: mediaseal_store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.status.as_u16(),
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Basic realm=\"mediaseal\""));
+        }
+        response
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,214 @@
+//! The server process: storage from configuration, the service's own keys, TLS, background
+//! workers, graceful shutdown.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediaseal_crypto::PrivateKey;
+use mediaseal_store::{FsObjectStore, MetadataStore, ObjectStore, SqlStore, StoreError};
+
+use crate::state::{AppState, Config};
+
+/// Where things live and how to listen.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Data directory of the embedded store and of the service's keys.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL, if not derived from `Host`.
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM), to serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`; default: SQLite under `data_dir`.
+    pub database: Option<String>,
+    /// Object store URL; default: a directory under `data_dir`.
+    pub objects: Option<String>,
+    /// The at-rest key file; default `data_dir/at-rest-key.pem`. Nodes sharing storage must
+    /// share it.
+    pub at_rest_key: Option<PathBuf>,
+    /// The URL-signing secret file; default `data_dir/url-signing.key`. Shared like the key.
+    pub url_signing_key: Option<PathBuf>,
+    /// First callback retry delay.
+    pub callback_retry_base: Duration,
+    /// How often the sweeper runs.
+    pub sweep_every: Duration,
+    /// Age after which an unfinished upload or unreferenced object is swept.
+    pub orphan_age: Duration,
+}
+
+/// What can stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Storage could not be opened.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A key or data file could not be read or created.
+    #[error("{path}: {reason}")]
+    File {
+        /// Which file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Listening or serving failed.
+    #[error("cannot serve on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The configuration is inconsistent.
+    #[error("{0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> ServeError {
+    ServeError::File { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Writes `bytes` to a new file with mode 0600, failing if it exists (another node or process
+/// may be creating it; then it is read instead).
+fn create_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Loads the at-rest key, creating it (mode 0600) on first start.
+pub fn load_or_create_at_rest_key(path: &Path) -> Result<PrivateKey, ServeError> {
+    if !path.exists() {
+        let key = PrivateKey::generate(3072).map_err(|e| file_error(path, e))?;
+        let pem = key.to_pkcs8_pem().map_err(|e| file_error(path, e))?;
+        match create_secret_file(path, pem.as_bytes()) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), fingerprint = %key.fingerprint(), "created the at-rest key");
+                return Ok(key);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(file_error(path, e)),
+        }
+    }
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| file_error(path, e))?);
+    PrivateKey::from_bytes(&bytes).map_err(|e| file_error(path, e))
+}
+
+/// Loads the 32-byte URL-signing secret, creating it on first start.
+pub fn load_or_create_signing_key(path: &Path) -> Result<[u8; 32], ServeError> {
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| file_error(path, "no randomness"))?;
+        match create_secret_file(path, &key) {
+            Ok(()) => return Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(file_error(path, e)),
+        }
+    }
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+    bytes.as_slice().try_into().map_err(|_| file_error(path, "expected exactly 32 bytes"))
+}
+
+/// Opens the metadata store named by `database`, or SQLite under `data_dir`.
+pub async fn open_meta(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn MetadataStore>, ServeError> {
+    let store = match database {
+        Some(url) => SqlStore::connect(url).await?,
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|e| file_error(data_dir, e))?;
+            SqlStore::open_sqlite(&data_dir.join("mediaseal.db")).await?
+        }
+    };
+    Ok(Arc::new(store))
+}
+
+/// Opens the object store named by `objects`, or a directory under `data_dir`.
+pub async fn open_objects(data_dir: &Path, objects: Option<&str>) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    match objects {
+        None => Ok(Arc::new(FsObjectStore::new(data_dir.join("objects"))?)),
+        Some(url) => open_object_url(url).await,
+    }
+}
+
+/// Opens an object store from a URL: `file:///path` or (with the S3 backend) `s3://bucket?…`.
+pub async fn open_object_url(url: &str) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(Arc::new(FsObjectStore::new(path)?));
+    }
+    Err(ServeError::Config(format!("unsupported object store URL '{url}': use file:///path")))
+}
+
+/// Builds the state from options, ready for [`crate::app`].
+pub async fn build_state(opts: &ServeOptions) -> Result<AppState, ServeError> {
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| file_error(&opts.data_dir, e))?;
+    let meta = open_meta(&opts.data_dir, opts.database.as_deref()).await?;
+    let objects = open_objects(&opts.data_dir, opts.objects.as_deref()).await?;
+    let key_path = opts.at_rest_key.clone().unwrap_or_else(|| opts.data_dir.join("at-rest-key.pem"));
+    let at_rest = load_or_create_at_rest_key(&key_path)?;
+    let sign_path = opts.url_signing_key.clone().unwrap_or_else(|| opts.data_dir.join("url-signing.key"));
+    let signing = load_or_create_signing_key(&sign_path)?;
+    let mut config = Config::new(signing);
+    config.public_url = opts.public_url.clone();
+    config.tls = opts.tls_cert.is_some();
+    config.callback_retry_base = opts.callback_retry_base;
+    config.orphan_age = opts.orphan_age;
+    Ok(AppState::new(meta, objects, at_rest, config))
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    let state = build_state(&opts).await?;
+    tokio::spawn(crate::callbacks::run_worker(state.clone()));
+    tokio::spawn(crate::sweeper::run(state.clone(), opts.sweep_every));
+    let router = crate::app(state.clone());
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let addr = opts.listen;
+    let listen_err = |e: std::io::Error| ServeError::Listen { addr, reason: e.to_string() };
+    tracing::info!(
+        %addr,
+        tls = opts.tls_cert.is_some(),
+        metadata = state.meta.backend(),
+        objects = state.objects.backend(),
+        "mediaseal listening"
+    );
+    let service = router.into_make_service();
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| file_error(cert, e))?;
+            axum_server::bind_rustls(addr, tls).handle(handle).serve(service).await.map_err(listen_err)
+        }
+        (None, None) => axum_server::bind(addr).handle(handle).serve(service).await.map_err(listen_err),
+        _ => Err(ServeError::Config("--tls-cert and --tls-key go together".to_owned())),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+}
