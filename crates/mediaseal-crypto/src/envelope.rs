@@ -71,6 +71,16 @@ impl GcmSealer {
             .map_err(|_| EncryptError::Crypto)
     }
 
+    /// Encrypts `input` into the first `input.len()` bytes of `output`.
+    ///
+    /// # Panics
+    /// If `output` is shorter than `input`.
+    pub fn seal_slice(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), EncryptError> {
+        self.encryptor
+            .update(input, output)
+            .map_err(|_| EncryptError::Crypto)
+    }
+
     /// Ends the message; the returned tag goes after the last ciphertext byte.
     pub fn finish(self) -> Result<[u8; TAG_LEN], EncryptError> {
         self.encryptor.finish().map_err(|_| EncryptError::Crypto)
@@ -123,6 +133,23 @@ impl CbcSealer {
         Ok(())
     }
 
+    /// Encrypts `input` into `output`, which must have room for `input.len() + 16` bytes;
+    /// returns how many bytes of whole blocks were written.
+    pub fn seal_slice(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, EncryptError> {
+        Ok(self
+            .key
+            .update(input, output)
+            .map_err(|_| EncryptError::Crypto)?
+            .written()
+            .len())
+    }
+
+    /// Pads and encrypts what remains into `output` (room for 16 bytes); returns the count.
+    pub fn finish_slice(self, output: &mut [u8]) -> Result<usize, EncryptError> {
+        let (_, update) = self.key.finish(output).map_err(|_| EncryptError::Crypto)?;
+        Ok(update.written().len())
+    }
+
     /// Pads and encrypts what remains, appending it to `out`.
     pub fn finish_into(self, out: &mut Vec<u8>) -> Result<(), EncryptError> {
         let start = out.len();
@@ -171,10 +198,14 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
             let writer = pump(reader, writer, config, |input, out, last| {
                 consumed += input.len() as u64;
                 let s = sealer.as_mut().ok_or(EncryptError::Crypto)?;
-                s.seal_into(input, out)?;
+                // `out` keeps its length from the previous chunk, so this resize is free in the
+                // steady state (no zeroing of memory the cipher overwrites anyway).
+                out.resize(input.len() + if last { TAG_LEN } else { 0 }, 0);
+                let (body, tag_out) = out.split_at_mut(input.len());
+                s.seal_slice(input, body)?;
                 if last {
                     let tag = sealer.take().ok_or(EncryptError::Crypto)?.finish()?;
-                    out.extend_from_slice(&tag);
+                    tag_out.copy_from_slice(&tag);
                 }
                 Ok(())
             })
@@ -196,13 +227,16 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
             let writer = pump(reader, writer, config, |input, out, last| {
                 consumed += input.len() as u64;
                 let s = sealer.as_mut().ok_or(EncryptError::Crypto)?;
-                s.seal_into(input, out)?;
+                out.resize(input.len() + 2 * AES_BLOCK, 0);
+                let mut written = s.seal_slice(input, out)?;
                 if last {
-                    sealer
+                    let rest = out.get_mut(written..).ok_or(EncryptError::Crypto)?;
+                    written += sealer
                         .take()
                         .ok_or(EncryptError::Crypto)?
-                        .finish_into(out)?;
+                        .finish_slice(rest)?;
                 }
+                out.truncate(written);
                 Ok(())
             })
             .map_err(pump_encrypt_error)?;
@@ -296,8 +330,8 @@ impl GcmOpenState {
         })
     }
 
-    /// Appends the plaintext of all but the trailing 16 bytes seen so far to `out`; on the last
-    /// chunk checks the tag and fails without further output if it does not match.
+    /// Sets `out` to the plaintext of all but the trailing 16 bytes seen so far; on the last chunk
+    /// checks the tag and fails if it does not match.
     fn step(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) -> Result<(), DecryptError> {
         let dec = self
             .decryptor
@@ -307,8 +341,8 @@ impl GcmOpenState {
         let release = total.saturating_sub(TAG_LEN);
         let from_held = release.min(self.held.len());
         let from_input = release - from_held;
-        let start = out.len();
-        out.resize(start + release, 0);
+        let start = 0;
+        out.resize(release, 0);
         let fail = |_| DecryptError::AuthenticationFailed;
         dec.update(&self.held[..from_held], &mut out[start..start + from_held])
             .map_err(fail)?;
@@ -353,27 +387,26 @@ impl CbcOpenState {
 
     fn step(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) -> Result<(), DecryptError> {
         let key = self.key.as_mut().ok_or(DecryptError::DecryptionFailed)?;
-        let start = out.len();
-        out.resize(start + input.len() + AES_BLOCK, 0);
-        let written = key
-            .update(input, &mut out[start..])
+        out.resize(input.len() + 2 * AES_BLOCK, 0);
+        let mut written = key
+            .update(input, out)
             .map_err(|_| DecryptError::DecryptionFailed)?
             .written()
             .len();
-        out.truncate(start + written);
         if last {
             let key = self.key.take().ok_or(DecryptError::DecryptionFailed)?;
-            let start = out.len();
-            out.resize(start + AES_BLOCK, 0);
+            let rest = out
+                .get_mut(written..)
+                .ok_or(DecryptError::DecryptionFailed)?;
             // Wrong key, wrong IV, truncation and tampering all surface here as bad padding; the
             // error stays coarse on purpose.
-            let written = key
-                .finish(&mut out[start..])
+            written += key
+                .finish(rest)
                 .map_err(|_| DecryptError::DecryptionFailed)?
                 .written()
                 .len();
-            out.truncate(start + written);
         }
+        out.truncate(written);
         Ok(())
     }
 }

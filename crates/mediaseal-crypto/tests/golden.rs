@@ -212,3 +212,39 @@ fn damaged_golden_files_fail_authentication() {
     prefix_changed[12] ^= 1; // first byte of the nonce prefix: the header is bound into every segment
     assert!(auth_failed(&prefix_changed), "nonce prefix edited");
 }
+
+/// The worked example of `docs/FORMAT.md` §1.8, recomputed with aws-lc-rs's one-shot AEAD from
+/// the values the document prints, so the document cannot drift from the file.
+#[test]
+fn format_md_worked_example_is_right() {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+    let file = fs::read(dir().join("one-byte.mseal")).unwrap();
+    assert_eq!(file.len(), 366);
+    assert_eq!(&file[..12], hex("894d5345414c0d0a01010c01").as_slice());
+    assert_eq!(&file[12..19], hex("d038295f49440f").as_slice());
+    assert_eq!(&file[19..23], hex("0000015d").as_slice());
+    assert_eq!(
+        sha256_hex(&file[..349]),
+        "92cce4d78e354540b1c857983eb9002901d6ab305d087b6b0fc7a8d228134b58"
+    );
+    let cek = hex("d79ac08ee6fd876668c76f2c2efe27ca30de8da414234a299fb316d012b0fab6");
+    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
+    let nonce = Nonce::try_assume_unique_for_key(&hex("d038295f49440f0000000001")).unwrap();
+    let aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &file[..349]);
+    let mut segment = file[349..].to_vec();
+    assert_eq!(segment, hex("1e2fae2a91b93d260bdb7a89b59e146689"));
+    let plain = aead
+        .open_in_place(nonce, Aad::from(aad.as_ref()), &mut segment)
+        .unwrap();
+    assert_eq!(plain, b"M");
+    // And the CEK is what the test key unwraps from the header.
+    let (_, plaintext) =
+        native::open_stream(&file[..], Vec::new(), &key("test-key-a.TEST-ONLY.pem"), 1).unwrap();
+    assert_eq!(plaintext, b"M");
+}

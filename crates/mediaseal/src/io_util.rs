@@ -178,6 +178,15 @@ impl Progress {
         }
     }
 
+    /// Counts the bytes written through `writer` on the bar (for inputs read with `pread`, which
+    /// a wrapped reader would not see).
+    pub(crate) fn counting<W: Write>(&self, writer: W) -> Counted<W> {
+        Counted {
+            inner: writer,
+            bar: self.0.clone(),
+        }
+    }
+
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
@@ -237,4 +246,30 @@ pub(crate) fn threads(requested: Option<usize>) -> usize {
     requested
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1)
+}
+
+/// A writer that advances a progress bar by the bytes it passes on.
+pub(crate) struct Counted<W> {
+    inner: W,
+    bar: Option<ProgressBar>,
+}
+
+impl<W> Counted<W> {
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -216,6 +216,67 @@ fn every_format_round_trips_file_to_file_at_the_boundary_sizes() {
     }
 }
 
+/// Files of several pipeline chunks (4 MiB each at these segment sizes), on one and two threads,
+/// file to file and file to stdout: every chunk must arrive, in order.
+#[test]
+fn large_native_files_round_trip_on_one_and_two_threads() {
+    let (private, public) = key_a();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = data(5 * (4 << 20) + 12_345, 77);
+    fs::write(d.join("in"), &plain).unwrap();
+    for threads in ["1", "2"] {
+        for segment in ["4096", "1048576"] {
+            assert_ok(&run([
+                "encrypt",
+                "--format",
+                "native",
+                "--threads",
+                threads,
+                "--segment-size",
+                segment,
+                "--public-key",
+                p(&public),
+                "--in",
+                p(&d.join("in")),
+                "--out",
+                p(&d.join("sealed")),
+            ]));
+            assert_ok(&run([
+                "decrypt",
+                "--threads",
+                threads,
+                "--private-key",
+                p(&private),
+                "--in",
+                p(&d.join("sealed")),
+                "--out",
+                p(&d.join("out")),
+            ]));
+            assert!(
+                fs::read(d.join("out")).unwrap() == plain,
+                "file to file, {threads} threads, {segment}"
+            );
+            let out = run([
+                "decrypt",
+                "--threads",
+                threads,
+                "--private-key",
+                p(&private),
+                "--in",
+                p(&d.join("sealed")),
+                "--out",
+                "-",
+            ]);
+            assert_ok(&out);
+            assert!(
+                out.stdout == plain,
+                "file to stdout, {threads} threads, {segment}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_format_round_trips_through_pipes() {
     let (private, public) = key_a();

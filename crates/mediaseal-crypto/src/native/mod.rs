@@ -10,7 +10,8 @@
 mod header;
 mod reader;
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 
 use mediaseal_lc::gcm::GcmSegmentCipher;
 use zeroize::Zeroize;
@@ -25,7 +26,7 @@ use crate::cek::{ContentKey, fill_random};
 use crate::error::{DecryptError, EncryptError};
 use crate::gcm::{IV_LEN, TAG_LEN};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::pump::{PumpConfig, PumpError, pump};
+use crate::pump::{PumpConfig, PumpError, check_not_grown, pump, pump_spans, read_exact_at, spans};
 
 /// Plaintext bytes per chunk handed to the workers by the streaming functions. Three chunks of
 /// input and three of output are in flight, so this bounds memory (about 6 × 4 MiB) for every
@@ -312,21 +313,17 @@ impl Drop for NativeSealer {
 }
 
 /// Runs `work` for each of `groups` on the pool (or inline without one).
-fn run_groups<E: Send>(
+fn run_groups<G: Send, E: Send>(
     pool: Option<&rayon::ThreadPool>,
-    groups: Vec<(&[u8], &mut [u8], u64, bool)>,
-    work: impl Fn(&[u8], &mut [u8], u64, bool) -> Result<(), E> + Sync,
+    groups: Vec<G>,
+    work: impl Fn(G) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
     match pool {
         Some(pool) if groups.len() > 1 => pool.install(|| {
             use rayon::prelude::*;
-            groups
-                .into_par_iter()
-                .try_for_each(|(i, o, first, last)| work(i, o, first, last))
+            groups.into_par_iter().try_for_each(&work)
         }),
-        _ => groups
-            .into_iter()
-            .try_for_each(|(i, o, first, last)| work(i, o, first, last)),
+        _ => groups.into_iter().try_for_each(work),
     }
 }
 
@@ -357,6 +354,211 @@ fn split_counts(segments: usize, parts: usize) -> Vec<usize> {
         .collect()
 }
 
+/// A run of consecutive segments one worker handles: its input and output bytes, the index of
+/// its first segment, whether it ends the file, and where its input starts in the source.
+struct Group<'a, I> {
+    input: I,
+    output: &'a mut [u8],
+    first: u64,
+    last: bool,
+    offset: u64,
+}
+
+/// Cuts one chunk of plaintext (`input`) and its output buffer into per-worker groups.
+/// `out` must hold `input.len() + segments * TAG_LEN` bytes.
+fn seal_groups<'a, I: SplitAt>(
+    input: I,
+    out: &'a mut [u8],
+    seg: usize,
+    parts: usize,
+    first_index: u64,
+    offset: u64,
+    last: bool,
+) -> (Vec<Group<'a, I>>, u64) {
+    let segments = input.len().div_ceil(seg).max(1);
+    let counts = split_counts(segments, parts);
+    let n_groups = counts.len();
+    let mut groups = Vec::with_capacity(n_groups);
+    let (mut rest_in, mut rest_out) = (input, out);
+    let (mut index, mut offset) = (first_index, offset);
+    for (g, count) in counts.into_iter().enumerate() {
+        let in_len = (count * seg).min(rest_in.len());
+        let (gi, ri) = rest_in.split_at_len(in_len);
+        let (go, ro) = rest_out.split_at_mut(in_len + count * TAG_LEN);
+        groups.push(Group {
+            input: gi,
+            output: go,
+            first: index,
+            last: last && g + 1 == n_groups,
+            offset,
+        });
+        rest_in = ri;
+        rest_out = ro;
+        index += count as u64;
+        offset += in_len as u64;
+    }
+    (groups, index)
+}
+
+/// Cuts one chunk of sealed segments and its output buffer into per-worker groups. `out` must
+/// hold `input.len() - segments * TAG_LEN` bytes; every segment must carry at least a tag.
+fn open_groups<'a, I: SplitAt>(
+    input: I,
+    out: &'a mut [u8],
+    stride: usize,
+    parts: usize,
+    first_index: u64,
+    offset: u64,
+    last: bool,
+) -> Result<(Vec<Group<'a, I>>, u64), DecryptError> {
+    let segments = input.len().div_ceil(stride);
+    let counts = split_counts(segments, parts);
+    let n_groups = counts.len();
+    let mut groups = Vec::with_capacity(n_groups);
+    let (mut rest_in, mut rest_out) = (input, out);
+    let (mut index, mut offset) = (first_index, offset);
+    for (g, count) in counts.into_iter().enumerate() {
+        let in_len = (count * stride).min(rest_in.len());
+        let (gi, ri) = rest_in.split_at_len(in_len);
+        let out_len = in_len
+            .checked_sub(count * TAG_LEN)
+            .ok_or(DecryptError::AuthenticationFailed)?;
+        let (go, ro) = rest_out
+            .split_at_mut_checked(out_len)
+            .ok_or(DecryptError::AuthenticationFailed)?;
+        groups.push(Group {
+            input: gi,
+            output: go,
+            first: index,
+            last: last && g + 1 == n_groups,
+            offset,
+        });
+        rest_in = ri;
+        rest_out = ro;
+        index += count as u64;
+        offset += in_len as u64;
+    }
+    Ok((groups, index))
+}
+
+/// Input slices that can be cut in two: `&[u8]` for streams, `&mut [u8]` for positioned reads.
+trait SplitAt: Sized {
+    fn len(&self) -> usize;
+    fn split_at_len(self, at: usize) -> (Self, Self);
+}
+
+impl SplitAt for &[u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn split_at_len(self, at: usize) -> (Self, Self) {
+        self.split_at(at)
+    }
+}
+
+impl SplitAt for &mut [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn split_at_len(self, at: usize) -> (Self, Self) {
+        self.split_at_mut(at)
+    }
+}
+
+/// Seals the segments of one group (plaintext `input` into `output`).
+fn seal_group(
+    keys: &SegmentKeys,
+    input: &[u8],
+    output: &mut [u8],
+    first: u64,
+    last: bool,
+) -> Result<(), EncryptError> {
+    let seg = keys.segment_size;
+    let mut cipher = keys.sealing_cipher()?;
+    let count = input.len().div_ceil(seg).max(1);
+    for k in 0..count {
+        let pin = input
+            .get(k * seg..((k + 1) * seg).min(input.len()))
+            .unwrap_or_default();
+        let o = k * (seg + TAG_LEN);
+        let pout = output
+            .get_mut(o..o + pin.len() + TAG_LEN)
+            .ok_or(EncryptError::Crypto)?;
+        keys.seal_segment(
+            &mut cipher,
+            first + k as u64,
+            last && k + 1 == count,
+            pin,
+            pout,
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens the segments of one group (sealed `input` into `output`).
+fn open_group(
+    keys: &SegmentKeys,
+    input: &[u8],
+    output: &mut [u8],
+    first: u64,
+    last: bool,
+) -> Result<(), DecryptError> {
+    let seg = keys.segment_size;
+    let stride = seg + TAG_LEN;
+    let mut cipher = keys.opening_cipher()?;
+    let count = input.len().div_ceil(stride);
+    for k in 0..count {
+        let cin = input
+            .get(k * stride..((k + 1) * stride).min(input.len()))
+            .unwrap_or_default();
+        let plain = cin
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(DecryptError::AuthenticationFailed)?;
+        let pout = output
+            .get_mut(k * seg..k * seg + plain)
+            .ok_or(DecryptError::AuthenticationFailed)?;
+        keys.open_segment(
+            &mut cipher,
+            first + k as u64,
+            last && k + 1 == count,
+            cin,
+            pout,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks a chunk of sealed segments has a plausible length and returns its plaintext length.
+fn sealed_chunk_plain_len(len: usize, stride: usize) -> Result<usize, DecryptError> {
+    if len == 0 {
+        // A header with no segments after it: the body was cut off.
+        return Err(DecryptError::AuthenticationFailed);
+    }
+    // Every segment carries a whole tag; a shorter tail means the file was cut or padded, and
+    // checking it here keeps the slicing consistent.
+    let tail = len % stride;
+    if tail != 0 && tail < TAG_LEN {
+        return Err(DecryptError::AuthenticationFailed);
+    }
+    len.checked_sub(len.div_ceil(stride) * TAG_LEN)
+        .ok_or(DecryptError::AuthenticationFailed)
+}
+
+fn encrypt_pump_error(e: PumpError<EncryptError>) -> EncryptError {
+    match e {
+        PumpError::Io(io) => EncryptError::Io(io),
+        PumpError::Transform(t) => t,
+    }
+}
+
+fn decrypt_pump_error(e: PumpError<DecryptError>) -> DecryptError {
+    match e {
+        PumpError::Io(io) => DecryptError::Io(io),
+        PumpError::Transform(t) => t,
+    }
+}
+
 /// Seals `reader` into `writer` as a native file, on `options.threads` threads.
 /// Returns the number of plaintext bytes sealed.
 pub fn seal_stream<R: Read + Send, W: Write + Send>(
@@ -378,48 +580,61 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
     };
     let writer = pump(reader, writer, config, |input, out, last| {
         consumed += input.len() as u64;
-        let segments = input.len().div_ceil(seg).max(1);
-        out.resize(input.len() + segments * TAG_LEN, 0);
-        let mut groups = Vec::new();
-        let (mut rest_in, mut rest_out) = (input, out.as_mut_slice());
-        let mut index = next_index;
-        let counts = split_counts(segments, parts);
-        let n_groups = counts.len();
-        for (g, count) in counts.into_iter().enumerate() {
-            let in_len = (count * seg).min(rest_in.len());
-            let (gi, ri) = rest_in.split_at(in_len);
-            let (go, ro) = rest_out.split_at_mut(in_len + count * TAG_LEN);
-            groups.push((gi, go, index, last && g + 1 == n_groups));
-            rest_in = ri;
-            rest_out = ro;
-            index += count as u64;
-        }
-        next_index = index;
-        run_groups(pool.as_ref(), groups, |gi, go, first, group_last| {
-            let mut cipher = keys.sealing_cipher()?;
-            let count = gi.len().div_ceil(seg).max(1);
-            for k in 0..count {
-                let pin = gi
-                    .get(k * seg..((k + 1) * seg).min(gi.len()))
-                    .unwrap_or_default();
-                let o = k * (seg + TAG_LEN);
-                let pout = &mut go[o..o + pin.len() + TAG_LEN];
-                keys.seal_segment(
-                    &mut cipher,
-                    first + k as u64,
-                    group_last && k + 1 == count,
-                    pin,
-                    pout,
-                )?;
-            }
-            Ok(())
+        out.resize(input.len() + input.len().div_ceil(seg).max(1) * TAG_LEN, 0);
+        let (groups, next) = seal_groups(input, out, seg, parts, next_index, 0, last);
+        next_index = next;
+        run_groups(pool.as_ref(), groups, |g| {
+            seal_group(&keys, g.input, g.output, g.first, g.last)
         })
     })
-    .map_err(|e| match e {
-        PumpError::Io(io) => EncryptError::Io(io),
-        PumpError::Transform(t) => t,
-    })?;
+    .map_err(encrypt_pump_error)?;
     Ok((consumed, writer))
+}
+
+/// Seals the rest of a regular file (from its current offset) into `writer`, like
+/// [`seal_stream`], but with each worker reading its own part of the file with `pread`, so the
+/// reading is spread over the threads as well. Fails if the file changes size meanwhile.
+pub fn seal_file<W: Write + Send>(
+    file: &File,
+    mut writer: W,
+    recipients: &[RecipientKey<'_>],
+    options: StreamOptions,
+) -> Result<(u64, W), EncryptError> {
+    let start = (&mut &*file).stream_position()?;
+    let len = file.metadata()?.len().saturating_sub(start);
+    let (keys, header) = new_file(recipients, options.segment_log2)?;
+    writer.write_all(&header)?;
+    let seg = keys.segment_size;
+    let parts = options.threads.clamp(1, MAX_THREADS);
+    let pool = make_pool(parts);
+    let mut next_index = 0u64;
+    let chunk = seg * segments_per_chunk(seg, parts);
+    let writer = pump_spans(
+        spans(start, len, chunk),
+        writer,
+        parts > 1,
+        |span, input, out| {
+            input.resize(span.len, 0);
+            out.resize(span.len + span.len.div_ceil(seg).max(1) * TAG_LEN, 0);
+            let (groups, next) = seal_groups(
+                &mut input[..],
+                out,
+                seg,
+                parts,
+                next_index,
+                span.offset,
+                span.last,
+            );
+            next_index = next;
+            run_groups(pool.as_ref(), groups, |g| {
+                read_exact_at(file, g.input, g.offset)?;
+                seal_group(&keys, g.input, g.output, g.first, g.last)
+            })
+        },
+    )
+    .map_err(encrypt_pump_error)?;
+    check_not_grown(file, start + len)?;
+    Ok((len, writer))
 }
 
 /// Opens a native file from `reader` into `writer`, releasing each segment only once it is
@@ -444,84 +659,78 @@ pub(crate) fn open_body<R: Read + Send, W: Write + Send>(
     keys: &SegmentKeys,
     threads: usize,
 ) -> Result<(u64, W), DecryptError> {
-    let seg = keys.segment_size;
-    let stride = seg + TAG_LEN;
+    let stride = keys.segment_size + TAG_LEN;
     let parts = threads.clamp(1, MAX_THREADS);
     let pool = make_pool(parts);
     let mut next_index = 0u64;
     let mut produced = 0u64;
     let config = PumpConfig {
-        chunk: stride * segments_per_chunk(seg, parts),
+        chunk: stride * segments_per_chunk(keys.segment_size, parts),
         overlap_io: parts > 1,
     };
     let writer = pump(reader, writer, config, |input, out, last| {
-        if input.is_empty() {
-            // A header with no segments after it: the body was cut off.
-            return Err(DecryptError::AuthenticationFailed);
-        }
-        // Every segment carries a whole tag; a shorter tail means the file was cut or padded, and
-        // checking it here keeps the slicing below consistent.
-        let tail = input.len() % stride;
-        if tail != 0 && tail < TAG_LEN {
-            return Err(DecryptError::AuthenticationFailed);
-        }
-        let segments = input.len().div_ceil(stride);
-        let plain_len = input
-            .len()
-            .checked_sub(segments * TAG_LEN)
-            .ok_or(DecryptError::AuthenticationFailed)?;
+        let plain_len = sealed_chunk_plain_len(input.len(), stride)?;
         out.resize(plain_len, 0);
-        let mut groups = Vec::new();
-        let (mut rest_in, mut rest_out) = (input, out.as_mut_slice());
-        let mut index = next_index;
-        let counts = split_counts(segments, parts);
-        let n_groups = counts.len();
-        for (g, count) in counts.into_iter().enumerate() {
-            let in_len = (count * stride).min(rest_in.len());
-            let (gi, ri) = rest_in.split_at(in_len);
-            let out_len = in_len
-                .checked_sub(count * TAG_LEN)
-                .ok_or(DecryptError::AuthenticationFailed)?;
-            let (go, ro) = rest_out
-                .split_at_mut_checked(out_len)
-                .ok_or(DecryptError::AuthenticationFailed)?;
-            groups.push((gi, go, index, last && g + 1 == n_groups));
-            rest_in = ri;
-            rest_out = ro;
-            index += count as u64;
-        }
-        next_index = index;
-        run_groups(pool.as_ref(), groups, |gi, go, first, group_last| {
-            let mut cipher = keys.opening_cipher()?;
-            let count = gi.len().div_ceil(stride);
-            for k in 0..count {
-                let cin = gi
-                    .get(k * stride..((k + 1) * stride).min(gi.len()))
-                    .unwrap_or_default();
-                let plain = cin
-                    .len()
-                    .checked_sub(TAG_LEN)
-                    .ok_or(DecryptError::AuthenticationFailed)?;
-                let pout = go
-                    .get_mut(k * seg..k * seg + plain)
-                    .ok_or(DecryptError::AuthenticationFailed)?;
-                keys.open_segment(
-                    &mut cipher,
-                    first + k as u64,
-                    group_last && k + 1 == count,
-                    cin,
-                    pout,
-                )?;
-            }
-            Ok::<(), DecryptError>(())
+        let (groups, next) = open_groups(input, out, stride, parts, next_index, 0, last)?;
+        next_index = next;
+        run_groups(pool.as_ref(), groups, |g| {
+            open_group(keys, g.input, g.output, g.first, g.last)
         })?;
         produced += plain_len as u64;
         Ok(())
     })
-    .map_err(|e| match e {
-        PumpError::Io(io) => DecryptError::Io(io),
-        PumpError::Transform(t) => t,
-    })?;
+    .map_err(decrypt_pump_error)?;
+    Ok((produced, writer))
+}
+
+/// Opens a native file that is a regular file (from its current offset) into `writer`, like
+/// [`open_stream`], but with each worker reading its own segments with `pread`.
+pub fn open_file<W: Write + Send>(
+    file: &File,
+    writer: W,
+    key: &PrivateKey,
+    threads: usize,
+) -> Result<(u64, W), DecryptError> {
+    let mut cursor = file;
+    let (header, header_bytes) = Header::read_from(&mut cursor)?;
+    let keys = unlock(&header, &header_bytes, key)?;
+    let body_start = cursor.stream_position()?;
+    let file_len = file.metadata()?.len();
+    let body_len = file_len.saturating_sub(body_start);
+    let stride = keys.segment_size + TAG_LEN;
+    let parts = threads.clamp(1, MAX_THREADS);
+    let pool = make_pool(parts);
+    let mut next_index = 0u64;
+    let mut produced = 0u64;
+    let chunk = stride * segments_per_chunk(keys.segment_size, parts);
+    let writer = pump_spans(
+        spans(body_start, body_len, chunk),
+        writer,
+        parts > 1,
+        |span, input, out| {
+            let plain_len = sealed_chunk_plain_len(span.len, stride)?;
+            input.resize(span.len, 0);
+            out.resize(plain_len, 0);
+            let (groups, next) = open_groups(
+                &mut input[..],
+                out,
+                stride,
+                parts,
+                next_index,
+                span.offset,
+                span.last,
+            )?;
+            next_index = next;
+            run_groups(pool.as_ref(), groups, |g| {
+                read_exact_at(file, g.input, g.offset)?;
+                open_group(&keys, g.input, g.output, g.first, g.last)
+            })?;
+            produced += plain_len as u64;
+            Ok(())
+        },
+    )
+    .map_err(decrypt_pump_error)?;
+    check_not_grown(file, file_len)?;
     Ok((produced, writer))
 }
 

@@ -306,3 +306,49 @@ fn a_tail_shorter_than_a_tag_fails_without_panicking() {
         }
     }
 }
+
+/// The pread paths (`seal_file`, `open_file`) over several pipeline chunks, from a non-zero
+/// starting offset, on one to three threads, agree with the streaming paths.
+#[test]
+fn positioned_file_paths_match_the_streaming_paths() {
+    use std::io::Write as _;
+    let plain = data(2 * TARGET_CHUNK_BYTES + 3 * SMALL + 11);
+    let mut input = tempfile::tempfile().unwrap();
+    input.write_all(b"skip me").unwrap();
+    input.write_all(&plain).unwrap();
+    let r = [RecipientKey {
+        key: keys()[0].public_key(),
+        key_id: "CRfile",
+    }];
+    for threads in [1, 2, 3] {
+        input.seek(SeekFrom::Start(7)).unwrap();
+        let options = StreamOptions {
+            segment_log2: SMALL_LOG2,
+            threads,
+        };
+        let (len, sealed) = seal_file(&input, Vec::new(), &r, options).unwrap();
+        assert_eq!(len, plain.len() as u64);
+        assert_eq!(
+            open(&sealed, 2).unwrap(),
+            plain,
+            "seal_file, {threads} threads"
+        );
+        let mut sealed_file = tempfile::tempfile().unwrap();
+        sealed_file.write_all(&sealed).unwrap();
+        sealed_file.seek(SeekFrom::Start(0)).unwrap();
+        let (n, opened) = open_file(&sealed_file, Vec::new(), &keys()[0], threads).unwrap();
+        assert_eq!(n, plain.len() as u64);
+        assert!(opened == plain, "open_file, {threads} threads");
+        // A damaged segment in the last chunk fails the whole open.
+        let mut damaged = sealed.clone();
+        let at = damaged.len() - 100;
+        damaged[at] ^= 1;
+        let mut damaged_file = tempfile::tempfile().unwrap();
+        damaged_file.write_all(&damaged).unwrap();
+        damaged_file.seek(SeekFrom::Start(0)).unwrap();
+        assert!(matches!(
+            open_file(&damaged_file, Vec::new(), &keys()[0], threads),
+            Err(DecryptError::AuthenticationFailed)
+        ));
+    }
+}

@@ -108,6 +108,28 @@ fn open_native(args: &DecryptArgs, input: Input, key: &PrivateKey) -> Result<(),
             .map_err(CliError::decrypt)?;
         return out.commit(&args.output);
     }
+    let threads = threads(args.threads);
+    if let Input::File(file, _) = &input
+        && input.starts_with(&MAGIC)
+    {
+        // A regular file is read with pread by the workers themselves.
+        let result = if is_dash(&args.output) {
+            let out = Output::create(&args.output, false)?;
+            native::open_file(file, progress.counting(out), key, threads)
+                .map(|(_, out)| out.into_inner().commit(&args.output))
+        } else {
+            let out = AtomicFile::create(&args.output)
+                .map_err(|e| CliError::io("create a file beside", &args.output, &e))?;
+            native::open_file(file, progress.counting(out), key, threads).map(|(_, out)| {
+                out.into_inner()
+                    .commit()
+                    .map_err(|e| CliError::io("write", &args.output, &e))
+            })
+        };
+        let committed = result.map_err(CliError::decrypt)?;
+        progress.finish();
+        return committed;
+    }
     let mut reader = input.into_reader(&progress);
     let mut magic = [0u8; 8];
     let got =
@@ -120,7 +142,6 @@ fn open_native(args: &DecryptArgs, input: Input, key: &PrivateKey) -> Result<(),
         .with_hint("for rsa-aes, s3-cbc and s3-gcm objects pass --details FILE, or --encrypted-key and --iv"));
     }
     let reader = io::Cursor::new(magic).chain(reader);
-    let threads = threads(args.threads);
     if is_dash(&args.output) {
         let out = Output::create(&args.output, false)?;
         let (_, out) = native::open_stream(reader, out, key, threads).map_err(CliError::decrypt)?;

@@ -50,7 +50,6 @@ pub(crate) fn run(args: &EncryptArgs) -> Result<(), CliError> {
     let input = Input::open(&args.input)?;
     let progress = Progress::new(args.quiet, input.len(), "encrypting");
     let output = Output::create(&args.output, true)?;
-    let reader = input.into_reader(&progress);
 
     match args.format.scheme() {
         None => {
@@ -66,13 +65,24 @@ pub(crate) fn run(args: &EncryptArgs) -> Result<(), CliError> {
                 segment_log2,
                 threads: threads(args.threads),
             };
-            let (_, output) = native::seal_stream(reader, output, &recipients, options)
-                .map_err(CliError::encrypt)?;
+            let output = match input {
+                // A regular file is read with pread by the workers themselves.
+                Input::File(file, _) => {
+                    native::seal_file(&file, progress.counting(output), &recipients, options)
+                        .map(|(_, out)| out.into_inner())
+                }
+                Input::Stream(stream) => {
+                    native::seal_stream(progress.wrap(stream), output, &recipients, options)
+                        .map(|(_, out)| out)
+                }
+            }
+            .map_err(CliError::encrypt)?;
             progress.finish();
             output.commit(&args.output)?;
         }
         Some(scheme) => {
             let key = &keys[0];
+            let reader = input.into_reader(&progress);
             let (sealed, output) = mediaseal_crypto::seal_stream(reader, output, scheme, key)
                 .map_err(CliError::encrypt)?;
             progress.finish();
