@@ -9,7 +9,8 @@
 # is the largest seen. It is a benchmark, not a test: it asserts nothing and prints a Markdown table.
 #
 #   scripts/bench-envelope.sh [RUNS]
-#   env: BENCH_DIR (default target/bench), BENCH_MIB (default 1024), BENCH_RSS_GIB (default 4; 0 skips)
+#   env: BENCH_DIR (default target/bench), BENCH_MIB (default 1024), BENCH_RSS_GIB (default 4; 0 skips),
+#        BENCH_SKIP_BUILD=1 (use the release binaries already built)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${1:-5}
@@ -21,9 +22,11 @@ TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "GNU time is missing (Debian package 'time'); run scripts/setup.sh" >&2; exit 1; }
 [ -x "$PY" ] || { echo "no Python venv at $PY; run scripts/setup.sh" >&2; exit 1; }
 
-echo "building (release)…" >&2
-(cd "$ROOT" && cargo build --release --locked -q -p mediaseal --bin mediaseal \
-  && cargo build --release --locked -q -p mediaseal-crypto --example aes_gcm_limit)
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  echo "building (release)…" >&2
+  (cd "$ROOT" && cargo build --release --locked -q -p mediaseal --bin mediaseal \
+    && cargo build --release --locked -q -p mediaseal-crypto --example aes_gcm_limit)
+fi
 TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 MS=$TARGET/release/mediaseal
 LIMIT=$TARGET/release/examples/aes_gcm_limit

@@ -14,9 +14,9 @@ use std::io::{Cursor, Read};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mediaseal_crypto::{DecryptError, PrivateKey};
 use mediaseal_crypto::fuzzing::{UnlockedNative, open_envelope_body};
 use mediaseal_crypto::native::{self, NativeReader};
+use mediaseal_crypto::{DecryptError, PrivateKey};
 
 const KEY_PEM: &[u8] = include_bytes!("../../testdata/native/v1/test-key-a.TEST-ONLY.pem");
 const GOLDEN: &[u8] = include_bytes!("../../testdata/native/v1/multi-segment.mseal");
@@ -28,16 +28,23 @@ fn key() -> &'static PrivateKey {
 
 fn unlocked() -> &'static UnlockedNative {
     static U: OnceLock<UnlockedNative> = OnceLock::new();
-    U.get_or_init(|| UnlockedNative::new(GOLDEN, key()).expect("the golden file unlocks with its key"))
+    U.get_or_init(|| {
+        UnlockedNative::new(GOLDEN, key()).expect("the golden file unlocks with its key")
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 5 {
         0 => {
             let streamed = native::open_stream(rest, Vec::new(), key(), 1);
             // Past the header and the key (the costly RSA step), compare with random access.
-            let unlocked = matches!(streamed, Ok(_) | Err(DecryptError::AuthenticationFailed | DecryptError::Io(_)));
+            let unlocked = matches!(
+                streamed,
+                Ok(_) | Err(DecryptError::AuthenticationFailed | DecryptError::Io(_))
+            );
             if !unlocked {
                 return;
             }
@@ -54,7 +61,11 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let one = unlocked().open_body(rest, 1);
             let two = unlocked().open_body(rest, 2);
-            assert_eq!(one.as_ref().ok(), two.as_ref().ok(), "thread count changed the outcome");
+            assert_eq!(
+                one.as_ref().ok(),
+                two.as_ref().ok(),
+                "thread count changed the outcome"
+            );
             if let Ok(plain) = one {
                 // Anything that authenticates under the golden header is the golden body itself.
                 assert_eq!(plain.len(), 12_388);

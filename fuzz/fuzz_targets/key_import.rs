@@ -8,7 +8,8 @@ use mediaseal_crypto::{MAX_RSA_BITS, MIN_RSA_BITS, PrivateKey, PublicKey};
 fuzz_target!(|data: &[u8]| {
     if let Ok(public) = PublicKey::from_bytes(data) {
         assert!((MIN_RSA_BITS..=MAX_RSA_BITS).contains(&public.bits()));
-        let again = PublicKey::from_bytes(public.to_pem().as_bytes()).expect("our own PEM re-imports");
+        let again =
+            PublicKey::from_bytes(public.to_pem().as_bytes()).expect("our own PEM re-imports");
         assert_eq!(again.fingerprint(), public.fingerprint());
         let from_der = PublicKey::from_der(public.spki_der()).expect("our own DER re-imports");
         assert_eq!(from_der.fingerprint(), public.fingerprint());
@@ -18,6 +19,11 @@ fuzz_target!(|data: &[u8]| {
         // A private key is never accepted where a public key belongs.
         assert!(PublicKey::from_bytes(data).is_err());
         let pem = private.to_pkcs8_pem().expect("a parsed key serialises");
-        assert_eq!(PrivateKey::from_bytes(pem.as_bytes()).expect("re-imports").fingerprint(), private.fingerprint());
+        assert_eq!(
+            PrivateKey::from_bytes(pem.as_bytes())
+                .expect("re-imports")
+                .fingerprint(),
+            private.fingerprint()
+        );
     }
 });
