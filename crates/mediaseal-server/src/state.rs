@@ -100,6 +100,8 @@ impl AppState {
     ) -> Self {
         // TLS everywhere in the process (callbacks, HTTPS serving) uses AWS-LC through rustls.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // Counters only count once a recorder is installed; do it before any request.
+        crate::metrics_handle();
         let http = reqwest::Client::builder()
             .timeout(config.callback_timeout)
             .user_agent(concat!("mediaseal-callbacks/", env!("CARGO_PKG_VERSION")))

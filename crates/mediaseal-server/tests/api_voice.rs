@@ -1,0 +1,509 @@
+//! HTTP tests of the voice surface through `app()` (no sockets): accounts, keys, public keys,
+//! recording settings, sealing ingest, media, the seed-000 fallback and failure rules, paging,
+//! errors. Runs on whatever backend the environment selects (see `support`).
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use mediaseal_crypto::{PrivateKey, parse_details};
+use serde_json::Value;
+use support::{Creds, TestApp, test_key, wav_with_marker};
+
+fn rec_uri(ac: &str, re: &str, ext: &str) -> String {
+    format!("/2010-04-01/Accounts/{ac}/Recordings/{re}{ext}")
+}
+
+fn open_sealed(details: &Value, sealed: &[u8], key: &PrivateKey) -> Vec<u8> {
+    let env = parse_details(&details.to_string()).unwrap();
+    mediaseal_crypto::open_seekable_to_writer(std::io::Cursor::new(sealed), Vec::new(), &env, key).unwrap()
+}
+
+#[tokio::test]
+async fn unauthenticated_and_bad_credentials_get_20003() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let uri = format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid);
+    for creds in [
+        Creds::None,
+        Creds::Basic(a.sid.clone(), "wrong".into()),
+        Creds::Basic(a.sid.clone(), String::new()),
+        Creds::Basic("ACffffffffffffffffffffffffffffffff".into(), a.auth_token.clone()),
+        Creds::Basic("not-a-sid".into(), "x".into()),
+        Creds::Basic("SKffffffffffffffffffffffffffffffff".into(), "x".into()),
+    ] {
+        let r = app.get(&uri, &creds).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{creds:?}");
+        let body = r.json();
+        assert_eq!(body["code"], 20003);
+        assert_eq!(body["status"], 401);
+        assert!(body["more_info"].as_str().unwrap().ends_with("/20003"));
+        assert!(body.get("type").is_none() || body.get("title").is_none());
+    }
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_and_their_secret_is_shown_once() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let r = app.post_form(&format!("/2010-04-01/Accounts/{}/Keys.json", a.sid), &Creds::of(&a), &[("FriendlyName", "ci")]).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let key = r.json();
+    let sk = key["sid"].as_str().unwrap().to_owned();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    assert!(sk.starts_with("SK"));
+    let fetched = app.get(&format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid), &Creds::of(&a)).await.json();
+    assert!(fetched.get("secret").is_none(), "secret shown again: {fetched}");
+    let via_key = Creds::Basic(sk.clone(), secret.clone());
+    let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &via_key).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Standard API keys cannot manage keys or accounts.
+    let r = app.get(&format!("/2010-04-01/Accounts/{}/Keys.json", a.sid), &via_key).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.delete(&format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid), &Creds::of(&a)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &via_key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Nothing in the store holds the secret itself.
+    let stored = app.state.meta.api_key(&sk).await.unwrap();
+    assert!(stored.is_none());
+}
+
+#[tokio::test]
+async fn public_keys_validate_and_are_never_returned() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let pem = test_key(0).public_key().to_pem();
+    // Newlines URL-encoded (as twilio-python sends them) and a one-line paste both work.
+    for variant in [pem.clone(), pem.lines().collect::<String>()] {
+        let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", &variant), ("FriendlyName", "k")]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let body = r.json();
+        assert!(body["sid"].as_str().unwrap().starts_with("CR"));
+        assert_eq!(body["account_sid"], a.sid.as_str());
+        assert!(body["date_created"].as_str().unwrap().ends_with('Z'));
+        assert!(body["url"].as_str().unwrap().starts_with("http://mediaseal.test/v1/Credentials/PublicKeys/CR"));
+        assert!(!String::from_utf8_lossy(&r.body).contains("MII"), "key material returned");
+    }
+    let private = test_key(0).to_pkcs8_pem().unwrap();
+    let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", &private)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["message"].as_str().unwrap().contains("private key"), "{:?}", r.body);
+    for bad in ["", "hello", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----"] {
+        let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", bad)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.json()["message"].as_str().unwrap().contains("PublicKey"));
+    }
+    let list = app.get("/v1/Credentials/PublicKeys?PageSize=1", &c).await.json();
+    assert_eq!(list["meta"]["key"], "credentials");
+    assert_eq!(list["credentials"].as_array().unwrap().len(), 1);
+    let next = list["meta"]["next_page_url"].as_str().unwrap();
+    let next_path = next.strip_prefix("http://mediaseal.test").unwrap();
+    let page2 = app.get(next_path, &c).await.json();
+    assert_eq!(page2["credentials"].as_array().unwrap().len(), 1);
+    assert!(page2["meta"]["next_page_url"].is_null());
+    let sid = page2["credentials"][0]["sid"].as_str().unwrap().to_owned();
+    let r = app.post_form(&format!("/v1/Credentials/PublicKeys/{sid}"), &c, &[("FriendlyName", "renamed")]).await;
+    assert_eq!(r.json()["friendly_name"], "renamed");
+    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{sid}"), &c).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{sid}"), &c).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn at_rest_ingest_serves_plaintext_with_ranges_and_deletes_irrevocably() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let audio = wav_with_marker(3, b"AT-REST-MARKER-1234");
+    let r = app.ingest(&a, "?CallSid=CA0123456789abcdef0123456789abcdef&Channels=1&Source=OutboundAPI", audio.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let rec = r.json();
+    let re = rec["sid"].as_str().unwrap().to_owned();
+    assert_eq!(rec["status"], "completed");
+    assert!(rec["encryption_details"].is_null());
+    assert_eq!(rec["duration"], "3");
+    assert_eq!(rec["source"], "OutboundAPI");
+    assert!(rec["date_created"].as_str().unwrap().ends_with("+0000"));
+
+    let media = app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await;
+    assert_eq!(media.status, StatusCode::OK);
+    assert_eq!(media.headers["content-type"], "audio/x-wav");
+    assert_eq!(media.body.as_ref(), audio.as_slice());
+    let no_ext = app.get(&rec_uri(&a.sid, &re, ""), &c).await;
+    assert_eq!(no_ext.body.as_ref(), audio.as_slice());
+    let stored_info = app.state.objects.head(&format!("{}/{re}", a.sid)).await.unwrap();
+    assert!(stored_info.size as usize > audio.len(), "stored object is sealed, hence larger");
+
+    // No plaintext in the stored object.
+    let stored = std::fs::read(app.dir.path().join("objects").join(&a.sid).join(&re)).ok();
+    if let Some(bytes) = stored {
+        assert!(!bytes.windows(19).any(|w| w == b"AT-REST-MARKER-1234"));
+    }
+
+    let r = app.delete(&rec_uri(&a.sid, &re, ".json"), &c).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".json"), &c).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status, StatusCode::NOT_FOUND);
+    let soft = app.get(&format!("{}?IncludeSoftDeleted=true", rec_uri(&a.sid, &re, ".json")), &c).await;
+    assert_eq!(soft.status, StatusCode::OK);
+    assert_eq!(soft.json()["status"], "deleted");
+    assert!(app.state.objects.head(&format!("{}/{re}", a.sid)).await.is_err(), "object not destroyed");
+}
+
+#[tokio::test]
+async fn range_requests_on_plain_and_sealed_media() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let audio = wav_with_marker(10, b"RANGE");
+    let re = app.ingest(&a, "", audio.clone()).await.json()["sid"].as_str().unwrap().to_owned();
+    let get_range = |range: &'static str| {
+        let uri = rec_uri(&a.sid, &re, ".wav");
+        let app = &app;
+        let c = c.clone();
+        async move {
+            let req = axum::http::Request::builder()
+                .uri(uri)
+                .header("authorization", {
+                    use base64::Engine as _;
+                    let Creds::Basic(u, p) = &c else { unreachable!() };
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+                })
+                .header("range", range)
+                .body(Body::empty())
+                .unwrap();
+            use tower::ServiceExt;
+            let resp = app.router.clone().oneshot(req).await.unwrap();
+            let status = resp.status();
+            let cr = resp.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned());
+            let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+            (status, cr, body)
+        }
+    };
+    let (s, cr, body) = get_range("bytes=70000-70099").await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(cr.unwrap(), format!("bytes 70000-70099/{}", audio.len()));
+    assert_eq!(body.as_ref(), &audio[70000..70100]);
+    let (s, _, body) = get_range("bytes=-10").await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body.as_ref(), &audio[audio.len() - 10..]);
+    let (s, cr, _) = get_range("bytes=999999999-").await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(cr.unwrap(), format!("bytes */{}", audio.len()));
+}
+
+#[tokio::test]
+async fn customer_key_ingest_is_opened_only_with_the_private_key() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let key_sid = app.add_public_key(&a, test_key(0)).await;
+    app.enable_encryption(&a, Some(&key_sid)).await;
+    let audio = wav_with_marker(2, b"CUSTOMER-MARKER-5678");
+    let r = app.ingest(&a, "", audio.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let rec = r.json();
+    let re = rec["sid"].as_str().unwrap();
+    let details = &rec["encryption_details"];
+    assert_eq!(details["type"], "rsa-aes");
+    assert_eq!(details["public_key_sid"], key_sid.as_str());
+    assert_eq!(details["encrypted_cek"].as_str().unwrap().len(), 344);
+    assert_eq!(details["iv"].as_str().unwrap().len(), 16);
+
+    let media = app.get(&rec_uri(&a.sid, re, ""), &c).await;
+    assert_eq!(media.status, StatusCode::OK);
+    assert_eq!(media.body.len(), audio.len() + 16, "ciphertext plus tag");
+    assert!(!media.body.windows(20).any(|w| w == b"CUSTOMER-MARKER-5678"));
+    assert_eq!(open_sealed(details, &media.body, test_key(0)), audio);
+    // Another key cannot open it, and the error names the key it was sealed for.
+    let env = parse_details(&details.to_string()).unwrap();
+    let err = mediaseal_crypto::open_seekable_to_writer(std::io::Cursor::new(&media.body), Vec::new(), &env, test_key(1))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&key_sid), "{err}");
+    // The server cannot transcode what it cannot read.
+    assert_eq!(app.get(&rec_uri(&a.sid, re, ".mp3"), &c).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn configured_key_gone_falls_back_to_the_most_recent_key_with_a_notification() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let older = app.add_public_key(&a, test_key(1)).await;
+    let configured = app.add_public_key(&a, test_key(0)).await;
+    let newest = app.add_public_key(&a, test_key(2)).await;
+    app.enable_encryption(&a, Some(&configured)).await;
+    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{configured}"), &c).await.status, StatusCode::NO_CONTENT);
+    let audio = wav_with_marker(1, b"FALLBACK");
+    let rec = app.ingest(&a, "", audio.clone()).await.json();
+    assert_eq!(rec["status"], "completed");
+    assert_eq!(rec["encryption_details"]["public_key_sid"], newest.as_str(), "older was {older}");
+    let media = app.get(&rec_uri(&a.sid, rec["sid"].as_str().unwrap(), ".wav"), &c).await;
+    assert_eq!(open_sealed(&rec["encryption_details"], &media.body, test_key(2)), audio);
+    let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid), &c).await.json();
+    let list = notes["notifications"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let text = list[0]["message_text"].as_str().unwrap();
+    assert!(text.contains(&configured) && text.contains(&newest), "{text}");
+    assert_eq!(list[0]["log"], "1");
+}
+
+#[tokio::test]
+async fn no_public_key_destroys_the_bytes_and_fails_with_16104() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    app.enable_encryption(&a, None).await;
+    let q = "?RecordingStatusCallback=http%3A%2F%2F127.0.0.1%3A9%2Fcb&RecordingStatusCallbackEvent=completed\
+             &RecordingStatusCallbackEvent=failed&CallSid=CA0123456789abcdef0123456789abcdef";
+    let r = app.ingest(&a, q, wav_with_marker(1, b"DESTROY-ME-PLEASE")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let rec = r.json();
+    let re = rec["sid"].as_str().unwrap().to_owned();
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(rec["error_code"], 16104);
+    assert!(rec["encryption_details"].is_null());
+    // No media, and nothing stored for it.
+    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status, StatusCode::NOT_FOUND);
+    assert!(app.state.objects.head(&format!("{}/{re}", a.sid)).await.is_err());
+    // A failed callback, without EncryptionDetails.
+    let cbs = app.state.meta.callbacks_for(&re).await.unwrap();
+    assert_eq!(cbs.len(), 1);
+    let params: Vec<(String, String)> = serde_json::from_str(&cbs[0].params).unwrap();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("RecordingStatus").as_deref(), Some("failed"));
+    assert_eq!(get("ErrorCode").as_deref(), Some("16104"));
+    assert!(get("EncryptionDetails").is_none());
+    // And a notification saying why.
+    let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid), &c).await.json();
+    let n = &notes["notifications"][0];
+    assert_eq!(n["error_code"], "16104");
+    assert!(n["message_text"].as_str().unwrap().contains("no public key"));
+    let nsid = n["sid"].as_str().unwrap();
+    let one = app.get(&format!("/2010-04-01/Accounts/{}/Notifications/{nsid}.json", a.sid), &c).await;
+    assert_eq!(one.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn failed_event_not_subscribed_sends_no_callback() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    app.enable_encryption(&a, None).await;
+    let rec = app.ingest(&a, "?RecordingStatusCallback=http%3A%2F%2F127.0.0.1%3A9%2Fcb", wav_with_marker(1, b"x")).await.json();
+    assert_eq!(rec["status"], "failed");
+    assert!(app.state.meta.callbacks_for(rec["sid"].as_str().unwrap()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn completed_callback_carries_encryption_details_as_a_json_string() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let key_sid = app.add_public_key(&a, test_key(0)).await;
+    app.enable_encryption(&a, Some(&key_sid)).await;
+    let q = "?RecordingStatusCallback=https%3A%2F%2Fexample.test%2Fcb&CallSid=CA0123456789abcdef0123456789abcdef&Duration=7";
+    let rec = app.ingest(&a, q, wav_with_marker(1, b"x")).await.json();
+    let cbs = app.state.meta.callbacks_for(rec["sid"].as_str().unwrap()).await.unwrap();
+    assert_eq!(cbs.len(), 1);
+    assert_eq!(cbs[0].method, "POST");
+    let params: Vec<(String, String)> = serde_json::from_str(&cbs[0].params).unwrap();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("RecordingStatus"), "completed");
+    assert_eq!(get("RecordingDuration"), "7");
+    assert_eq!(get("ErrorCode"), "0");
+    assert_eq!(get("AccountSid"), a.sid);
+    assert!(get("RecordingUrl").starts_with("http://mediaseal.test/2010-04-01/Accounts/"));
+    let details: Value = serde_json::from_str(&get("EncryptionDetails")).unwrap();
+    assert_eq!(details, rec["encryption_details"]);
+}
+
+#[tokio::test]
+async fn empty_upload_is_absent() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let rec = app.ingest(&a, "", Vec::new()).await.json();
+    assert_eq!(rec["status"], "absent");
+    assert_eq!(rec["error_code"], 16101);
+}
+
+#[tokio::test]
+async fn listing_pages_and_filters() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let call = "CA0123456789abcdef0123456789abcdef";
+    let mut sids = Vec::new();
+    for i in 0..5 {
+        let q = if i % 2 == 0 { format!("?CallSid={call}") } else { String::new() };
+        sids.push(app.ingest(&a, &q, wav_with_marker(1, b"p")).await.json()["sid"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut uri = format!("/2010-04-01/Accounts/{}/Recordings.json?PageSize=2", a.sid);
+    loop {
+        let page = app.get(&uri, &c).await.json();
+        for r in page["recordings"].as_array().unwrap() {
+            seen.push(r["sid"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(page["page_size"], 2);
+        match page["next_page_uri"].as_str() {
+            Some(next) => uri = next.to_owned(),
+            None => break,
+        }
+    }
+    sids.reverse();
+    assert_eq!(seen, sids, "newest first, each exactly once");
+    let by_call = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?CallSid={call}", a.sid), &c).await.json();
+    assert_eq!(by_call["recordings"].as_array().unwrap().len(), 3);
+    let by_call_path = app.get(&format!("/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json", a.sid), &c).await.json();
+    assert_eq!(by_call_path["recordings"].as_array().unwrap().len(), 3);
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    let by_day = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?DateCreated={day}", a.sid), &c).await.json();
+    assert_eq!(by_day["recordings"].as_array().unwrap().len(), 5);
+    let before = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?DateCreated%3C=2000-01-01", a.sid), &c).await.json();
+    assert_eq!(before["recordings"].as_array().unwrap().len(), 0);
+    for bad in ["PageSize=0", "PageSize=1001", "PageToken=garbage", "DateCreated=yesterday", "CallSid=CA1"] {
+        let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?{bad}", a.sid), &c).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        let name = bad.split('=').next().unwrap();
+        assert!(r.json()["message"].as_str().unwrap().contains(name), "{bad}: {:?}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn accounts_see_only_their_own_and_parents_their_subaccounts() {
+    let app = TestApp::new().await;
+    let parent = app.account().await;
+    let other = app.account().await;
+    let r = app.post_form("/2010-04-01/Accounts.json", &Creds::of(&parent), &[("FriendlyName", "child")]).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let child_sid = r.json()["sid"].as_str().unwrap().to_owned();
+    let child = app.state.meta.account(&child_sid).await.unwrap().unwrap();
+    assert_eq!(child.parent_sid.as_deref(), Some(parent.sid.as_str()));
+
+    let rec_child = app.ingest(&child, "", wav_with_marker(1, b"c")).await.json()["sid"].as_str().unwrap().to_owned();
+    let rec_parent = app.ingest(&parent, "", wav_with_marker(1, b"p")).await.json()["sid"].as_str().unwrap().to_owned();
+    let key_child = app.add_public_key(&child, test_key(0)).await;
+
+    // (resource owner, resource, who asks) → expected status
+    let cases = [
+        (&child.sid, &rec_child, Creds::of(&parent), StatusCode::OK),
+        (&child.sid, &rec_child, Creds::of(&child), StatusCode::OK),
+        (&child.sid, &rec_child, Creds::of(&other), StatusCode::NOT_FOUND),
+        (&parent.sid, &rec_parent, Creds::of(&child), StatusCode::NOT_FOUND),
+        (&parent.sid, &rec_parent, Creds::of(&other), StatusCode::NOT_FOUND),
+        (&parent.sid, &rec_parent, Creds::of(&parent), StatusCode::OK),
+        (&parent.sid, &rec_parent, Creds::Basic(parent.sid.clone(), "bad".into()), StatusCode::UNAUTHORIZED),
+    ];
+    for (owner, re, who, expected) in cases {
+        for ext in [".json", ".wav"] {
+            let r = app.get(&rec_uri(owner, re, ext), &who).await;
+            assert_eq!(r.status, expected, "{owner} {re}{ext} as {who:?}");
+        }
+        let list = app.get(&format!("/2010-04-01/Accounts/{owner}/Recordings.json"), &who).await;
+        assert_eq!(list.status, expected, "list {owner} as {who:?}");
+        let settings = app.get(&format!("/2010-04-01/Accounts/{owner}/RecordingSettings.json"), &who).await;
+        assert_eq!(settings.status, expected, "settings {owner} as {who:?}");
+        let notes = app.get(&format!("/2010-04-01/Accounts/{owner}/Notifications.json"), &who).await;
+        assert_eq!(notes.status, expected, "notifications {owner} as {who:?}");
+    }
+    // A foreign account cannot delete, ingest into, or learn of another's resources.
+    assert_eq!(app.delete(&rec_uri(&parent.sid, &rec_parent, ".json"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
+    let r = app.post_bytes(&format!("/2010-04-01/Accounts/{}/Recordings.json", parent.sid), &Creds::of(&other), vec![1, 2, 3], "audio/x-wav").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&parent)).await.status, StatusCode::OK);
+    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
+    // The parent lists itself and its subaccount; the child only itself; the other only itself.
+    let listed = |creds: Creds| {
+        let app = &app;
+        async move {
+            let v = app.get("/2010-04-01/Accounts.json", &creds).await.json();
+            let mut sids: Vec<String> = v["accounts"].as_array().unwrap().iter().map(|a| a["sid"].as_str().unwrap().to_owned()).collect();
+            sids.sort();
+            sids
+        }
+    };
+    let mut expect = vec![parent.sid.clone(), child.sid.clone()];
+    expect.sort();
+    assert_eq!(listed(Creds::of(&parent)).await, expect);
+    assert_eq!(listed(Creds::of(&child)).await, vec![child.sid.clone()]);
+    assert_eq!(app.get(&format!("/2010-04-01/Accounts/{}.json", other.sid), &Creds::of(&parent)).await.status, StatusCode::NOT_FOUND);
+    // A subaccount cannot create subaccounts.
+    assert_eq!(app.post_form("/2010-04-01/Accounts.json", &Creds::of(&child), &[]).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    for path in [
+        format!("/2010-04-01/Accounts/{}/Recordings/RE123.json", a.sid),
+        format!("/2010-04-01/Accounts/{}/Recordings/XX0123456789abcdef0123456789abcdef.json", a.sid),
+        format!("/2010-04-01/Accounts/{}/Recordings/RE0123456789abcdef0123456789abcdef.txt", a.sid),
+        "/2010-04-01/Accounts/AC123/Recordings.json".to_owned(),
+        "/v1/Credentials/PublicKeys/CRnothex".to_owned(),
+        "/nope".to_owned(),
+    ] {
+        let r = app.get(&path, &c).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.json()["code"], 20404);
+    }
+    for (q, name) in [
+        ("?Channels=3", "Channels"),
+        ("?CallSid=nope", "CallSid"),
+        ("?RecordingStatusCallback=ftp%3A%2F%2Fx", "RecordingStatusCallback"),
+        ("?RecordingStatusCallbackMethod=PUT&RecordingStatusCallback=http%3A%2F%2Fx", "RecordingStatusCallbackMethod"),
+        ("?RecordingStatusCallbackEvent=exploded&RecordingStatusCallback=http%3A%2F%2Fx", "RecordingStatusCallbackEvent"),
+        ("?Duration=-1", "Duration"),
+        ("?Source=%3Cscript%3E", "Source"),
+    ] {
+        let r = app.ingest(&a, q, wav_with_marker(1, b"x")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(r.json()["message"].as_str().unwrap().contains(name), "{q}: {:?}", r.body);
+    }
+    let list = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &c).await.json();
+    assert!(list["recordings"].as_array().unwrap().is_empty(), "a rejected upload left a recording");
+    let objects = app.state.objects.list("").await.unwrap();
+    assert!(objects.is_empty(), "a rejected upload left an object: {objects:?}");
+    let r = app.post_form(&format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid), &c, &[("EncryptionEnabled", "maybe")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post_form(
+            &format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid),
+            &c,
+            &[("EncryptionPublicKeySid", "CR0123456789abcdef0123456789abcdef")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["message"].as_str().unwrap().contains("EncryptionPublicKeySid"));
+    let r = app.call(Method::PUT, &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &c, Body::empty(), None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_leaves_no_recording_and_no_object() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+        vec![Ok(axum::body::Bytes::from_static(b"RIFF partial upload")), Err(std::io::Error::other("client went away"))];
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    let r = app.call(Method::POST, &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &Creds::of(&a), body, Some("audio/x-wav")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let list = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &Creds::of(&a)).await.json();
+    assert!(list["recordings"].as_array().unwrap().is_empty());
+    assert!(app.state.objects.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::new().await;
+    assert_eq!(app.get("/healthz", &Creds::None).await.status, StatusCode::OK);
+    let a = app.account().await;
+    app.ingest(&a, "", wav_with_marker(1, b"m")).await;
+    let m = app.get("/metrics", &Creds::None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&m.body).contains("mediaseal_recordings_ingested_total"));
+}
