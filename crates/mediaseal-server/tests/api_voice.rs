@@ -507,3 +507,112 @@ async fn health_and_metrics() {
     assert_eq!(m.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&m.body).contains("mediaseal_recordings_ingested_total"));
 }
+
+/// Every voice endpoint × {the owner, its parent, its subaccount, an unrelated account, bad
+/// credentials}: the owner and a parent succeed, everyone else gets exactly what a missing
+/// resource gets (404), bad credentials get 401.
+#[tokio::test]
+async fn access_matrix_for_every_endpoint() {
+    let app = TestApp::new().await;
+    let parent = app.account().await;
+    let child = app.subaccount(&parent).await;
+    let other = app.account().await;
+    let call = "CA0123456789abcdef0123456789abcdef";
+
+    // Resources owned by `owner`, made by the owner itself.
+    struct Owned {
+        re: String,
+        sk: String,
+        cr: String,
+        no: String,
+    }
+    async fn make(app: &TestApp, owner: &mediaseal_store::model::Account) -> Owned {
+        let c = Creds::of(owner);
+        let re = app.ingest(owner, "?CallSid=CA0123456789abcdef0123456789abcdef", wav_with_marker(1, b"m")).await.json()["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let sk = app.post_form(&format!("/2010-04-01/Accounts/{}/Keys.json", owner.sid), &c, &[]).await.json()["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cr = app.add_public_key(owner, test_key(0)).await;
+        // A notification: encryption on, key configured, key deleted, no other key → failure.
+        app.enable_encryption(owner, Some(&cr)).await;
+        app.delete(&format!("/v1/Credentials/PublicKeys/{cr}"), &c).await;
+        app.ingest(owner, "", wav_with_marker(1, b"n")).await;
+        let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", owner.sid), &c).await.json();
+        let no = notes["notifications"][0]["sid"].as_str().unwrap().to_owned();
+        let settings = format!("/2010-04-01/Accounts/{}/RecordingSettings.json", owner.sid);
+        app.post_form(&settings, &c, &[("EncryptionEnabled", "false"), ("EncryptionPublicKeySid", "")]).await;
+        let cr = app.add_public_key(owner, test_key(1)).await;
+        Owned { re, sk, cr, no }
+    }
+
+    for (owner, allowed, denied) in [
+        (&child, vec![&child, &parent], vec![&other]),
+        (&parent, vec![&parent], vec![&child, &other]),
+    ] {
+        let o = make(&app, owner).await;
+        let ac = owner.sid.as_str();
+        let reads: Vec<(Method, String, Vec<(&str, String)>, StatusCode)> = vec![
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}.json"), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Keys.json"), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk), vec![], StatusCode::OK),
+            (Method::POST, format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk), vec![("FriendlyName", "x".into())], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"), vec![], StatusCode::OK),
+            (Method::POST, format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"), vec![("EncryptionEnabled", "false".into())], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings.json"), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", o.re), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings/{}.wav", o.re), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Calls/{call}/Recordings.json"), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Notifications.json"), vec![], StatusCode::OK),
+            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Notifications/{}.json", o.no), vec![], StatusCode::OK),
+            (Method::GET, format!("/v1/Credentials/PublicKeys/{}", o.cr), vec![], StatusCode::OK),
+            (Method::POST, format!("/v1/Credentials/PublicKeys/{}", o.cr), vec![("FriendlyName", "y".into())], StatusCode::OK),
+            (Method::GET, format!("/v1/Credentials/PublicKeys?AccountSid={ac}"), vec![], StatusCode::OK),
+            (Method::POST, "/v1/Credentials/PublicKeys".to_owned(), vec![("PublicKey", test_key(2).public_key().to_pem()), ("AccountSid", ac.to_owned())], StatusCode::CREATED),
+            (Method::POST, format!("/2010-04-01/Accounts/{ac}/Keys.json"), vec![], StatusCode::CREATED),
+        ];
+        for (method, uri, form, ok) in &reads {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let send = |creds: Creds| {
+                let (method, uri, pairs) = (method.clone(), uri.clone(), pairs.clone());
+                let app = &app;
+                async move {
+                    if method == Method::POST {
+                        app.post_form(&uri, &creds, &pairs).await
+                    } else {
+                        app.call(method, &uri, &creds, Body::empty(), None).await
+                    }
+                }
+            };
+            for who in &allowed {
+                let r = send(Creds::of(who)).await;
+                assert_eq!(r.status, *ok, "{method} {uri} as {} (allowed): {:?}", who.sid, String::from_utf8_lossy(&r.body));
+            }
+            for who in &denied {
+                let r = send(Creds::of(who)).await;
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri} as {} (denied)", who.sid);
+                assert_eq!(r.json()["code"], 20404);
+            }
+            let r = send(Creds::Basic(owner.sid.clone(), "not-the-token".into())).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri} with bad credentials");
+        }
+        // Ingest and the deletes, with a fresh resource for each caller.
+        for who in allowed.iter().chain(denied.iter()) {
+            let expect_ok = allowed.iter().any(|a| a.sid == who.sid);
+            let r = app.post_bytes(&format!("/2010-04-01/Accounts/{ac}/Recordings.json"), &Creds::of(who), wav_with_marker(1, b"i"), "audio/x-wav").await;
+            assert_eq!(r.status, if expect_ok { StatusCode::CREATED } else { StatusCode::NOT_FOUND }, "ingest as {}", who.sid);
+            let fresh = make(&app, owner).await;
+            let expect = if expect_ok { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
+            for uri in [
+                format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", fresh.re),
+                format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", fresh.sk),
+                format!("/v1/Credentials/PublicKeys/{}", fresh.cr),
+            ] {
+                assert_eq!(app.delete(&uri, &Creds::of(who)).await.status, expect, "DELETE {uri} as {}", who.sid);
+            }
+        }
+    }
+}
