@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediaseal_crypto::PrivateKey;
-use mediaseal_store::{FsObjectStore, MetadataStore, ObjectStore, SqlStore, StoreError};
+use mediaseal_store::{
+    FsObjectStore, MetadataStore, ObjectStore, S3Config, S3ObjectStore, SqlStore, StoreError,
+};
 
 use crate::state::{AppState, Config};
 
@@ -41,6 +43,25 @@ pub struct ServeOptions {
     pub sweep_every: Duration,
     /// Age after which an unfinished upload or unreferenced object is swept.
     pub orphan_age: Duration,
+    /// S3 credentials; when absent, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub s3_credentials: Option<S3Credentials>,
+}
+
+/// An S3 access key. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What can stop the server from starting.
@@ -71,13 +92,20 @@ pub enum ServeError {
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> ServeError {
-    ServeError::File { path: path.to_path_buf(), reason: e.to_string() }
+    ServeError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// Writes `bytes` to a new file with mode 0600, failing if it exists (another node or process
 /// may be creating it; then it is read instead).
 fn create_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -112,11 +140,17 @@ pub fn load_or_create_signing_key(path: &Path) -> Result<[u8; 32], ServeError> {
         }
     }
     let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
-    bytes.as_slice().try_into().map_err(|_| file_error(path, "expected exactly 32 bytes"))
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| file_error(path, "expected exactly 32 bytes"))
 }
 
 /// Opens the metadata store named by `database`, or SQLite under `data_dir`.
-pub async fn open_meta(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn MetadataStore>, ServeError> {
+pub async fn open_meta(
+    data_dir: &Path,
+    database: Option<&str>,
+) -> Result<Arc<dyn MetadataStore>, ServeError> {
     let store = match database {
         Some(url) => SqlStore::connect(url).await?,
         None => {
@@ -128,43 +162,112 @@ pub async fn open_meta(data_dir: &Path, database: Option<&str>) -> Result<Arc<dy
 }
 
 /// Opens the object store named by `objects`, or a directory under `data_dir`.
-pub async fn open_objects(data_dir: &Path, objects: Option<&str>) -> Result<Arc<dyn ObjectStore>, ServeError> {
+pub async fn open_objects(
+    data_dir: &Path,
+    objects: Option<&str>,
+) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    Ok(open_objects_with(data_dir, objects, None).await?.0)
+}
+
+/// Opens an object store from a URL: `file:///path` or `s3://BUCKET[/PREFIX]?endpoint=…`, with
+/// S3 credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+pub async fn open_object_url(url: &str) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    Ok(open_url(url, None).await?.0)
+}
+
+/// The object store, and the same store as S3 when it is one (for its upload sweeper).
+async fn open_objects_with(
+    data_dir: &Path,
+    objects: Option<&str>,
+    credentials: Option<&S3Credentials>,
+) -> Result<(Arc<dyn ObjectStore>, Option<S3ObjectStore>), ServeError> {
     match objects {
-        None => Ok(Arc::new(FsObjectStore::new(data_dir.join("objects"))?)),
-        Some(url) => open_object_url(url).await,
+        None => Ok((
+            Arc::new(FsObjectStore::new(data_dir.join("objects"))?),
+            None,
+        )),
+        Some(url) => open_url(url, credentials).await,
     }
 }
 
-/// Opens an object store from a URL: `file:///path` or (with the S3 backend) `s3://bucket?…`.
-pub async fn open_object_url(url: &str) -> Result<Arc<dyn ObjectStore>, ServeError> {
+async fn open_url(
+    url: &str,
+    credentials: Option<&S3Credentials>,
+) -> Result<(Arc<dyn ObjectStore>, Option<S3ObjectStore>), ServeError> {
     if let Some(path) = url.strip_prefix("file://") {
-        return Ok(Arc::new(FsObjectStore::new(path)?));
+        return Ok((Arc::new(FsObjectStore::new(path)?), None));
     }
-    Err(ServeError::Config(format!("unsupported object store URL '{url}': use file:///path")))
+    if url.starts_with("s3://") {
+        let mut config = S3Config::from_url(url)?;
+        if let Some(c) = credentials {
+            config.access_key_id = Some(c.access_key_id.clone());
+            config.secret_access_key = Some(c.secret_access_key.to_string());
+        }
+        let store = S3ObjectStore::connect(config.with_env_credentials()).await?;
+        return Ok((Arc::new(store.clone()), Some(store)));
+    }
+    Err(ServeError::Config(format!(
+        "unsupported object store URL '{}': use file:///PATH or s3://BUCKET?endpoint=URL",
+        mediaseal_store::redact_url(url)
+    )))
 }
 
 /// Builds the state from options, ready for [`crate::app`].
 pub async fn build_state(opts: &ServeOptions) -> Result<AppState, ServeError> {
+    Ok(build_state_with(opts).await?.0)
+}
+
+async fn build_state_with(
+    opts: &ServeOptions,
+) -> Result<(AppState, Option<S3ObjectStore>), ServeError> {
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| file_error(&opts.data_dir, e))?;
     let meta = open_meta(&opts.data_dir, opts.database.as_deref()).await?;
-    let objects = open_objects(&opts.data_dir, opts.objects.as_deref()).await?;
-    let key_path = opts.at_rest_key.clone().unwrap_or_else(|| opts.data_dir.join("at-rest-key.pem"));
+    let (objects, s3) = open_objects_with(
+        &opts.data_dir,
+        opts.objects.as_deref(),
+        opts.s3_credentials.as_ref(),
+    )
+    .await?;
+    let key_path = opts
+        .at_rest_key
+        .clone()
+        .unwrap_or_else(|| opts.data_dir.join("at-rest-key.pem"));
     let at_rest = load_or_create_at_rest_key(&key_path)?;
-    let sign_path = opts.url_signing_key.clone().unwrap_or_else(|| opts.data_dir.join("url-signing.key"));
+    let sign_path = opts
+        .url_signing_key
+        .clone()
+        .unwrap_or_else(|| opts.data_dir.join("url-signing.key"));
     let signing = load_or_create_signing_key(&sign_path)?;
     let mut config = Config::new(signing);
     config.public_url = opts.public_url.clone();
     config.tls = opts.tls_cert.is_some();
     config.callback_retry_base = opts.callback_retry_base;
     config.orphan_age = opts.orphan_age;
-    Ok(AppState::new(meta, objects, at_rest, config))
+    Ok((AppState::new(meta, objects, at_rest, config), s3))
+}
+
+/// Aborts multipart uploads a crashed node left open, every `every`. Any node may do it: an
+/// upload older than `orphan_age` belongs to no live request (a request that slow would have its
+/// reservation swept anyway).
+async fn sweep_uploads(store: S3ObjectStore, every: Duration, orphan_age: Duration) {
+    loop {
+        match store.abort_stale_uploads(orphan_age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "aborted multipart uploads left by a crash"),
+            Err(e) => tracing::warn!(error = %e, "sweeper: listing multipart uploads failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
-    let state = build_state(&opts).await?;
+    let (state, s3) = build_state_with(&opts).await?;
     tokio::spawn(crate::callbacks::run_worker(state.clone()));
     tokio::spawn(crate::sweeper::run(state.clone(), opts.sweep_every));
+    if let Some(store) = s3 {
+        tokio::spawn(sweep_uploads(store, opts.sweep_every, opts.orphan_age));
+    }
     let router = crate::app(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -174,12 +277,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let addr = opts.listen;
-    let listen_err = |e: std::io::Error| ServeError::Listen { addr, reason: e.to_string() };
+    let listen_err = |e: std::io::Error| ServeError::Listen {
+        addr,
+        reason: e.to_string(),
+    };
     tracing::info!(
         %addr,
         tls = opts.tls_cert.is_some(),
         metadata = state.meta.backend(),
         objects = state.objects.backend(),
+        node = %state.config.node_id,
         "mediaseal listening"
     );
     let service = router.into_make_service();
@@ -188,10 +295,20 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| file_error(cert, e))?;
-            axum_server::bind_rustls(addr, tls).handle(handle).serve(service).await.map_err(listen_err)
+            axum_server::bind_rustls(addr, tls)
+                .handle(handle)
+                .serve(service)
+                .await
+                .map_err(listen_err)
         }
-        (None, None) => axum_server::bind(addr).handle(handle).serve(service).await.map_err(listen_err),
-        _ => Err(ServeError::Config("--tls-cert and --tls-key go together".to_owned())),
+        (None, None) => axum_server::bind(addr)
+            .handle(handle)
+            .serve(service)
+            .await
+            .map_err(listen_err),
+        _ => Err(ServeError::Config(
+            "--tls-cert and --tls-key go together".to_owned(),
+        )),
     }
 }
 
@@ -199,13 +316,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -3,7 +3,8 @@
 //! - Metadata: [`MetadataStore`], implemented by [`SqlStore`] on SQLite (embedded default) or
 //!   PostgreSQL (several nodes), with one set of portable migrations.
 //! - Objects: [`ObjectStore`], implemented by [`FsObjectStore`] (a directory; the embedded
-//!   default). Only ciphertext is ever handed to an object store.
+//!   default) and [`S3ObjectStore`] (any S3-compatible store; several nodes). Only ciphertext
+//!   is ever handed to an object store.
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -12,6 +13,7 @@ mod error;
 mod meta;
 pub mod model;
 mod objects;
+mod s3;
 mod sql;
 
 pub use error::StoreError;
@@ -19,4 +21,5 @@ pub use meta::{AccountStore, MetadataStore, OutboxStore, StoreResult, VoiceStore
 pub use objects::{
     ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek, validate_key,
 };
+pub use s3::{S3Config, S3ObjectStore};
 pub use sql::{Dialect, SqlStore, redact_url};
