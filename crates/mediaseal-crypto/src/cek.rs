@@ -158,6 +158,15 @@ mod tests {
     }
 
     #[test]
+    fn content_keys_are_wiped_when_dropped() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<ContentKey>();
+        let mut key = ContentKey::from_bytes([0xa5; CEK_LEN]);
+        key.zeroize();
+        assert_eq!(key.expose(), &[0u8; CEK_LEN]);
+    }
+
+    #[test]
     fn debug_is_redacted() {
         assert_eq!(
             format!("{:?}", ContentKey::generate()),

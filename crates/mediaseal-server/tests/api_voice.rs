@@ -616,3 +616,25 @@ async fn access_matrix_for_every_endpoint() {
         }
     }
 }
+
+#[tokio::test]
+async fn mp3_is_transcoded_through_ffmpeg_or_refused_without_it() {
+    let app = TestApp::new().await;
+    assert!(app.state.config.ffmpeg.is_some(), "ffmpeg is needed for this test; run scripts/setup.sh");
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let re = app.ingest(&a, "", wav_with_marker(2, b"mp3")).await.json()["sid"].as_str().unwrap().to_owned();
+    let r = app.get(&rec_uri(&a.sid, &re, ".mp3"), &c).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "audio/mpeg");
+    let b = &r.body;
+    let is_mp3 = b.starts_with(b"ID3") || (b.len() > 2 && b[0] == 0xff && b[1] & 0xe0 == 0xe0);
+    assert!(is_mp3 && b.len() > 1000, "not an MP3 ({} bytes)", b.len());
+
+    let without = TestApp::with_config(|c| c.ffmpeg = None).await;
+    let a = without.account().await;
+    let re = without.ingest(&a, "", wav_with_marker(1, b"mp3")).await.json()["sid"].as_str().unwrap().to_owned();
+    let r = without.get(&rec_uri(&a.sid, &re, ".mp3"), &Creds::of(&a)).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.json()["message"].as_str().unwrap().contains("ffmpeg"));
+}
