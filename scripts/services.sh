@@ -156,6 +156,12 @@ start() {
     cat "$dir/env"
     return 0
   fi
+  # Leftovers of a run whose servers are gone (a reboot, a killed session): start afresh.
+  if [ -e "$dir/env" ] || [ -e "$dir/pg" ] || [ -e "$dir/garage" ]; then
+    log "clearing stale state under $dir"
+    stop "$dir" >/dev/null 2>&1 || true
+    mkdir -p "$dir"
+  fi
   install
   chmod 755 "$dir"
   : >"$dir/env"

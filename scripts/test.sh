@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The one command that runs every test: installs what the tests need (scripts/setup.sh), then the
-# whole Rust workspace's tests (unit, HTTP, CLI, and interop against real external tools), then a
-# short smoke run of every fuzz target.
+# The one command that runs every test: installs what the tests need (scripts/setup.sh), starts a
+# throwaway PostgreSQL + Garage on loopback (scripts/services.sh), then runs the whole Rust
+# workspace's tests (unit, HTTP, CLI, interop against real external tools, scale-out), the server
+# API suites a second time on PostgreSQL + Garage, and a short smoke run of every fuzz target.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -9,10 +10,29 @@ cd "$ROOT"
 scripts/setup.sh
 export MEDIASEAL_PYTHON="$ROOT/.venv/bin/python"
 
-echo "== cargo test (workspace)"
-cargo test --workspace --locked --no-fail-fast
+echo "== services: PostgreSQL + Garage on loopback"
+SERVICES_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mediaseal-services.XXXXXX")
+trap 'scripts/services.sh stop "$SERVICES_DIR" >/dev/null 2>&1 || true' EXIT
+scripts/services.sh start "$SERVICES_DIR" >/dev/null
+# shellcheck disable=SC1091
+source "$SERVICES_DIR/env"
+# The scale-out tests fail rather than skip when the services are missing.
+export MEDIASEAL_REQUIRE_SERVICES=1
+
+status=0
+echo "== cargo test (workspace; metadata on SQLite, objects on disk)"
+cargo test --workspace --locked --no-fail-fast || status=1
+
+echo "== server API suites on PostgreSQL + Garage"
+MEDIASEAL_TEST_DATABASE="$MEDIASEAL_SCALE_DATABASE" \
+MEDIASEAL_TEST_OBJECTS="$MEDIASEAL_SCALE_OBJECTS" \
+  cargo test -p mediaseal-server --locked --no-fail-fast --test api_voice --test video_api || status=1
 
 echo "== fuzz smoke"
-scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
+scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}" || status=1
 
+if [ "$status" -ne 0 ]; then
+  echo "== some tests FAILED (see above)" >&2
+  exit 1
+fi
 echo "== all tests passed"

@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn content_keys_are_wiped_when_dropped() {
-        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
         assert_zeroize_on_drop::<ContentKey>();
         let mut key = ContentKey::from_bytes([0xa5; CEK_LEN]);
         key.zeroize();

@@ -76,7 +76,15 @@ fn update_all(
         let in_len = c_int::try_from(inp.len()).map_err(|_| GcmError)?;
         // SAFETY: `inp` is valid for `in_len` bytes and `out` for at least as many (checked above,
         // and the chunks line up); GCM writes exactly `in_len` bytes; `ctx` was initialised for GCM.
-        let ok = unsafe { update(ctx.as_ptr(), out.as_mut_ptr(), &mut written, inp.as_ptr(), in_len) };
+        let ok = unsafe {
+            update(
+                ctx.as_ptr(),
+                out.as_mut_ptr(),
+                &mut written,
+                inp.as_ptr(),
+                in_len,
+            )
+        };
         if ok != 1 || usize::try_from(written).ok() != Some(inp.len()) {
             return Err(GcmError);
         }
@@ -126,7 +134,13 @@ fn init(
     // SAFETY: `ctx` is a fresh context; EVP_aes_256_gcm returns a static cipher; the key is 32 bytes
     // and the IV 12 bytes, which is GCM's default IV length, so no IVLEN ctrl is needed.
     let ok = unsafe {
-        init(ctx.as_ptr(), sys::EVP_aes_256_gcm(), ptr::null_mut(), key.as_ptr(), iv.as_ptr())
+        init(
+            ctx.as_ptr(),
+            sys::EVP_aes_256_gcm(),
+            ptr::null_mut(),
+            key.as_ptr(),
+            iv.as_ptr(),
+        )
     };
     if ok != 1 {
         return Err(GcmError);
@@ -148,7 +162,9 @@ impl fmt::Debug for GcmEncryptor {
 impl GcmEncryptor {
     /// Starts an encryption under `key` with `iv`. Never reuse an (key, IV) pair.
     pub fn new(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN]) -> Result<Self, GcmError> {
-        Ok(Self { ctx: init(key, iv, sys::EVP_EncryptInit_ex)? })
+        Ok(Self {
+            ctx: init(key, iv, sys::EVP_EncryptInit_ex)?,
+        })
     }
 
     /// Encrypts `input` into the first `input.len()` bytes of `output`.
@@ -169,8 +185,9 @@ impl GcmEncryptor {
         let mut written: c_int = 0;
         let mut scratch = [0u8; 16];
         // SAFETY: GCM's final step writes no output bytes; `scratch` is spare room regardless.
-        let ok =
-            unsafe { sys::EVP_EncryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
+        let ok = unsafe {
+            sys::EVP_EncryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written)
+        };
         if ok != 1 || written != 0 {
             return Err(GcmError);
         }
@@ -206,7 +223,9 @@ impl fmt::Debug for GcmDecryptor {
 impl GcmDecryptor {
     /// Starts a decryption under `key` with `iv`.
     pub fn new(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN]) -> Result<Self, GcmError> {
-        Ok(Self { ctx: init(key, iv, sys::EVP_DecryptInit_ex)? })
+        Ok(Self {
+            ctx: init(key, iv, sys::EVP_DecryptInit_ex)?,
+        })
     }
 
     /// Decrypts `input` into the first `input.len()` bytes of `output`.
@@ -240,9 +259,14 @@ impl GcmDecryptor {
         let mut written: c_int = 0;
         let mut scratch = [0u8; 16];
         // SAFETY: GCM's final step writes no output and compares the tag in constant time.
-        let ok =
-            unsafe { sys::EVP_DecryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
-        if ok == 1 && written == 0 { Ok(()) } else { Err(GcmError) }
+        let ok = unsafe {
+            sys::EVP_DecryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written)
+        };
+        if ok == 1 && written == 0 {
+            Ok(())
+        } else {
+            Err(GcmError)
+        }
     }
 }
 
@@ -275,11 +299,22 @@ impl GcmSegmentCipher {
 
     fn keyed(key: &[u8; KEY_LEN], encrypting: bool) -> Result<Self, GcmError> {
         let mut ctx = Ctx::new()?;
-        let init = if encrypting { sys::EVP_EncryptInit_ex } else { sys::EVP_DecryptInit_ex };
+        let init = if encrypting {
+            sys::EVP_EncryptInit_ex
+        } else {
+            sys::EVP_DecryptInit_ex
+        };
         // SAFETY: fresh context; static cipher; the key is 32 bytes; a null IV defers the IV to
         // the per-message call, which EVP allows.
-        let ok =
-            unsafe { init(ctx.as_ptr(), sys::EVP_aes_256_gcm(), ptr::null_mut(), key.as_ptr(), ptr::null()) };
+        let ok = unsafe {
+            init(
+                ctx.as_ptr(),
+                sys::EVP_aes_256_gcm(),
+                ptr::null_mut(),
+                key.as_ptr(),
+                ptr::null(),
+            )
+        };
         if ok != 1 {
             return Err(GcmError);
         }
@@ -287,22 +322,46 @@ impl GcmSegmentCipher {
     }
 
     fn start(&mut self, iv: &[u8; IV_LEN], aad: &[u8]) -> Result<(), GcmError> {
-        let init = if self.encrypting { sys::EVP_EncryptInit_ex } else { sys::EVP_DecryptInit_ex };
+        let init = if self.encrypting {
+            sys::EVP_EncryptInit_ex
+        } else {
+            sys::EVP_DecryptInit_ex
+        };
         // SAFETY: the context already holds the cipher and key; null cipher and key keep them;
         // the IV is 12 bytes, GCM's default length.
-        let ok = unsafe { init(self.ctx.as_ptr(), ptr::null(), ptr::null_mut(), ptr::null(), iv.as_ptr()) };
+        let ok = unsafe {
+            init(
+                self.ctx.as_ptr(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null(),
+                iv.as_ptr(),
+            )
+        };
         if ok != 1 {
             return Err(GcmError);
         }
         if aad.is_empty() {
             return Ok(());
         }
-        let update = if self.encrypting { sys::EVP_EncryptUpdate } else { sys::EVP_DecryptUpdate };
+        let update = if self.encrypting {
+            sys::EVP_EncryptUpdate
+        } else {
+            sys::EVP_DecryptUpdate
+        };
         let len = c_int::try_from(aad.len()).map_err(|_| GcmError)?;
         let mut written: c_int = 0;
         // SAFETY: a null output pointer makes EVP treat the input as associated data; `aad` is
         // valid for `len` bytes.
-        let ok = unsafe { update(self.ctx.as_ptr(), ptr::null_mut(), &mut written, aad.as_ptr(), len) };
+        let ok = unsafe {
+            update(
+                self.ctx.as_ptr(),
+                ptr::null_mut(),
+                &mut written,
+                aad.as_ptr(),
+                len,
+            )
+        };
         if ok != 1 {
             return Err(GcmError);
         }
@@ -326,7 +385,9 @@ impl GcmSegmentCipher {
         let mut written: c_int = 0;
         let mut scratch = [0u8; 16];
         // SAFETY: GCM's final step writes no output bytes.
-        let ok = unsafe { sys::EVP_EncryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
+        let ok = unsafe {
+            sys::EVP_EncryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written)
+        };
         if ok != 1 || written != 0 {
             return Err(GcmError);
         }
@@ -393,8 +454,14 @@ impl GcmSegmentCipher {
         let mut written: c_int = 0;
         let mut scratch = [0u8; 16];
         // SAFETY: GCM's final step writes no output and compares the tag in constant time.
-        let ok = unsafe { sys::EVP_DecryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written) };
-        if ok == 1 && written == 0 { Ok(()) } else { Err(GcmError) }
+        let ok = unsafe {
+            sys::EVP_DecryptFinal_ex(self.ctx.as_ptr(), scratch.as_mut_ptr(), &mut written)
+        };
+        if ok == 1 && written == 0 {
+            Ok(())
+        } else {
+            Err(GcmError)
+        }
     }
 }
 
@@ -406,7 +473,8 @@ mod tests {
     fn one_shot(key: &[u8; 32], iv: &[u8; 12], msg: &[u8]) -> Vec<u8> {
         let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
         let mut buf = msg.to_vec();
-        k.seal_in_place_append_tag(Nonce::assume_unique_for_key(*iv), Aad::empty(), &mut buf).unwrap();
+        k.seal_in_place_append_tag(Nonce::assume_unique_for_key(*iv), Aad::empty(), &mut buf)
+            .unwrap();
         buf
     }
 
@@ -470,7 +538,11 @@ mod tests {
             let msg: Vec<u8> = (0..len).map(|j| (j * 7) as u8).collect();
             let mut expected = msg.clone();
             let expected_tag = aead
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&aad), &mut expected)
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(iv),
+                    Aad::from(&aad),
+                    &mut expected,
+                )
                 .unwrap();
             let mut ct = vec![0u8; len];
             let tag = sealer.seal(&iv, &aad, &msg, &mut ct).unwrap();
@@ -481,7 +553,10 @@ mod tests {
             assert_eq!(pt, msg);
             let mut bad_tag = tag;
             bad_tag[0] ^= 1;
-            assert_eq!(opener.open(&iv, &aad, &ct, &bad_tag, &mut pt), Err(GcmError));
+            assert_eq!(
+                opener.open(&iv, &aad, &ct, &bad_tag, &mut pt),
+                Err(GcmError)
+            );
             assert!(pt.iter().all(|&b| b == 0));
         }
     }

@@ -16,7 +16,10 @@
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
-#![allow(unsafe_code, reason = "this crate is the workspace's one FFI boundary; see the crate docs")]
+#![allow(
+    unsafe_code,
+    reason = "this crate is the workspace's one FFI boundary; see the crate docs"
+)]
 
 pub mod ctr;
 pub mod gcm;

@@ -36,13 +36,18 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 /// Compares two secrets in time independent of where they differ and of their lengths, by
 /// comparing fixed-length digests.
 pub fn secrets_match(given: &str, expected: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(given.as_bytes()), &sha256(expected.as_bytes())).is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        &sha256(given.as_bytes()),
+        &sha256(expected.as_bytes()),
+    )
+    .is_ok()
 }
 
 /// Compares a secret with a stored hex SHA-256, in constant time.
 pub fn secret_matches_hash(given: &str, expected_hex: &str) -> bool {
     let given_hex = crate::sid::hex(&sha256(given.as_bytes()));
-    aws_lc_rs::constant_time::verify_slices_are_equal(given_hex.as_bytes(), expected_hex.as_bytes()).is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(given_hex.as_bytes(), expected_hex.as_bytes())
+        .is_ok()
 }
 
 /// Hex SHA-256 of a secret, as stored.
@@ -75,7 +80,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         let expected = account.as_ref().map_or("-", |a| a.auth_token.as_str());
         let ok = secrets_match(&pass, expected);
         return match account {
-            Some(a) if ok && a.status == "active" => Ok(Principal { account: a, api_key: None }),
+            Some(a) if ok && a.status == "active" => Ok(Principal {
+                account: a,
+                api_key: None,
+            }),
             _ => Err(ApiError::unauthenticated()),
         };
     }
@@ -87,7 +95,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
             return Err(ApiError::unauthenticated());
         };
         return match state.meta.account(&key.account_sid).await? {
-            Some(a) if a.status == "active" => Ok(Principal { account: a, api_key: Some(key.sid) }),
+            Some(a) if a.status == "active" => Ok(Principal {
+                account: a,
+                api_key: Some(key.sid),
+            }),
             _ => Err(ApiError::unauthenticated()),
         };
     }

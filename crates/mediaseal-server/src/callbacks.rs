@@ -17,7 +17,13 @@ use crate::sid::new_sid;
 use crate::state::AppState;
 
 /// A new pending callback.
-pub fn new_callback(account_sid: &str, resource_sid: &str, url: &str, method: &str, params: &[(String, String)]) -> Callback {
+pub fn new_callback(
+    account_sid: &str,
+    resource_sid: &str,
+    url: &str,
+    method: &str,
+    params: &[(String, String)],
+) -> Callback {
     let now = now_us();
     Callback {
         id: new_sid("CB"),
@@ -44,7 +50,11 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
     names.dedup();
     let mut data = url.to_owned();
     for name in names {
-        let mut values: Vec<&str> = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect();
+        let mut values: Vec<&str> = params
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
         values.sort_unstable();
         values.dedup();
         for v in values {
@@ -59,12 +69,14 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
 fn backoff(state: &AppState, attempts: i64) -> Duration {
     let base = state.config.callback_retry_base;
     let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-    base.saturating_mul(2u32.saturating_pow(exp.saturating_sub(1))).min(state.config.callback_retry_cap)
+    base.saturating_mul(2u32.saturating_pow(exp.saturating_sub(1)))
+        .min(state.config.callback_retry_cap)
 }
 
 /// Delivers one callback; `Err` carries the reason to record.
 async fn deliver(state: &AppState, cb: &Callback) -> Result<(), String> {
-    let params: Vec<(String, String)> = serde_json::from_str(&cb.params).map_err(|e| format!("corrupt params: {e}"))?;
+    let params: Vec<(String, String)> =
+        serde_json::from_str(&cb.params).map_err(|e| format!("corrupt params: {e}"))?;
     let account = state
         .meta
         .account(&cb.account_sid)
@@ -79,7 +91,9 @@ async fn deliver(state: &AppState, cb: &Callback) -> Result<(), String> {
         state.http.get(url).header("X-Twilio-Signature", sig)
     } else {
         let sig = signature(&account.auth_token, &cb.url, &params);
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
         state
             .http
             .post(&cb.url)
@@ -107,7 +121,12 @@ pub async fn run_worker(state: AppState) {
         let now = now_us();
         let due = state
             .meta
-            .lease_due_callbacks(&state.config.node_id, now, now + lease.as_micros() as i64, 32)
+            .lease_due_callbacks(
+                &state.config.node_id,
+                now,
+                now + lease.as_micros() as i64,
+                32,
+            )
             .await;
         match due {
             Ok(batch) if !batch.is_empty() => {
@@ -141,7 +160,11 @@ async fn deliver_and_record(state: &AppState, cb: Callback) {
             let next = now_us() + backoff(state, attempts).as_micros() as i64;
             metrics::counter!("mediaseal_callbacks_failed_attempts_total").increment(1);
             tracing::warn!(callback = %cb.id, resource = %cb.resource_sid, attempt = attempts, give_up, reason = %reason, "callback delivery failed");
-            if let Err(e) = state.meta.mark_attempt_failed(&cb.id, attempts, next, &reason, give_up).await {
+            if let Err(e) = state
+                .meta
+                .mark_attempt_failed(&cb.id, attempts, next, &reason, give_up)
+                .await
+            {
                 tracing::error!(callback = %cb.id, error = %e, "failed attempt could not be recorded");
             }
         }
@@ -153,7 +176,10 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -166,8 +192,20 @@ mod tests {
             ("From", "+14158675309"),
             ("To", "+18005551212"),
         ]);
-        assert_eq!(signature("12345", url, &params), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-        let repeated = p(&[("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")]);
-        assert_eq!(signature("12345", url, &repeated), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
+        assert_eq!(
+            signature("12345", url, &params),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        let repeated = p(&[
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+            ("Digits", "1234"),
+        ]);
+        assert_eq!(
+            signature("12345", url, &repeated),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
     }
 }

@@ -13,7 +13,10 @@ static LAST: AtomicI64 = AtomicI64::new(0);
 /// Microseconds since the epoch, strictly increasing across calls in this process, so that
 /// "most recently added" and newest-first paging are never ambiguous.
 pub fn now_us() -> i64 {
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
         let next = wall.max(prev + 1);
@@ -25,7 +28,8 @@ pub fn now_us() -> i64 {
 }
 
 fn to_datetime(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `Fri, 14 Oct 2016 21:56:34 +0000`.
@@ -69,7 +73,10 @@ mod tests {
         let us = 1_476_482_194 * 1_000_000;
         assert_eq!(rfc2822(us), "Fri, 14 Oct 2016 21:56:34 +0000");
         assert_eq!(iso8601(us), "2016-10-14T21:56:34Z");
-        assert_eq!(parse_date("2016-10-14"), Some((1_476_403_200 * 1_000_000, true)));
+        assert_eq!(
+            parse_date("2016-10-14"),
+            Some((1_476_403_200 * 1_000_000, true))
+        );
         assert_eq!(parse_date("2016-10-14T21:56:34Z"), Some((us, false)));
         assert!(parse_date("yesterday").is_none());
         let a = now_us();

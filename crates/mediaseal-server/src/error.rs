@@ -23,7 +23,11 @@ pub struct ApiError {
 impl ApiError {
     /// A custom error.
     pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 401 with 20003.
@@ -33,17 +37,29 @@ impl ApiError {
 
     /// 404 with 20404 for `path`.
     pub fn not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, 20404, format!("The requested resource {path} was not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            20404,
+            format!("The requested resource {path} was not found"),
+        )
     }
 
     /// 400 with 20001 naming a parameter.
     pub fn bad_param(name: &str, why: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 20001, format!("Invalid parameter {name}: {why}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            20001,
+            format!("Invalid parameter {name}: {why}"),
+        )
     }
 
     /// 400 with 20001 for a missing required parameter.
     pub fn missing_param(name: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 20001, format!("Missing required parameter {name} in the post body"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            20001,
+            format!("Missing required parameter {name} in the post body"),
+        )
     }
 
     /// 405 with 20004.
@@ -59,7 +75,11 @@ impl ApiError {
     /// 500 with 20500; the cause is logged here, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 20500, "An internal server error occurred; the request was not completed")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "An internal server error occurred; the request was not completed",
+        )
     }
 }
 
@@ -79,9 +99,10 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Basic realm=\"mediaseal\""));
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"mediaseal\""),
+            );
         }
         response
     }

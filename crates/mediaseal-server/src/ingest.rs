@@ -111,11 +111,19 @@ const HEAD_LEN: usize = 4096;
 
 /// Streams `body` through the sealer into `key` of `objects`. On any failure the partial object
 /// is discarded and nothing is left behind.
-pub async fn seal_body(objects: &dyn ObjectStore, key: &str, body: Body, to: SealTo<'_>) -> Result<Sealed, IngestError> {
+pub async fn seal_body(
+    objects: &dyn ObjectStore,
+    key: &str,
+    body: Body,
+    to: SealTo<'_>,
+) -> Result<Sealed, IngestError> {
     let mut writer = objects.create(key).await?;
     match seal_into_writer(&mut *writer, body, to).await {
         Ok((sealed, meta)) => match writer.finish(meta).await {
-            Ok(size) => Ok(Sealed { sealed_size: size, ..sealed }),
+            Ok(size) => Ok(Sealed {
+                sealed_size: size,
+                ..sealed
+            }),
             Err(e) => Err(e.into()),
         },
         Err(e) => {
@@ -158,7 +166,10 @@ async fn seal_into_writer(
             }
         }
         SealTo::AtRest(key) => {
-            let recipients = [RecipientKey { key, key_id: AT_REST_KEY_ID }];
+            let recipients = [RecipientKey {
+                key,
+                key_id: AT_REST_KEY_ID,
+            }];
             let s = NativeSealer::new(&recipients, mediaseal_crypto::native::DEFAULT_SEGMENT_LOG2)?;
             out.extend_from_slice(s.header());
             (Sealer::Native(Box::new(s)), Vec::new(), Vec::new())
@@ -187,17 +198,31 @@ async fn seal_into_writer(
     }
 
     let (details, meta) = match to {
-        SealTo::CustomerRsaAes { sid, .. } => {
-            (SealDetails::RsaAes(EncryptionDetails::new(Some(sid.to_owned()), &wrapped, &iv)), ObjectMeta::new())
-        }
+        SealTo::CustomerRsaAes { sid, .. } => (
+            SealDetails::RsaAes(EncryptionDetails::new(Some(sid.to_owned()), &wrapped, &iv)),
+            ObjectMeta::new(),
+        ),
         SealTo::CustomerS3 { key, sid, scheme } => {
-            let headers = S3Headers::new(scheme, &wrapped, &iv, Some(plain_size)).with_key(Some(sid), key.fingerprint());
-            let meta = headers.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let headers = S3Headers::new(scheme, &wrapped, &iv, Some(plain_size))
+                .with_key(Some(sid), key.fingerprint());
+            let meta = headers
+                .pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
             (SealDetails::S3(headers), meta)
         }
         SealTo::AtRest(_) => (SealDetails::Native, ObjectMeta::new()),
     };
-    Ok((Sealed { plain_size, sealed_size: 0, details, head }, meta))
+    Ok((
+        Sealed {
+            plain_size,
+            sealed_size: 0,
+            details,
+            head,
+        },
+        meta,
+    ))
 }
 
 /// Duration in whole seconds of a PCM WAV file, from its header, if `head` starts with one.
@@ -211,7 +236,8 @@ pub fn wav_duration(head: &[u8], total_len: u64) -> Option<i64> {
         let id = head.get(pos..pos + 4)?;
         let size = u32::from_le_bytes(head.get(pos + 4..pos + 8)?.try_into().ok()?) as u64;
         if id == b"fmt " {
-            byte_rate = Some(u32::from_le_bytes(head.get(pos + 16..pos + 20)?.try_into().ok()?) as u64);
+            byte_rate =
+                Some(u32::from_le_bytes(head.get(pos + 16..pos + 20)?.try_into().ok()?) as u64);
         } else if id == b"data" {
             let rate = byte_rate.filter(|r| *r > 0)?;
             // Streamed WAVs often carry a placeholder size; trust what actually arrived.

@@ -16,6 +16,7 @@ mod api;
 pub mod auth;
 pub mod callbacks;
 pub mod clock;
+pub mod compose;
 pub mod error;
 pub mod ingest;
 pub mod media;
@@ -23,6 +24,7 @@ pub mod paging;
 pub mod params;
 pub mod serve;
 pub mod sid;
+pub mod signed_url;
 pub mod state;
 pub mod sweeper;
 
@@ -46,27 +48,59 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/2010-04-01/Accounts.json", get(accounts::list_accounts).post(accounts::create_subaccount))
-        .route("/2010-04-01/Accounts/{file}", get(accounts::fetch_account).post(accounts::update_account))
-        .route("/2010-04-01/Accounts/{account}/Keys.json", get(accounts::list_keys).post(accounts::create_key))
+        .route(
+            "/2010-04-01/Accounts.json",
+            get(accounts::list_accounts).post(accounts::create_subaccount),
+        )
+        .route(
+            "/2010-04-01/Accounts/{file}",
+            get(accounts::fetch_account).post(accounts::update_account),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Keys.json",
+            get(accounts::list_keys).post(accounts::create_key),
+        )
         .route(
             "/2010-04-01/Accounts/{account}/Keys/{file}",
-            get(accounts::fetch_key).post(accounts::update_key).delete(accounts::delete_key),
+            get(accounts::fetch_key)
+                .post(accounts::update_key)
+                .delete(accounts::delete_key),
         )
         .route(
             "/2010-04-01/Accounts/{account}/RecordingSettings.json",
             get(recordings::get_settings).post(recordings::post_settings),
         )
-        .route("/2010-04-01/Accounts/{account}/Recordings.json", get(recordings::list).post(recordings::ingest))
-        .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(recordings::instance).delete(recordings::instance))
-        .route("/2010-04-01/Accounts/{account}/Calls/{call}/Recordings.json", get(recordings::list_for_call))
-        .route("/2010-04-01/Accounts/{account}/Notifications.json", get(notifications::list))
-        .route("/2010-04-01/Accounts/{account}/Notifications/{file}", get(notifications::fetch))
-        .route("/v1/Credentials/PublicKeys", get(public_keys::list).post(public_keys::create))
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings.json",
+            get(recordings::list).post(recordings::ingest),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings/{file}",
+            get(recordings::instance).delete(recordings::instance),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{call}/Recordings.json",
+            get(recordings::list_for_call),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Notifications.json",
+            get(notifications::list),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Notifications/{file}",
+            get(notifications::fetch),
+        )
+        .route(
+            "/v1/Credentials/PublicKeys",
+            get(public_keys::list).post(public_keys::create),
+        )
         .route(
             "/v1/Credentials/PublicKeys/{sid}",
-            get(public_keys::fetch).post(public_keys::update).delete(public_keys::delete),
+            get(public_keys::fetch)
+                .post(public_keys::update)
+                .delete(public_keys::delete),
         )
+        .merge(api::video::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http())
@@ -75,11 +109,19 @@ pub fn app(state: AppState) -> Router {
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     // Healthy means the metadata store answers.
-    match state.meta.account("AC00000000000000000000000000000000").await {
+    match state
+        .meta
+        .account("AC00000000000000000000000000000000")
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "metadata store unavailable\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unavailable\n",
+            )
+                .into_response()
         }
     }
 }
@@ -99,7 +141,10 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 
 async fn metrics_text() -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         metrics_handle().render(),
     )
         .into_response()

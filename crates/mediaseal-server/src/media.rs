@@ -36,9 +36,13 @@ impl ByteRange {
     }
 }
 
+/// A `Range` header that no byte of the object satisfies: the answer is 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// Reads a `Range: bytes=…` header. `Ok(None)` means "serve everything" (no header, or one this
 /// server does not honour such as several ranges); `Err` means 416.
-pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, ()> {
+pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, Unsatisfiable> {
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
@@ -48,19 +52,30 @@ pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, (
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 || len == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
-        ByteRange { start: len.saturating_sub(n), end: len - 1 }
+        ByteRange {
+            start: len.saturating_sub(n),
+            end: len - 1,
+        }
     } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
-        let end = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)) };
+        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .min(len.saturating_sub(1))
+        };
         if start >= len || end < start {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         ByteRange { start, end }
     };
@@ -68,7 +83,11 @@ pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, (
 }
 
 /// The response head for a full or partial body.
-pub fn response_head(status_range: Option<ByteRange>, len: u64, content_type: &str) -> axum::http::response::Builder {
+pub fn response_head(
+    status_range: Option<ByteRange>,
+    len: u64,
+    content_type: &str,
+) -> axum::http::response::Builder {
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -77,11 +96,16 @@ pub fn response_head(status_range: Option<ByteRange>, len: u64, content_type: &s
         Some(r) => {
             builder = builder
                 .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_RANGE, format!("bytes {}-{}/{len}", r.start, r.end))
+                .header(
+                    header::CONTENT_RANGE,
+                    format!("bytes {}-{}/{len}", r.start, r.end),
+                )
                 .header(header::CONTENT_LENGTH, r.len());
         }
         None => {
-            builder = builder.status(StatusCode::OK).header(header::CONTENT_LENGTH, len);
+            builder = builder
+                .status(StatusCode::OK)
+                .header(header::CONTENT_LENGTH, len);
         }
     }
     builder
@@ -105,18 +129,22 @@ pub async fn serve_stored(
     extra: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let info = objects.head(key).await?;
-    let range = match parse_range(headers, info.size) {
-        Ok(r) => r,
-        Err(()) => return Ok(range_not_satisfiable(info.size)),
+    let Ok(range) = parse_range(headers, info.size) else {
+        return Ok(range_not_satisfiable(info.size));
     };
     let (_, stream) = objects.get(key, range.map(|r| r.start..r.end + 1)).await?;
     let mut builder = response_head(range, info.size, content_type);
     for (k, v) in extra {
-        if let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             builder = builder.header(name, value);
         }
     }
-    builder.body(Body::from_stream(stream)).map_err(ApiError::internal)
+    builder
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
 }
 
 /// Serves the plaintext of an at-rest (native) object, decrypting only the segments the range
@@ -136,9 +164,8 @@ pub async fn serve_at_rest(
     .await
     .map_err(ApiError::internal)??;
     let len = opened.len();
-    let range = match parse_range(headers, len) {
-        Ok(r) => r,
-        Err(()) => return Ok(range_not_satisfiable(len)),
+    let Ok(range) = parse_range(headers, len) else {
+        return Ok(range_not_satisfiable(len));
     };
     let (start, count) = range.map_or((0, len), |r| (r.start, r.len()));
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
@@ -169,7 +196,9 @@ pub async fn serve_at_rest(
         }
     });
     let stream = tokio_stream_from(rx);
-    response_head(range, len, content_type).body(Body::from_stream(stream)).map_err(ApiError::internal)
+    response_head(range, len, content_type)
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
 }
 
 /// Transcodes an at-rest WAV to MP3 with ffmpeg, plaintext flowing only through pipes.
@@ -180,7 +209,19 @@ pub async fn serve_at_rest_mp3(
     ffmpeg: PathBuf,
 ) -> Result<Response, ApiError> {
     let mut child = Command::new(&ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", "pipe:0", "-f", "mp3", "-b:a", "64k", "pipe:1"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-i",
+            "pipe:0",
+            "-f",
+            "mp3",
+            "-b:a",
+            "64k",
+            "pipe:1",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -229,8 +270,13 @@ pub async fn serve_at_rest_mp3(
         .map_err(ApiError::internal)
 }
 
-fn tokio_stream_from(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+fn tokio_stream_from(
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 #[cfg(test)]
@@ -246,14 +292,26 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(&HeaderMap::new(), 10), Ok(None));
-        assert_eq!(parse_range(&h("bytes=0-3"), 10), Ok(Some(ByteRange { start: 0, end: 3 })));
-        assert_eq!(parse_range(&h("bytes=5-"), 10), Ok(Some(ByteRange { start: 5, end: 9 })));
-        assert_eq!(parse_range(&h("bytes=-4"), 10), Ok(Some(ByteRange { start: 6, end: 9 })));
-        assert_eq!(parse_range(&h("bytes=8-100"), 10), Ok(Some(ByteRange { start: 8, end: 9 })));
-        assert_eq!(parse_range(&h("bytes=10-"), 10), Err(()));
-        assert_eq!(parse_range(&h("bytes=4-2"), 10), Err(()));
+        assert_eq!(
+            parse_range(&h("bytes=0-3"), 10),
+            Ok(Some(ByteRange { start: 0, end: 3 }))
+        );
+        assert_eq!(
+            parse_range(&h("bytes=5-"), 10),
+            Ok(Some(ByteRange { start: 5, end: 9 }))
+        );
+        assert_eq!(
+            parse_range(&h("bytes=-4"), 10),
+            Ok(Some(ByteRange { start: 6, end: 9 }))
+        );
+        assert_eq!(
+            parse_range(&h("bytes=8-100"), 10),
+            Ok(Some(ByteRange { start: 8, end: 9 }))
+        );
+        assert_eq!(parse_range(&h("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(&h("bytes=4-2"), 10), Err(Unsatisfiable));
         assert_eq!(parse_range(&h("bytes=0-1,4-5"), 10), Ok(None));
         assert_eq!(parse_range(&h("items=0-1"), 10), Ok(None));
-        assert_eq!(parse_range(&h("bytes=x-1"), 10), Err(()));
+        assert_eq!(parse_range(&h("bytes=x-1"), 10), Err(Unsatisfiable));
     }
 }

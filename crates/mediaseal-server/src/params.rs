@@ -12,7 +12,11 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses a form body or query string.
     pub fn parse(raw: &[u8]) -> Self {
-        Self(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        Self(
+            form_urlencoded::parse(raw)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
     }
 
     /// Parses the query string of a request.
@@ -27,12 +31,20 @@ impl Params {
 
     /// The last value of `name` (later values win, as in most form handling).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// True when `name` is present.
@@ -55,20 +67,31 @@ impl Params {
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
-                _ => Err(ApiError::bad_param(name, format!("'{v}' is not true or false"))),
+                _ => Err(ApiError::bad_param(
+                    name,
+                    format!("'{v}' is not true or false"),
+                )),
             },
         }
     }
 
     /// An optional integer within `range`.
-    pub fn int_in(&self, name: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>, ApiError> {
+    pub fn int_in(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(n) if range.contains(&n) => Ok(Some(n)),
                 _ => Err(ApiError::bad_param(
                     name,
-                    format!("'{v}' is not a whole number from {} to {}", range.start(), range.end()),
+                    format!(
+                        "'{v}' is not a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 )),
             },
         }
@@ -79,7 +102,10 @@ impl Params {
         match self.get(name) {
             None => Ok(None),
             Some(v) if crate::sid::is_sid(v, prefix) => Ok(Some(v)),
-            Some(v) => Err(ApiError::bad_param(name, format!("'{v}' is not a {prefix} SID ({prefix} followed by 32 hex digits)"))),
+            Some(v) => Err(ApiError::bad_param(
+                name,
+                format!("'{v}' is not a {prefix} SID ({prefix} followed by 32 hex digits)"),
+            )),
         }
     }
 
@@ -87,10 +113,17 @@ impl Params {
     pub fn url(&self, name: &str) -> Result<Option<&str>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v) if (v.starts_with("http://") || v.starts_with("https://")) && v.len() <= 2048 && !v.contains(char::is_whitespace) => {
+            Some(v)
+                if (v.starts_with("http://") || v.starts_with("https://"))
+                    && v.len() <= 2048
+                    && !v.contains(char::is_whitespace) =>
+            {
                 Ok(Some(v))
             }
-            Some(v) => Err(ApiError::bad_param(name, format!("'{v}' is not an absolute http or https URL"))),
+            Some(v) => Err(ApiError::bad_param(
+                name,
+                format!("'{v}' is not an absolute http or https URL"),
+            )),
         }
     }
 
@@ -99,14 +132,20 @@ impl Params {
         match self.get(name).map(str::to_ascii_uppercase) {
             None => Ok("POST".to_owned()),
             Some(m) if m == "GET" || m == "POST" => Ok(m),
-            Some(m) => Err(ApiError::bad_param(name, format!("'{m}' is not GET or POST"))),
+            Some(m) => Err(ApiError::bad_param(
+                name,
+                format!("'{m}' is not GET or POST"),
+            )),
         }
     }
 
     /// An optional friendly name of at most `max` characters.
     pub fn friendly_name(&self, name: &str, max: usize) -> Result<Option<&str>, ApiError> {
         match self.get(name) {
-            Some(v) if v.chars().count() > max => Err(ApiError::bad_param(name, format!("longer than {max} characters"))),
+            Some(v) if v.chars().count() > max => Err(ApiError::bad_param(
+                name,
+                format!("longer than {max} characters"),
+            )),
             other => Ok(other),
         }
     }
@@ -118,7 +157,9 @@ mod tests {
 
     #[test]
     fn repeated_keys_and_types() {
-        let p = Params::parse(b"E=a&E=b&Flag=true&N=5&Sid=RE0123456789abcdef0123456789abcdef&U=https%3A%2F%2Fx");
+        let p = Params::parse(
+            b"E=a&E=b&Flag=true&N=5&Sid=RE0123456789abcdef0123456789abcdef&U=https%3A%2F%2Fx",
+        );
         assert_eq!(p.all("E"), vec!["a", "b"]);
         assert_eq!(p.boolean("Flag").unwrap(), Some(true));
         assert_eq!(p.int_in("N", 1..=10).unwrap(), Some(5));

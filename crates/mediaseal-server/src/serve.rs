@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub orphan_age: Duration,
     /// S3 credentials; when absent, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub s3_credentials: Option<S3Credentials>,
+    /// Redirect `/Media` of customer-sealed media to the object store's presigned URLs.
+    pub media_from_store: bool,
 }
 
 /// An S3 access key. `Debug` never shows the secret.
@@ -243,6 +245,7 @@ async fn build_state_with(
     config.tls = opts.tls_cert.is_some();
     config.callback_retry_base = opts.callback_retry_base;
     config.orphan_age = opts.orphan_age;
+    config.media_from_store = opts.media_from_store;
     Ok((AppState::new(meta, objects, at_rest, config), s3))
 }
 
@@ -316,14 +319,12 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

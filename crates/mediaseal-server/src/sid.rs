@@ -18,14 +18,25 @@ pub fn new_secret() -> String {
 }
 
 fn fill(bytes: &mut [u8]) {
-    #[allow(clippy::expect_used, reason = "without randomness no safe SID or secret can be made")]
+    #[allow(
+        clippy::expect_used,
+        reason = "without randomness no safe SID or secret can be made"
+    )]
     aws_lc_rs::rand::fill(bytes).expect("the system random number generator failed");
 }
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char]).collect()
+    bytes
+        .iter()
+        .flat_map(|b| {
+            [
+                DIGITS[usize::from(b >> 4)] as char,
+                DIGITS[usize::from(b & 15)] as char,
+            ]
+        })
+        .collect()
 }
 
 /// True if `sid` is `prefix` followed by 32 hex digits (either case, as the OpenAPI patterns allow).

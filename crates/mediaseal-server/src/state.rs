@@ -33,6 +33,13 @@ pub struct Config {
     pub node_id: String,
     /// Whether this server speaks HTTPS (for URLs derived from `Host`).
     pub tls: bool,
+    /// Where compositions make their private FIFO directories (nothing is ever written into
+    /// them: FIFOs carry data through the kernel). Defaults to the system temp directory.
+    pub scratch_dir: PathBuf,
+    /// Hand out the object store's own presigned URLs for customer-sealed media (S3 serves the
+    /// bytes, as on Twilio) instead of this service's signed URLs. Off by default: the expiry
+    /// answer is then the store's (Garage says 400 where this service says 403).
+    pub media_from_store: bool,
 }
 
 impl Config {
@@ -50,6 +57,8 @@ impl Config {
             url_signing_key: Arc::new(url_signing_key),
             node_id: crate::sid::new_sid("ND"),
             tls: false,
+            scratch_dir: std::env::temp_dir(),
+            media_from_store: false,
         }
     }
 }
@@ -57,7 +66,9 @@ impl Config {
 /// Finds an executable on `PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -108,6 +119,12 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Self { meta, objects, at_rest: Arc::new(at_rest), config: Arc::new(config), http }
+        Self {
+            meta,
+            objects,
+            at_rest: Arc::new(at_rest),
+            config: Arc::new(config),
+            http,
+        }
     }
 }

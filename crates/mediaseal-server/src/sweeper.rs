@@ -27,7 +27,9 @@ pub async fn sweep_once(state: &AppState) -> usize {
         }
         Err(e) => tracing::warn!(error = %e, "sweeper: listing reservations failed"),
     }
-    let old_enough = SystemTime::now().checked_sub(state.config.orphan_age).unwrap_or(SystemTime::UNIX_EPOCH);
+    let old_enough = SystemTime::now()
+        .checked_sub(state.config.orphan_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     match state.objects.list("").await {
         Ok(objects) => {
             for (key, modified) in objects {

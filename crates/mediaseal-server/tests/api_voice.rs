@@ -16,7 +16,8 @@ fn rec_uri(ac: &str, re: &str, ext: &str) -> String {
 
 fn open_sealed(details: &Value, sealed: &[u8], key: &PrivateKey) -> Vec<u8> {
     let env = parse_details(&details.to_string()).unwrap();
-    mediaseal_crypto::open_seekable_to_writer(std::io::Cursor::new(sealed), Vec::new(), &env, key).unwrap()
+    mediaseal_crypto::open_seekable_to_writer(std::io::Cursor::new(sealed), Vec::new(), &env, key)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -28,7 +29,10 @@ async fn unauthenticated_and_bad_credentials_get_20003() {
         Creds::None,
         Creds::Basic(a.sid.clone(), "wrong".into()),
         Creds::Basic(a.sid.clone(), String::new()),
-        Creds::Basic("ACffffffffffffffffffffffffffffffff".into(), a.auth_token.clone()),
+        Creds::Basic(
+            "ACffffffffffffffffffffffffffffffff".into(),
+            a.auth_token.clone(),
+        ),
         Creds::Basic("not-a-sid".into(), "x".into()),
         Creds::Basic("SKffffffffffffffffffffffffffffffff".into(), "x".into()),
     ] {
@@ -46,23 +50,58 @@ async fn unauthenticated_and_bad_credentials_get_20003() {
 async fn api_keys_authenticate_and_their_secret_is_shown_once() {
     let app = TestApp::new().await;
     let a = app.account().await;
-    let r = app.post_form(&format!("/2010-04-01/Accounts/{}/Keys.json", a.sid), &Creds::of(&a), &[("FriendlyName", "ci")]).await;
+    let r = app
+        .post_form(
+            &format!("/2010-04-01/Accounts/{}/Keys.json", a.sid),
+            &Creds::of(&a),
+            &[("FriendlyName", "ci")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let key = r.json();
     let sk = key["sid"].as_str().unwrap().to_owned();
     let secret = key["secret"].as_str().unwrap().to_owned();
     assert!(sk.starts_with("SK"));
-    let fetched = app.get(&format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid), &Creds::of(&a)).await.json();
-    assert!(fetched.get("secret").is_none(), "secret shown again: {fetched}");
+    let fetched = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid),
+            &Creds::of(&a),
+        )
+        .await
+        .json();
+    assert!(
+        fetched.get("secret").is_none(),
+        "secret shown again: {fetched}"
+    );
     let via_key = Creds::Basic(sk.clone(), secret.clone());
-    let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &via_key).await;
+    let r = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &via_key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // Standard API keys cannot manage keys or accounts.
-    let r = app.get(&format!("/2010-04-01/Accounts/{}/Keys.json", a.sid), &via_key).await;
+    let r = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Keys.json", a.sid),
+            &via_key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app.delete(&format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid), &Creds::of(&a)).await;
+    let r = app
+        .delete(
+            &format!("/2010-04-01/Accounts/{}/Keys/{sk}.json", a.sid),
+            &Creds::of(&a),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &via_key).await;
+    let r = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &via_key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Nothing in the store holds the secret itself.
     let stored = app.state.meta.api_key(&sk).await.unwrap();
@@ -77,25 +116,57 @@ async fn public_keys_validate_and_are_never_returned() {
     let pem = test_key(0).public_key().to_pem();
     // Newlines URL-encoded (as twilio-python sends them) and a one-line paste both work.
     for variant in [pem.clone(), pem.lines().collect::<String>()] {
-        let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", &variant), ("FriendlyName", "k")]).await;
+        let r = app
+            .post_form(
+                "/v1/Credentials/PublicKeys",
+                &c,
+                &[("PublicKey", &variant), ("FriendlyName", "k")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         let body = r.json();
         assert!(body["sid"].as_str().unwrap().starts_with("CR"));
         assert_eq!(body["account_sid"], a.sid.as_str());
         assert!(body["date_created"].as_str().unwrap().ends_with('Z'));
-        assert!(body["url"].as_str().unwrap().starts_with("http://mediaseal.test/v1/Credentials/PublicKeys/CR"));
-        assert!(!String::from_utf8_lossy(&r.body).contains("MII"), "key material returned");
+        assert!(
+            body["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://mediaseal.test/v1/Credentials/PublicKeys/CR")
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("MII"),
+            "key material returned"
+        );
     }
     let private = test_key(0).to_pkcs8_pem().unwrap();
-    let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", &private)]).await;
+    let r = app
+        .post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", &private)])
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["message"].as_str().unwrap().contains("private key"), "{:?}", r.body);
-    for bad in ["", "hello", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----"] {
-        let r = app.post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", bad)]).await;
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("private key"),
+        "{:?}",
+        r.body
+    );
+    for bad in [
+        "",
+        "hello",
+        "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----",
+    ] {
+        let r = app
+            .post_form("/v1/Credentials/PublicKeys", &c, &[("PublicKey", bad)])
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(r.json()["message"].as_str().unwrap().contains("PublicKey"));
     }
-    let list = app.get("/v1/Credentials/PublicKeys?PageSize=1", &c).await.json();
+    let list = app
+        .get("/v1/Credentials/PublicKeys?PageSize=1", &c)
+        .await
+        .json();
     assert_eq!(list["meta"]["key"], "credentials");
     assert_eq!(list["credentials"].as_array().unwrap().len(), 1);
     let next = list["meta"]["next_page_url"].as_str().unwrap();
@@ -104,10 +175,26 @@ async fn public_keys_validate_and_are_never_returned() {
     assert_eq!(page2["credentials"].as_array().unwrap().len(), 1);
     assert!(page2["meta"]["next_page_url"].is_null());
     let sid = page2["credentials"][0]["sid"].as_str().unwrap().to_owned();
-    let r = app.post_form(&format!("/v1/Credentials/PublicKeys/{sid}"), &c, &[("FriendlyName", "renamed")]).await;
+    let r = app
+        .post_form(
+            &format!("/v1/Credentials/PublicKeys/{sid}"),
+            &c,
+            &[("FriendlyName", "renamed")],
+        )
+        .await;
     assert_eq!(r.json()["friendly_name"], "renamed");
-    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{sid}"), &c).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{sid}"), &c).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete(&format!("/v1/Credentials/PublicKeys/{sid}"), &c)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/v1/Credentials/PublicKeys/{sid}"), &c)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -116,7 +203,13 @@ async fn at_rest_ingest_serves_plaintext_with_ranges_and_deletes_irrevocably() {
     let a = app.account().await;
     let c = Creds::of(&a);
     let audio = wav_with_marker(3, b"AT-REST-MARKER-1234");
-    let r = app.ingest(&a, "?CallSid=CA0123456789abcdef0123456789abcdef&Channels=1&Source=OutboundAPI", audio.clone()).await;
+    let r = app
+        .ingest(
+            &a,
+            "?CallSid=CA0123456789abcdef0123456789abcdef&Channels=1&Source=OutboundAPI",
+            audio.clone(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let rec = r.json();
     let re = rec["sid"].as_str().unwrap().to_owned();
@@ -132,8 +225,16 @@ async fn at_rest_ingest_serves_plaintext_with_ranges_and_deletes_irrevocably() {
     assert_eq!(media.body.as_ref(), audio.as_slice());
     let no_ext = app.get(&rec_uri(&a.sid, &re, ""), &c).await;
     assert_eq!(no_ext.body.as_ref(), audio.as_slice());
-    let stored_info = app.state.objects.head(&format!("{}/{re}", a.sid)).await.unwrap();
-    assert!(stored_info.size as usize > audio.len(), "stored object is sealed, hence larger");
+    let stored_info = app
+        .state
+        .objects
+        .head(&format!("{}/{re}", a.sid))
+        .await
+        .unwrap();
+    assert!(
+        stored_info.size as usize > audio.len(),
+        "stored object is sealed, hence larger"
+    );
 
     // No plaintext in the stored object.
     let stored = std::fs::read(app.dir.path().join("objects").join(&a.sid).join(&re)).ok();
@@ -143,12 +244,30 @@ async fn at_rest_ingest_serves_plaintext_with_ranges_and_deletes_irrevocably() {
 
     let r = app.delete(&rec_uri(&a.sid, &re, ".json"), &c).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".json"), &c).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status, StatusCode::NOT_FOUND);
-    let soft = app.get(&format!("{}?IncludeSoftDeleted=true", rec_uri(&a.sid, &re, ".json")), &c).await;
+    assert_eq!(
+        app.get(&rec_uri(&a.sid, &re, ".json"), &c).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let soft = app
+        .get(
+            &format!("{}?IncludeSoftDeleted=true", rec_uri(&a.sid, &re, ".json")),
+            &c,
+        )
+        .await;
     assert_eq!(soft.status, StatusCode::OK);
     assert_eq!(soft.json()["status"], "deleted");
-    assert!(app.state.objects.head(&format!("{}/{re}", a.sid)).await.is_err(), "object not destroyed");
+    assert!(
+        app.state
+            .objects
+            .head(&format!("{}/{re}", a.sid))
+            .await
+            .is_err(),
+        "object not destroyed"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +276,10 @@ async fn range_requests_on_plain_and_sealed_media() {
     let a = app.account().await;
     let c = Creds::of(&a);
     let audio = wav_with_marker(10, b"RANGE");
-    let re = app.ingest(&a, "", audio.clone()).await.json()["sid"].as_str().unwrap().to_owned();
+    let re = app.ingest(&a, "", audio.clone()).await.json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let get_range = |range: &'static str| {
         let uri = rec_uri(&a.sid, &re, ".wav");
         let app = &app;
@@ -167,8 +289,13 @@ async fn range_requests_on_plain_and_sealed_media() {
                 .uri(uri)
                 .header("authorization", {
                     use base64::Engine as _;
-                    let Creds::Basic(u, p) = &c else { unreachable!() };
-                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+                    let Creds::Basic(u, p) = &c else {
+                        unreachable!()
+                    };
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                    )
                 })
                 .header("range", range)
                 .body(Body::empty())
@@ -176,8 +303,14 @@ async fn range_requests_on_plain_and_sealed_media() {
             use tower::ServiceExt;
             let resp = app.router.clone().oneshot(req).await.unwrap();
             let status = resp.status();
-            let cr = resp.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned());
-            let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+            let cr = resp
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
             (status, cr, body)
         }
     };
@@ -218,12 +351,20 @@ async fn customer_key_ingest_is_opened_only_with_the_private_key() {
     assert_eq!(open_sealed(details, &media.body, test_key(0)), audio);
     // Another key cannot open it, and the error names the key it was sealed for.
     let env = parse_details(&details.to_string()).unwrap();
-    let err = mediaseal_crypto::open_seekable_to_writer(std::io::Cursor::new(&media.body), Vec::new(), &env, test_key(1))
-        .unwrap_err()
-        .to_string();
+    let err = mediaseal_crypto::open_seekable_to_writer(
+        std::io::Cursor::new(&media.body),
+        Vec::new(),
+        &env,
+        test_key(1),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(&key_sid), "{err}");
     // The server cannot transcode what it cannot read.
-    assert_eq!(app.get(&rec_uri(&a.sid, re, ".mp3"), &c).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        app.get(&rec_uri(&a.sid, re, ".mp3"), &c).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
 }
 
 #[tokio::test]
@@ -235,18 +376,41 @@ async fn configured_key_gone_falls_back_to_the_most_recent_key_with_a_notificati
     let configured = app.add_public_key(&a, test_key(0)).await;
     let newest = app.add_public_key(&a, test_key(2)).await;
     app.enable_encryption(&a, Some(&configured)).await;
-    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{configured}"), &c).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/v1/Credentials/PublicKeys/{configured}"), &c)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     let audio = wav_with_marker(1, b"FALLBACK");
     let rec = app.ingest(&a, "", audio.clone()).await.json();
     assert_eq!(rec["status"], "completed");
-    assert_eq!(rec["encryption_details"]["public_key_sid"], newest.as_str(), "older was {older}");
-    let media = app.get(&rec_uri(&a.sid, rec["sid"].as_str().unwrap(), ".wav"), &c).await;
-    assert_eq!(open_sealed(&rec["encryption_details"], &media.body, test_key(2)), audio);
-    let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid), &c).await.json();
+    assert_eq!(
+        rec["encryption_details"]["public_key_sid"],
+        newest.as_str(),
+        "older was {older}"
+    );
+    let media = app
+        .get(&rec_uri(&a.sid, rec["sid"].as_str().unwrap(), ".wav"), &c)
+        .await;
+    assert_eq!(
+        open_sealed(&rec["encryption_details"], &media.body, test_key(2)),
+        audio
+    );
+    let notes = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid),
+            &c,
+        )
+        .await
+        .json();
     let list = notes["notifications"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     let text = list[0]["message_text"].as_str().unwrap();
-    assert!(text.contains(&configured) && text.contains(&newest), "{text}");
+    assert!(
+        text.contains(&configured) && text.contains(&newest),
+        "{text}"
+    );
     assert_eq!(list[0]["log"], "1");
 }
 
@@ -258,7 +422,9 @@ async fn no_public_key_destroys_the_bytes_and_fails_with_16104() {
     app.enable_encryption(&a, None).await;
     let q = "?RecordingStatusCallback=http%3A%2F%2F127.0.0.1%3A9%2Fcb&RecordingStatusCallbackEvent=completed\
              &RecordingStatusCallbackEvent=failed&CallSid=CA0123456789abcdef0123456789abcdef";
-    let r = app.ingest(&a, q, wav_with_marker(1, b"DESTROY-ME-PLEASE")).await;
+    let r = app
+        .ingest(&a, q, wav_with_marker(1, b"DESTROY-ME-PLEASE"))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let rec = r.json();
     let re = rec["sid"].as_str().unwrap().to_owned();
@@ -266,8 +432,17 @@ async fn no_public_key_destroys_the_bytes_and_fails_with_16104() {
     assert_eq!(rec["error_code"], 16104);
     assert!(rec["encryption_details"].is_null());
     // No media, and nothing stored for it.
-    assert_eq!(app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status, StatusCode::NOT_FOUND);
-    assert!(app.state.objects.head(&format!("{}/{re}", a.sid)).await.is_err());
+    assert_eq!(
+        app.get(&rec_uri(&a.sid, &re, ".wav"), &c).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        app.state
+            .objects
+            .head(&format!("{}/{re}", a.sid))
+            .await
+            .is_err()
+    );
     // A failed callback, without EncryptionDetails.
     let cbs = app.state.meta.callbacks_for(&re).await.unwrap();
     assert_eq!(cbs.len(), 1);
@@ -277,12 +452,28 @@ async fn no_public_key_destroys_the_bytes_and_fails_with_16104() {
     assert_eq!(get("ErrorCode").as_deref(), Some("16104"));
     assert!(get("EncryptionDetails").is_none());
     // And a notification saying why.
-    let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid), &c).await.json();
+    let notes = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid),
+            &c,
+        )
+        .await
+        .json();
     let n = &notes["notifications"][0];
     assert_eq!(n["error_code"], "16104");
-    assert!(n["message_text"].as_str().unwrap().contains("no public key"));
+    assert!(
+        n["message_text"]
+            .as_str()
+            .unwrap()
+            .contains("no public key")
+    );
     let nsid = n["sid"].as_str().unwrap();
-    let one = app.get(&format!("/2010-04-01/Accounts/{}/Notifications/{nsid}.json", a.sid), &c).await;
+    let one = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Notifications/{nsid}.json", a.sid),
+            &c,
+        )
+        .await;
     assert_eq!(one.status, StatusCode::OK);
 }
 
@@ -291,9 +482,23 @@ async fn failed_event_not_subscribed_sends_no_callback() {
     let app = TestApp::new().await;
     let a = app.account().await;
     app.enable_encryption(&a, None).await;
-    let rec = app.ingest(&a, "?RecordingStatusCallback=http%3A%2F%2F127.0.0.1%3A9%2Fcb", wav_with_marker(1, b"x")).await.json();
+    let rec = app
+        .ingest(
+            &a,
+            "?RecordingStatusCallback=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
+            wav_with_marker(1, b"x"),
+        )
+        .await
+        .json();
     assert_eq!(rec["status"], "failed");
-    assert!(app.state.meta.callbacks_for(rec["sid"].as_str().unwrap()).await.unwrap().is_empty());
+    assert!(
+        app.state
+            .meta
+            .callbacks_for(rec["sid"].as_str().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -304,11 +509,22 @@ async fn completed_callback_carries_encryption_details_as_a_json_string() {
     app.enable_encryption(&a, Some(&key_sid)).await;
     let q = "?RecordingStatusCallback=https%3A%2F%2Fexample.test%2Fcb&CallSid=CA0123456789abcdef0123456789abcdef&Duration=7";
     let rec = app.ingest(&a, q, wav_with_marker(1, b"x")).await.json();
-    let cbs = app.state.meta.callbacks_for(rec["sid"].as_str().unwrap()).await.unwrap();
+    let cbs = app
+        .state
+        .meta
+        .callbacks_for(rec["sid"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(cbs.len(), 1);
     assert_eq!(cbs[0].method, "POST");
     let params: Vec<(String, String)> = serde_json::from_str(&cbs[0].params).unwrap();
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     assert_eq!(get("RecordingStatus"), "completed");
     assert_eq!(get("RecordingDuration"), "7");
     assert_eq!(get("ErrorCode"), "0");
@@ -335,8 +551,17 @@ async fn listing_pages_and_filters() {
     let call = "CA0123456789abcdef0123456789abcdef";
     let mut sids = Vec::new();
     for i in 0..5 {
-        let q = if i % 2 == 0 { format!("?CallSid={call}") } else { String::new() };
-        sids.push(app.ingest(&a, &q, wav_with_marker(1, b"p")).await.json()["sid"].as_str().unwrap().to_owned());
+        let q = if i % 2 == 0 {
+            format!("?CallSid={call}")
+        } else {
+            String::new()
+        };
+        sids.push(
+            app.ingest(&a, &q, wav_with_marker(1, b"p")).await.json()["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mut seen = Vec::new();
     let mut uri = format!("/2010-04-01/Accounts/{}/Recordings.json?PageSize=2", a.sid);
@@ -353,21 +578,77 @@ async fn listing_pages_and_filters() {
     }
     sids.reverse();
     assert_eq!(seen, sids, "newest first, each exactly once");
-    let by_call = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?CallSid={call}", a.sid), &c).await.json();
+    let by_call = app
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{}/Recordings.json?CallSid={call}",
+                a.sid
+            ),
+            &c,
+        )
+        .await
+        .json();
     assert_eq!(by_call["recordings"].as_array().unwrap().len(), 3);
-    let by_call_path = app.get(&format!("/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json", a.sid), &c).await.json();
+    let by_call_path = app
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json",
+                a.sid
+            ),
+            &c,
+        )
+        .await
+        .json();
     assert_eq!(by_call_path["recordings"].as_array().unwrap().len(), 3);
     let today = time::OffsetDateTime::now_utc().date();
-    let day = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
-    let by_day = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?DateCreated={day}", a.sid), &c).await.json();
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    let by_day = app
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{}/Recordings.json?DateCreated={day}",
+                a.sid
+            ),
+            &c,
+        )
+        .await
+        .json();
     assert_eq!(by_day["recordings"].as_array().unwrap().len(), 5);
-    let before = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?DateCreated%3C=2000-01-01", a.sid), &c).await.json();
+    let before = app
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{}/Recordings.json?DateCreated%3C=2000-01-01",
+                a.sid
+            ),
+            &c,
+        )
+        .await
+        .json();
     assert_eq!(before["recordings"].as_array().unwrap().len(), 0);
-    for bad in ["PageSize=0", "PageSize=1001", "PageToken=garbage", "DateCreated=yesterday", "CallSid=CA1"] {
-        let r = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json?{bad}", a.sid), &c).await;
+    for bad in [
+        "PageSize=0",
+        "PageSize=1001",
+        "PageToken=garbage",
+        "DateCreated=yesterday",
+        "CallSid=CA1",
+    ] {
+        let r = app
+            .get(
+                &format!("/2010-04-01/Accounts/{}/Recordings.json?{bad}", a.sid),
+                &c,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         let name = bad.split('=').next().unwrap();
-        assert!(r.json()["message"].as_str().unwrap().contains(name), "{bad}: {:?}", r.body);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(name),
+            "{bad}: {:?}",
+            r.body
+        );
     }
 }
 
@@ -376,51 +657,148 @@ async fn accounts_see_only_their_own_and_parents_their_subaccounts() {
     let app = TestApp::new().await;
     let parent = app.account().await;
     let other = app.account().await;
-    let r = app.post_form("/2010-04-01/Accounts.json", &Creds::of(&parent), &[("FriendlyName", "child")]).await;
+    let r = app
+        .post_form(
+            "/2010-04-01/Accounts.json",
+            &Creds::of(&parent),
+            &[("FriendlyName", "child")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let child_sid = r.json()["sid"].as_str().unwrap().to_owned();
     let child = app.state.meta.account(&child_sid).await.unwrap().unwrap();
     assert_eq!(child.parent_sid.as_deref(), Some(parent.sid.as_str()));
 
-    let rec_child = app.ingest(&child, "", wav_with_marker(1, b"c")).await.json()["sid"].as_str().unwrap().to_owned();
-    let rec_parent = app.ingest(&parent, "", wav_with_marker(1, b"p")).await.json()["sid"].as_str().unwrap().to_owned();
+    let rec_child = app
+        .ingest(&child, "", wav_with_marker(1, b"c"))
+        .await
+        .json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rec_parent = app
+        .ingest(&parent, "", wav_with_marker(1, b"p"))
+        .await
+        .json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let key_child = app.add_public_key(&child, test_key(0)).await;
 
     // (resource owner, resource, who asks) → expected status
     let cases = [
         (&child.sid, &rec_child, Creds::of(&parent), StatusCode::OK),
         (&child.sid, &rec_child, Creds::of(&child), StatusCode::OK),
-        (&child.sid, &rec_child, Creds::of(&other), StatusCode::NOT_FOUND),
-        (&parent.sid, &rec_parent, Creds::of(&child), StatusCode::NOT_FOUND),
-        (&parent.sid, &rec_parent, Creds::of(&other), StatusCode::NOT_FOUND),
+        (
+            &child.sid,
+            &rec_child,
+            Creds::of(&other),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &parent.sid,
+            &rec_parent,
+            Creds::of(&child),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &parent.sid,
+            &rec_parent,
+            Creds::of(&other),
+            StatusCode::NOT_FOUND,
+        ),
         (&parent.sid, &rec_parent, Creds::of(&parent), StatusCode::OK),
-        (&parent.sid, &rec_parent, Creds::Basic(parent.sid.clone(), "bad".into()), StatusCode::UNAUTHORIZED),
+        (
+            &parent.sid,
+            &rec_parent,
+            Creds::Basic(parent.sid.clone(), "bad".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
     for (owner, re, who, expected) in cases {
         for ext in [".json", ".wav"] {
             let r = app.get(&rec_uri(owner, re, ext), &who).await;
             assert_eq!(r.status, expected, "{owner} {re}{ext} as {who:?}");
         }
-        let list = app.get(&format!("/2010-04-01/Accounts/{owner}/Recordings.json"), &who).await;
+        let list = app
+            .get(
+                &format!("/2010-04-01/Accounts/{owner}/Recordings.json"),
+                &who,
+            )
+            .await;
         assert_eq!(list.status, expected, "list {owner} as {who:?}");
-        let settings = app.get(&format!("/2010-04-01/Accounts/{owner}/RecordingSettings.json"), &who).await;
+        let settings = app
+            .get(
+                &format!("/2010-04-01/Accounts/{owner}/RecordingSettings.json"),
+                &who,
+            )
+            .await;
         assert_eq!(settings.status, expected, "settings {owner} as {who:?}");
-        let notes = app.get(&format!("/2010-04-01/Accounts/{owner}/Notifications.json"), &who).await;
+        let notes = app
+            .get(
+                &format!("/2010-04-01/Accounts/{owner}/Notifications.json"),
+                &who,
+            )
+            .await;
         assert_eq!(notes.status, expected, "notifications {owner} as {who:?}");
     }
     // A foreign account cannot delete, ingest into, or learn of another's resources.
-    assert_eq!(app.delete(&rec_uri(&parent.sid, &rec_parent, ".json"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
-    let r = app.post_bytes(&format!("/2010-04-01/Accounts/{}/Recordings.json", parent.sid), &Creds::of(&other), vec![1, 2, 3], "audio/x-wav").await;
+    assert_eq!(
+        app.delete(
+            &rec_uri(&parent.sid, &rec_parent, ".json"),
+            &Creds::of(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .post_bytes(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", parent.sid),
+            &Creds::of(&other),
+            vec![1, 2, 3],
+            "audio/x-wav",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&parent)).await.status, StatusCode::OK);
-    assert_eq!(app.delete(&format!("/v1/Credentials/PublicKeys/{key_child}"), &Creds::of(&other)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(
+            &format!("/v1/Credentials/PublicKeys/{key_child}"),
+            &Creds::of(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(
+            &format!("/v1/Credentials/PublicKeys/{key_child}"),
+            &Creds::of(&parent)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/v1/Credentials/PublicKeys/{key_child}"),
+            &Creds::of(&other)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     // The parent lists itself and its subaccount; the child only itself; the other only itself.
     let listed = |creds: Creds| {
         let app = &app;
         async move {
             let v = app.get("/2010-04-01/Accounts.json", &creds).await.json();
-            let mut sids: Vec<String> = v["accounts"].as_array().unwrap().iter().map(|a| a["sid"].as_str().unwrap().to_owned()).collect();
+            let mut sids: Vec<String> = v["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["sid"].as_str().unwrap().to_owned())
+                .collect();
             sids.sort();
             sids
         }
@@ -429,9 +807,22 @@ async fn accounts_see_only_their_own_and_parents_their_subaccounts() {
     expect.sort();
     assert_eq!(listed(Creds::of(&parent)).await, expect);
     assert_eq!(listed(Creds::of(&child)).await, vec![child.sid.clone()]);
-    assert_eq!(app.get(&format!("/2010-04-01/Accounts/{}.json", other.sid), &Creds::of(&parent)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(
+            &format!("/2010-04-01/Accounts/{}.json", other.sid),
+            &Creds::of(&parent)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     // A subaccount cannot create subaccounts.
-    assert_eq!(app.post_form("/2010-04-01/Accounts.json", &Creds::of(&child), &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post_form("/2010-04-01/Accounts.json", &Creds::of(&child), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -441,8 +832,14 @@ async fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
     let c = Creds::of(&a);
     for path in [
         format!("/2010-04-01/Accounts/{}/Recordings/RE123.json", a.sid),
-        format!("/2010-04-01/Accounts/{}/Recordings/XX0123456789abcdef0123456789abcdef.json", a.sid),
-        format!("/2010-04-01/Accounts/{}/Recordings/RE0123456789abcdef0123456789abcdef.txt", a.sid),
+        format!(
+            "/2010-04-01/Accounts/{}/Recordings/XX0123456789abcdef0123456789abcdef.json",
+            a.sid
+        ),
+        format!(
+            "/2010-04-01/Accounts/{}/Recordings/RE0123456789abcdef0123456789abcdef.txt",
+            a.sid
+        ),
         "/2010-04-01/Accounts/AC123/Recordings.json".to_owned(),
         "/v1/Credentials/PublicKeys/CRnothex".to_owned(),
         "/nope".to_owned(),
@@ -454,32 +851,85 @@ async fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
     for (q, name) in [
         ("?Channels=3", "Channels"),
         ("?CallSid=nope", "CallSid"),
-        ("?RecordingStatusCallback=ftp%3A%2F%2Fx", "RecordingStatusCallback"),
-        ("?RecordingStatusCallbackMethod=PUT&RecordingStatusCallback=http%3A%2F%2Fx", "RecordingStatusCallbackMethod"),
-        ("?RecordingStatusCallbackEvent=exploded&RecordingStatusCallback=http%3A%2F%2Fx", "RecordingStatusCallbackEvent"),
+        (
+            "?RecordingStatusCallback=ftp%3A%2F%2Fx",
+            "RecordingStatusCallback",
+        ),
+        (
+            "?RecordingStatusCallbackMethod=PUT&RecordingStatusCallback=http%3A%2F%2Fx",
+            "RecordingStatusCallbackMethod",
+        ),
+        (
+            "?RecordingStatusCallbackEvent=exploded&RecordingStatusCallback=http%3A%2F%2Fx",
+            "RecordingStatusCallbackEvent",
+        ),
         ("?Duration=-1", "Duration"),
         ("?Source=%3Cscript%3E", "Source"),
     ] {
         let r = app.ingest(&a, q, wav_with_marker(1, b"x")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
-        assert!(r.json()["message"].as_str().unwrap().contains(name), "{q}: {:?}", r.body);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(name),
+            "{q}: {:?}",
+            r.body
+        );
     }
-    let list = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &c).await.json();
-    assert!(list["recordings"].as_array().unwrap().is_empty(), "a rejected upload left a recording");
-    let objects = app.state.objects.list("").await.unwrap();
-    assert!(objects.is_empty(), "a rejected upload left an object: {objects:?}");
-    let r = app.post_form(&format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid), &c, &[("EncryptionEnabled", "maybe")]).await;
+    let list = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &c,
+        )
+        .await
+        .json();
+    assert!(
+        list["recordings"].as_array().unwrap().is_empty(),
+        "a rejected upload left a recording"
+    );
+    // The account's own prefix: on a shared bucket other tests' objects sit beside it.
+    let objects = app
+        .state
+        .objects
+        .list(&format!("{}/", a.sid))
+        .await
+        .unwrap();
+    assert!(
+        objects.is_empty(),
+        "a rejected upload left an object: {objects:?}"
+    );
+    let r = app
+        .post_form(
+            &format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid),
+            &c,
+            &[("EncryptionEnabled", "maybe")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = app
         .post_form(
             &format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid),
             &c,
-            &[("EncryptionPublicKeySid", "CR0123456789abcdef0123456789abcdef")],
+            &[(
+                "EncryptionPublicKeySid",
+                "CR0123456789abcdef0123456789abcdef",
+            )],
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["message"].as_str().unwrap().contains("EncryptionPublicKeySid"));
-    let r = app.call(Method::PUT, &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &c, Body::empty(), None).await;
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("EncryptionPublicKeySid")
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &c,
+            Body::empty(),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -487,20 +937,46 @@ async fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
 async fn an_interrupted_upload_leaves_no_recording_and_no_object() {
     let app = TestApp::new().await;
     let a = app.account().await;
-    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
-        vec![Ok(axum::body::Bytes::from_static(b"RIFF partial upload")), Err(std::io::Error::other("client went away"))];
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+        Ok(axum::body::Bytes::from_static(b"RIFF partial upload")),
+        Err(std::io::Error::other("client went away")),
+    ];
     let body = Body::from_stream(futures::stream::iter(chunks));
-    let r = app.call(Method::POST, &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &Creds::of(&a), body, Some("audio/x-wav")).await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &Creds::of(&a),
+            body,
+            Some("audio/x-wav"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    let list = app.get(&format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid), &Creds::of(&a)).await.json();
+    let list = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid),
+            &Creds::of(&a),
+        )
+        .await
+        .json();
     assert!(list["recordings"].as_array().unwrap().is_empty());
-    assert!(app.state.objects.list("").await.unwrap().is_empty());
+    assert!(
+        app.state
+            .objects
+            .list(&format!("{}/", a.sid))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn health_and_metrics() {
     let app = TestApp::new().await;
-    assert_eq!(app.get("/healthz", &Creds::None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/healthz", &Creds::None).await.status,
+        StatusCode::OK
+    );
     let a = app.account().await;
     app.ingest(&a, "", wav_with_marker(1, b"m")).await;
     let m = app.get("/metrics", &Creds::None).await;
@@ -511,6 +987,9 @@ async fn health_and_metrics() {
 /// Every voice endpoint × {the owner, its parent, its subaccount, an unrelated account, bad
 /// credentials}: the owner and a parent succeed, everyone else gets exactly what a missing
 /// resource gets (404), bad credentials get 401.
+/// One request of the access matrix: method, path, form, and the status the owner gets.
+type Probe<'a> = (Method, String, Vec<(&'a str, String)>, StatusCode);
+
 #[tokio::test]
 async fn access_matrix_for_every_endpoint() {
     let app = TestApp::new().await;
@@ -528,23 +1007,55 @@ async fn access_matrix_for_every_endpoint() {
     }
     async fn make(app: &TestApp, owner: &mediaseal_store::model::Account) -> Owned {
         let c = Creds::of(owner);
-        let re = app.ingest(owner, "?CallSid=CA0123456789abcdef0123456789abcdef", wav_with_marker(1, b"m")).await.json()["sid"]
+        let re = app
+            .ingest(
+                owner,
+                "?CallSid=CA0123456789abcdef0123456789abcdef",
+                wav_with_marker(1, b"m"),
+            )
+            .await
+            .json()["sid"]
             .as_str()
             .unwrap()
             .to_owned();
-        let sk = app.post_form(&format!("/2010-04-01/Accounts/{}/Keys.json", owner.sid), &c, &[]).await.json()["sid"]
+        let sk = app
+            .post_form(
+                &format!("/2010-04-01/Accounts/{}/Keys.json", owner.sid),
+                &c,
+                &[],
+            )
+            .await
+            .json()["sid"]
             .as_str()
             .unwrap()
             .to_owned();
         let cr = app.add_public_key(owner, test_key(0)).await;
         // A notification: encryption on, key configured, key deleted, no other key → failure.
         app.enable_encryption(owner, Some(&cr)).await;
-        app.delete(&format!("/v1/Credentials/PublicKeys/{cr}"), &c).await;
+        app.delete(&format!("/v1/Credentials/PublicKeys/{cr}"), &c)
+            .await;
         app.ingest(owner, "", wav_with_marker(1, b"n")).await;
-        let notes = app.get(&format!("/2010-04-01/Accounts/{}/Notifications.json", owner.sid), &c).await.json();
-        let no = notes["notifications"][0]["sid"].as_str().unwrap().to_owned();
+        let notes = app
+            .get(
+                &format!("/2010-04-01/Accounts/{}/Notifications.json", owner.sid),
+                &c,
+            )
+            .await
+            .json();
+        let no = notes["notifications"][0]["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let settings = format!("/2010-04-01/Accounts/{}/RecordingSettings.json", owner.sid);
-        app.post_form(&settings, &c, &[("EncryptionEnabled", "false"), ("EncryptionPublicKeySid", "")]).await;
+        app.post_form(
+            &settings,
+            &c,
+            &[
+                ("EncryptionEnabled", "false"),
+                ("EncryptionPublicKeySid", ""),
+            ],
+        )
+        .await;
         let cr = app.add_public_key(owner, test_key(1)).await;
         Owned { re, sk, cr, no }
     }
@@ -555,24 +1066,112 @@ async fn access_matrix_for_every_endpoint() {
     ] {
         let o = make(&app, owner).await;
         let ac = owner.sid.as_str();
-        let reads: Vec<(Method, String, Vec<(&str, String)>, StatusCode)> = vec![
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}.json"), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Keys.json"), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk), vec![], StatusCode::OK),
-            (Method::POST, format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk), vec![("FriendlyName", "x".into())], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"), vec![], StatusCode::OK),
-            (Method::POST, format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"), vec![("EncryptionEnabled", "false".into())], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings.json"), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", o.re), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Recordings/{}.wav", o.re), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Calls/{call}/Recordings.json"), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Notifications.json"), vec![], StatusCode::OK),
-            (Method::GET, format!("/2010-04-01/Accounts/{ac}/Notifications/{}.json", o.no), vec![], StatusCode::OK),
-            (Method::GET, format!("/v1/Credentials/PublicKeys/{}", o.cr), vec![], StatusCode::OK),
-            (Method::POST, format!("/v1/Credentials/PublicKeys/{}", o.cr), vec![("FriendlyName", "y".into())], StatusCode::OK),
-            (Method::GET, format!("/v1/Credentials/PublicKeys?AccountSid={ac}"), vec![], StatusCode::OK),
-            (Method::POST, "/v1/Credentials/PublicKeys".to_owned(), vec![("PublicKey", test_key(2).public_key().to_pem()), ("AccountSid", ac.to_owned())], StatusCode::CREATED),
-            (Method::POST, format!("/2010-04-01/Accounts/{ac}/Keys.json"), vec![], StatusCode::CREATED),
+        let reads: Vec<Probe<'_>> = vec![
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Keys.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", o.sk),
+                vec![("FriendlyName", "x".into())],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                format!("/2010-04-01/Accounts/{ac}/RecordingSettings.json"),
+                vec![("EncryptionEnabled", "false".into())],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Recordings.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", o.re),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Recordings/{}.wav", o.re),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Calls/{call}/Recordings.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Notifications.json"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/2010-04-01/Accounts/{ac}/Notifications/{}.json", o.no),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/v1/Credentials/PublicKeys/{}", o.cr),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                format!("/v1/Credentials/PublicKeys/{}", o.cr),
+                vec![("FriendlyName", "y".into())],
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                format!("/v1/Credentials/PublicKeys?AccountSid={ac}"),
+                vec![],
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "/v1/Credentials/PublicKeys".to_owned(),
+                vec![
+                    ("PublicKey", test_key(2).public_key().to_pem()),
+                    ("AccountSid", ac.to_owned()),
+                ],
+                StatusCode::CREATED,
+            ),
+            (
+                Method::POST,
+                format!("/2010-04-01/Accounts/{ac}/Keys.json"),
+                vec![],
+                StatusCode::CREATED,
+            ),
         ];
         for (method, uri, form, ok) in &reads {
             let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -589,29 +1188,69 @@ async fn access_matrix_for_every_endpoint() {
             };
             for who in &allowed {
                 let r = send(Creds::of(who)).await;
-                assert_eq!(r.status, *ok, "{method} {uri} as {} (allowed): {:?}", who.sid, String::from_utf8_lossy(&r.body));
+                assert_eq!(
+                    r.status,
+                    *ok,
+                    "{method} {uri} as {} (allowed): {:?}",
+                    who.sid,
+                    String::from_utf8_lossy(&r.body)
+                );
             }
             for who in &denied {
                 let r = send(Creds::of(who)).await;
-                assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri} as {} (denied)", who.sid);
+                assert_eq!(
+                    r.status,
+                    StatusCode::NOT_FOUND,
+                    "{method} {uri} as {} (denied)",
+                    who.sid
+                );
                 assert_eq!(r.json()["code"], 20404);
             }
             let r = send(Creds::Basic(owner.sid.clone(), "not-the-token".into())).await;
-            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri} with bad credentials");
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} with bad credentials"
+            );
         }
         // Ingest and the deletes, with a fresh resource for each caller.
         for who in allowed.iter().chain(denied.iter()) {
             let expect_ok = allowed.iter().any(|a| a.sid == who.sid);
-            let r = app.post_bytes(&format!("/2010-04-01/Accounts/{ac}/Recordings.json"), &Creds::of(who), wav_with_marker(1, b"i"), "audio/x-wav").await;
-            assert_eq!(r.status, if expect_ok { StatusCode::CREATED } else { StatusCode::NOT_FOUND }, "ingest as {}", who.sid);
+            let r = app
+                .post_bytes(
+                    &format!("/2010-04-01/Accounts/{ac}/Recordings.json"),
+                    &Creds::of(who),
+                    wav_with_marker(1, b"i"),
+                    "audio/x-wav",
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                if expect_ok {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::NOT_FOUND
+                },
+                "ingest as {}",
+                who.sid
+            );
             let fresh = make(&app, owner).await;
-            let expect = if expect_ok { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
+            let expect = if expect_ok {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::NOT_FOUND
+            };
             for uri in [
                 format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", fresh.re),
                 format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", fresh.sk),
                 format!("/v1/Credentials/PublicKeys/{}", fresh.cr),
             ] {
-                assert_eq!(app.delete(&uri, &Creds::of(who)).await.status, expect, "DELETE {uri} as {}", who.sid);
+                assert_eq!(
+                    app.delete(&uri, &Creds::of(who)).await.status,
+                    expect,
+                    "DELETE {uri} as {}",
+                    who.sid
+                );
             }
         }
     }
@@ -620,10 +1259,16 @@ async fn access_matrix_for_every_endpoint() {
 #[tokio::test]
 async fn mp3_is_transcoded_through_ffmpeg_or_refused_without_it() {
     let app = TestApp::new().await;
-    assert!(app.state.config.ffmpeg.is_some(), "ffmpeg is needed for this test; run scripts/setup.sh");
+    assert!(
+        app.state.config.ffmpeg.is_some(),
+        "ffmpeg is needed for this test; run scripts/setup.sh"
+    );
     let a = app.account().await;
     let c = Creds::of(&a);
-    let re = app.ingest(&a, "", wav_with_marker(2, b"mp3")).await.json()["sid"].as_str().unwrap().to_owned();
+    let re = app.ingest(&a, "", wav_with_marker(2, b"mp3")).await.json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = app.get(&rec_uri(&a.sid, &re, ".mp3"), &c).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "audio/mpeg");
@@ -633,8 +1278,16 @@ async fn mp3_is_transcoded_through_ffmpeg_or_refused_without_it() {
 
     let without = TestApp::with_config(|c| c.ffmpeg = None).await;
     let a = without.account().await;
-    let re = without.ingest(&a, "", wav_with_marker(1, b"mp3")).await.json()["sid"].as_str().unwrap().to_owned();
-    let r = without.get(&rec_uri(&a.sid, &re, ".mp3"), &Creds::of(&a)).await;
+    let re = without
+        .ingest(&a, "", wav_with_marker(1, b"mp3"))
+        .await
+        .json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = without
+        .get(&rec_uri(&a.sid, &re, ".mp3"), &Creds::of(&a))
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(r.json()["message"].as_str().unwrap().contains("ffmpeg"));
 }

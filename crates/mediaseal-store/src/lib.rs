@@ -15,11 +15,14 @@ pub mod model;
 mod objects;
 mod s3;
 mod sql;
+pub mod video;
 
 pub use error::StoreError;
 pub use meta::{AccountStore, MetadataStore, OutboxStore, StoreResult, VoiceStore};
 pub use objects::{
-    ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek, validate_key,
+    ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek,
+    validate_key,
 };
 pub use s3::{S3Config, S3ObjectStore};
 pub use sql::{Dialect, SqlStore, redact_url};
+pub use video::VideoStore;

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::model::{
-    Account, ApiKey, Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings,
+    Account, ApiKey, Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter,
+    RecordingSettings,
 };
 
 /// Shorthand for store results.
@@ -22,7 +23,12 @@ pub trait AccountStore: Send + Sync {
     /// One account by SID.
     async fn account(&self, sid: &str) -> StoreResult<Option<Account>>;
     /// `owner` and its subaccounts, newest first.
-    async fn list_accounts(&self, owner: &str, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<Account>>;
+    async fn list_accounts(
+        &self,
+        owner: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<Account>>;
     /// Changes the name and/or status; returns the new record.
     async fn update_account(
         &self,
@@ -37,9 +43,19 @@ pub trait AccountStore: Send + Sync {
     /// One API key by SID.
     async fn api_key(&self, sid: &str) -> StoreResult<Option<ApiKey>>;
     /// An account's API keys, newest first.
-    async fn list_api_keys(&self, account_sid: &str, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<ApiKey>>;
+    async fn list_api_keys(
+        &self,
+        account_sid: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ApiKey>>;
     /// Renames an API key.
-    async fn update_api_key(&self, sid: &str, friendly_name: &str, now: i64) -> StoreResult<Option<ApiKey>>;
+    async fn update_api_key(
+        &self,
+        sid: &str,
+        friendly_name: &str,
+        now: i64,
+    ) -> StoreResult<Option<ApiKey>>;
     /// Removes an API key; false if there was none.
     async fn delete_api_key(&self, sid: &str) -> StoreResult<bool>;
 
@@ -57,7 +73,12 @@ pub trait AccountStore: Send + Sync {
     /// The account's most recently added public key.
     async fn latest_public_key(&self, account_sid: &str) -> StoreResult<Option<PublicKeyRecord>>;
     /// Renames a public key.
-    async fn update_public_key(&self, sid: &str, friendly_name: &str, now: i64) -> StoreResult<Option<PublicKeyRecord>>;
+    async fn update_public_key(
+        &self,
+        sid: &str,
+        friendly_name: &str,
+        now: i64,
+    ) -> StoreResult<Option<PublicKeyRecord>>;
     /// Removes a public key; false if there was none.
     async fn delete_public_key(&self, sid: &str) -> StoreResult<bool>;
 }
@@ -66,7 +87,8 @@ pub trait AccountStore: Send + Sync {
 #[async_trait]
 pub trait VoiceStore: Send + Sync {
     /// The account's settings, if ever set.
-    async fn recording_settings(&self, account_sid: &str) -> StoreResult<Option<RecordingSettings>>;
+    async fn recording_settings(&self, account_sid: &str)
+    -> StoreResult<Option<RecordingSettings>>;
     /// Creates or replaces the account's settings.
     async fn put_recording_settings(&self, settings: &RecordingSettings) -> StoreResult<()>;
 
@@ -82,7 +104,12 @@ pub trait VoiceStore: Send + Sync {
         notifications: &[Notification],
     ) -> StoreResult<()>;
     /// One recording of an account.
-    async fn recording(&self, account_sid: &str, sid: &str, include_deleted: bool) -> StoreResult<Option<Recording>>;
+    async fn recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        include_deleted: bool,
+    ) -> StoreResult<Option<Recording>>;
     /// An account's recordings, newest first.
     async fn list_recordings(
         &self,
@@ -92,7 +119,12 @@ pub trait VoiceStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<Recording>>;
     /// Marks a recording deleted and forgets its object key; returns the record as it was.
-    async fn delete_recording(&self, account_sid: &str, sid: &str, now: i64) -> StoreResult<Option<Recording>>;
+    async fn delete_recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        now: i64,
+    ) -> StoreResult<Option<Recording>>;
     /// Reserved rows older than `before` that never got published (crash mid-upload).
     async fn stale_reservations(&self, before: i64, limit: i64) -> StoreResult<Vec<Recording>>;
     /// Drops a reserved, never-published row.
@@ -103,7 +135,8 @@ pub trait VoiceStore: Send + Sync {
     /// Records a notification on its own.
     async fn insert_notification(&self, notification: &Notification) -> StoreResult<()>;
     /// One notification.
-    async fn notification(&self, account_sid: &str, sid: &str) -> StoreResult<Option<Notification>>;
+    async fn notification(&self, account_sid: &str, sid: &str)
+    -> StoreResult<Option<Notification>>;
     /// An account's notifications, newest first.
     async fn list_notifications(
         &self,
@@ -143,7 +176,9 @@ pub trait OutboxStore: Send + Sync {
 }
 
 /// Everything the service keeps besides the sealed objects.
-pub trait MetadataStore: AccountStore + VoiceStore + OutboxStore {
+pub trait MetadataStore:
+    AccountStore + VoiceStore + OutboxStore + crate::video::VideoStore
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::error::StoreError;
 use crate::meta::StoreResult;
@@ -62,7 +62,11 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Size and headers of `key`.
     async fn head(&self, key: &str) -> StoreResult<ObjectInfo>;
     /// The bytes of `key`, or of `range` within it.
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> StoreResult<(ObjectInfo, ByteStream)>;
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> StoreResult<(ObjectInfo, ByteStream)>;
     /// A blocking `Read + Seek` over `key`; call from a blocking task.
     fn open_blocking(&self, key: &str) -> StoreResult<Box<dyn ReadSeek>>;
     /// Destroys `key`. Deleting a missing object is not an error.
@@ -79,9 +83,18 @@ pub fn validate_key(key: &str) -> StoreResult<()> {
     let ok = !key.is_empty()
         && key.len() <= 256
         && key.split('/').all(|part| {
-            !part.is_empty() && part != "." && part != ".." && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         });
-    if ok { Ok(()) } else { Err(StoreError::Config(format!("invalid object key '{key}'"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!("invalid object key '{key}'")))
+    }
 }
 
 /// Objects as files under a directory: `ROOT/ACCOUNT/SID`, headers in `ROOT/ACCOUNT/SID.meta`.
@@ -110,7 +123,8 @@ impl FsObjectStore {
         let mut meta_path = path.as_os_str().to_owned();
         meta_path.push(META_SUFFIX);
         match std::fs::read(PathBuf::from(meta_path)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("object headers: {e}"))),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("object headers: {e}"))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ObjectMeta::new()),
             Err(e) => Err(e.into()),
         }
@@ -118,7 +132,11 @@ impl FsObjectStore {
 }
 
 fn not_found(key: &str, e: io::Error) -> StoreError {
-    if e.kind() == io::ErrorKind::NotFound { StoreError::ObjectNotFound(key.to_owned()) } else { e.into() }
+    if e.kind() == io::ErrorKind::NotFound {
+        StoreError::ObjectNotFound(key.to_owned())
+    } else {
+        e.into()
+    }
 }
 
 fn fsync_dir(dir: &Path) {
@@ -145,7 +163,10 @@ impl FsWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().ok_or_else(|| StoreError::Corrupt("writer already finished".into()))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("writer already finished".into()))?;
         let block = std::mem::take(&mut self.buffer);
         let (file, block) = tokio::task::spawn_blocking(move || -> io::Result<_> {
             file.write_all(&block)?;
@@ -173,7 +194,10 @@ impl ObjectWriter for FsWriter {
 
     async fn finish(mut self: Box<Self>, meta: ObjectMeta) -> StoreResult<u64> {
         self.flush_buffer().await?;
-        let file = self.file.take().ok_or_else(|| StoreError::Corrupt("writer already finished".into()))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("writer already finished".into()))?;
         let temp = self.temp.clone();
         let target = self.target.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
@@ -222,10 +246,18 @@ impl ObjectStore for FsObjectStore {
 
     async fn create(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
         let target = self.path(key)?;
-        let temp = self.root.join(TMP_DIR).join(format!("{}.{}", key.replace('/', "_"), unique_suffix()));
+        let temp =
+            self.root
+                .join(TMP_DIR)
+                .join(format!("{}.{}", key.replace('/', "_"), unique_suffix()));
         let file = tokio::task::spawn_blocking({
             let temp = temp.clone();
-            move || std::fs::OpenOptions::new().write(true).create_new(true).open(temp)
+            move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(temp)
+            }
         })
         .await
         .map_err(|e| StoreError::Io(io::Error::other(e)))??;
@@ -243,16 +275,26 @@ impl ObjectStore for FsObjectStore {
         let key_owned = key.to_owned();
         tokio::task::spawn_blocking(move || {
             let md = std::fs::metadata(&path).map_err(|e| not_found(&key_owned, e))?;
-            Ok(ObjectInfo { size: md.len(), meta: Self::read_meta(&path)?, modified: md.modified().ok() })
+            Ok(ObjectInfo {
+                size: md.len(),
+                meta: Self::read_meta(&path)?,
+                modified: md.modified().ok(),
+            })
         })
         .await
         .map_err(|e| StoreError::Io(io::Error::other(e)))?
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> StoreResult<(ObjectInfo, ByteStream)> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> StoreResult<(ObjectInfo, ByteStream)> {
         let info = self.head(key).await?;
         let path = self.path(key)?;
-        let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found(key, e))?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found(key, e))?;
         let (start, end) = match range {
             Some(r) => (r.start.min(info.size), r.end.min(info.size)),
             None => (0, info.size),
@@ -303,7 +345,10 @@ impl ObjectStore for FsObjectStore {
                     }
                     let key = format!("{name}/{file}");
                     if key.starts_with(&prefix) {
-                        let modified = entry.metadata()?.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        let modified = entry
+                            .metadata()?
+                            .modified()
+                            .unwrap_or(SystemTime::UNIX_EPOCH);
                         out.push((key, modified));
                     }
                 }
@@ -344,7 +389,10 @@ impl FsObjectStore {
 fn unique_suffix() -> String {
     let mut bytes = [0u8; 8];
     // Uniqueness only; not a secret.
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     bytes.copy_from_slice(&(nanos as u64).to_be_bytes());
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -379,7 +427,10 @@ mod tests {
         let mut meta = ObjectMeta::new();
         meta.insert("x-amz-meta-x-amz-iv".into(), "abc".into());
         let mut w = store.create("AC1/RE1").await.unwrap();
-        assert!(store.head("AC1/RE1").await.is_err(), "not visible before finish");
+        assert!(
+            store.head("AC1/RE1").await.is_err(),
+            "not visible before finish"
+        );
         w.write(Bytes::from_static(b"hello ")).await.unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
         assert_eq!(w.finish(meta.clone()).await.unwrap(), 11);
@@ -396,7 +447,10 @@ mod tests {
         assert_eq!(s, "world");
         assert_eq!(store.list("AC1/").await.unwrap().len(), 1);
         store.delete("AC1/RE1").await.unwrap();
-        assert!(matches!(store.head("AC1/RE1").await, Err(StoreError::ObjectNotFound(_))));
+        assert!(matches!(
+            store.head("AC1/RE1").await,
+            Err(StoreError::ObjectNotFound(_))
+        ));
         store.delete("AC1/RE1").await.unwrap();
     }
 
@@ -409,7 +463,10 @@ mod tests {
         w.abort().await;
         let w2 = store.create("AC1/RE3").await.unwrap();
         drop(w2);
-        assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            0
+        );
         assert!(store.list("").await.unwrap().is_empty());
     }
 

@@ -14,8 +14,8 @@ use sqlx::{AnyPool, Row};
 use crate::error::StoreError;
 use crate::meta::{AccountStore, MetadataStore, OutboxStore, StoreResult, VoiceStore};
 use crate::model::{
-    Account, ApiKey, Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings,
-    Sealing,
+    Account, ApiKey, Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter,
+    RecordingSettings, Sealing,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -66,10 +66,18 @@ impl SqlStore {
                         Box::pin(async move {
                             // WAL lets readers run beside the single writer; NORMAL syncs at
                             // checkpoints, which WAL makes safe against corruption.
-                            sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA busy_timeout=10000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA foreign_keys=ON").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA journal_mode=WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous=NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout=10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA foreign_keys=ON")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })
@@ -238,7 +246,8 @@ fn before_cursor(a: usize, b: usize) -> String {
     format!(" AND (date_created < ${a} OR (date_created = ${a} AND sid < ${b}))")
 }
 
-const ACCOUNT_COLS: &str = "sid, parent_sid, friendly_name, status, auth_token, date_created, date_updated";
+const ACCOUNT_COLS: &str =
+    "sid, parent_sid, friendly_name, status, auth_token, date_created, date_updated";
 const RECORDING_COLS: &str = "sid, account_sid, call_sid, conference_sid, channels, source, track, duration, status, \
      error_code, start_time, date_created, date_updated, encryption_details, sealing, object_key, sealed_size, \
      plain_size, content_type, visible, deleted, date_deleted";
@@ -267,15 +276,23 @@ impl AccountStore for SqlStore {
     }
 
     async fn account(&self, sid: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE sid = $1"))
-            .bind(sid)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts WHERE sid = $1"
+        ))
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(account_from).transpose()
     }
 
-    async fn list_accounts(&self, owner: &str, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<Account>> {
-        let mut sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE (sid = $1 OR parent_sid = $1)");
+    async fn list_accounts(
+        &self,
+        owner: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<Account>> {
+        let mut sql =
+            format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE (sid = $1 OR parent_sid = $1)");
         if after.is_some() {
             sql.push_str(&before_cursor(3, 4));
         }
@@ -284,7 +301,11 @@ impl AccountStore for SqlStore {
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
         }
-        q.fetch_all(&self.pool).await?.iter().map(account_from).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(account_from)
+            .collect()
     }
 
     async fn update_account(
@@ -333,7 +354,12 @@ impl AccountStore for SqlStore {
         row.as_ref().map(api_key_from).transpose()
     }
 
-    async fn list_api_keys(&self, account_sid: &str, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<ApiKey>> {
+    async fn list_api_keys(
+        &self,
+        account_sid: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ApiKey>> {
         let mut sql = "SELECT sid, account_sid, friendly_name, secret_hash, date_created, date_updated FROM api_keys \
                        WHERE account_sid = $1"
             .to_owned();
@@ -345,10 +371,19 @@ impl AccountStore for SqlStore {
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
         }
-        q.fetch_all(&self.pool).await?.iter().map(api_key_from).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(api_key_from)
+            .collect()
     }
 
-    async fn update_api_key(&self, sid: &str, friendly_name: &str, now: i64) -> StoreResult<Option<ApiKey>> {
+    async fn update_api_key(
+        &self,
+        sid: &str,
+        friendly_name: &str,
+        now: i64,
+    ) -> StoreResult<Option<ApiKey>> {
         sqlx::query("UPDATE api_keys SET friendly_name = $2, date_updated = $3 WHERE sid = $1")
             .bind(sid)
             .bind(friendly_name)
@@ -359,7 +394,10 @@ impl AccountStore for SqlStore {
     }
 
     async fn delete_api_key(&self, sid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE sid = $1").bind(sid).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM api_keys WHERE sid = $1")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -408,14 +446,27 @@ impl AccountStore for SqlStore {
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
         }
-        q.fetch_all(&self.pool).await?.iter().map(public_key_from).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(public_key_from)
+            .collect()
     }
 
     async fn latest_public_key(&self, account_sid: &str) -> StoreResult<Option<PublicKeyRecord>> {
-        Ok(self.list_public_keys(account_sid, None, 1).await?.into_iter().next())
+        Ok(self
+            .list_public_keys(account_sid, None, 1)
+            .await?
+            .into_iter()
+            .next())
     }
 
-    async fn update_public_key(&self, sid: &str, friendly_name: &str, now: i64) -> StoreResult<Option<PublicKeyRecord>> {
+    async fn update_public_key(
+        &self,
+        sid: &str,
+        friendly_name: &str,
+        now: i64,
+    ) -> StoreResult<Option<PublicKeyRecord>> {
         sqlx::query("UPDATE public_keys SET friendly_name = $2, date_updated = $3 WHERE sid = $1")
             .bind(sid)
             .bind(friendly_name)
@@ -426,7 +477,10 @@ impl AccountStore for SqlStore {
     }
 
     async fn delete_public_key(&self, sid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM public_keys WHERE sid = $1").bind(sid).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM public_keys WHERE sid = $1")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -523,7 +577,10 @@ where
 
 #[async_trait]
 impl VoiceStore for SqlStore {
-    async fn recording_settings(&self, account_sid: &str) -> StoreResult<Option<RecordingSettings>> {
+    async fn recording_settings(
+        &self,
+        account_sid: &str,
+    ) -> StoreResult<Option<RecordingSettings>> {
         let row = sqlx::query(
             "SELECT account_sid, encryption_enabled, encryption_public_key_sid, date_created, date_updated \
              FROM recording_settings WHERE account_sid = $1",
@@ -573,7 +630,12 @@ impl VoiceStore for SqlStore {
         Ok(())
     }
 
-    async fn recording(&self, account_sid: &str, sid: &str, include_deleted: bool) -> StoreResult<Option<Recording>> {
+    async fn recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        include_deleted: bool,
+    ) -> StoreResult<Option<Recording>> {
         let row = sqlx::query(&format!(
             "SELECT {RECORDING_COLS} FROM recordings WHERE account_sid = $1 AND sid = $2 AND visible = 1 \
              AND (deleted = 0 OR $3 = 1)"
@@ -613,10 +675,19 @@ impl VoiceStore for SqlStore {
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
         }
-        q.fetch_all(&self.pool).await?.iter().map(recording_from).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(recording_from)
+            .collect()
     }
 
-    async fn delete_recording(&self, account_sid: &str, sid: &str, now: i64) -> StoreResult<Option<Recording>> {
+    async fn delete_recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        now: i64,
+    ) -> StoreResult<Option<Recording>> {
         let Some(before) = self.recording(account_sid, sid, false).await? else {
             return Ok(None);
         };
@@ -645,15 +716,23 @@ impl VoiceStore for SqlStore {
     }
 
     async fn drop_reservation(&self, sid: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM recordings WHERE sid = $1 AND visible = 0").bind(sid).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM recordings WHERE sid = $1 AND visible = 0")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn object_in_use(&self, object_key: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM recordings WHERE object_key = $1")
-            .bind(object_key)
-            .fetch_one(&self.pool)
-            .await?;
+        // Voice recordings, video track recordings and compositions all own objects.
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM recordings WHERE object_key = $1) \
+             + (SELECT COUNT(*) FROM track_recordings WHERE object_key = $1) \
+             + (SELECT COUNT(*) FROM compositions WHERE object_key = $1) AS n",
+        )
+        .bind(object_key)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
@@ -661,7 +740,11 @@ impl VoiceStore for SqlStore {
         insert_notification(&self.pool, n).await
     }
 
-    async fn notification(&self, account_sid: &str, sid: &str) -> StoreResult<Option<Notification>> {
+    async fn notification(
+        &self,
+        account_sid: &str,
+        sid: &str,
+    ) -> StoreResult<Option<Notification>> {
         let row = sqlx::query(&format!(
             "SELECT {NOTIFICATION_COLS} FROM notifications WHERE account_sid = $1 AND sid = $2"
         ))
@@ -678,7 +761,8 @@ impl VoiceStore for SqlStore {
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<Notification>> {
-        let mut sql = format!("SELECT {NOTIFICATION_COLS} FROM notifications WHERE account_sid = $1");
+        let mut sql =
+            format!("SELECT {NOTIFICATION_COLS} FROM notifications WHERE account_sid = $1");
         if after.is_some() {
             sql.push_str(&before_cursor(3, 4));
         }
@@ -687,7 +771,11 @@ impl VoiceStore for SqlStore {
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
         }
-        q.fetch_all(&self.pool).await?.iter().map(notification_from).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(notification_from)
+            .collect()
     }
 }
 
@@ -716,7 +804,13 @@ impl OutboxStore for SqlStore {
              RETURNING {CALLBACK_COLS}",
             self.skip_locked()
         );
-        let rows = sqlx::query(&sql).bind(owner).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(callback_from).collect()
     }
 

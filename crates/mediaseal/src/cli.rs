@@ -27,6 +27,8 @@ pub(crate) enum Command {
     Serve(crate::cmd::serve::ServeArgs),
     /// Manage accounts in the server's store.
     Account(crate::cmd::account::AccountArgs),
+    /// Fetch a sealed recording (RE…, RT…) or composition (CJ…) by SID and decrypt it.
+    Download(crate::cmd::download::DownloadArgs),
 }
 
 #[derive(Debug, Args)]

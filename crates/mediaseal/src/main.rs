@@ -41,5 +41,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Serve(args) => cmd::serve::run_serve(&args),
         Command::Account(args) => cmd::account::run_account(&args),
+        Command::Download(args) => cmd::download::run(&args),
     }
 }

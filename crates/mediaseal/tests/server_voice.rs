@@ -63,7 +63,7 @@ fn twilio_helper_library_drives_the_voice_api() {
         .args([
             server.url(),
             acct.sid.clone(),
-            acct.token.clone(),
+            acct.token,
             dir.path().display().to_string(),
             server::bin().to_owned(),
         ])

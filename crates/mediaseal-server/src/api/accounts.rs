@@ -28,7 +28,10 @@ pub async fn create_account(
     let now = now_us();
     let sid = new_sid("AC");
     let account = Account {
-        friendly_name: friendly_name.map_or_else(|| format!("mediaseal account {}", &sid[..10]), str::to_owned),
+        friendly_name: friendly_name.map_or_else(
+            || format!("mediaseal account {}", &sid[..10]),
+            str::to_owned,
+        ),
         sid,
         parent_sid: parent.map(str::to_owned),
         status: "active".to_owned(),
@@ -77,15 +80,23 @@ fn key_json(k: &ApiKey, secret: Option<&str>) -> Value {
 /// manage accounts or keys.
 fn require_auth_token(auth: &Authed) -> ApiResult<()> {
     if auth.principal.api_key.is_some() {
-        return Err(ApiError::forbidden("API keys cannot manage accounts or keys; use the account's auth token"));
+        return Err(ApiError::forbidden(
+            "API keys cannot manage accounts or keys; use the account's auth token",
+        ));
     }
     Ok(())
 }
 
-pub(crate) async fn create_subaccount(State(st): State<AppState>, auth: Authed, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create_subaccount(
+    State(st): State<AppState>,
+    auth: Authed,
+    body: Bytes,
+) -> ApiResult<Response> {
     require_auth_token(&auth)?;
     if auth.principal.account.parent_sid.is_some() {
-        return Err(ApiError::forbidden("a subaccount cannot create subaccounts"));
+        return Err(ApiError::forbidden(
+            "a subaccount cannot create subaccounts",
+        ));
     }
     let form = Params::from_form(&body);
     let name = form.friendly_name("FriendlyName", 64)?;
@@ -94,11 +105,28 @@ pub(crate) async fn create_subaccount(State(st): State<AppState>, auth: Authed, 
     Ok((StatusCode::CREATED, Json(account_json(&account))).into_response())
 }
 
-pub(crate) async fn list_accounts(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_accounts(
+    State(st): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<Value>> {
     let req = PageRequest::from_params(&auth.query, 1000)?;
-    let rows = st.meta.list_accounts(auth.principal.sid(), req.cursor.as_ref(), req.fetch_limit()).await?;
-    let page = Page::cut(rows, &req, |a| Cursor { date_created: a.date_created, sid: a.sid.clone() });
-    Ok(Json(envelope_2010("accounts", "/2010-04-01/Accounts.json", page, &req, &auth.query, &[], account_json)))
+    let rows = st
+        .meta
+        .list_accounts(auth.principal.sid(), req.cursor.as_ref(), req.fetch_limit())
+        .await?;
+    let page = Page::cut(rows, &req, |a| Cursor {
+        date_created: a.date_created,
+        sid: a.sid.clone(),
+    });
+    Ok(Json(envelope_2010(
+        "accounts",
+        "/2010-04-01/Accounts.json",
+        &page,
+        &req,
+        &auth.query,
+        &[],
+        account_json,
+    )))
 }
 
 pub(crate) async fn fetch_account(
@@ -126,11 +154,19 @@ pub(crate) async fn update_account(
         None => None,
         Some(s @ ("active" | "suspended" | "closed")) => {
             if account.sid == auth.principal.sid() && s != "active" {
-                return Err(ApiError::bad_param("Status", "an account cannot suspend or close itself"));
+                return Err(ApiError::bad_param(
+                    "Status",
+                    "an account cannot suspend or close itself",
+                ));
             }
             Some(s)
         }
-        Some(other) => return Err(ApiError::bad_param("Status", format!("'{other}' is not active, suspended or closed"))),
+        Some(other) => {
+            return Err(ApiError::bad_param(
+                "Status",
+                format!("'{other}' is not active, suspended or closed"),
+            ));
+        }
     };
     let updated = st
         .meta
@@ -149,7 +185,10 @@ pub(crate) async fn create_key(
     require_auth_token(&auth)?;
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let form = Params::from_form(&body);
-    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or("").to_owned();
+    let name = form
+        .friendly_name("FriendlyName", 64)?
+        .unwrap_or("")
+        .to_owned();
     let secret = new_secret();
     let now = now_us();
     let key = ApiKey {
@@ -174,13 +213,32 @@ pub(crate) async fn list_keys(
     require_auth_token(&auth)?;
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let req = PageRequest::from_params(&auth.query, 1000)?;
-    let rows = st.meta.list_api_keys(&account.sid, req.cursor.as_ref(), req.fetch_limit()).await?;
-    let page = Page::cut(rows, &req, |k| Cursor { date_created: k.date_created, sid: k.sid.clone() });
+    let rows = st
+        .meta
+        .list_api_keys(&account.sid, req.cursor.as_ref(), req.fetch_limit())
+        .await?;
+    let page = Page::cut(rows, &req, |k| Cursor {
+        date_created: k.date_created,
+        sid: k.sid.clone(),
+    });
     let path = format!("/2010-04-01/Accounts/{}/Keys.json", account.sid);
-    Ok(Json(envelope_2010("keys", &path, page, &req, &auth.query, &[], |k| key_json(k, None))))
+    Ok(Json(envelope_2010(
+        "keys",
+        &path,
+        &page,
+        &req,
+        &auth.query,
+        &[],
+        |k| key_json(k, None),
+    )))
 }
 
-async fn owned_key(st: &AppState, auth: &Authed, account_sid: &str, file: &str) -> ApiResult<ApiKey> {
+async fn owned_key(
+    st: &AppState,
+    auth: &Authed,
+    account_sid: &str,
+    file: &str,
+) -> ApiResult<ApiKey> {
     require_auth_token(auth)?;
     let account = accessible_account(st, &auth.principal, account_sid, &auth.path).await?;
     let sid = json_sid(file, "SK", &auth.path)?;
@@ -207,9 +265,15 @@ pub(crate) async fn update_key(
 ) -> ApiResult<Json<Value>> {
     let key = owned_key(&st, &auth, &account_sid, &file).await?;
     let form = Params::from_form(&body);
-    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or(&key.friendly_name).to_owned();
-    let updated =
-        st.meta.update_api_key(&key.sid, &name, now_us()).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+    let name = form
+        .friendly_name("FriendlyName", 64)?
+        .unwrap_or(&key.friendly_name)
+        .to_owned();
+    let updated = st
+        .meta
+        .update_api_key(&key.sid, &name, now_us())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
     Ok(Json(key_json(&updated, None)))
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 pub(crate) mod notifications;
 pub(crate) mod public_keys;
 pub(crate) mod recordings;
+pub(crate) mod video;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
@@ -30,9 +31,15 @@ pub(crate) struct Authed {
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let principal = authenticate(state, &parts.headers).await?;
-        let uri = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
         Ok(Self {
             principal,
             base_url: base_url(state, &parts.headers),
@@ -50,7 +57,10 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .unwrap_or("localhost");
     let scheme = headers
         .get("x-forwarded-proto")
@@ -61,12 +71,20 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// Splits `RE….json` into the SID and extension; the SID must have `prefix`, else 404.
-pub(crate) fn split_sid<'a>(file: &'a str, prefix: &str, path: &str) -> Result<(&'a str, &'a str), ApiError> {
+pub(crate) fn split_sid<'a>(
+    file: &'a str,
+    prefix: &str,
+    path: &str,
+) -> Result<(&'a str, &'a str), ApiError> {
     let (sid, ext) = match file.find('.') {
         Some(dot) => (&file[..dot], &file[dot + 1..]),
         None => (file, ""),
     };
-    if crate::sid::is_sid(sid, prefix) { Ok((sid, ext)) } else { Err(ApiError::not_found(path)) }
+    if crate::sid::is_sid(sid, prefix) {
+        Ok((sid, ext))
+    } else {
+        Err(ApiError::not_found(path))
+    }
 }
 
 /// Requires the `.json` extension of api/2010-04-01 resource URIs.

@@ -33,13 +33,31 @@ fn render(n: &Notification) -> Value {
     })
 }
 
-pub(crate) async fn list(State(st): State<AppState>, auth: Authed, Path(account_sid): Path<String>) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(account_sid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let req = PageRequest::from_params(&auth.query, 1000)?;
-    let rows = st.meta.list_notifications(&account.sid, req.cursor.as_ref(), req.fetch_limit()).await?;
-    let page = Page::cut(rows, &req, |n| Cursor { date_created: n.date_created, sid: n.sid.clone() });
+    let rows = st
+        .meta
+        .list_notifications(&account.sid, req.cursor.as_ref(), req.fetch_limit())
+        .await?;
+    let page = Page::cut(rows, &req, |n| Cursor {
+        date_created: n.date_created,
+        sid: n.sid.clone(),
+    });
     let path = auth.path.clone();
-    Ok(Json(envelope_2010("notifications", &path, page, &req, &auth.query, &[], render)))
+    Ok(Json(envelope_2010(
+        "notifications",
+        &path,
+        &page,
+        &req,
+        &auth.query,
+        &[],
+        render,
+    )))
 }
 
 pub(crate) async fn fetch(
@@ -49,6 +67,10 @@ pub(crate) async fn fetch(
 ) -> ApiResult<Json<Value>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let sid = json_sid(&file, "NO", &auth.path)?;
-    let n = st.meta.notification(&account.sid, sid).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+    let n = st
+        .meta
+        .notification(&account.sid, sid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
     Ok(Json(render(&n)))
 }

@@ -44,11 +44,19 @@ fn key_problem(e: &KeyError) -> String {
     }
 }
 
-pub(crate) async fn create(State(st): State<AppState>, auth: Authed, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    auth: Authed,
+    body: Bytes,
+) -> ApiResult<Response> {
     let form = Params::from_form(&body);
     let pem = form.required("PublicKey")?;
-    let key = PublicKey::from_bytes(pem.as_bytes()).map_err(|e| ApiError::bad_param("PublicKey", key_problem(&e)))?;
-    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or("").to_owned();
+    let key = PublicKey::from_bytes(pem.as_bytes())
+        .map_err(|e| ApiError::bad_param("PublicKey", key_problem(&e)))?;
+    let name = form
+        .friendly_name("FriendlyName", 64)?
+        .unwrap_or("")
+        .to_owned();
     let owner = match form.sid("AccountSid", "AC")? {
         Some(sid) => accessible_account(&st, &auth.principal, sid, &auth.path).await?,
         None => auth.principal.account.clone(),
@@ -70,14 +78,33 @@ pub(crate) async fn create(State(st): State<AppState>, auth: Authed, body: Bytes
 
 pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
     let owner = match auth.query.sid("AccountSid", "AC")? {
-        Some(sid) => accessible_account(&st, &auth.principal, sid, &auth.path).await?.sid,
+        Some(sid) => {
+            accessible_account(&st, &auth.principal, sid, &auth.path)
+                .await?
+                .sid
+        }
         None => auth.principal.sid().to_owned(),
     };
     let req = PageRequest::from_params(&auth.query, 1000)?;
-    let rows = st.meta.list_public_keys(&owner, req.cursor.as_ref(), req.fetch_limit()).await?;
-    let page = Page::cut(rows, &req, |k| Cursor { date_created: k.date_created, sid: k.sid.clone() });
+    let rows = st
+        .meta
+        .list_public_keys(&owner, req.cursor.as_ref(), req.fetch_limit())
+        .await?;
+    let page = Page::cut(rows, &req, |k| Cursor {
+        date_created: k.date_created,
+        sid: k.sid.clone(),
+    });
     let base = auth.base_url.clone();
-    Ok(Json(envelope_v1("credentials", &base, PATH, page, &req, &auth.query, &["AccountSid"], |k| render(&base, k))))
+    Ok(Json(envelope_v1(
+        "credentials",
+        &base,
+        PATH,
+        &page,
+        &req,
+        &auth.query,
+        &["AccountSid"],
+        |k| render(&base, k),
+    )))
 }
 
 /// The key `sid` if the caller may see it; 404 otherwise.
@@ -92,7 +119,11 @@ async fn visible_key(st: &AppState, auth: &Authed, sid: &str) -> ApiResult<Publi
     Ok(key)
 }
 
-pub(crate) async fn fetch(State(st): State<AppState>, auth: Authed, Path(sid): Path<String>) -> ApiResult<Json<Value>> {
+pub(crate) async fn fetch(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let key = visible_key(&st, &auth, &sid).await?;
     Ok(Json(render(&auth.base_url, &key)))
 }
@@ -105,13 +136,23 @@ pub(crate) async fn update(
 ) -> ApiResult<Json<Value>> {
     let key = visible_key(&st, &auth, &sid).await?;
     let form = Params::from_form(&body);
-    let name = form.friendly_name("FriendlyName", 64)?.unwrap_or(&key.friendly_name).to_owned();
-    let updated =
-        st.meta.update_public_key(&key.sid, &name, now_us()).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+    let name = form
+        .friendly_name("FriendlyName", 64)?
+        .unwrap_or(&key.friendly_name)
+        .to_owned();
+    let updated = st
+        .meta
+        .update_public_key(&key.sid, &name, now_us())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
     Ok(Json(render(&auth.base_url, &updated)))
 }
 
-pub(crate) async fn delete(State(st): State<AppState>, auth: Authed, Path(sid): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(sid): Path<String>,
+) -> ApiResult<StatusCode> {
     let key = visible_key(&st, &auth, &sid).await?;
     st.meta.delete_public_key(&key.sid).await?;
     tracing::info!(key = %key.sid, account = %key.account_sid, "public key deleted");

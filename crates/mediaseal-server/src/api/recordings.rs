@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use mediaseal_crypto::PublicKey;
 use mediaseal_store::model::{
-    Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings, Sealing,
+    Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings,
+    Sealing,
 };
 use serde_json::{Value, json};
 
@@ -38,7 +39,10 @@ fn account_path(account: &str) -> String {
 
 pub(crate) fn recording_json(base_url: &str, r: &Recording) -> Value {
     let path = format!("{}/Recordings/{}", account_path(&r.account_sid), r.sid);
-    let details = r.encryption_details.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
+    let details = r
+        .encryption_details
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok());
     json!({
         "account_sid": r.account_sid,
         "api_version": "2010-04-01",
@@ -84,7 +88,10 @@ async fn settings_of(st: &AppState, account_sid: &str) -> ApiResult<RecordingSet
         .meta
         .recording_settings(account_sid)
         .await?
-        .unwrap_or_else(|| RecordingSettings { account_sid: account_sid.to_owned(), ..Default::default() }))
+        .unwrap_or_else(|| RecordingSettings {
+            account_sid: account_sid.to_owned(),
+            ..Default::default()
+        }))
 }
 
 pub(crate) async fn get_settings(
@@ -114,7 +121,9 @@ pub(crate) async fn post_settings(
             Some(sid) => {
                 let key = form.sid("EncryptionPublicKeySid", "CR")?.unwrap_or(sid);
                 match st.meta.public_key(key).await? {
-                    Some(k) if k.account_sid == account.sid => settings.encryption_public_key_sid = Some(k.sid),
+                    Some(k) if k.account_sid == account.sid => {
+                        settings.encryption_public_key_sid = Some(k.sid)
+                    }
                     _ => {
                         return Err(ApiError::bad_param(
                             "EncryptionPublicKeySid",
@@ -142,7 +151,11 @@ enum KeyChoice {
     /// The configured key.
     Configured(PublicKeyRecord, PublicKey),
     /// The configured key is gone (or none is configured): the most recently added key is used.
-    Fallback { configured: Option<String>, used: PublicKeyRecord, key: PublicKey },
+    Fallback {
+        configured: Option<String>,
+        used: PublicKeyRecord,
+        key: PublicKey,
+    },
     /// No usable key at all.
     Missing { configured: Option<String> },
 }
@@ -150,7 +163,12 @@ enum KeyChoice {
 fn parse_stored_key(record: &PublicKeyRecord) -> Option<PublicKey> {
     let der: Vec<u8> = (0..record.spki_der_hex.len())
         .step_by(2)
-        .map(|i| record.spki_der_hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            record
+                .spki_der_hex
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<_>>()?;
     PublicKey::from_der(&der).ok()
 }
@@ -165,10 +183,16 @@ async fn choose_key(st: &AppState, settings: &RecordingSettings) -> ApiResult<Ke
         return Ok(KeyChoice::Configured(record, key));
     }
     let latest = st.meta.latest_public_key(&settings.account_sid).await?;
-    Ok(match latest.and_then(|r| parse_stored_key(&r).map(|k| (r, k))) {
-        Some((used, key)) => KeyChoice::Fallback { configured, used, key },
-        None => KeyChoice::Missing { configured },
-    })
+    Ok(
+        match latest.and_then(|r| parse_stored_key(&r).map(|k| (r, k))) {
+            Some((used, key)) => KeyChoice::Fallback {
+                configured,
+                used,
+                key,
+            },
+            None => KeyChoice::Missing { configured },
+        },
+    )
 }
 
 /// Callback subscription of one ingest.
@@ -180,7 +204,9 @@ struct Subscription {
 
 impl Subscription {
     fn from_params(q: &Params) -> ApiResult<Option<Self>> {
-        let Some(url) = q.url("RecordingStatusCallback")? else { return Ok(None) };
+        let Some(url) = q.url("RecordingStatusCallback")? else {
+            return Ok(None);
+        };
         let method = q.method("RecordingStatusCallbackMethod")?;
         let mut events = Vec::new();
         for raw in q.all("RecordingStatusCallbackEvent") {
@@ -200,11 +226,15 @@ impl Subscription {
         if events.is_empty() {
             events.push("completed".to_owned());
         }
-        Ok(Some(Self { url: url.to_owned(), method, events }))
+        Ok(Some(Self {
+            url: url.to_owned(),
+            method,
+            events,
+        }))
     }
 
     fn callback_for(&self, base_url: &str, r: &Recording) -> Option<Callback> {
-        if !self.events.iter().any(|e| *e == r.status) {
+        if !self.events.contains(&r.status) {
             return None;
         }
         let path = format!("{}/Recordings/{}", account_path(&r.account_sid), r.sid);
@@ -214,11 +244,17 @@ impl Subscription {
             ("RecordingSid".to_owned(), r.sid.clone()),
             ("RecordingUrl".to_owned(), format!("{base_url}{path}")),
             ("RecordingStatus".to_owned(), r.status.clone()),
-            ("RecordingDuration".to_owned(), r.duration.unwrap_or(0).to_string()),
+            (
+                "RecordingDuration".to_owned(),
+                r.duration.unwrap_or(0).to_string(),
+            ),
             ("RecordingChannels".to_owned(), r.channels.to_string()),
             ("RecordingStartTime".to_owned(), rfc2822(r.start_time)),
             ("RecordingSource".to_owned(), r.source.clone()),
-            ("ErrorCode".to_owned(), r.error_code.unwrap_or(0).to_string()),
+            (
+                "ErrorCode".to_owned(),
+                r.error_code.unwrap_or(0).to_string(),
+            ),
         ];
         if let Some(track) = &r.track {
             params.push(("RecordingTrack".to_owned(), track.clone()));
@@ -232,11 +268,24 @@ impl Subscription {
         {
             params.push(("EncryptionDetails".to_owned(), details.clone()));
         }
-        Some(new_callback(&r.account_sid, &r.sid, &self.url, &self.method, &params))
+        Some(new_callback(
+            &r.account_sid,
+            &r.sid,
+            &self.url,
+            &self.method,
+            &params,
+        ))
     }
 }
 
-fn notification(account: &str, resource: &Recording, code: i64, level: i64, text: String, req: &str) -> Notification {
+fn notification(
+    account: &str,
+    resource: &Recording,
+    code: i64,
+    level: i64,
+    text: String,
+    req: &str,
+) -> Notification {
     Notification {
         sid: new_sid("NO"),
         account_sid: account.to_owned(),
@@ -275,23 +324,47 @@ pub(crate) async fn ingest(
     let duration = q.int_in("Duration", 0..=86_400 * 7)?;
     let source = match q.get("Source") {
         None => "StartCallRecordingAPI".to_owned(),
-        Some(s) if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric()) => s.to_owned(),
-        Some(s) => return Err(ApiError::bad_param("Source", format!("'{s}' is not a recording source name"))),
+        Some(s)
+            if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            s.to_owned()
+        }
+        Some(s) => {
+            return Err(ApiError::bad_param(
+                "Source",
+                format!("'{s}' is not a recording source name"),
+            ));
+        }
     };
     let track = match q.get("Track") {
         None => None,
         Some(t @ ("inbound" | "outbound" | "both")) => Some(t.to_owned()),
-        Some(t) => return Err(ApiError::bad_param("Track", format!("'{t}' is not inbound, outbound or both"))),
+        Some(t) => {
+            return Err(ApiError::bad_param(
+                "Track",
+                format!("'{t}' is not inbound, outbound or both"),
+            ));
+        }
     };
     let start_time = match q.get("StartTime") {
         None => None,
-        Some(t) => Some(parse_date(t).ok_or_else(|| ApiError::bad_param("StartTime", "not a date"))?.0),
+        Some(t) => Some(
+            parse_date(t)
+                .ok_or_else(|| ApiError::bad_param("StartTime", "not a date"))?
+                .0,
+        ),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.starts_with("audio/") || *v == "application/octet-stream")
-        .map_or("audio/x-wav", |v| if v == "application/octet-stream" { "audio/x-wav" } else { v })
+        .map_or("audio/x-wav", |v| {
+            if v == "application/octet-stream" {
+                "audio/x-wav"
+            } else {
+                v
+            }
+        })
         .to_owned();
 
     let now = now_us();
@@ -328,7 +401,11 @@ pub(crate) async fn ingest(
     let (customer_key, customer_sid) = if settings.encryption_enabled {
         match choose_key(&st, &settings).await? {
             KeyChoice::Configured(record, key) => (Some(key), Some(record.sid)),
-            KeyChoice::Fallback { configured, used, key } => {
+            KeyChoice::Fallback {
+                configured,
+                used,
+                key,
+            } => {
                 let text = match &configured {
                     Some(c) => format!(
                         "Voice Recording Encryption: the configured public key {c} could not be found; \
@@ -341,7 +418,14 @@ pub(crate) async fn ingest(
                         used.sid
                     ),
                 };
-                notifications.push(notification(&account.sid, &rec, WARNING_FALLBACK_KEY, 1, text, &request_url));
+                notifications.push(notification(
+                    &account.sid,
+                    &rec,
+                    WARNING_FALLBACK_KEY,
+                    1,
+                    text,
+                    &request_url,
+                ));
                 (Some(key), Some(used.sid))
             }
             KeyChoice::Missing { configured } => {
@@ -349,10 +433,21 @@ pub(crate) async fn ingest(
                 // 16104, no encryption details, a failed callback if subscribed, a notification.
                 discard(body).await;
                 let reason = match configured {
-                    Some(c) => format!("the configured public key {c} could not be found and the account has no other public key"),
+                    Some(c) => format!(
+                        "the configured public key {c} could not be found and the account has no other public key"
+                    ),
                     None => "the account has no public key".to_owned(),
                 };
-                return finish_failed(&st, &auth, rec, subscription.as_ref(), notifications, reason, &request_url).await;
+                return finish_failed(
+                    &st,
+                    &auth,
+                    rec,
+                    subscription.as_ref(),
+                    notifications,
+                    reason,
+                    &request_url,
+                )
+                .await;
             }
         }
     } else {
@@ -369,12 +464,24 @@ pub(crate) async fn ingest(
         Err(IngestError::Seal(e)) if customer_key.is_some() => {
             tracing::error!(recording = %rec.sid, error = %e, "sealing with the customer key failed");
             rec.object_key = None;
-            return finish_failed(&st, &auth, rec, subscription.as_ref(), notifications, format!("sealing failed ({e})"), &request_url)
-                .await;
+            return finish_failed(
+                &st,
+                &auth,
+                rec,
+                subscription.as_ref(),
+                notifications,
+                format!("sealing failed ({e})"),
+                &request_url,
+            )
+            .await;
         }
         Err(IngestError::Body(e)) => {
             st.meta.drop_reservation(&rec.sid).await?;
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, 20001, format!("The recording upload was interrupted: {e}")));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                format!("The recording upload was interrupted: {e}"),
+            ));
         }
         Err(e) => {
             st.meta.drop_reservation(&rec.sid).await?;
@@ -406,15 +513,27 @@ pub(crate) async fn ingest(
         }
     }
     rec.visible = true;
-    let callbacks: Vec<Callback> = subscription.iter().filter_map(|s| s.callback_for(&auth.base_url, &rec)).collect();
-    if let Err(e) = st.meta.publish_recording(&rec, &callbacks, &notifications).await {
+    let callbacks: Vec<Callback> = subscription
+        .iter()
+        .filter_map(|s| s.callback_for(&auth.base_url, &rec))
+        .collect();
+    if let Err(e) = st
+        .meta
+        .publish_recording(&rec, &callbacks, &notifications)
+        .await
+    {
         // The row stays invisible; the sweeper removes it and its object.
         return Err(ApiError::internal(e));
     }
-    metrics::counter!("mediaseal_recordings_ingested_total", "sealing" => rec.sealing.as_str()).increment(1);
+    metrics::counter!("mediaseal_recordings_ingested_total", "sealing" => rec.sealing.as_str())
+        .increment(1);
     metrics::counter!("mediaseal_bytes_sealed_total").increment(sealed.plain_size);
     tracing::info!(recording = %rec.sid, account = %rec.account_sid, sealing = rec.sealing.as_str(), bytes = sealed.plain_size, "recording stored");
-    Ok((StatusCode::CREATED, Json(recording_json(&auth.base_url, &rec))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(recording_json(&auth.base_url, &rec)),
+    )
+        .into_response())
 }
 
 async fn finish_failed(
@@ -435,13 +554,32 @@ async fn finish_failed(
     rec.sealing = Sealing::None;
     rec.visible = true;
     rec.date_updated = now_us();
-    let text = format!("Voice Recording Encryption failed for recording {}: {reason}; the recording was deleted", rec.sid);
-    notifications.push(notification(&rec.account_sid.clone(), &rec, ERROR_ENCRYPTION_FAILED, 0, text, request_url));
-    let callbacks: Vec<Callback> = subscription.iter().filter_map(|s| s.callback_for(&auth.base_url, &rec)).collect();
-    st.meta.publish_recording(&rec, &callbacks, &notifications).await?;
+    let text = format!(
+        "Voice Recording Encryption failed for recording {}: {reason}; the recording was deleted",
+        rec.sid
+    );
+    notifications.push(notification(
+        &rec.account_sid.clone(),
+        &rec,
+        ERROR_ENCRYPTION_FAILED,
+        0,
+        text,
+        request_url,
+    ));
+    let callbacks: Vec<Callback> = subscription
+        .iter()
+        .filter_map(|s| s.callback_for(&auth.base_url, &rec))
+        .collect();
+    st.meta
+        .publish_recording(&rec, &callbacks, &notifications)
+        .await?;
     metrics::counter!("mediaseal_recordings_failed_total").increment(1);
     tracing::warn!(recording = %rec.sid, account = %rec.account_sid, "recording failed: no usable public key");
-    Ok((StatusCode::CREATED, Json(recording_json(&auth.base_url, &rec))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(recording_json(&auth.base_url, &rec)),
+    )
+        .into_response())
 }
 
 // ---- fetch, list, delete, media -------------------------------------------------------------
@@ -465,7 +603,12 @@ pub(crate) async fn list_for_call(
     list_inner(st, auth, account_sid, Some(call_file)).await
 }
 
-async fn list_inner(st: AppState, auth: Authed, account_sid: String, call: Option<String>) -> ApiResult<Json<Value>> {
+async fn list_inner(
+    st: AppState,
+    auth: Authed,
+    account_sid: String,
+    call: Option<String>,
+) -> ApiResult<Json<Value>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let q = &auth.query;
     let req = PageRequest::from_params(q, 1000)?;
@@ -478,7 +621,9 @@ async fn list_inner(st: AppState, auth: Authed, account_sid: String, call: Optio
     let date = |name: &str| -> ApiResult<Option<(i64, bool)>> {
         match q.get(name) {
             None => Ok(None),
-            Some(v) => parse_date(v).map(Some).ok_or_else(|| ApiError::bad_param(name, format!("'{v}' is not a date (YYYY-MM-DD)"))),
+            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
+                ApiError::bad_param(name, format!("'{v}' is not a date (YYYY-MM-DD)"))
+            }),
         }
     };
     if let Some((t, day)) = date("DateCreated")? {
@@ -491,17 +636,35 @@ async fn list_inner(st: AppState, auth: Authed, account_sid: String, call: Optio
     if let Some((t, _)) = date("DateCreated>")? {
         filter.created_from = Some(t);
     }
-    let rows = st.meta.list_recordings(&account.sid, &filter, req.cursor.as_ref(), req.fetch_limit()).await?;
-    let page = Page::cut(rows, &req, |r| Cursor { date_created: r.date_created, sid: r.sid.clone() });
+    let rows = st
+        .meta
+        .list_recordings(
+            &account.sid,
+            &filter,
+            req.cursor.as_ref(),
+            req.fetch_limit(),
+        )
+        .await?;
+    let page = Page::cut(rows, &req, |r| Cursor {
+        date_created: r.date_created,
+        sid: r.sid.clone(),
+    });
     let path = auth.path.clone();
     let base = auth.base_url.clone();
     Ok(Json(envelope_2010(
         "recordings",
         &path,
-        page,
+        &page,
         &req,
         q,
-        &["CallSid", "ConferenceSid", "DateCreated", "DateCreated<", "DateCreated>", "IncludeSoftDeleted"],
+        &[
+            "CallSid",
+            "ConferenceSid",
+            "DateCreated",
+            "DateCreated<",
+            "DateCreated>",
+            "IncludeSoftDeleted",
+        ],
         |r| recording_json(&base, r),
     )))
 }
@@ -519,12 +682,19 @@ pub(crate) async fn instance(
     match (method.clone(), ext) {
         (Method::GET | Method::HEAD, "json") => {
             let include_deleted = auth.query.boolean("IncludeSoftDeleted")?.unwrap_or(false);
-            let rec = st.meta.recording(&account.sid, sid, include_deleted).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+            let rec = st
+                .meta
+                .recording(&account.sid, sid, include_deleted)
+                .await?
+                .ok_or_else(|| ApiError::not_found(&auth.path))?;
             Ok(Json(recording_json(&auth.base_url, &rec)).into_response())
         }
         (Method::DELETE, "json") => {
-            let before =
-                st.meta.delete_recording(&account.sid, sid, now_us()).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+            let before = st
+                .meta
+                .delete_recording(&account.sid, sid, now_us())
+                .await?
+                .ok_or_else(|| ApiError::not_found(&auth.path))?;
             if let Some(key) = before.object_key {
                 // The row no longer points at the object; if this fails, the orphan sweeper
                 // finishes the job.
@@ -535,14 +705,27 @@ pub(crate) async fn instance(
             tracing::info!(recording = %sid, account = %account.sid, "recording deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (Method::GET | Method::HEAD, "" | "wav" | "mp3") => media(&st, &auth, &headers, &account.sid, sid, ext).await,
+        (Method::GET | Method::HEAD, "" | "wav" | "mp3") => {
+            media(&st, &auth, &headers, &account.sid, sid, ext).await
+        }
         (_, "json" | "" | "wav" | "mp3") => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(&auth.path)),
     }
 }
 
-async fn media(st: &AppState, auth: &Authed, headers: &HeaderMap, account: &str, sid: &str, ext: &str) -> ApiResult<Response> {
-    let rec = st.meta.recording(account, sid, false).await?.ok_or_else(|| ApiError::not_found(&auth.path))?;
+async fn media(
+    st: &AppState,
+    auth: &Authed,
+    headers: &HeaderMap,
+    account: &str,
+    sid: &str,
+    ext: &str,
+) -> ApiResult<Response> {
+    let rec = st
+        .meta
+        .recording(account, sid, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
     let Some(key) = rec.object_key.clone().filter(|_| rec.status == "completed") else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -562,10 +745,19 @@ async fn media(st: &AppState, auth: &Authed, headers: &HeaderMap, account: &str,
         )),
         (Sealing::Customer, _) => {
             let extra = [("x-mediaseal-encryption".to_owned(), "rsa-aes".to_owned())];
-            media::serve_stored(st.objects.as_ref(), &key, headers, "application/octet-stream", &extra).await
+            media::serve_stored(
+                st.objects.as_ref(),
+                &key,
+                headers,
+                "application/octet-stream",
+                &extra,
+            )
+            .await
         }
         (Sealing::AtRest, "mp3") => match st.config.ffmpeg.clone() {
-            Some(ffmpeg) => media::serve_at_rest_mp3(st.objects.clone(), key, st.at_rest.clone(), ffmpeg).await,
+            Some(ffmpeg) => {
+                media::serve_at_rest_mp3(st.objects.clone(), key, st.at_rest.clone(), ffmpeg).await
+            }
             None => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 20415,
@@ -573,7 +765,14 @@ async fn media(st: &AppState, auth: &Authed, headers: &HeaderMap, account: &str,
             )),
         },
         (Sealing::AtRest, _) => {
-            media::serve_at_rest(st.objects.clone(), key, st.at_rest.clone(), headers, &rec.content_type).await
+            media::serve_at_rest(
+                st.objects.clone(),
+                key,
+                st.at_rest.clone(),
+                headers,
+                &rec.content_type,
+            )
+            .await
         }
         (Sealing::None, _) => Err(ApiError::not_found(&auth.path)),
     }

@@ -7,7 +7,11 @@
 //! Every test makes its own accounts, so tests never see each other's data even on a shared
 //! database.
 
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::sync::{Arc, OnceLock};
 
@@ -25,7 +29,11 @@ use tower::ServiceExt;
 /// A test private key, generated once per test binary (RSA key generation is slow).
 pub fn test_key(n: usize) -> &'static PrivateKey {
     static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| (0..3).map(|_| PrivateKey::generate(2048).unwrap()).collect())[n]
+    &KEYS.get_or_init(|| {
+        (0..3)
+            .map(|_| PrivateKey::generate(2048).unwrap())
+            .collect()
+    })[n]
 }
 
 /// A service under test, with its storage.
@@ -33,6 +41,8 @@ pub struct TestApp {
     pub state: AppState,
     pub router: Router,
     pub dir: tempfile::TempDir,
+    /// This app's own scratch directory (composition FIFOs), apart from other tests' apps.
+    pub scratch: tempfile::TempDir,
 }
 
 /// Credentials for a request.
@@ -58,7 +68,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -70,32 +81,64 @@ impl TestApp {
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let meta = match std::env::var("MEDIASEAL_TEST_DATABASE") {
-            Ok(url) if !url.is_empty() => mediaseal_server::serve::open_meta(dir.path(), Some(&url)).await.unwrap(),
-            _ => mediaseal_server::serve::open_meta(dir.path(), None).await.unwrap(),
+            Ok(url) if !url.is_empty() => {
+                mediaseal_server::serve::open_meta(dir.path(), Some(&url))
+                    .await
+                    .unwrap()
+            }
+            _ => mediaseal_server::serve::open_meta(dir.path(), None)
+                .await
+                .unwrap(),
         };
         let objects = match std::env::var("MEDIASEAL_TEST_OBJECTS") {
-            Ok(url) if !url.is_empty() => mediaseal_server::serve::open_object_url(&url).await.unwrap(),
-            _ => mediaseal_server::serve::open_objects(dir.path(), None).await.unwrap(),
+            Ok(url) if !url.is_empty() => mediaseal_server::serve::open_object_url(&url)
+                .await
+                .unwrap(),
+            _ => mediaseal_server::serve::open_objects(dir.path(), None)
+                .await
+                .unwrap(),
         };
+        let scratch = tempfile::tempdir().unwrap();
         let mut config = Config::new([7u8; 32]);
         config.public_url = Some("http://mediaseal.test".to_owned());
+        config.scratch_dir = scratch.path().to_path_buf();
         adjust(&mut config);
-        let at_rest = PrivateKey::from_bytes(test_key(2).to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        let at_rest =
+            PrivateKey::from_bytes(test_key(2).to_pkcs8_pem().unwrap().as_bytes()).unwrap();
         let state = AppState::new(meta, objects, at_rest, config);
         let router = mediaseal_server::app(state.clone());
-        Self { state, router, dir }
+        Self {
+            state,
+            router,
+            dir,
+            scratch,
+        }
     }
 
     pub async fn account(&self) -> Account {
-        mediaseal_server::create_account(self.state.meta.as_ref(), Some("test"), None).await.unwrap()
+        mediaseal_server::create_account(self.state.meta.as_ref(), Some("test"), None)
+            .await
+            .unwrap()
     }
 
     pub async fn subaccount(&self, parent: &Account) -> Account {
-        mediaseal_server::create_account(self.state.meta.as_ref(), Some("sub"), Some(&parent.sid)).await.unwrap()
+        mediaseal_server::create_account(self.state.meta.as_ref(), Some("sub"), Some(&parent.sid))
+            .await
+            .unwrap()
     }
 
-    pub async fn call(&self, method: Method, uri: &str, creds: &Creds, body: Body, content_type: Option<&str>) -> Resp {
-        let mut req = Request::builder().method(method).uri(uri).header(header::HOST, "mediaseal.test");
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        creds: &Creds,
+        body: Body,
+        content_type: Option<&str>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "mediaseal.test");
         if let Creds::Basic(u, p) = creds {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
             req = req.header(header::AUTHORIZATION, format!("Basic {token}"));
@@ -103,35 +146,72 @@ impl TestApp {
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }
-        let response = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, uri: &str, creds: &Creds) -> Resp {
-        self.call(Method::GET, uri, creds, Body::empty(), None).await
+        self.call(Method::GET, uri, creds, Body::empty(), None)
+            .await
     }
 
     pub async fn delete(&self, uri: &str, creds: &Creds) -> Resp {
-        self.call(Method::DELETE, uri, creds, Body::empty(), None).await
+        self.call(Method::DELETE, uri, creds, Body::empty(), None)
+            .await
     }
 
     pub async fn post_form(&self, uri: &str, creds: &Creds, pairs: &[(&str, &str)]) -> Resp {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-        self.call(Method::POST, uri, creds, Body::from(body), Some("application/x-www-form-urlencoded")).await
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.call(
+            Method::POST,
+            uri,
+            creds,
+            Body::from(body),
+            Some("application/x-www-form-urlencoded"),
+        )
+        .await
     }
 
-    pub async fn post_bytes(&self, uri: &str, creds: &Creds, bytes: Vec<u8>, content_type: &str) -> Resp {
-        self.call(Method::POST, uri, creds, Body::from(bytes), Some(content_type)).await
+    pub async fn post_bytes(
+        &self,
+        uri: &str,
+        creds: &Creds,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Resp {
+        self.call(
+            Method::POST,
+            uri,
+            creds,
+            Body::from(bytes),
+            Some(content_type),
+        )
+        .await
     }
 
     /// Adds a public key to `account` and returns its SID.
     pub async fn add_public_key(&self, account: &Account, key: &PrivateKey) -> String {
         let pem = key.public_key().to_pem();
         let r = self
-            .post_form("/v1/Credentials/PublicKeys", &Creds::of(account), &[("PublicKey", &pem), ("FriendlyName", "k")])
+            .post_form(
+                "/v1/Credentials/PublicKeys",
+                &Creds::of(account),
+                &[("PublicKey", &pem), ("FriendlyName", "k")],
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.json()["sid"].as_str().unwrap().to_owned()
@@ -143,15 +223,22 @@ impl TestApp {
         if let Some(k) = key_sid {
             form.push(("EncryptionPublicKeySid", k));
         }
-        let uri = format!("/2010-04-01/Accounts/{}/RecordingSettings.json", account.sid);
+        let uri = format!(
+            "/2010-04-01/Accounts/{}/RecordingSettings.json",
+            account.sid
+        );
         let r = self.post_form(&uri, &Creds::of(account), &form).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     }
 
     /// Ingests `bytes` as a recording of `account`; returns the response.
     pub async fn ingest(&self, account: &Account, query: &str, bytes: Vec<u8>) -> Resp {
-        let uri = format!("/2010-04-01/Accounts/{}/Recordings.json{}", account.sid, query);
-        self.post_bytes(&uri, &Creds::of(account), bytes, "audio/x-wav").await
+        let uri = format!(
+            "/2010-04-01/Accounts/{}/Recordings.json{}",
+            account.sid, query
+        );
+        self.post_bytes(&uri, &Creds::of(account), bytes, "audio/x-wav")
+            .await
     }
 
     pub fn shared(&self) -> Arc<dyn mediaseal_store::MetadataStore> {
@@ -178,7 +265,7 @@ pub fn wav_with_marker(seconds: u32, marker: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&data_len.to_le_bytes());
     let mut i = 0u32;
     while v.len() < 44 + data_len as usize {
-        if i % 4000 == 0 && v.len() + marker.len() <= 44 + data_len as usize {
+        if i.is_multiple_of(4000) && v.len() + marker.len() <= 44 + data_len as usize {
             v.extend_from_slice(marker);
         } else {
             v.push((i.wrapping_mul(2_654_435_761) >> 24) as u8);

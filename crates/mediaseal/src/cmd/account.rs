@@ -18,7 +18,12 @@ pub(crate) enum AccountCommand {
     /// Create a main account and print its SID and auth token as JSON.
     Create {
         /// Data directory of the server (the embedded store).
-        #[arg(long, value_name = "DIR", env = "MEDIASEAL_DATA", default_value = "mediaseal-data")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "MEDIASEAL_DATA",
+            default_value = "mediaseal-data"
+        )]
         data: PathBuf,
         /// Metadata database URL, when not the embedded SQLite.
         #[arg(long, value_name = "URL", env = "MEDIASEAL_DATABASE")]
@@ -31,7 +36,11 @@ pub(crate) enum AccountCommand {
 
 pub(crate) fn run_account(args: &AccountArgs) -> Result<(), CliError> {
     match &args.command {
-        AccountCommand::Create { data, database, friendly_name } => {
+        AccountCommand::Create {
+            data,
+            database,
+            friendly_name,
+        } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 pub(crate) mod decrypt;
+pub(crate) mod download;
 pub(crate) mod encrypt;
 pub(crate) mod inspect;
 pub(crate) mod keygen;

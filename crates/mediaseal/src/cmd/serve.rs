@@ -72,6 +72,10 @@ pub(crate) struct ServeArgs {
     /// Age after which an unfinished upload counts as crashed, in seconds [default: 3600].
     #[arg(long, value_name = "SECS", env = "MEDIASEAL_ORPHAN_AGE_SECS")]
     pub(crate) orphan_age_secs: Option<u64>,
+    /// Point `/Media` of customer-sealed video media at the object store's presigned URLs (S3
+    /// serves the bytes and their x-amz-meta headers) rather than at this service.
+    #[arg(long, env = "MEDIASEAL_MEDIA_FROM_STORE")]
+    pub(crate) media_from_store: bool,
     /// Log format [default: text].
     #[arg(long, value_name = "FORMAT", env = "MEDIASEAL_LOG_FORMAT", value_parser = ["text", "json"])]
     pub(crate) log_format: Option<String>,
@@ -96,6 +100,7 @@ struct FileConfig {
     callback_retry_ms: Option<u64>,
     sweep_secs: Option<u64>,
     orphan_age_secs: Option<u64>,
+    media_from_store: Option<bool>,
     log_format: Option<String>,
 }
 
@@ -110,9 +115,24 @@ fn read_config(path: &Path) -> Result<FileConfig, CliError> {
     // description and position.
     toml::from_str(&text).map_err(|e| {
         let place = e.span().map(|s| line_of(&text, s.start)).map(|l| format!(" (line {l})")).unwrap_or_default();
-        CliError::usage(format!("config file {}{place}: {}", path.display(), e.message()))
+        let what = without_quoted_values(e.message());
+        CliError::usage(format!("config file {}{place}: {what}", path.display()))
             .with_hint("keys are the flag names of `mediaseal serve --help` with _ for -, e.g. orphan_age_secs = 600")
     })
+}
+
+/// serde quotes the rejected value (`invalid type: string "…"`), and that value may be a
+/// secret; keep the shape of the message and drop what was between the quotes.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('"').enumerate() {
+        if i % 2 == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str("\"…\"");
+        }
+    }
+    out
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -208,6 +228,7 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
                 .unwrap_or(3600),
         ),
         s3_credentials,
+        media_from_store: args.media_from_store || file.media_from_store.unwrap_or(false),
     };
     Ok((opts, log_format))
 }

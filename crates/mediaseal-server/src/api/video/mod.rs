@@ -1,0 +1,130 @@
+//! Twilio Video v1 (seed 001): recording and composition settings, rooms, track recordings
+//! sealed on arrival, compositions made by ffmpeg, composition hooks, and `/Media` downloads
+//! through signed URLs.
+//!
+//! Every resource belongs to the authenticated account (v1 paths carry no account), and every
+//! lookup is scoped to it: another account's SID is a 404, as a SID that does not exist.
+
+mod compositions;
+mod hooks;
+mod media;
+mod recordings;
+mod rooms;
+mod settings;
+
+use axum::Router;
+use axum::routing::get;
+use mediaseal_store::model::Cursor;
+
+use crate::clock::parse_date;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::state::AppState;
+
+/// The video routes. Also starts this node's composition worker when called inside a Tokio
+/// runtime (as `serve` and the tests do), since compositions need one to ever complete.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    crate::compose::ensure_worker(state);
+    Router::new()
+        .route(
+            "/v1/RecordingSettings/Default",
+            get(settings::get_recording).post(settings::post_recording),
+        )
+        .route(
+            "/v1/CompositionSettings/Default",
+            get(settings::get_composition).post(settings::post_composition),
+        )
+        .route("/v1/Rooms", get(rooms::list).post(rooms::create))
+        .route("/v1/Rooms/{room}", get(rooms::fetch).post(rooms::update))
+        .route(
+            "/v1/Rooms/{room}/Recordings",
+            get(recordings::list_for_room).post(recordings::ingest),
+        )
+        .route(
+            "/v1/Rooms/{room}/Recordings/{sid}",
+            get(recordings::fetch_in_room).delete(recordings::delete_in_room),
+        )
+        .route(
+            "/v1/Rooms/{room}/Recordings/{sid}/Media",
+            get(media::room_recording),
+        )
+        .route(
+            "/v1/Rooms/{room}/Recordings/{sid}/Media/",
+            get(media::room_recording),
+        )
+        .route("/v1/Recordings", get(recordings::list))
+        .route(
+            "/v1/Recordings/{sid}",
+            get(recordings::fetch).delete(recordings::delete),
+        )
+        .route("/v1/Recordings/{sid}/Media", get(media::recording))
+        .route("/v1/Recordings/{sid}/Media/", get(media::recording))
+        .route(
+            "/v1/Compositions",
+            get(compositions::list).post(compositions::create),
+        )
+        .route(
+            "/v1/Compositions/{sid}",
+            get(compositions::fetch).delete(compositions::delete),
+        )
+        .route("/v1/Compositions/{sid}/Media", get(media::composition))
+        .route("/v1/Compositions/{sid}/Media/", get(media::composition))
+        .route("/v1/CompositionHooks", get(hooks::list).post(hooks::create))
+        .route(
+            "/v1/CompositionHooks/{sid}",
+            get(hooks::fetch).post(hooks::update).delete(hooks::delete),
+        )
+        .route("/v1/MediaDownload/{token}", get(media::download))
+}
+
+/// Largest page of a video list (Twilio's limit).
+const MAX_PAGE: i64 = 100;
+
+fn cursor(date_created: i64, sid: &str) -> Cursor {
+    Cursor {
+        date_created,
+        sid: sid.to_owned(),
+    }
+}
+
+/// An optional `YYYY-MM-DDTHH:MM:SSZ` (or `YYYY-MM-DD`) filter, in µs.
+fn date_param(q: &Params, name: &str) -> ApiResult<Option<i64>> {
+    match q.get(name) {
+        None | Some("") => Ok(None),
+        Some(v) => parse_date(v).map(|(t, _)| Some(t)).ok_or_else(|| {
+            ApiError::bad_param(name, format!("'{v}' is not a date (YYYY-MM-DDTHH:MM:SSZ)"))
+        }),
+    }
+}
+
+/// An optional value from a fixed set.
+fn one_of<'a>(q: &'a Params, name: &str, allowed: &[&str]) -> ApiResult<Option<&'a str>> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v)),
+        Some(v) => Err(ApiError::bad_param(
+            name,
+            format!("'{v}' is not one of {}", allowed.join(", ")),
+        )),
+    }
+}
+
+/// Track names and patterns of `AudioSources`-style lists: repeated keys (and, leniently, commas).
+fn source_list(q: &Params, name: &str) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for raw in q.all(name) {
+        for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item.len() > 256 || item.chars().any(char::is_control) {
+                return Err(ApiError::bad_param(
+                    name,
+                    format!("'{item}' is not a track name"),
+                ));
+            }
+            out.push(item.to_owned());
+        }
+    }
+    if out.len() > 64 {
+        return Err(ApiError::bad_param(name, "more than 64 entries"));
+    }
+    Ok(out)
+}

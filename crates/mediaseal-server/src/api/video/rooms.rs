@@ -1,0 +1,279 @@
+//! A minimal Room resource (`RM…`), shaped like Twilio's so the helper libraries parse it: it
+//! groups track recordings, and completing it runs the account's composition hooks. Participants,
+//! tracks and media transport belong to the rooms issue.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mediaseal_store::model::Callback;
+use mediaseal_store::video::{Composition, Room, RoomFilter};
+use serde_json::{Value, json};
+
+use super::{MAX_PAGE, cursor, date_param, one_of};
+use crate::api::Authed;
+use crate::callbacks::new_callback;
+use crate::clock::{iso8601, now_us};
+use crate::error::{ApiError, ApiResult};
+use crate::paging::{Page, PageRequest, envelope_v1};
+use crate::params::Params;
+use crate::sid::{is_sid, new_sid};
+use crate::state::AppState;
+
+const TYPES: [&str; 4] = ["group", "go", "peer-to-peer", "group-small"];
+
+pub(super) fn render(base: &str, r: &Room) -> Value {
+    let url = format!("{base}/v1/Rooms/{}", r.sid);
+    json!({
+        "sid": r.sid,
+        "status": r.status,
+        "date_created": iso8601(r.date_created),
+        "date_updated": iso8601(r.date_updated),
+        "account_sid": r.account_sid,
+        "enable_turn": true,
+        "unique_name": r.unique_name,
+        "status_callback": r.status_callback,
+        "status_callback_method": r.status_callback_method,
+        "end_time": r.end_time.map(iso8601),
+        "duration": r.end_time.map(|end| (end - r.date_created) / 1_000_000),
+        "type": r.room_type,
+        "max_participants": r.max_participants,
+        "max_participant_duration": 14400,
+        "max_concurrent_published_tracks": 170,
+        "record_participants_on_connect": r.record_participants_on_connect,
+        "video_codecs": ["VP8", "H264"],
+        "media_region": r.media_region,
+        "audio_only": r.audio_only,
+        "empty_room_timeout": 5,
+        "unused_room_timeout": 5,
+        "large_room": false,
+        "url": url,
+        "links": {
+            "participants": format!("{url}/Participants"),
+            "recordings": format!("{url}/Recordings"),
+            "recording_rules": format!("{url}/RecordingRules"),
+            "transcriptions": format!("{url}/Transcriptions"),
+        },
+    })
+}
+
+/// The account's room named by SID or unique name, or a 404 for `path`.
+pub(super) async fn resolve(
+    st: &AppState,
+    account: &str,
+    ident: &str,
+    path: &str,
+) -> ApiResult<Room> {
+    let found = if is_sid(ident, "RM") {
+        st.meta.room(account, ident).await?
+    } else if !ident.is_empty() && ident.len() <= 128 {
+        st.meta.room_by_name(account, ident).await?
+    } else {
+        None
+    };
+    found.ok_or_else(|| ApiError::not_found(path))
+}
+
+/// A room event for the room's status callback, if it has one.
+pub(super) fn room_callback(r: &Room, event: &str, extra: &[(&str, String)]) -> Option<Callback> {
+    let url = r.status_callback.as_deref()?;
+    let mut params = vec![
+        ("AccountSid".to_owned(), r.account_sid.clone()),
+        ("RoomSid".to_owned(), r.sid.clone()),
+        ("RoomName".to_owned(), r.unique_name.clone()),
+        ("RoomStatus".to_owned(), r.status.clone()),
+        ("RoomType".to_owned(), r.room_type.clone()),
+        ("StatusCallbackEvent".to_owned(), event.to_owned()),
+        ("Timestamp".to_owned(), iso8601(now_us())),
+    ];
+    params.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    Some(new_callback(
+        &r.account_sid,
+        &r.sid,
+        url,
+        &r.status_callback_method,
+        &params,
+    ))
+}
+
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    auth: Authed,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let account = auth.principal.sid().to_owned();
+    let form = Params::from_form(&body);
+    let sid = new_sid("RM");
+    let unique_name = match form.get("UniqueName").filter(|v| !v.is_empty()) {
+        None => sid.clone(),
+        Some(n) if n.len() > 128 || n.chars().any(char::is_control) || is_sid(n, "RM") => {
+            return Err(ApiError::bad_param(
+                "UniqueName",
+                "must be at most 128 printable characters and not a room SID",
+            ));
+        }
+        Some(n) => {
+            if st
+                .meta
+                .room_by_name(&account, n)
+                .await?
+                .is_some_and(|r| r.status == "in-progress")
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    53113,
+                    format!("Room {n} already exists and is in progress"),
+                ));
+            }
+            n.to_owned()
+        }
+    };
+    let room_type = one_of(&form, "Type", &TYPES)?.unwrap_or("group").to_owned();
+    let status_callback = form.url("StatusCallback")?.map(str::to_owned);
+    let status_callback_method = form.method("StatusCallbackMethod")?;
+    let max_participants = form.int_in("MaxParticipants", 1..=50)?.unwrap_or(50);
+    let media_region = match form.get("MediaRegion") {
+        None => Some("us1".to_owned()),
+        Some(r)
+            if !r.is_empty()
+                && r.len() <= 16
+                && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Some(r.to_owned())
+        }
+        Some(r) => {
+            return Err(ApiError::bad_param(
+                "MediaRegion",
+                format!("'{r}' is not a region name"),
+            ));
+        }
+    };
+    let now = now_us();
+    let room = Room {
+        sid,
+        account_sid: account.clone(),
+        unique_name,
+        room_type,
+        status: "in-progress".to_owned(),
+        status_callback,
+        status_callback_method,
+        max_participants,
+        record_participants_on_connect: form
+            .boolean("RecordParticipantsOnConnect")?
+            .unwrap_or(false),
+        audio_only: form.boolean("AudioOnly")?.unwrap_or(false),
+        media_region,
+        date_created: now,
+        date_updated: now,
+        end_time: None,
+    };
+    let callbacks: Vec<Callback> = room_callback(&room, "room-created", &[])
+        .into_iter()
+        .collect();
+    st.meta.insert_room(&room, &callbacks).await?;
+    tracing::info!(room = %room.sid, account = %account, "room created");
+    Ok((StatusCode::CREATED, Json(render(&auth.base_url, &room))).into_response())
+}
+
+pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+    let q = &auth.query;
+    let req = PageRequest::from_params(q, MAX_PAGE)?;
+    let filter = RoomFilter {
+        status: one_of(q, "Status", &["in-progress", "completed", "failed"])?.map(str::to_owned),
+        unique_name: q
+            .get("UniqueName")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        created_after: date_param(q, "DateCreatedAfter")?,
+        created_before: date_param(q, "DateCreatedBefore")?,
+    };
+    let rows = st
+        .meta
+        .list_rooms(
+            auth.principal.sid(),
+            &filter,
+            req.cursor.as_ref(),
+            req.fetch_limit(),
+        )
+        .await?;
+    let page = Page::cut(rows, &req, |r| cursor(r.date_created, &r.sid));
+    let base = auth.base_url.clone();
+    let keep = [
+        "Status",
+        "UniqueName",
+        "DateCreatedAfter",
+        "DateCreatedBefore",
+    ];
+    Ok(Json(envelope_v1(
+        "rooms",
+        &base,
+        "/v1/Rooms",
+        &page,
+        &req,
+        q,
+        &keep,
+        |r| render(&base, r),
+    )))
+}
+
+pub(crate) async fn fetch(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let room = resolve(&st, auth.principal.sid(), &ident, &auth.path).await?;
+    Ok(Json(render(&auth.base_url, &room)))
+}
+
+/// `POST /v1/Rooms/{RM}` with `Status=completed`: ends the room, tells its status callback, and
+/// queues a composition for every enabled composition hook of the account.
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let account = auth.principal.sid().to_owned();
+    let room = resolve(&st, &account, &ident, &auth.path).await?;
+    let form = Params::from_form(&body);
+    match form.required("Status")? {
+        "completed" => {}
+        other => {
+            return Err(ApiError::bad_param(
+                "Status",
+                format!("'{other}' is not completed (the only change a room takes)"),
+            ));
+        }
+    }
+    if room.status != "in-progress" {
+        return Ok((StatusCode::ACCEPTED, Json(render(&auth.base_url, &room))).into_response());
+    }
+    let now = now_us();
+    let mut ended = room.clone();
+    ended.status = "completed".to_owned();
+    ended.end_time = Some(now);
+    let duration = ((now - room.date_created) / 1_000_000).to_string();
+    let callbacks: Vec<Callback> =
+        room_callback(&ended, "room-ended", &[("RoomDuration", duration)])
+            .into_iter()
+            .collect();
+    let compositions: Vec<(Composition, Vec<Callback>)> =
+        super::hooks::compositions_for(&st, &ended).await?;
+    let done = st
+        .meta
+        .complete_room(&account, &room.sid, now, &callbacks, &compositions)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
+    if done.transitioned {
+        tracing::info!(room = %room.sid, account = %account, hooks = compositions.len(), "room completed");
+        if !compositions.is_empty() {
+            crate::compose::kick(&st);
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(render(&auth.base_url, &done.room)),
+    )
+        .into_response())
+}

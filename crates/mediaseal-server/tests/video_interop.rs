@@ -1,0 +1,212 @@
+//! Video v1 against independent, real tools over a real socket: the Twilio Python helper library
+//! drives settings, rooms, recordings, compositions and hooks (`interop/video/twilio_video.py`);
+//! then seed 001's exact `wget -S` + `base64 -d` + `openssl rsautl` + `openssl enc -d
+//! -aes-256-cbc` steps open a downloaded recording and a downloaded composition.
+
+#[path = "video_shared.rs"]
+mod shared;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use shared::support::{TestApp, test_key};
+use shared::*;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The test venv's Python, with twilio-python; fails (never skips) when missing.
+fn python() -> PathBuf {
+    let path = std::env::var_os("MEDIASEAL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    let ok = Command::new(&path)
+        .args(["-c", "import twilio, requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "Python with the 'twilio' package not found at {} (MEDIASEAL_PYTHON); {SETUP_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// Runs a bash script in `dir`; fails the test on a non-zero exit.
+#[track_caller]
+fn sh(dir: &Path, script: &str) -> std::process::Output {
+    let out = Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shell step failed:\n{script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Seed 001, section 5, step by step: download with `wget -S`, take the two headers from its
+/// output, unwrap the key with `openssl rsautl`, decrypt with `openssl enc -d -aes-256-cbc`.
+/// (GNU `base64 -d` stands in for macOS's `-D`.) Returns the decrypted bytes.
+fn seed_001_recipe(dir: &Path, url: &str) -> Vec<u8> {
+    for f in [
+        "encrypted-filename",
+        "decrypted-filename",
+        "key.bin.enc",
+        "key.bin",
+        "iv.bin",
+        "headers.txt",
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    sh(
+        dir,
+        &format!("wget -S '{url}' -O encrypted-filename 2> headers.txt"),
+    );
+    let headers = std::fs::read_to_string(dir.join("headers.txt")).unwrap();
+    let value = |name: &str| -> String {
+        headers
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("wget -S showed no {name} header:\n{headers}"))
+    };
+    let (key, iv) = (value("x-amz-meta-x-amz-key"), value("x-amz-meta-x-amz-iv"));
+    assert_eq!(value("x-amz-meta-x-amz-matdesc"), "{}");
+    let script = format!(
+        "base64 -d <<< '{key}' >> key.bin.enc\n\
+         openssl rsautl -decrypt -inkey private_key.pem -in key.bin.enc -out key.bin 2>/dev/null\n\
+         base64 -d <<< '{iv}' >> iv.bin\n\
+         openssl enc -d -aes-256-cbc -in encrypted-filename -out decrypted-filename -K $(hexdump -v -e '/1 \"%02X\"' < key.bin) -iv $(hexdump -v -e '/1 \"%02X\"' < iv.bin)\n"
+    );
+    sh(dir, &script);
+    let plain = std::fs::read(dir.join("decrypted-filename")).unwrap();
+    assert_eq!(
+        value("x-amz-meta-x-amz-unencrypted-content-length"),
+        plain.len().to_string()
+    );
+    plain
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twilio_python_drives_video_and_the_seed_001_recipe_opens_the_downloads() {
+    for (tool, probe) in [
+        ("wget", &["--version"][..]),
+        ("openssl", &["version"]),
+        ("hexdump", &["--version"]),
+        ("base64", &["--version"]),
+    ] {
+        require(tool, probe);
+    }
+    let python = python();
+    let started = SystemTime::now();
+    // URLs from the request's Host, so paging and /Media point at the real socket.
+    let app = TestApp::with_config(|c| c.public_url = None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+
+    let work = media_dir();
+    let dir = work.path();
+    let account = app.account().await;
+    std::fs::write(
+        dir.join("private_key.pem"),
+        test_key(0).to_pkcs8_pem().unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("public_key.pem"),
+        test_key(0).public_key().to_pem(),
+    )
+    .unwrap();
+    let alice = make_track(dir, "alice", false, 5, 440);
+    let bob = make_track(dir, "bob", false, 7, 660);
+    let carol = make_track(dir, "carol", false, 3, 880);
+    let config = json!({
+        "base_url": base,
+        "account_sid": account.sid,
+        "auth_token": account.auth_token,
+        "public_key_pem": dir.join("public_key.pem"),
+        "tracks": {"alice": alice, "bob": bob, "carol": carol},
+        // alice 1.0..6.0 s, bob 2.0..9.0 s; trimmed to start at 1.0 s: 8 s.
+        "composition_seconds": 8,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let script = workspace().join("interop/video/twilio_video.py");
+    let cfg = dir.join("config.json");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python).arg(script).arg(cfg).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "twilio-python scenario failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The encrypted recording, opened by the seed's own commands, is the uploaded file.
+    let url = report["encrypted_recording_media_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = dir.to_path_buf();
+    let plain = tokio::task::spawn_blocking(move || seed_001_recipe(&d, &url))
+        .await
+        .unwrap();
+    assert!(
+        plain == std::fs::read(&carol).unwrap(),
+        "the recipe did not recover the uploaded recording"
+    );
+
+    // The composition was sealed with the composition key (settings were on): the same recipe
+    // opens it, and it plays for the expected 8 seconds.
+    let url = report["composition_media_url"].as_str().unwrap().to_owned();
+    let d = dir.to_path_buf();
+    let composed = tokio::task::spawn_blocking(move || seed_001_recipe(&d, &url))
+        .await
+        .unwrap();
+    let out = dir.join("composition.webm");
+    std::fs::write(&out, &composed).unwrap();
+    let seconds = probe_seconds(&out);
+    assert!(
+        (seconds - 8.0).abs() < 0.15,
+        "ffprobe says {seconds} s, expected 8"
+    );
+    let seconds = decoded_seconds(&out);
+    assert!(
+        (seconds - 8.0).abs() < 0.15,
+        "decoding gives {seconds} s, expected 8"
+    );
+
+    // Nothing readable of the tracks or the composition on the server's disk.
+    let mut needles = Vec::new();
+    for f in [&alice, &bob, &carol] {
+        needles.extend(shared::needles(&std::fs::read(f).unwrap()));
+    }
+    needles.extend(shared::needles(&composed));
+    let leaks = files_containing(app.dir.path(), &needles, started, &[]);
+    assert!(
+        leaks.is_empty(),
+        "plaintext in the data directory: {leaks:?}"
+    );
+}
