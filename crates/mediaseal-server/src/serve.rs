@@ -45,8 +45,9 @@ pub struct ServeOptions {
     pub orphan_age: Duration,
     /// S3 credentials; when absent, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub s3_credentials: Option<S3Credentials>,
-    /// Redirect `/Media` of customer-sealed media to the object store's presigned URLs.
-    pub media_from_store: bool,
+    /// Redirect `/Media` of customer-sealed media to the object store's presigned URLs;
+    /// `None`: yes when the objects are on S3, which can presign.
+    pub media_from_store: Option<bool>,
 }
 
 /// An S3 access key. `Debug` never shows the secret.
@@ -245,7 +246,7 @@ async fn build_state_with(
     config.tls = opts.tls_cert.is_some();
     config.callback_retry_base = opts.callback_retry_base;
     config.orphan_age = opts.orphan_age;
-    config.media_from_store = opts.media_from_store;
+    config.media_from_store = opts.media_from_store.unwrap_or(s3.is_some());
     Ok((AppState::new(meta, objects, at_rest, config), s3))
 }
 

@@ -38,7 +38,8 @@ pub struct Config {
     pub scratch_dir: PathBuf,
     /// Hand out the object store's own presigned URLs for customer-sealed media (S3 serves the
     /// bytes, as on Twilio) instead of this service's signed URLs. Off by default: the expiry
-    /// answer is then the store's (Garage says 400 where this service says 403).
+    /// answer is then the store's (Garage says 400 where this service says 403). `serve` turns
+    /// it on by default when the objects are on S3.
     pub media_from_store: bool,
 }
 

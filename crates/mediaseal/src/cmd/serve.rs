@@ -73,9 +73,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SECS", env = "MEDIASEAL_ORPHAN_AGE_SECS")]
     pub(crate) orphan_age_secs: Option<u64>,
     /// Point `/Media` of customer-sealed video media at the object store's presigned URLs (S3
-    /// serves the bytes and their x-amz-meta headers) rather than at this service.
-    #[arg(long, env = "MEDIASEAL_MEDIA_FROM_STORE")]
-    pub(crate) media_from_store: bool,
+    /// serves the bytes and their x-amz-meta headers) rather than at this service's own signed
+    /// URLs [default: true on S3, false otherwise].
+    #[arg(long, value_name = "BOOL", env = "MEDIASEAL_MEDIA_FROM_STORE")]
+    pub(crate) media_from_store: Option<bool>,
     /// Log format [default: text].
     #[arg(long, value_name = "FORMAT", env = "MEDIASEAL_LOG_FORMAT", value_parser = ["text", "json"])]
     pub(crate) log_format: Option<String>,
@@ -228,7 +229,7 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
                 .unwrap_or(3600),
         ),
         s3_credentials,
-        media_from_store: args.media_from_store || file.media_from_store.unwrap_or(false),
+        media_from_store: args.media_from_store.or(file.media_from_store),
     };
     Ok((opts, log_format))
 }
