@@ -53,7 +53,8 @@ openssl rsa -in "$W/private_key.pem" -pubout -out "$W/public_key.pem" 2>/dev/nul
 KEY=$(api -X POST "$BASE/v1/Credentials/PublicKeys" --data-urlencode "PublicKey@$W/public_key.pem" -d FriendlyName=bench | json '["sid"]')
 ROOM=$(api -X POST "$BASE/v1/Rooms" -d UniqueName=bench | json '["sid"]')
 upload() { # file track-name -> RT…
-  api -X POST -H 'Content-Type: video/x-matroska' --data-binary "@$1" \
+  # -T streams the file (--data-binary would hold all of it in memory).
+  api -X POST -H 'Content-Type: video/x-matroska' -T "$1" \
     "$BASE/v1/Rooms/$ROOM/Recordings?ParticipantSid=PA0123456789abcdef0123456789abcdef&TrackName=$2&Type=${3:-video}" | json '["sid"]'
 }
 

@@ -893,7 +893,10 @@ impl VideoStore for SqlStore {
     }
 
     async fn reserve_track_recording(&self, recording: &TrackRecording) -> StoreResult<()> {
-        upsert_track(self.pool(), recording).await
+        let mut tx = self.begin_reservation().await?;
+        upsert_track(&mut *tx, recording).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn publish_track_recording(
