@@ -258,10 +258,17 @@ fn callback_from(row: &AnyRow) -> StoreResult<Callback> {
     })
 }
 
-/// `(date_created, sid)` strictly before the cursor, for newest-first keyset paging.
-/// `$a` and `$b` are the cursor's parameter numbers.
-fn before_cursor(a: usize, b: usize) -> String {
-    format!(" AND (date_created < ${a} OR (date_created = ${a} AND sid < ${b}))")
+/// Ends a newest-first keyset page query: with a cursor, only rows strictly before its
+/// `(date_created, sid)`, bound at `$cursor_at` and `$cursor_at + 1`; then newest first, at most
+/// `$2` rows.
+pub(crate) fn newest_first_page(sql: &mut String, after: Option<&Cursor>, cursor_at: usize) {
+    if after.is_some() {
+        let (a, b) = (cursor_at, cursor_at + 1);
+        sql.push_str(&format!(
+            " AND (date_created < ${a} OR (date_created = ${a} AND sid < ${b}))"
+        ));
+    }
+    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
 }
 
 const ACCOUNT_COLS: &str =
@@ -311,10 +318,7 @@ impl AccountStore for SqlStore {
     ) -> StoreResult<Vec<Account>> {
         let mut sql =
             format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE (sid = $1 OR parent_sid = $1)");
-        if after.is_some() {
-            sql.push_str(&before_cursor(3, 4));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 3);
         let mut q = sqlx::query(&sql).bind(owner).bind(limit);
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
@@ -381,10 +385,7 @@ impl AccountStore for SqlStore {
         let mut sql = "SELECT sid, account_sid, friendly_name, secret_hash, date_created, date_updated FROM api_keys \
                        WHERE account_sid = $1"
             .to_owned();
-        if after.is_some() {
-            sql.push_str(&before_cursor(3, 4));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 3);
         let mut q = sqlx::query(&sql).bind(account_sid).bind(limit);
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
@@ -456,10 +457,7 @@ impl AccountStore for SqlStore {
         let mut sql = "SELECT sid, account_sid, friendly_name, spki_der, fingerprint, date_created, date_updated \
                        FROM public_keys WHERE account_sid = $1"
             .to_owned();
-        if after.is_some() {
-            sql.push_str(&before_cursor(3, 4));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 3);
         let mut q = sqlx::query(&sql).bind(account_sid).bind(limit);
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);
@@ -681,10 +679,7 @@ impl VoiceStore for SqlStore {
              AND ($4 IS NULL OR call_sid = $4) AND ($5 IS NULL OR conference_sid = $5) \
              AND ($6 IS NULL OR date_created >= $6) AND ($7 IS NULL OR date_created < $7)"
         );
-        if after.is_some() {
-            sql.push_str(&before_cursor(8, 9));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 8);
         let mut q = sqlx::query(&sql)
             .bind(account_sid)
             .bind(limit)
@@ -784,10 +779,7 @@ impl VoiceStore for SqlStore {
     ) -> StoreResult<Vec<Notification>> {
         let mut sql =
             format!("SELECT {NOTIFICATION_COLS} FROM notifications WHERE account_sid = $1");
-        if after.is_some() {
-            sql.push_str(&before_cursor(3, 4));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 3);
         let mut q = sqlx::query(&sql).bind(account_sid).bind(limit);
         if let Some(c) = after {
             q = q.bind(c.date_created).bind(&c.sid);

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use crate::meta::StoreResult;
 use crate::model::{Callback, Cursor, Sealing};
-use crate::sql::{SqlStore, insert_callback};
+use crate::sql::{SqlStore, insert_callback, newest_first_page};
 
 /// Which of the two independent video settings resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,11 +487,6 @@ fn opt(row: &AnyRow, col: &str) -> StoreResult<Option<String>> {
     Ok(row.try_get::<Option<String>, _>(col)?)
 }
 
-/// `(date_created, sid)` strictly before the cursor, for newest-first keyset paging.
-fn before_cursor(a: usize, b: usize) -> String {
-    format!(" AND (date_created < ${a} OR (date_created = ${a} AND sid < ${b}))")
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
@@ -826,10 +821,7 @@ impl VideoStore for SqlStore {
              AND ($4 IS NULL OR unique_name = $4) AND ($5 IS NULL OR date_created >= $5) \
              AND ($6 IS NULL OR date_created <= $6)"
         );
-        if after.is_some() {
-            sql.push_str(&before_cursor(7, 8));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 7);
         let mut q = sqlx::query(&sql)
             .bind(account_sid)
             .bind(limit)
@@ -976,10 +968,7 @@ impl VideoStore for SqlStore {
             ));
             next += filter.grouping_sids.len();
         }
-        if after.is_some() {
-            sql.push_str(&before_cursor(next, next + 1));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, next);
         let mut q = sqlx::query(&sql)
             .bind(account_sid)
             .bind(limit)
@@ -1079,10 +1068,7 @@ impl VideoStore for SqlStore {
              AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR date_created >= $5) \
              AND ($6 IS NULL OR date_created <= $6)"
         );
-        if after.is_some() {
-            sql.push_str(&before_cursor(7, 8));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 7);
         let mut q = sqlx::query(&sql)
             .bind(account_sid)
             .bind(limit)
@@ -1258,10 +1244,7 @@ impl VideoStore for SqlStore {
              AND ($4 IS NULL OR friendly_name = $4) AND ($5 IS NULL OR date_created >= $5) \
              AND ($6 IS NULL OR date_created <= $6)"
         );
-        if after.is_some() {
-            sql.push_str(&before_cursor(7, 8));
-        }
-        sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT $2");
+        newest_first_page(&mut sql, after, 7);
         let mut q = sqlx::query(&sql)
             .bind(account_sid)
             .bind(limit)
