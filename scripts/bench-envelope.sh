@@ -8,14 +8,29 @@
 # Then peak RSS with a 4 GiB input. Every figure is the median of RUNS runs (default 5); peak RSS
 # is the largest seen. It is a benchmark, not a test: it asserts nothing and prints a Markdown table.
 #
+# `cold` mode: every format's encrypt and decrypt, file to file, beside `cp` + `sync` of the same
+# file, each run starting from a cold page cache (512 MiB by default). Before each timed run the
+# script syncs and evicts the run's input: with `echo 3 > /proc/sys/vm/drop_caches` when that is
+# writable (checked, and the eviction verified with fincore), otherwise with
+# posix_fadvise(POSIX_FADV_DONTNEED) on the input alone (`dd iflag=nocache count=0`, which
+# drops clean pages only, hence the sync). The binaries and keys are read back in after a global
+# drop, so what is timed is the data path, not program start. The runs are interleaved (one of
+# each, RUNS times) so that load from other users of the machine falls on all of them alike.
+# Peak RSS is then measured file to file with a BENCH_RSS_GIB input.
+#
 #   scripts/bench-envelope.sh [RUNS]
-#   env: BENCH_DIR (default target/bench), BENCH_MIB (default 1024), BENCH_RSS_GIB (default 4; 0 skips),
-#        BENCH_SKIP_BUILD=1 (use the release binaries already built)
+#   scripts/bench-envelope.sh cold [RUNS]
+#   env: BENCH_DIR (default target/bench), BENCH_MIB (default 1024; 512 in cold mode),
+#        BENCH_RSS_GIB (default 4; 0 skips), BENCH_EVICT (drop_caches or fadvise; default: drop_caches
+#        when writable), BENCH_SKIP_BUILD=1 (use the release binaries already built),
+#        BENCH_MEDIASEAL (the mediaseal binary to measure; default: this checkout's release build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODE=warm
+if [ "${1:-}" = cold ]; then MODE=cold; shift; fi
 RUNS=${1:-5}
 DIR=${BENCH_DIR:-$ROOT/target/bench}
-MIB=${BENCH_MIB:-1024}
+if [ "$MODE" = cold ]; then MIB=${BENCH_MIB:-512}; else MIB=${BENCH_MIB:-1024}; fi
 RSS_GIB=${BENCH_RSS_GIB:-4}
 PY=${MEDIASEAL_PYTHON:-$ROOT/.venv/bin/python}
 TIME=/usr/bin/time
@@ -28,13 +43,13 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     && cargo build --release --locked -q -p mediaseal-crypto --example aes_gcm_limit)
 fi
 TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-MS=$TARGET/release/mediaseal
+MS=${BENCH_MEDIASEAL:-$TARGET/release/mediaseal}
 LIMIT=$TARGET/release/examples/aes_gcm_limit
 
 mkdir -p "$DIR"
 cd "$DIR"
 export TMPDIR=$DIR   # a pipe's ciphertext spool (rsa-aes/s3-gcm from stdin) lands here, not in /tmp
-cleanup() { rm -rf "$DIR"/plain.bin "$DIR"/*.enc "$DIR"/*.dec "$DIR"/*.d "$DIR"/out.bin "$DIR"/keys "$DIR"/key.bin "$DIR"/iv.bin; }
+cleanup() { rm -rf "$DIR"/big.bin "$DIR"/big.enc "$DIR"/big.dec "$DIR"/plain.bin "$DIR"/*.enc "$DIR"/*.dec "$DIR"/*.d "$DIR"/out.bin "$DIR"/keys "$DIR"/key.bin "$DIR"/iv.bin; }
 trap cleanup EXIT
 BYTES=$((MIB * 1024 * 1024))
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -43,8 +58,121 @@ head -c "$BYTES" /dev/urandom > plain.bin
 "$MS" keygen --out keys >/dev/null
 PUB=keys/public_key.pem
 PRIV=keys/private_key.pem
-
 declare -A SEC RSS
+
+if [ "$MODE" = cold ]; then
+  # ---- cold page cache, file to file ------------------------------------------------------------
+  # Decide how to evict, and prove it works before trusting any figure.
+  EVICT=${BENCH_EVICT:-}
+  if [ -z "$EVICT" ]; then
+    if sync && (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then EVICT=drop_caches; else EVICT=fadvise; fi
+  fi
+  # Programs, their libraries and the keys: read back in after a global drop, for every run alike.
+  TOOLS="$MS $PUB $PRIV $TIME $(command -v cp bash sync | tr '\n' ' ')"
+  TOOLS+=$(for b in "$MS" "$(command -v cp)" "$(command -v bash)"; do ldd "$b" 2>/dev/null || true; done \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3} NF == 2 && $1 ~ /^\// {print $1}' | sort -u | tr '\n' ' ')
+  warm_tools() { cat $TOOLS > /dev/null; }
+  evict() { # FILE: make FILE's pages leave the page cache
+    sync
+    if [ "$EVICT" = drop_caches ]; then
+      echo 3 > /proc/sys/vm/drop_caches
+      warm_tools
+    else
+      dd if="$1" iflag=nocache count=0 status=none
+    fi
+  }
+  cached_pages() { fincore --noheadings --output PAGES "$1" 2>/dev/null | tr -d ' ' || echo '?'; }
+  cat plain.bin > /dev/null
+  before=$(cached_pages plain.bin)
+  evict plain.bin
+  after=$(cached_pages plain.bin)
+  echo "eviction by $EVICT: plain.bin had $before pages cached, $after after evicting" >&2
+  if [ "$after" != 0 ] && [ "$after" != '?' ]; then
+    echo "eviction does not work here ($after pages still cached); refusing to report cold figures" >&2
+    exit 1
+  fi
+  export -f evict warm_tools
+  export EVICT MS PUB PRIV TOOLS
+
+  # The encrypted inputs for the decrypt runs (made once, warm; evicted before each run).
+  for f in native rsa-aes s3-gcm s3-cbc; do
+    d=""; [ "$f" = native ] || d="--details $f.d"
+    "$MS" encrypt -q --format "$f" --public-key "$PUB" --in plain.bin --out "$f.enc" $d
+  done
+
+  LABELS=(cpsync)
+  declare -A CMD PREP
+  CMD[cpsync]='cp plain.bin out.bin && sync out.bin'; PREP[cpsync]='rm -f out.bin; evict plain.bin'
+  for f in native rsa-aes s3-gcm s3-cbc; do
+    d=""; [ "$f" = native ] || d="--details $f.d"
+    CMD[enc-$f]="'$MS' encrypt -q --format $f --public-key $PUB --in plain.bin --out out.bin ${d/$f.d/out.d}"
+    PREP[enc-$f]='rm -f out.bin out.d; evict plain.bin'
+    CMD[dec-$f]="'$MS' decrypt -q --private-key $PRIV --in $f.enc --out out.bin $d"
+    PREP[dec-$f]="rm -f out.bin; evict $f.enc"
+    LABELS+=("enc-$f" "dec-$f")
+  done
+  declare -A TIMES
+  echo "cold page cache, file to file, ${MIB} MiB, $RUNS interleaved rounds…" >&2
+  for ((i = 0; i < RUNS; i++)); do
+    for label in "${LABELS[@]}"; do
+      bash -c "${PREP[$label]}"
+      out=$("$TIME" -f '%e %M' bash -c "${CMD[$label]}" 2>&1 >/dev/null | tail -n 1)
+      TIMES[$label]+="${out% *} "
+      peak=${RSS[$label]:-0}; ((${out#* } > peak)) && peak=${out#* }
+      RSS[$label]=$peak
+    done
+    last=${TIMES[cpsync]% }; echo "  round $((i + 1)): cp + sync ${last##* } s" >&2
+  done
+  rm -f out.bin out.d
+  for label in "${LABELS[@]}"; do
+    SEC[$label]=$(printf '%s\n' ${TIMES[$label]} | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    printf '  %-20s %7.3f s  (runs: %s)\n' "$label" "${SEC[$label]}" "${TIMES[$label]}" >&2
+  done
+
+  if [ "$RSS_GIB" -gt 0 ]; then
+    echo "peak RSS, file to file, with a ${RSS_GIB} GiB input…" >&2
+    truncate -s "${RSS_GIB}G" big.bin
+    for f in native rsa-aes s3-gcm s3-cbc; do
+      d=""; [ "$f" = native ] || d="--details big-$f.d"
+      out=$("$TIME" -f '%e %M' "$MS" encrypt -q --format "$f" --public-key "$PUB" --in big.bin --out big.enc $d 2>&1 >/dev/null | tail -n 1)
+      RSS[big-enc-$f]=${out#* }
+      out=$("$TIME" -f '%e %M' "$MS" decrypt -q --private-key "$PRIV" --in big.enc --out big.dec $d 2>&1 >/dev/null | tail -n 1)
+      RSS[big-dec-$f]=${out#* }
+      rm -f big.enc big.dec "big-$f.d"
+    done
+    rm -f big.bin
+  fi
+
+  mib() { echo "${RSS[$1]} / 1024" | bc -l; }
+  echo
+  echo "Input: ${MIB} MiB of random bytes in $DIR, file to file; cold page cache before every run (eviction: $EVICT); medians of $RUNS interleaved rounds."
+  echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo
+  echo '| what | median s | GB/s | peak RSS MiB | speed vs cp + sync (target ≥ 0.9×) |'
+  echo '|---|---|---|---|---|'
+  printf '| cp + sync (anchor) | %.3f | %.2f | %.0f | 1.00× |\n' "${SEC[cpsync]}" "$(echo "$BYTES / ${SEC[cpsync]} / 1000000000" | bc -l)" "$(mib cpsync)"
+  for f in native rsa-aes s3-gcm s3-cbc; do
+    for op in enc dec; do
+      k=$op-$f
+      x=$(echo "${SEC[cpsync]} / ${SEC[$k]}" | bc -l)
+      v=$(echo "$x >= 0.9" | bc -l); [ "$v" = 1 ] && v=met || v='**not met**'
+      [ $op = enc ] && name="$f encrypt" || name="$f decrypt"
+      printf '| %s | %.3f | %.2f | %.0f | %.2f×: %s |\n' "$name" "${SEC[$k]}" "$(echo "$BYTES / ${SEC[$k]} / 1000000000" | bc -l)" "$(mib "$k")" "$x" "$v"
+    done
+  done
+  if [ "$RSS_GIB" -gt 0 ]; then
+    echo
+    echo "Peak RSS, file to file, with a ${RSS_GIB} GiB input (target ≤ 64 MiB):"
+    echo
+    echo '| format | encrypt | decrypt |'
+    echo '|---|---|---|'
+    for f in native rsa-aes s3-gcm s3-cbc; do
+      printf '| %s | %.0f MiB | %.0f MiB |\n' "$f" "$(mib big-enc-$f)" "$(mib big-dec-$f)"
+    done
+  fi
+  exit 0
+fi
+
 # measure LABEL 'shell command' [prepare command run before each run, untimed]
 measure() {
   local label=$1 cmd=$2 prep=${3:-true} times=() peak=0 i out

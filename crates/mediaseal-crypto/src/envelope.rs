@@ -19,10 +19,13 @@ use mediaseal_lc::gcm::{GcmDecryptor, GcmEncryptor};
 use crate::cek::{ContentKey, fill_random};
 use crate::details::{CBC_IV_LEN, Envelope, Scheme};
 use crate::error::{DecryptError, EncryptError};
+use crate::format::Format;
 use crate::gcm::{IV_LEN, TAG_LEN};
 use crate::keys::{PrivateKey, PublicKey};
+use crate::native::RecipientKey;
 use crate::output::AtomicFile;
 use crate::pump::{PumpConfig, PumpError, pump};
+use crate::sealer::Sealer;
 
 /// Bytes handed to the cipher at a time by the streaming functions.
 pub const STREAM_CHUNK: usize = 1 << 20;
@@ -178,86 +181,37 @@ pub struct Sealed {
 }
 
 /// Seals `reader` into `writer` with `scheme`, wrapping a fresh CEK to `recipient`.
+///
+/// A thin wrapper over a [`Sealer`] for `s3-gcm` or `s3-cbc` (`rsa-aes` is byte-for-byte the
+/// same body as `s3-gcm`); use the sealer directly to get the details or headers ready-made.
 pub fn seal_stream<R: Read + Send, W: Write + Send>(
     reader: R,
     writer: W,
     scheme: Scheme,
     recipient: &PublicKey,
 ) -> Result<(Sealed, W), EncryptError> {
-    let cek = ContentKey::generate();
-    let config = PumpConfig {
-        chunk: STREAM_CHUNK,
-        overlap_io: true,
+    let format = match scheme {
+        Scheme::GcmOaep => Format::S3Gcm,
+        Scheme::CbcPkcs1 => Format::S3Cbc,
     };
-    let mut consumed = 0u64;
-    match scheme {
-        Scheme::GcmOaep => {
-            let wrapped_cek = cek.wrap_oaep(recipient).map_err(|_| EncryptError::Wrap)?;
-            let mut sealer = Some(GcmSealer::new(&cek)?);
-            let iv = sealer.as_ref().map(|s| s.iv().to_vec()).unwrap_or_default();
-            let writer = pump(reader, writer, config, |input, out, last| {
-                consumed += input.len() as u64;
-                let s = sealer.as_mut().ok_or(EncryptError::Crypto)?;
-                // `out` keeps its length from the previous chunk, so this resize is free in the
-                // steady state (no zeroing of memory the cipher overwrites anyway).
-                out.resize(input.len() + if last { TAG_LEN } else { 0 }, 0);
-                let (body, tag_out) = out.split_at_mut(input.len());
-                s.seal_slice(input, body)?;
-                if last {
-                    let tag = sealer.take().ok_or(EncryptError::Crypto)?.finish()?;
-                    tag_out.copy_from_slice(&tag);
-                }
-                Ok(())
-            })
-            .map_err(pump_encrypt_error)?;
-            Ok((
-                Sealed {
-                    scheme,
-                    wrapped_cek,
-                    iv,
-                    plaintext_len: consumed,
-                },
-                writer,
-            ))
-        }
-        Scheme::CbcPkcs1 => {
-            let wrapped_cek = cek.wrap_pkcs1(recipient).map_err(|_| EncryptError::Wrap)?;
-            let mut sealer = Some(CbcSealer::new(&cek)?);
-            let iv = sealer.as_ref().map(|s| s.iv().to_vec()).unwrap_or_default();
-            let writer = pump(reader, writer, config, |input, out, last| {
-                consumed += input.len() as u64;
-                let s = sealer.as_mut().ok_or(EncryptError::Crypto)?;
-                out.resize(input.len() + 2 * AES_BLOCK, 0);
-                let mut written = s.seal_slice(input, out)?;
-                if last {
-                    let rest = out.get_mut(written..).ok_or(EncryptError::Crypto)?;
-                    written += sealer
-                        .take()
-                        .ok_or(EncryptError::Crypto)?
-                        .finish_slice(rest)?;
-                }
-                out.truncate(written);
-                Ok(())
-            })
-            .map_err(pump_encrypt_error)?;
-            Ok((
-                Sealed {
-                    scheme,
-                    wrapped_cek,
-                    iv,
-                    plaintext_len: consumed,
-                },
-                writer,
-            ))
-        }
-    }
-}
-
-fn pump_encrypt_error(e: PumpError<EncryptError>) -> EncryptError {
-    match e {
-        PumpError::Io(io) => EncryptError::Io(io),
-        PumpError::Transform(t) => t,
-    }
+    let recipients = [RecipientKey {
+        key: recipient,
+        key_id: "",
+    }];
+    let (receipt, writer) = Sealer::new(format, &recipients)?.seal_reader(reader, writer, 1)?;
+    let envelope = receipt
+        .s3_headers()
+        .and_then(|headers| headers.to_envelope().ok())
+        .ok_or(EncryptError::Crypto)?;
+    Ok((
+        Sealed {
+            scheme,
+            wrapped_cek: envelope.wrapped_cek,
+            iv: envelope.iv,
+            plaintext_len: receipt.plaintext_len,
+        },
+        writer,
+    ))
 }
 
 fn pump_decrypt_error(e: PumpError<DecryptError>) -> DecryptError {

@@ -12,10 +12,22 @@
 //! | `s3-gcm` (transcripts) | AES-256-GCM, one tag | RSA-OAEP-SHA256 | [`S3Headers`] |
 //! | `native` | AES-256-GCM segments | RSA-OAEP-SHA256, 1..16 recipients | its own header |
 //!
-//! Everything here is synchronous and generic over `Read`/`Write`, works in bounded memory
-//! whatever the object size, and never hands out plaintext it has not authenticated where the
-//! format allows authentication at all. The sans-IO sealers ([`GcmSealer`], [`CbcSealer`],
-//! [`native::NativeSealer`]) let an async server drive the same code from a request body.
+//! The cores are sans-IO: bytes in, bytes out, no files, sockets or threads, so an async server
+//! drives them from a request body or an object-store stream.
+//!
+//! - [`Sealer`] seals one object in any [`Format`]: `update` appends ciphertext (the native
+//!   header first), `finish` appends the tail and returns a [`Receipt`] with what the object
+//!   needs beside it (the `encryption_details`, the S3 headers, or nothing for native). It is
+//!   the one place in the workspace that dispatches on the format.
+//! - [`UnlockedHeader`] unwraps a native object's key (one RSA operation), and [`NativeOpener`]
+//!   then opens the object fed in pieces of any size, releasing each segment only once it
+//!   authenticates, or opens just the segments that cover a plaintext byte range.
+//!
+//! Around them, synchronous drivers over `Read`/`Write` ([`Sealer::seal_reader`],
+//! [`native::open_stream`], [`open_to_path`], …) work in bounded memory whatever the object size,
+//! read regular files sequentially in large reads so that cold files stream off the disk, and
+//! never hand out plaintext they have not authenticated where the format allows authentication
+//! at all. How to use them is in `docs/FORMAT.md`, "Using the library".
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -31,6 +43,7 @@ mod keys;
 pub mod native;
 mod output;
 mod pump;
+mod sealer;
 
 pub use cek::{CEK_LEN, ContentKey, UnwrapError, WrapError};
 pub use details::{
@@ -45,7 +58,9 @@ pub use envelope::{
 pub use error::{DecryptError, EncryptError};
 pub use format::{Format, UnknownFormat};
 pub use keys::{Fingerprint, KeyError, MAX_RSA_BITS, MIN_RSA_BITS, PrivateKey, PublicKey};
+pub use native::{NativeOpener, RecipientKey, UnlockedHeader};
 pub use output::AtomicFile;
+pub use sealer::{Receipt, ReceiptDetails, Sealer};
 
 /// Hooks for the fuzz targets (`fuzz/fuzz_targets/`); not part of the stable API.
 #[doc(hidden)]

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 /// An error answer.
 #[derive(Debug)]
@@ -83,20 +83,50 @@ impl ApiError {
     }
 }
 
+impl From<mediaseal_wire::ParamError> for ApiError {
+    fn from(e: mediaseal_wire::ParamError) -> Self {
+        match e {
+            mediaseal_wire::ParamError::Missing { name } => Self::missing_param(&name),
+            mediaseal_wire::ParamError::Invalid { name, why } => Self::bad_param(&name, why),
+        }
+    }
+}
+
 impl From<mediaseal_store::StoreError> for ApiError {
     fn from(e: mediaseal_store::StoreError) -> Self {
         Self::internal(e)
     }
 }
 
+/// The body of an error answer. Fields are in alphabetical order, the order clients have always
+/// seen them in.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Twilio error code.
+    pub code: u32,
+    /// What went wrong, for the user.
+    pub message: String,
+    /// Twilio's page for the code.
+    pub more_info: String,
+    /// HTTP status, again.
+    pub status: u16,
+}
+
+impl ErrorBody {
+    /// The body of `error`.
+    pub fn from_error(error: &ApiError) -> Self {
+        Self {
+            code: error.code,
+            message: error.message.clone(),
+            more_info: format!("https://www.twilio.com/docs/errors/{}", error.code),
+            status: error.status.as_u16(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "code": self.code,
-            "message": self.message,
-            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
-            "status": self.status.as_u16(),
-        });
+        let body = ErrorBody::from_error(&self);
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -5,28 +5,30 @@
 //! at-rest key) before it reaches storage, and hands objects back through the same shapes the
 //! Twilio helper libraries already speak.
 //!
-//! [`app`] builds the router over an [`AppState`]; it has no sockets, so tests drive it with
-//! `tower::ServiceExt::oneshot`. [`serve::run`] is the process around it: configuration,
-//! storage, TLS, background workers.
+//! [`app`] builds the router over an [`AppState`]; it has no sockets and starts nothing, so tests
+//! drive it with `tower::ServiceExt::oneshot`. Handlers parse a request, call the service layer
+//! (`mediaseal-service`, `mediaseal-compose`) and render the answer. [`serve::run`] is the
+//! process around it: configuration, storage, TLS, and the background jobs.
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod api;
 pub mod auth;
-pub mod callbacks;
-pub mod clock;
-pub mod compose;
 pub mod error;
-pub mod ingest;
 pub mod media;
 pub mod paging;
 pub mod params;
 pub mod serve;
-pub mod sid;
 pub mod signed_url;
 pub mod state;
-pub mod sweeper;
+
+pub use mediaseal_service::{clock, sid};
+
+/// Webhook signing, as the service layer's outbox does it.
+pub mod callbacks {
+    pub use mediaseal_service::outbox::signature;
+}
 
 use std::sync::OnceLock;
 
@@ -100,7 +102,7 @@ pub fn app(state: AppState) -> Router {
                 .post(public_keys::update)
                 .delete(public_keys::delete),
         )
-        .merge(api::video::routes(&state))
+        .merge(api::video::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http())
@@ -156,68 +158,4 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
-}
-
-/// Entry points for the `fuzz/` crate: every parser of untrusted request input, driven without a
-/// running server. Each checks the invariants its callers rely on and panics when one breaks.
-#[doc(hidden)]
-pub mod fuzzing {
-    use axum::http::{HeaderMap, HeaderValue, header};
-
-    /// Form/query parameters and the typed reads the handlers make of them.
-    pub fn params(data: &[u8]) {
-        let p = crate::params::Params::parse(data);
-        let _ = p.boolean("EncryptionEnabled");
-        if let Ok(Some(n)) = p.int_in("Ttl", 1..=604_800) {
-            assert!((1..=604_800).contains(&n));
-        }
-        if let Ok(Some(sid)) = p.sid("RoomSid", "RM") {
-            assert!(crate::sid::is_sid(sid, "RM"));
-        }
-        let _ = p.url("StatusCallback");
-        let _ = p.method("StatusCallbackMethod");
-        let _ = p.friendly_name("FriendlyName", 64);
-    }
-
-    /// A `Range` header against an object of a length taken from the input.
-    pub fn range(data: &[u8]) {
-        let Some((&n, value)) = data.split_first() else {
-            return;
-        };
-        let len = u64::from(n) * 37;
-        let Ok(value) = HeaderValue::from_bytes(value) else {
-            return;
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RANGE, value);
-        if let Ok(Some(r)) = crate::media::parse_range(&headers, len) {
-            assert!(r.start <= r.end && r.end < len, "{r:?} outside 0..{len}");
-        }
-    }
-
-    /// `Resolution` and `VideoLayout` of a composition request.
-    pub fn composition_spec(data: &[u8]) {
-        let text = String::from_utf8_lossy(data);
-        if let Ok((w, h)) = crate::compose::parse_resolution(&text) {
-            assert!((16..=1280).contains(&w) && (16..=1280).contains(&h));
-        }
-        if let Ok(layout) = serde_json::from_slice::<serde_json::Value>(data)
-            && let Ok(regions) = crate::compose::parse_layout(&layout, (640, 480))
-        {
-            for r in regions {
-                assert!(r.x + r.width <= 640 && r.y + r.height <= 480, "{}", r.name);
-            }
-        }
-    }
-
-    /// The head of an uploaded track (Matroska/WebM sniffing).
-    pub fn matroska(data: &[u8]) {
-        let _ = crate::compose::sniff_matroska(data);
-    }
-
-    /// A `/v1/MediaDownload/{token}`: nothing but a token this secret signed is accepted.
-    pub fn media_token(data: &[u8]) {
-        let token = String::from_utf8_lossy(data);
-        assert!(crate::signed_url::verify(&[0x5a; 32], &token, 0).is_err());
-    }
 }

@@ -1,7 +1,7 @@
 //! Serving stored media: sealed bytes as they are, or at-rest objects decrypted on the fly, with
 //! single-range HTTP Range support, and MP3 transcoding through ffmpeg over pipes.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -10,76 +10,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use mediaseal_crypto::PrivateKey;
-use mediaseal_crypto::native::NativeReader;
+use mediaseal_readback::AtRestReader;
 use mediaseal_store::ObjectStore;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 
-/// Bytes per chunk streamed to the client from a blocking reader.
-const CHUNK: usize = 256 * 1024;
-
-/// An inclusive byte range, resolved against a length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    /// First byte.
-    pub start: u64,
-    /// Last byte (inclusive).
-    pub end: u64,
-}
-
-impl ByteRange {
-    fn len(self) -> u64 {
-        self.end - self.start + 1
-    }
-}
-
-/// A `Range` header that no byte of the object satisfies: the answer is 416.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsatisfiable;
+pub use mediaseal_wire::range::{ByteRange, Unsatisfiable};
 
 /// Reads a `Range: bytes=…` header. `Ok(None)` means "serve everything" (no header, or one this
 /// server does not honour such as several ranges); `Err` means 416.
 pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, Unsatisfiable> {
-    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
-        if n == 0 || len == 0 {
-            return Err(Unsatisfiable);
-        }
-        ByteRange {
-            start: len.saturating_sub(n),
-            end: len - 1,
-        }
-    } else {
-        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
-        let end = if b.is_empty() {
-            len.saturating_sub(1)
-        } else {
-            b.parse::<u64>()
-                .map_err(|_| Unsatisfiable)?
-                .min(len.saturating_sub(1))
-        };
-        if start >= len || end < start {
-            return Err(Unsatisfiable);
-        }
-        ByteRange { start, end }
-    };
-    Ok(Some(range))
+    let value = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    mediaseal_wire::range::parse_range(value, len)
 }
 
 /// The response head for a full or partial body.
@@ -148,54 +91,25 @@ pub async fn serve_stored(
 }
 
 /// Serves the plaintext of an at-rest (native) object, decrypting only the segments the range
-/// touches. Plaintext exists only in memory on its way to the client.
+/// touches as the object store streams them. Plaintext exists only in memory on its way to the
+/// client, and only once its segment authenticated.
 pub async fn serve_at_rest(
-    objects: Arc<dyn ObjectStore>,
-    key: String,
-    at_rest: Arc<PrivateKey>,
+    reader: &AtRestReader,
+    key: &str,
     headers: &HeaderMap,
     content_type: &str,
 ) -> Result<Response, ApiError> {
     // Opening reads the header and measures the object; failures here become a clean 500.
-    let opened = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let raw = objects.open_blocking(&key)?;
-        NativeReader::new(raw, &at_rest).map_err(ApiError::internal)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    let len = opened.len();
+    let object = reader.unlock(key).await.map_err(ApiError::internal)?;
+    let len = object.len();
     let Ok(range) = parse_range(headers, len) else {
         return Ok(range_not_satisfiable(len));
     };
-    let (start, count) = range.map_or((0, len), |r| (r.start, r.len()));
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = opened;
-        if let Err(e) = reader.seek(SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        let mut remaining = count;
-        while remaining > 0 {
-            let mut buf = vec![0u8; CHUNK.min(remaining as usize)];
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    remaining -= n as u64;
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "at-rest object failed authentication while streaming");
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    let stream = tokio_stream_from(rx);
+    let (start, end) = range.map_or((0, len), |r| (r.start, r.end + 1));
+    let stream = reader
+        .stream(&object, start..end)
+        .await
+        .map_err(ApiError::internal)?;
     response_head(range, len, content_type)
         .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
@@ -203,9 +117,8 @@ pub async fn serve_at_rest(
 
 /// Transcodes an at-rest WAV to MP3 with ffmpeg, plaintext flowing only through pipes.
 pub async fn serve_at_rest_mp3(
-    objects: Arc<dyn ObjectStore>,
+    reader: AtRestReader,
     key: String,
-    at_rest: Arc<PrivateKey>,
     ffmpeg: PathBuf,
 ) -> Result<Response, ApiError> {
     let mut child = Command::new(&ffmpeg)
@@ -232,9 +145,8 @@ pub async fn serve_at_rest_mp3(
     };
     tokio::task::spawn_blocking(move || {
         let result = (|| -> Result<(), String> {
-            let raw = objects.open_blocking(&key).map_err(|e| e.to_string())?;
-            let mut reader = NativeReader::new(raw, &at_rest).map_err(|e| e.to_string())?;
-            std::io::copy(&mut reader, &mut stdin).map_err(|e| e.to_string())?;
+            let mut plain = reader.open_blocking(&key).map_err(|e| e.to_string())?;
+            std::io::copy(&mut plain, &mut stdin).map_err(|e| e.to_string())?;
             stdin.flush().map_err(|e| e.to_string())
         })();
         if let Err(e) = result {

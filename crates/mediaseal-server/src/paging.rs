@@ -3,7 +3,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mediaseal_store::model::Cursor;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -94,16 +95,120 @@ fn carried(params: &Params, keep: &[&str]) -> String {
     if s.is_empty() { s } else { format!("&{s}") }
 }
 
-/// The api/2010-04-01 envelope: one list key beside flat paging fields with relative URIs.
-pub fn envelope_2010<T>(
-    key: &str,
+/// Writes the `"name" => value` entries (given in alphabetical order) into `$map`, with `$items`
+/// under `$key` (never one of the names) in its alphabetical place among them: the order clients
+/// have always seen the envelope keys in.
+macro_rules! entries_around_list {
+    ($map:ident, $key:expr, $items:expr; $($name:literal => $value:expr),+ $(,)?) => {{
+        let key: &str = $key;
+        let mut list = Some($items);
+        $(
+            if key < $name
+                && let Some(items) = list.take()
+            {
+                $map.serialize_entry(key, items)?;
+            }
+            $map.serialize_entry($name, $value)?;
+        )+
+        if let Some(items) = list {
+            $map.serialize_entry(key, items)?;
+        }
+    }};
+}
+
+/// An api/2010-04-01 list: one list key (`recordings`, `accounts`, …) beside flat paging fields
+/// with relative URIs.
+///
+/// It serializes as one JSON object whose keys are in alphabetical order, list key included.
+#[derive(Debug)]
+pub struct Envelope2010<T> {
+    /// The key the list is under.
+    pub key: &'static str,
+    /// The rendered items.
+    pub items: Vec<T>,
+    /// Index of the last item shown (of the first, when none are).
+    pub end: i64,
+    /// This list's first page.
+    pub first_page_uri: String,
+    /// The next page, when more exist.
+    pub next_page_uri: Option<String>,
+    /// Page number.
+    pub page: i64,
+    /// Items per page.
+    pub page_size: i64,
+    /// Always null: paging runs forwards only.
+    pub previous_page_uri: Option<String>,
+    /// Index of the first item shown.
+    pub start: i64,
+    /// This page.
+    pub uri: String,
+}
+
+impl<T: Serialize> Serialize for Envelope2010<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(9))?;
+        entries_around_list!(map, self.key, &self.items;
+            "end" => &self.end,
+            "first_page_uri" => &self.first_page_uri,
+            "next_page_uri" => &self.next_page_uri,
+            "page" => &self.page,
+            "page_size" => &self.page_size,
+            "previous_page_uri" => &self.previous_page_uri,
+            "start" => &self.start,
+            "uri" => &self.uri,
+        );
+        map.end()
+    }
+}
+
+/// A v1/v2 list: the list under `key` beside a `meta` object with absolute URLs.
+///
+/// It serializes as one JSON object whose two keys are in alphabetical order.
+#[derive(Debug)]
+pub struct EnvelopeV1<T> {
+    /// The rendered items (under `meta.key`).
+    pub items: Vec<T>,
+    /// Where the list is and how to go on.
+    pub meta: PageMeta,
+}
+
+/// The `meta` object of a v1/v2 list, fields in alphabetical order.
+#[derive(Debug, Serialize)]
+pub struct PageMeta {
+    /// This list's first page.
+    pub first_page_url: String,
+    /// The key the list is under.
+    pub key: &'static str,
+    /// The next page, when more exist.
+    pub next_page_url: Option<String>,
+    /// Page number.
+    pub page: i64,
+    /// Items per page.
+    pub page_size: i64,
+    /// Always null: paging runs forwards only.
+    pub previous_page_url: Option<String>,
+    /// This page.
+    pub url: String,
+}
+
+impl<T: Serialize> Serialize for EnvelopeV1<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        entries_around_list!(map, self.meta.key, &self.items; "meta" => &self.meta);
+        map.end()
+    }
+}
+
+/// The api/2010-04-01 envelope of `page`, each item rendered by `render`.
+pub fn envelope_2010<T, R>(
+    key: &'static str,
     path: &str,
     page: &Page<T>,
     req: &PageRequest,
     params: &Params,
     filters: &[&str],
-    render: impl Fn(&T) -> Value,
-) -> Value {
+    render: impl Fn(&T) -> R,
+) -> Envelope2010<R> {
     let extra = carried(params, filters);
     let size = req.size;
     let this_token = req
@@ -111,54 +216,46 @@ pub fn envelope_2010<T>(
         .as_ref()
         .map(|c| format!("&PageToken={}", encode_token(c)))
         .unwrap_or_default();
-    let uri = format!(
-        "{path}?PageSize={size}&Page={}{this_token}{extra}",
-        req.page
-    );
-    let first = format!("{path}?PageSize={size}&Page=0{extra}");
-    let next = page.next.as_ref().map(|c| {
-        Value::String(format!(
-            "{path}?PageSize={size}&Page={}&PageToken={}{extra}",
-            req.page + 1,
-            encode_token(c)
-        ))
-    });
     let start = req.page * size;
     let count = page.items.len() as i64;
-    let mut obj = Map::new();
-    obj.insert(
-        key.to_owned(),
-        Value::Array(page.items.iter().map(render).collect()),
-    );
-    obj.insert(
-        "end".into(),
-        json!(if count == 0 { start } else { start + count - 1 }),
-    );
-    obj.insert("first_page_uri".into(), json!(first));
-    obj.insert("next_page_uri".into(), next.unwrap_or(Value::Null));
-    obj.insert("page".into(), json!(req.page));
-    obj.insert("page_size".into(), json!(size));
-    obj.insert("previous_page_uri".into(), Value::Null);
-    obj.insert("start".into(), json!(start));
-    obj.insert("uri".into(), json!(uri));
-    Value::Object(obj)
+    Envelope2010 {
+        key,
+        items: page.items.iter().map(render).collect(),
+        end: if count == 0 { start } else { start + count - 1 },
+        first_page_uri: format!("{path}?PageSize={size}&Page=0{extra}"),
+        next_page_uri: page.next.as_ref().map(|c| {
+            format!(
+                "{path}?PageSize={size}&Page={}&PageToken={}{extra}",
+                req.page + 1,
+                encode_token(c)
+            )
+        }),
+        page: req.page,
+        page_size: size,
+        previous_page_uri: None,
+        start,
+        uri: format!(
+            "{path}?PageSize={size}&Page={}{this_token}{extra}",
+            req.page
+        ),
+    }
 }
 
-/// The v1/v2 envelope: the list under `key` and a `meta` object with absolute URLs.
+/// The v1/v2 envelope of `page`, each item rendered by `render`.
 #[expect(
     clippy::too_many_arguments,
     reason = "the 2010 envelope's arguments plus the base URL; a struct would only rename them"
 )]
-pub fn envelope_v1<T>(
-    key: &str,
+pub fn envelope_v1<T, R>(
+    key: &'static str,
     base_url: &str,
     path: &str,
     page: &Page<T>,
     req: &PageRequest,
     params: &Params,
     filters: &[&str],
-    render: impl Fn(&T) -> Value,
-) -> Value {
+    render: impl Fn(&T) -> R,
+) -> EnvelopeV1<R> {
     let extra = carried(params, filters);
     let size = req.size;
     let this_token = req
@@ -166,36 +263,27 @@ pub fn envelope_v1<T>(
         .as_ref()
         .map(|c| format!("&PageToken={}", encode_token(c)))
         .unwrap_or_default();
-    let url = format!(
-        "{base_url}{path}?PageSize={size}&Page={}{this_token}{extra}",
-        req.page
-    );
-    let first = format!("{base_url}{path}?PageSize={size}&Page=0{extra}");
-    let next = page.next.as_ref().map(|c| {
-        Value::String(format!(
-            "{base_url}{path}?PageSize={size}&Page={}&PageToken={}{extra}",
-            req.page + 1,
-            encode_token(c)
-        ))
-    });
-    let mut obj = Map::new();
-    obj.insert(
-        key.to_owned(),
-        Value::Array(page.items.iter().map(render).collect()),
-    );
-    obj.insert(
-        "meta".into(),
-        json!({
-            "page": req.page,
-            "page_size": size,
-            "first_page_url": first,
-            "previous_page_url": null,
-            "url": url,
-            "next_page_url": next.unwrap_or(Value::Null),
-            "key": key,
-        }),
-    );
-    Value::Object(obj)
+    EnvelopeV1 {
+        items: page.items.iter().map(render).collect(),
+        meta: PageMeta {
+            first_page_url: format!("{base_url}{path}?PageSize={size}&Page=0{extra}"),
+            key,
+            next_page_url: page.next.as_ref().map(|c| {
+                format!(
+                    "{base_url}{path}?PageSize={size}&Page={}&PageToken={}{extra}",
+                    req.page + 1,
+                    encode_token(c)
+                )
+            }),
+            page: req.page,
+            page_size: size,
+            previous_page_url: None,
+            url: format!(
+                "{base_url}{path}?PageSize={size}&Page={}{this_token}{extra}",
+                req.page
+            ),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +299,47 @@ mod tests {
         assert_eq!(decode_token(&encode_token(&c)), Some(c));
         assert!(decode_token("PTzzz").is_none());
         assert!(decode_token("nope").is_none());
+    }
+
+    /// The list key sits among the paging fields in alphabetical order, as when the envelopes
+    /// were built as `serde_json` maps: clients have always seen them that way.
+    #[test]
+    fn envelope_keys_are_in_alphabetical_order() {
+        let req = PageRequest {
+            size: 2,
+            page: 0,
+            cursor: None,
+        };
+        let page = Page::cut(vec![1_i64], &req, |_| unreachable!());
+        let params = Params::from_query(None);
+
+        let e = envelope_2010("recordings", "/p.json", &page, &req, &params, &[], |i| *i);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"end":0,"first_page_uri":"/p.json?PageSize=2&Page=0","next_page_uri":null,"page":0,"page_size":2,"previous_page_uri":null,"recordings":[1],"start":0,"uri":"/p.json?PageSize=2&Page=0"}"#
+        );
+        let e = envelope_2010("accounts", "/p.json", &page, &req, &params, &[], |i| *i);
+        assert!(
+            serde_json::to_string(&e)
+                .unwrap()
+                .starts_with(r#"{"accounts":[1],"end":0,"#)
+        );
+
+        let meta = r#"{"first_page_url":"http://h/v1/X?PageSize=2&Page=0","key":"KEY","next_page_url":null,"page":0,"page_size":2,"previous_page_url":null,"url":"http://h/v1/X?PageSize=2&Page=0"}"#;
+        let v1 = |key| {
+            let e = envelope_v1(key, "http://h", "/v1/X", &page, &req, &params, &[], |i| *i);
+            serde_json::to_string(&e).unwrap()
+        };
+        assert_eq!(
+            v1("compositions"),
+            format!(
+                r#"{{"compositions":[1],"meta":{}}}"#,
+                meta.replace("KEY", "compositions")
+            )
+        );
+        assert_eq!(
+            v1("rooms"),
+            format!(r#"{{"meta":{},"rooms":[1]}}"#, meta.replace("KEY", "rooms"))
+        );
     }
 }

@@ -13,6 +13,8 @@ use mediaseal_store::{
     FsObjectStore, MetadataStore, ObjectStore, S3Config, S3ObjectStore, SqlStore, StoreError,
 };
 
+use mediaseal_service::runner::Runner;
+
 use crate::state::{AppState, Config};
 
 /// Where things live and how to listen.
@@ -244,34 +246,60 @@ async fn build_state_with(
     let mut config = Config::new(signing);
     config.public_url = opts.public_url.clone();
     config.tls = opts.tls_cert.is_some();
-    config.callback_retry_base = opts.callback_retry_base;
-    config.orphan_age = opts.orphan_age;
+    config.service.callback_retry_base = opts.callback_retry_base;
+    config.service.orphan_age = opts.orphan_age;
     config.media_from_store = opts.media_from_store.unwrap_or(s3.is_some());
     Ok((AppState::new(meta, objects, at_rest, config), s3))
 }
 
-/// Aborts multipart uploads a crashed node left open, every `every`. Any node may do it: an
-/// upload older than `orphan_age` belongs to no live request (a request that slow would have its
-/// reservation swept anyway).
-async fn sweep_uploads(store: S3ObjectStore, every: Duration, orphan_age: Duration) {
-    loop {
-        match store.abort_stale_uploads(orphan_age).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(uploads = n, "aborted multipart uploads left by a crash"),
-            Err(e) => tracing::warn!(error = %e, "sweeper: listing multipart uploads failed"),
+/// Starts this node's background jobs in `runner`: the composition worker, the outbox, the
+/// sweepers (every `sweep_every`), and, on S3, the sweep of multipart uploads a crashed node left
+/// open.
+pub fn start_jobs(
+    runner: &mut Runner,
+    state: &AppState,
+    s3: Option<S3ObjectStore>,
+    sweep_every: Duration,
+) {
+    state.start_composer(runner);
+    let services = state.services.clone();
+    runner.spawn("outbox", move |cancel| {
+        mediaseal_service::outbox::run(services, cancel)
+    });
+    let services = state.services.clone();
+    runner.every("sweeper", sweep_every, move || {
+        let services = services.clone();
+        async move {
+            mediaseal_service::sweep::sweep_once(&services).await;
+            mediaseal_service::sweep::sweep_track_reservations(&services).await;
         }
-        tokio::time::sleep(every).await;
+    });
+    if let Some(store) = s3 {
+        // Any node may do it: an upload older than `orphan_age` belongs to no live request (a
+        // request that slow would have its reservation swept anyway).
+        let orphan_age = state.services.config.orphan_age;
+        runner.every("s3-uploads", sweep_every, move || {
+            let store = store.clone();
+            async move {
+                match store.abort_stale_uploads(orphan_age).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(uploads = n, "aborted multipart uploads left by a crash")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeper: listing multipart uploads failed")
+                    }
+                }
+            }
+        });
     }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let (state, s3) = build_state_with(&opts).await?;
-    tokio::spawn(crate::callbacks::run_worker(state.clone()));
-    tokio::spawn(crate::sweeper::run(state.clone(), opts.sweep_every));
-    if let Some(store) = s3 {
-        tokio::spawn(sweep_uploads(store, opts.sweep_every, opts.orphan_age));
-    }
+    let mut runner = Runner::new();
+    start_jobs(&mut runner, &state, s3, opts.sweep_every);
     let router = crate::app(state.clone());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -290,11 +318,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         tls = opts.tls_cert.is_some(),
         metadata = state.meta.backend(),
         objects = state.objects.backend(),
-        node = %state.config.node_id,
+        node = %state.services.config.node_id,
         "mediaseal listening"
     );
     let service = router.into_make_service();
-    match (&opts.tls_cert, &opts.tls_key) {
+    let served = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
@@ -313,7 +341,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         _ => Err(ServeError::Config(
             "--tls-cert and --tls-key go together".to_owned(),
         )),
-    }
+    };
+    runner.shutdown(Duration::from_secs(10)).await;
+    served
 }
 
 async fn wait_for_signal() {

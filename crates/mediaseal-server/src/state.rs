@@ -1,10 +1,15 @@
-//! Shared state of the service: stores, keys, configuration.
+//! Shared state of the HTTP layer: the service layer it calls, the at-rest reader it serves
+//! decrypted media with, the composer it admits compositions through, and its own settings.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use mediaseal_compose::Composer;
 use mediaseal_crypto::PrivateKey;
+use mediaseal_readback::AtRestReader;
+use mediaseal_service::clock::SystemClock;
+use mediaseal_service::runner::Runner;
+use mediaseal_service::{ServiceConfig, Services, SinkFactory};
 use mediaseal_store::{MetadataStore, ObjectStore};
 
 /// Settings that do not change while the service runs.
@@ -13,24 +18,10 @@ pub struct Config {
     /// Base URL clients reach this service at, e.g. `https://media.example.com`; when `None`,
     /// taken from each request's `Host` header.
     pub public_url: Option<String>,
-    /// First retry delay of a failed callback; doubles each time.
-    pub callback_retry_base: Duration,
-    /// Longest delay between retries.
-    pub callback_retry_cap: Duration,
-    /// Tries before a callback is given up.
-    pub callback_max_attempts: i64,
-    /// How often the outbox is polled.
-    pub callback_poll: Duration,
-    /// Timeout of one delivery.
-    pub callback_timeout: Duration,
-    /// Unpublished uploads older than this are treated as crashed and swept.
-    pub orphan_age: Duration,
     /// The `ffmpeg` to run for MP3 transcoding and compositions, if present.
     pub ffmpeg: Option<PathBuf>,
     /// Secret for signing `/Media` URLs (32 bytes).
     pub url_signing_key: Arc<[u8; 32]>,
-    /// Name of this node, for leases.
-    pub node_id: String,
     /// Whether this server speaks HTTPS (for URLs derived from `Host`).
     pub tls: bool,
     /// Where compositions make their private FIFO directories (nothing is ever written into
@@ -41,25 +32,21 @@ pub struct Config {
     /// answer is then the store's (Garage says 400 where this service says 403). `serve` turns
     /// it on by default when the objects are on S3.
     pub media_from_store: bool,
+    /// The service layer's settings (callbacks, sweeping, the node's name).
+    pub service: ServiceConfig,
 }
 
 impl Config {
-    /// Defaults for a server whose data lives under `data_dir`.
+    /// Defaults, with the URL-signing secret.
     pub fn new(url_signing_key: [u8; 32]) -> Self {
         Self {
             public_url: None,
-            callback_retry_base: Duration::from_secs(2),
-            callback_retry_cap: Duration::from_secs(600),
-            callback_max_attempts: 12,
-            callback_poll: Duration::from_millis(250),
-            callback_timeout: Duration::from_secs(15),
-            orphan_age: Duration::from_secs(3600),
             ffmpeg: find_in_path("ffmpeg"),
             url_signing_key: Arc::new(url_signing_key),
-            node_id: crate::sid::new_sid("ND"),
             tls: false,
             scratch_dir: std::env::temp_dir(),
             media_from_store: false,
+            service: ServiceConfig::default(),
         }
     }
 }
@@ -80,30 +67,32 @@ fn is_executable(p: &Path) -> bool {
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// Metadata.
+    /// The service layer.
+    pub services: Services,
+    /// Metadata (the service layer's store).
     pub meta: Arc<dyn MetadataStore>,
-    /// Sealed objects.
+    /// Sealed objects (the service layer's store).
     pub objects: Arc<dyn ObjectStore>,
-    /// The service's own key, for objects not sealed to a customer key.
-    pub at_rest: Arc<PrivateKey>,
+    /// Opens at-rest objects: this process serves them decrypted.
+    pub reader: AtRestReader,
+    /// Admits and makes compositions.
+    pub composer: Composer,
     /// Settings.
     pub config: Arc<Config>,
-    /// Client for webhooks.
-    pub http: reqwest::Client,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("meta", &self.meta.backend())
-            .field("objects", &self.objects.backend())
-            .field("at_rest", &self.at_rest.fingerprint())
+            .field("services", &self.services)
+            .field("reader", &self.reader)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// Assembles the state.
+    /// Assembles the state. Starts nothing: the process starts the background jobs
+    /// ([`crate::serve::start_jobs`]).
     pub fn new(
         meta: Arc<dyn MetadataStore>,
         objects: Arc<dyn ObjectStore>,
@@ -114,18 +103,34 @@ impl AppState {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         // Counters only count once a recorder is installed; do it before any request.
         crate::metrics_handle();
-        let http = reqwest::Client::builder()
-            .timeout(config.callback_timeout)
-            .user_agent(concat!("mediaseal-callbacks/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let sinks = SinkFactory::new(objects.clone(), at_rest.public_key().clone());
+        let services = Services::new(
+            meta.clone(),
+            sinks,
+            Arc::new(SystemClock),
+            config.service.clone(),
+        );
+        let reader = AtRestReader::new(objects.clone(), Arc::new(at_rest));
+        let composer = Composer::new(
+            services.clone(),
+            reader.clone(),
+            config.ffmpeg.clone(),
+            config.scratch_dir.clone(),
+        );
         Self {
+            services,
             meta,
             objects,
-            at_rest: Arc::new(at_rest),
+            reader,
+            composer,
             config: Arc::new(config),
-            http,
         }
+    }
+
+    /// Starts the composition worker of this node in `runner`. `serve` adds the outbox and the
+    /// sweepers ([`crate::serve::start_jobs`]); tests that drive [`crate::app`] start only this.
+    pub fn start_composer(&self, runner: &mut Runner) {
+        let composer = self.composer.clone();
+        runner.spawn("compositions", move |cancel| composer.run(cancel));
     }
 }

@@ -15,27 +15,12 @@ use shared::support::{TestApp, test_key};
 use shared::*;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    mediaseal_test_support::workspace_root()
 }
 
 /// The test venv's Python, with twilio-python; fails (never skips) when missing.
 fn python() -> PathBuf {
-    let path = std::env::var_os("MEDIASEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    let ok = Command::new(&path)
-        .args(["-c", "import twilio, requests"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "Python with the 'twilio' package not found at {} (MEDIASEAL_PYTHON); {SETUP_HINT}",
-        path.display()
-    );
-    path
+    mediaseal_test_support::python(&["twilio", "requests"])
 }
 
 /// Runs a bash script in `dir`; fails the test on a non-zero exit.

@@ -321,14 +321,11 @@ pub fn needles(data: &[u8]) -> Vec<Vec<u8>> {
 
 /// Name prefix of the directories tests keep their own plaintext inputs in; the scans skip
 /// them, since tests running side by side make identical media from the same ffmpeg sources.
-pub const TEST_MEDIA_PREFIX: &str = "mediaseal-test-media-";
+pub const TEST_MEDIA_PREFIX: &str = mediaseal_test_support::scan::TEST_MEDIA_PREFIX;
 
 /// A fresh directory for a test's plaintext inputs and decrypted outputs.
 pub fn media_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(TEST_MEDIA_PREFIX)
-        .tempdir()
-        .unwrap()
+    mediaseal_test_support::scan::media_dir()
 }
 
 /// Files under `dir` (skipping `skip` and every test's media directory) modified after `since`
@@ -339,37 +336,5 @@ pub fn files_containing(
     since: SystemTime,
     skip: &[&Path],
 ) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if skip.iter().any(|s| p.starts_with(s))
-                || e.file_name()
-                    .to_string_lossy()
-                    .starts_with(TEST_MEDIA_PREFIX)
-            {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if meta.is_dir() && depth < 6 {
-                stack.push((p, depth + 1));
-            } else if meta.is_file()
-                && meta.len() < 256 << 20
-                && meta.modified().is_ok_and(|m| m >= since)
-                && let Ok(bytes) = std::fs::read(&p)
-                && needles
-                    .iter()
-                    .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
-            {
-                hits.push(p);
-            }
-        }
-    }
-    hits
+    mediaseal_test_support::scan::files_containing(dir, needles, since, skip)
 }

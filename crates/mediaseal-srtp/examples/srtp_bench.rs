@@ -6,6 +6,8 @@
 //! Usage: `srtp-bench [N]` (default 2 000 000). Prints one line per suite:
 //! `<suite> protect <pkt/s> unprotect <pkt/s>`. Run it pinned to one core (`taskset -c 0`).
 
+#![allow(clippy::disallowed_methods)] // tests and benches read the clock for an epoch
+
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -27,20 +27,11 @@ const PROFILES: [SrtpProfile; 4] = [
 ];
 
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    mediaseal_test_support::workspace_root()
 }
 
 fn python() -> PathBuf {
-    let p = std::env::var_os("MEDIASEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "libsrtp interop needs Python with pylibsrtp at {} (set MEDIASEAL_PYTHON, or run \
-         scripts/setup.sh to create .venv from interop/requirements.txt)",
-        p.display()
-    );
-    p
+    mediaseal_test_support::python(&["pylibsrtp"])
 }
 
 /// Runs one request through the libsrtp peer; returns each op's result.

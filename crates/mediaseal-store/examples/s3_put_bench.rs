@@ -1,9 +1,11 @@
 //! The ceiling for `scripts/bench-scale.sh`: plain S3 `PutObject`s of one size, with a fixed
 //! number in flight, straight from the AWS SDK to the store (no mediaseal in between).
 //!
-//! `s3_put_bench ENDPOINT BUCKET SIZE_BYTES CONCURRENCY SECONDS` with credentials in
-//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`; prints one JSON line with requests/s and
-//! latency percentiles. Bounded: stops after SECONDS or 100 000 requests.
+//! `s3_put_bench ENDPOINT BUCKET SIZE_BYTES CONCURRENCY SECONDS [signed|unsigned]` with
+//! credentials in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`; prints one JSON line with
+//! requests/s and latency percentiles. Bounded: stops after SECONDS or 100 000 requests.
+//! `signed` (the default) is the SDK's default request, the body's SHA-256 in the signature;
+//! `unsigned` sends `UNSIGNED-PAYLOAD`, as mediaseal does on loopback and HTTPS.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +20,17 @@ const MAX_REQUESTS: u64 = 100_000;
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, endpoint, bucket, size, concurrency, seconds] = args.as_slice() else {
-        eprintln!("usage: s3_put_bench ENDPOINT BUCKET SIZE_BYTES CONCURRENCY SECONDS");
-        std::process::exit(2);
+    let (endpoint, bucket, size, concurrency, seconds, unsigned) = match args.as_slice() {
+        [_, e, b, s, c, secs] => (e, b, s, c, secs, false),
+        [_, e, b, s, c, secs, mode] if mode == "signed" || mode == "unsigned" => {
+            (e, b, s, c, secs, mode == "unsigned")
+        }
+        _ => {
+            eprintln!(
+                "usage: s3_put_bench ENDPOINT BUCKET SIZE_BYTES CONCURRENCY SECONDS [signed|unsigned]"
+            );
+            std::process::exit(2);
+        }
     };
     let (size, concurrency, seconds): (usize, usize, u64) = (
         size.parse().unwrap(),
@@ -69,13 +79,16 @@ async fn main() {
             {
                 let key = format!("bench/w{worker}/{}", latencies.len() + errors as usize);
                 let t = Instant::now();
-                let r = client
+                let request = client
                     .put_object()
                     .bucket(&bucket)
                     .key(key)
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-                    .await;
+                    .body(ByteStream::from(body.clone()));
+                let r = if unsigned {
+                    request.customize().disable_payload_signing().send().await
+                } else {
+                    request.send().await
+                };
                 match r {
                     Ok(_) => latencies.push(t.elapsed()),
                     Err(_) => errors += 1,

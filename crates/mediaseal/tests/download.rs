@@ -30,11 +30,7 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mediaseal_test_support::free_port()
 }
 
 fn start_server(root: &Path) -> Server {
@@ -185,21 +181,8 @@ fn make_track(dir: &Path, name: &str, seconds: u32, freq: u32) -> PathBuf {
 
 /// A PCM WAV of `seconds` with distinctive sample values.
 fn wav(seconds: u32) -> Vec<u8> {
-    let rate = 8000u32;
-    let data_len = rate * 2 * seconds;
-    let mut v = Vec::new();
-    v.extend_from_slice(b"RIFF");
-    v.extend_from_slice(&(36 + data_len).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&rate.to_le_bytes());
-    v.extend_from_slice(&(rate * 2).to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&16u16.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&data_len.to_le_bytes());
+    let data_len = 8000 * 2 * seconds;
+    let mut v = mediaseal_test_support::wav::header(8000, 1, 16, data_len);
     v.extend(data(data_len as usize, 77));
     v
 }

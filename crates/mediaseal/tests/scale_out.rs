@@ -140,11 +140,7 @@ impl Services {
 // ---- nodes -------------------------------------------------------------------------------------
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mediaseal_test_support::free_port()
 }
 
 /// A `mediaseal serve` process, killed on drop.

@@ -249,6 +249,30 @@ impl Header {
         ))
     }
 
+    /// How long the header at the start of `prefix` is, once `prefix` holds its fixed part
+    /// ([`FIXED_LEN`] bytes): `Ok(None)` means "gather more bytes", `Ok(Some(len))` means the
+    /// whole header is the first `len` bytes. Fails as soon as the bytes seen cannot start a
+    /// native header (wrong magic, unknown version or suite, bad sizes).
+    pub fn declared_len(prefix: &[u8]) -> Result<Option<usize>, HeaderError> {
+        let magic_seen = prefix.len().min(MAGIC.len());
+        if prefix.get(..magic_seen) != MAGIC.get(..magic_seen) {
+            return Err(HeaderError::NotNative);
+        }
+        let Some(fixed) = prefix.get(..FIXED_LEN) else {
+            return Ok(None);
+        };
+        // The fixed part alone never holds a whole header (at least one recipient follows), so
+        // parsing it either reports what is wrong with it or stops for want of the rest.
+        match Self::parse(fixed) {
+            Err(HeaderError::Truncated) => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        Ok(Some(
+            u32::from_be_bytes([fixed[19], fixed[20], fixed[21], fixed[22]]) as usize,
+        ))
+    }
+
     /// Reads exactly one header from `reader`, returning it with its raw bytes.
     pub fn read_from(reader: &mut impl Read) -> Result<(Self, Vec<u8>), HeaderError> {
         let mut raw = vec![0u8; FIXED_LEN];

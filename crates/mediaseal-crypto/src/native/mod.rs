@@ -8,10 +8,11 @@
 //! edits all fail authentication.
 
 mod header;
+mod opener;
 mod reader;
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 
 use mediaseal_lc::gcm::GcmSegmentCipher;
 use zeroize::Zeroize;
@@ -21,12 +22,14 @@ pub use self::header::{
     MAX_RECIPIENTS, NONCE_PREFIX_LEN, RECIPIENT_RSA_OAEP_SHA256, Recipient, SEGMENT_LOG2_RANGE,
     SUITE_AES256GCM_SEGMENTS, VERSION,
 };
+pub use self::opener::{NativeOpener, UnlockedHeader};
 pub use self::reader::{NativeReader, decrypt_range};
 use crate::cek::{ContentKey, fill_random};
 use crate::error::{DecryptError, EncryptError};
 use crate::gcm::{IV_LEN, TAG_LEN};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::pump::{PumpConfig, PumpError, check_not_grown, pump, pump_spans, read_exact_at, spans};
+use crate::pump::{PumpConfig, PumpError, advise_sequential, changed_size, pump, remaining_len};
+use crate::sealer::Sealer;
 
 /// Plaintext bytes per chunk handed to the workers by the streaming functions. Three chunks of
 /// input and three of output are in flight, so this bounds memory (about 6 × 4 MiB) for every
@@ -65,6 +68,7 @@ impl Default for StreamOptions {
 }
 
 /// The secrets and parameters shared by every segment of one file.
+#[derive(Clone)]
 pub(crate) struct SegmentKeys {
     cek: ContentKey,
     aad: [u8; 32],
@@ -269,6 +273,11 @@ impl NativeSealer {
         &self.header
     }
 
+    /// The file's segment keys, for sealing its segments in parallel instead.
+    pub(crate) fn keys(&self) -> &SegmentKeys {
+        &self.keys
+    }
+
     /// Seals what `input` completes, appending whole segments to `out`. A full segment is held
     /// back until more input shows it is not the last.
     pub fn update(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), EncryptError> {
@@ -355,71 +364,66 @@ fn split_counts(segments: usize, parts: usize) -> Vec<usize> {
 }
 
 /// A run of consecutive segments one worker handles: its input and output bytes, the index of
-/// its first segment, whether it ends the file, and where its input starts in the source.
-struct Group<'a, I> {
-    input: I,
+/// its first segment, and whether it ends the file.
+struct Group<'a> {
+    input: &'a [u8],
     output: &'a mut [u8],
     first: u64,
     last: bool,
-    offset: u64,
 }
 
 /// Cuts one chunk of plaintext (`input`) and its output buffer into per-worker groups.
 /// `out` must hold `input.len() + segments * TAG_LEN` bytes.
-fn seal_groups<'a, I: SplitAt>(
-    input: I,
+fn seal_groups<'a>(
+    input: &'a [u8],
     out: &'a mut [u8],
     seg: usize,
     parts: usize,
     first_index: u64,
-    offset: u64,
     last: bool,
-) -> (Vec<Group<'a, I>>, u64) {
+) -> (Vec<Group<'a>>, u64) {
     let segments = input.len().div_ceil(seg).max(1);
     let counts = split_counts(segments, parts);
     let n_groups = counts.len();
     let mut groups = Vec::with_capacity(n_groups);
     let (mut rest_in, mut rest_out) = (input, out);
-    let (mut index, mut offset) = (first_index, offset);
+    let mut index = first_index;
     for (g, count) in counts.into_iter().enumerate() {
         let in_len = (count * seg).min(rest_in.len());
-        let (gi, ri) = rest_in.split_at_len(in_len);
+        let (gi, ri) = rest_in.split_at(in_len);
         let (go, ro) = rest_out.split_at_mut(in_len + count * TAG_LEN);
         groups.push(Group {
             input: gi,
             output: go,
             first: index,
             last: last && g + 1 == n_groups,
-            offset,
         });
         rest_in = ri;
         rest_out = ro;
         index += count as u64;
-        offset += in_len as u64;
     }
     (groups, index)
 }
 
 /// Cuts one chunk of sealed segments and its output buffer into per-worker groups. `out` must
 /// hold `input.len() - segments * TAG_LEN` bytes; every segment must carry at least a tag.
-fn open_groups<'a, I: SplitAt>(
-    input: I,
+fn open_groups<'a>(
+    input: &'a [u8],
     out: &'a mut [u8],
     stride: usize,
     parts: usize,
     first_index: u64,
-    offset: u64,
     last: bool,
-) -> Result<(Vec<Group<'a, I>>, u64), DecryptError> {
+) -> Result<(Vec<Group<'a>>, u64), DecryptError> {
     let segments = input.len().div_ceil(stride);
     let counts = split_counts(segments, parts);
     let n_groups = counts.len();
     let mut groups = Vec::with_capacity(n_groups);
     let (mut rest_in, mut rest_out) = (input, out);
-    let (mut index, mut offset) = (first_index, offset);
+    let mut index = first_index;
     for (g, count) in counts.into_iter().enumerate() {
         let in_len = (count * stride).min(rest_in.len());
-        let (gi, ri) = rest_in.split_at_len(in_len);
+        let (gi, ri) = rest_in.split_at(in_len);
         let out_len = in_len
             .checked_sub(count * TAG_LEN)
             .ok_or(DecryptError::AuthenticationFailed)?;
@@ -431,38 +435,12 @@ fn open_groups<'a, I: SplitAt>(
             output: go,
             first: index,
             last: last && g + 1 == n_groups,
-            offset,
         });
         rest_in = ri;
         rest_out = ro;
         index += count as u64;
-        offset += in_len as u64;
     }
     Ok((groups, index))
-}
-
-/// Input slices that can be cut in two: `&[u8]` for streams, `&mut [u8]` for positioned reads.
-trait SplitAt: Sized {
-    fn len(&self) -> usize;
-    fn split_at_len(self, at: usize) -> (Self, Self);
-}
-
-impl SplitAt for &[u8] {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-    fn split_at_len(self, at: usize) -> (Self, Self) {
-        self.split_at(at)
-    }
-}
-
-impl SplitAt for &mut [u8] {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
-    }
-    fn split_at_len(self, at: usize) -> (Self, Self) {
-        self.split_at_mut(at)
-    }
 }
 
 /// Seals the segments of one group (plaintext `input` into `output`).
@@ -561,19 +539,50 @@ fn decrypt_pump_error(e: PumpError<DecryptError>) -> DecryptError {
 
 /// Seals `reader` into `writer` as a native file, on `options.threads` threads.
 /// Returns the number of plaintext bytes sealed.
+///
+/// The same as driving a [`Sealer`] for [`crate::Format::Native`] with
+/// [`Sealer::seal_reader`], which is what this does.
 pub fn seal_stream<R: Read + Send, W: Write + Send>(
     reader: R,
-    mut writer: W,
+    writer: W,
     recipients: &[RecipientKey<'_>],
     options: StreamOptions,
 ) -> Result<(u64, W), EncryptError> {
-    let (keys, header) = new_file(recipients, options.segment_log2)?;
-    writer.write_all(&header)?;
+    let sealer =
+        Sealer::with_segment_log2(crate::Format::Native, recipients, options.segment_log2)?;
+    let (receipt, writer) = sealer.seal_reader(reader, writer, options.threads)?;
+    Ok((receipt.plaintext_len, writer))
+}
+
+/// Seals the rest of a regular file (from its current offset) into `writer`, like
+/// [`seal_stream`], reading it sequentially with large reads so that a file that is not in the
+/// page cache streams off the disk at full speed. Fails if the file changes size meanwhile.
+pub fn seal_file<W: Write + Send>(
+    file: &File,
+    writer: W,
+    recipients: &[RecipientKey<'_>],
+    options: StreamOptions,
+) -> Result<(u64, W), EncryptError> {
+    let sealer =
+        Sealer::with_segment_log2(crate::Format::Native, recipients, options.segment_log2)?;
+    let (receipt, writer) = sealer.seal_file(file, writer, options.threads)?;
+    Ok((receipt.plaintext_len, writer))
+}
+
+/// Seals the segments of a file whose header is already written, reading `reader` to its end
+/// on `threads` threads. Returns the plaintext and sealed byte counts.
+pub(crate) fn seal_parallel<R: Read + Send, W: Write + Send>(
+    keys: &SegmentKeys,
+    reader: R,
+    writer: W,
+    threads: usize,
+) -> Result<(u64, u64, W), EncryptError> {
     let seg = keys.segment_size;
-    let parts = options.threads.clamp(1, MAX_THREADS);
+    let parts = threads.clamp(1, MAX_THREADS);
     let pool = make_pool(parts);
     let mut next_index = 0u64;
     let mut consumed = 0u64;
+    let mut sealed = 0u64;
     let config = PumpConfig {
         chunk: seg * segments_per_chunk(seg, parts),
         overlap_io: parts > 1,
@@ -581,60 +590,15 @@ pub fn seal_stream<R: Read + Send, W: Write + Send>(
     let writer = pump(reader, writer, config, |input, out, last| {
         consumed += input.len() as u64;
         out.resize(input.len() + input.len().div_ceil(seg).max(1) * TAG_LEN, 0);
-        let (groups, next) = seal_groups(input, out, seg, parts, next_index, 0, last);
+        sealed += out.len() as u64;
+        let (groups, next) = seal_groups(input, out, seg, parts, next_index, last);
         next_index = next;
         run_groups(pool.as_ref(), groups, |g| {
-            seal_group(&keys, g.input, g.output, g.first, g.last)
+            seal_group(keys, g.input, g.output, g.first, g.last)
         })
     })
     .map_err(encrypt_pump_error)?;
-    Ok((consumed, writer))
-}
-
-/// Seals the rest of a regular file (from its current offset) into `writer`, like
-/// [`seal_stream`], but with each worker reading its own part of the file with `pread`, so the
-/// reading is spread over the threads as well. Fails if the file changes size meanwhile.
-pub fn seal_file<W: Write + Send>(
-    file: &File,
-    mut writer: W,
-    recipients: &[RecipientKey<'_>],
-    options: StreamOptions,
-) -> Result<(u64, W), EncryptError> {
-    let start = (&mut &*file).stream_position()?;
-    let len = file.metadata()?.len().saturating_sub(start);
-    let (keys, header) = new_file(recipients, options.segment_log2)?;
-    writer.write_all(&header)?;
-    let seg = keys.segment_size;
-    let parts = options.threads.clamp(1, MAX_THREADS);
-    let pool = make_pool(parts);
-    let mut next_index = 0u64;
-    let chunk = seg * segments_per_chunk(seg, parts);
-    let writer = pump_spans(
-        spans(start, len, chunk),
-        writer,
-        parts > 1,
-        |span, input, out| {
-            input.resize(span.len, 0);
-            out.resize(span.len + span.len.div_ceil(seg).max(1) * TAG_LEN, 0);
-            let (groups, next) = seal_groups(
-                &mut input[..],
-                out,
-                seg,
-                parts,
-                next_index,
-                span.offset,
-                span.last,
-            );
-            next_index = next;
-            run_groups(pool.as_ref(), groups, |g| {
-                read_exact_at(file, g.input, g.offset)?;
-                seal_group(&keys, g.input, g.output, g.first, g.last)
-            })
-        },
-    )
-    .map_err(encrypt_pump_error)?;
-    check_not_grown(file, start + len)?;
-    Ok((len, writer))
+    Ok((consumed, sealed, writer))
 }
 
 /// Opens a native file from `reader` into `writer`, releasing each segment only once it is
@@ -671,7 +635,7 @@ pub(crate) fn open_body<R: Read + Send, W: Write + Send>(
     let writer = pump(reader, writer, config, |input, out, last| {
         let plain_len = sealed_chunk_plain_len(input.len(), stride)?;
         out.resize(plain_len, 0);
-        let (groups, next) = open_groups(input, out, stride, parts, next_index, 0, last)?;
+        let (groups, next) = open_groups(input, out, stride, parts, next_index, last)?;
         next_index = next;
         run_groups(pool.as_ref(), groups, |g| {
             open_group(keys, g.input, g.output, g.first, g.last)
@@ -684,53 +648,24 @@ pub(crate) fn open_body<R: Read + Send, W: Write + Send>(
 }
 
 /// Opens a native file that is a regular file (from its current offset) into `writer`, like
-/// [`open_stream`], but with each worker reading its own segments with `pread`.
+/// [`open_stream`], reading it sequentially with large reads (and telling the kernel so), so a
+/// file that is not in the page cache streams off the disk at full speed. Fails if the file
+/// changes size meanwhile.
 pub fn open_file<W: Write + Send>(
     file: &File,
     writer: W,
     key: &PrivateKey,
     threads: usize,
 ) -> Result<(u64, W), DecryptError> {
+    advise_sequential(file);
     let mut cursor = file;
     let (header, header_bytes) = Header::read_from(&mut cursor)?;
     let keys = unlock(&header, &header_bytes, key)?;
-    let body_start = cursor.stream_position()?;
-    let file_len = file.metadata()?.len();
-    let body_len = file_len.saturating_sub(body_start);
-    let stride = keys.segment_size + TAG_LEN;
-    let parts = threads.clamp(1, MAX_THREADS);
-    let pool = make_pool(parts);
-    let mut next_index = 0u64;
-    let mut produced = 0u64;
-    let chunk = stride * segments_per_chunk(keys.segment_size, parts);
-    let writer = pump_spans(
-        spans(body_start, body_len, chunk),
-        writer,
-        parts > 1,
-        |span, input, out| {
-            let plain_len = sealed_chunk_plain_len(span.len, stride)?;
-            input.resize(span.len, 0);
-            out.resize(plain_len, 0);
-            let (groups, next) = open_groups(
-                &mut input[..],
-                out,
-                stride,
-                parts,
-                next_index,
-                span.offset,
-                span.last,
-            )?;
-            next_index = next;
-            run_groups(pool.as_ref(), groups, |g| {
-                read_exact_at(file, g.input, g.offset)?;
-                open_group(&keys, g.input, g.output, g.first, g.last)
-            })?;
-            produced += plain_len as u64;
-            Ok(())
-        },
-    )
-    .map_err(decrypt_pump_error)?;
-    check_not_grown(file, file_len)?;
+    let body_len = remaining_len(file)?;
+    let (produced, writer) = open_body(file, writer, &keys, threads)?;
+    if plaintext_len(0, keys.segment_size as u64, body_len) != Some(produced) {
+        return Err(DecryptError::Io(changed_size()));
+    }
     Ok((produced, writer))
 }
 

@@ -7,13 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::MetadataStore;
 use mediaseal_store::model::{Account, ApiKey, Cursor};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{Authed, json_sid};
 use crate::auth::{accessible_account, hash_secret};
 use crate::clock::{now_us, rfc2822};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Page, PageRequest, envelope_2010};
+use crate::paging::{Envelope2010, Page, PageRequest, envelope_2010};
 use crate::params::Params;
 use crate::sid::{new_secret, new_sid};
 use crate::state::AppState;
@@ -43,37 +43,74 @@ pub async fn create_account(
     Ok(account)
 }
 
-pub(crate) fn account_json(a: &Account) -> Value {
-    let base = format!("/2010-04-01/Accounts/{}", a.sid);
-    json!({
-        "auth_token": a.auth_token,
-        "date_created": rfc2822(a.date_created),
-        "date_updated": rfc2822(a.date_updated),
-        "friendly_name": a.friendly_name,
-        "owner_account_sid": a.parent_sid.as_deref().unwrap_or(&a.sid),
-        "sid": a.sid,
-        "status": a.status,
-        "subresource_uris": {
-            "recordings": format!("{base}/Recordings.json"),
-            "notifications": format!("{base}/Notifications.json"),
-            "keys": format!("{base}/Keys.json"),
-        },
-        "type": "Full",
-        "uri": format!("{base}.json"),
-    })
+/// An account as the API shows it (fields in alphabetical order, as clients have always seen
+/// them).
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountResource {
+    auth_token: String,
+    date_created: String,
+    date_updated: String,
+    friendly_name: String,
+    owner_account_sid: String,
+    sid: String,
+    status: String,
+    subresource_uris: AccountSubresources,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    uri: String,
 }
 
-fn key_json(k: &ApiKey, secret: Option<&str>) -> Value {
-    let mut v = json!({
-        "sid": k.sid,
-        "friendly_name": k.friendly_name,
-        "date_created": rfc2822(k.date_created),
-        "date_updated": rfc2822(k.date_updated),
-    });
-    if let Some(s) = secret {
-        v["secret"] = json!(s);
+/// `subresource_uris` of an account.
+#[derive(Debug, Serialize)]
+struct AccountSubresources {
+    keys: String,
+    notifications: String,
+    recordings: String,
+}
+
+impl AccountResource {
+    fn from_record(a: &Account) -> Self {
+        let base = format!("/2010-04-01/Accounts/{}", a.sid);
+        Self {
+            auth_token: a.auth_token.clone(),
+            date_created: rfc2822(a.date_created),
+            date_updated: rfc2822(a.date_updated),
+            friendly_name: a.friendly_name.clone(),
+            owner_account_sid: a.parent_sid.as_deref().unwrap_or(&a.sid).to_owned(),
+            sid: a.sid.clone(),
+            status: a.status.clone(),
+            subresource_uris: AccountSubresources {
+                keys: format!("{base}/Keys.json"),
+                notifications: format!("{base}/Notifications.json"),
+                recordings: format!("{base}/Recordings.json"),
+            },
+            kind: "Full",
+            uri: format!("{base}.json"),
+        }
     }
-    v
+}
+
+/// An API key as the API shows it; the secret only in the answer that created it.
+#[derive(Debug, Serialize)]
+pub(crate) struct KeyResource {
+    date_created: String,
+    date_updated: String,
+    friendly_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    sid: String,
+}
+
+impl KeyResource {
+    fn from_record(k: &ApiKey, secret: Option<String>) -> Self {
+        Self {
+            date_created: rfc2822(k.date_created),
+            date_updated: rfc2822(k.date_updated),
+            friendly_name: k.friendly_name.clone(),
+            secret,
+            sid: k.sid.clone(),
+        }
+    }
 }
 
 /// Account management needs the auth token itself, as on Twilio, where standard API keys cannot
@@ -102,13 +139,17 @@ pub(crate) async fn create_subaccount(
     let name = form.friendly_name("FriendlyName", 64)?;
     let account = create_account(st.meta.as_ref(), name, Some(auth.principal.sid())).await?;
     tracing::info!(account = %account.sid, parent = %auth.principal.sid(), "subaccount created");
-    Ok((StatusCode::CREATED, Json(account_json(&account))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(AccountResource::from_record(&account)),
+    )
+        .into_response())
 }
 
 pub(crate) async fn list_accounts(
     State(st): State<AppState>,
     auth: Authed,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Envelope2010<AccountResource>>> {
     let req = PageRequest::from_params(&auth.query, 1000)?;
     let rows = st
         .meta
@@ -125,7 +166,7 @@ pub(crate) async fn list_accounts(
         &req,
         &auth.query,
         &[],
-        account_json,
+        AccountResource::from_record,
     )))
 }
 
@@ -133,10 +174,10 @@ pub(crate) async fn fetch_account(
     State(st): State<AppState>,
     auth: Authed,
     Path(file): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AccountResource>> {
     let sid = json_sid(&file, "AC", &auth.path)?;
     let account = accessible_account(&st, &auth.principal, sid, &auth.path).await?;
-    Ok(Json(account_json(&account)))
+    Ok(Json(AccountResource::from_record(&account)))
 }
 
 pub(crate) async fn update_account(
@@ -144,7 +185,7 @@ pub(crate) async fn update_account(
     auth: Authed,
     Path(file): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AccountResource>> {
     require_auth_token(&auth)?;
     let sid = json_sid(&file, "AC", &auth.path)?;
     let account = accessible_account(&st, &auth.principal, sid, &auth.path).await?;
@@ -173,7 +214,7 @@ pub(crate) async fn update_account(
         .update_account(&account.sid, name, status, now_us())
         .await?
         .ok_or_else(|| ApiError::not_found(&auth.path))?;
-    Ok(Json(account_json(&updated)))
+    Ok(Json(AccountResource::from_record(&updated)))
 }
 
 pub(crate) async fn create_key(
@@ -202,14 +243,18 @@ pub(crate) async fn create_key(
     st.meta.insert_api_key(&key).await?;
     tracing::info!(key = %key.sid, account = %account.sid, "API key created");
     // The secret is shown here once and never again; only its hash is kept.
-    Ok((StatusCode::CREATED, Json(key_json(&key, Some(&secret)))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyResource::from_record(&key, Some(secret))),
+    )
+        .into_response())
 }
 
 pub(crate) async fn list_keys(
     State(st): State<AppState>,
     auth: Authed,
     Path(account_sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Envelope2010<KeyResource>>> {
     require_auth_token(&auth)?;
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let req = PageRequest::from_params(&auth.query, 1000)?;
@@ -229,7 +274,7 @@ pub(crate) async fn list_keys(
         &req,
         &auth.query,
         &[],
-        |k| key_json(k, None),
+        |k| KeyResource::from_record(k, None),
     )))
 }
 
@@ -252,9 +297,9 @@ pub(crate) async fn fetch_key(
     State(st): State<AppState>,
     auth: Authed,
     Path((account_sid, file)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyResource>> {
     let key = owned_key(&st, &auth, &account_sid, &file).await?;
-    Ok(Json(key_json(&key, None)))
+    Ok(Json(KeyResource::from_record(&key, None)))
 }
 
 pub(crate) async fn update_key(
@@ -262,7 +307,7 @@ pub(crate) async fn update_key(
     auth: Authed,
     Path((account_sid, file)): Path<(String, String)>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyResource>> {
     let key = owned_key(&st, &auth, &account_sid, &file).await?;
     let form = Params::from_form(&body);
     let name = form
@@ -274,7 +319,7 @@ pub(crate) async fn update_key(
         .update_api_key(&key.sid, &name, now_us())
         .await?
         .ok_or_else(|| ApiError::not_found(&auth.path))?;
-    Ok(Json(key_json(&updated, None)))
+    Ok(Json(KeyResource::from_record(&updated, None)))
 }
 
 pub(crate) async fn delete_key(

@@ -8,28 +8,42 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_crypto::{KeyError, PublicKey};
 use mediaseal_store::model::{Cursor, PublicKeyRecord};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::Authed;
 use crate::auth::accessible_account;
 use crate::clock::{iso8601, now_us};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Page, PageRequest, envelope_v1};
+use crate::paging::{EnvelopeV1, Page, PageRequest, envelope_v1};
 use crate::params::Params;
 use crate::sid::{hex, new_sid};
 use crate::state::AppState;
 
 const PATH: &str = "/v1/Credentials/PublicKeys";
 
-fn render(base: &str, k: &PublicKeyRecord) -> Value {
-    json!({
-        "account_sid": k.account_sid,
-        "date_created": iso8601(k.date_created),
-        "date_updated": iso8601(k.date_updated),
-        "friendly_name": k.friendly_name,
-        "sid": k.sid,
-        "url": format!("{base}{PATH}/{}", k.sid),
-    })
+/// A public key as the API shows it (never the key itself; fields in alphabetical order, as
+/// clients have always seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct PublicKeyResource {
+    account_sid: String,
+    date_created: String,
+    date_updated: String,
+    friendly_name: String,
+    sid: String,
+    url: String,
+}
+
+impl PublicKeyResource {
+    fn from_record(base: &str, k: &PublicKeyRecord) -> Self {
+        Self {
+            account_sid: k.account_sid.clone(),
+            date_created: iso8601(k.date_created),
+            date_updated: iso8601(k.date_updated),
+            friendly_name: k.friendly_name.clone(),
+            sid: k.sid.clone(),
+            url: format!("{base}{PATH}/{}", k.sid),
+        }
+    }
 }
 
 /// Why a submitted key is refused, in words that help the customer fix it.
@@ -73,10 +87,17 @@ pub(crate) async fn create(
     };
     st.meta.insert_public_key(&record).await?;
     tracing::info!(key = %record.sid, account = %owner.sid, bits = key.bits(), "public key added");
-    Ok((StatusCode::CREATED, Json(render(&auth.base_url, &record))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(PublicKeyResource::from_record(&auth.base_url, &record)),
+    )
+        .into_response())
 }
 
-pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<EnvelopeV1<PublicKeyResource>>> {
     let owner = match auth.query.sid("AccountSid", "AC")? {
         Some(sid) => {
             accessible_account(&st, &auth.principal, sid, &auth.path)
@@ -103,7 +124,7 @@ pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<
         &req,
         &auth.query,
         &["AccountSid"],
-        |k| render(&base, k),
+        |k| PublicKeyResource::from_record(&base, k),
     )))
 }
 
@@ -123,9 +144,9 @@ pub(crate) async fn fetch(
     State(st): State<AppState>,
     auth: Authed,
     Path(sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PublicKeyResource>> {
     let key = visible_key(&st, &auth, &sid).await?;
-    Ok(Json(render(&auth.base_url, &key)))
+    Ok(Json(PublicKeyResource::from_record(&auth.base_url, &key)))
 }
 
 pub(crate) async fn update(
@@ -133,7 +154,7 @@ pub(crate) async fn update(
     auth: Authed,
     Path(sid): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PublicKeyResource>> {
     let key = visible_key(&st, &auth, &sid).await?;
     let form = Params::from_form(&body);
     let name = form
@@ -145,7 +166,10 @@ pub(crate) async fn update(
         .update_public_key(&key.sid, &name, now_us())
         .await?
         .ok_or_else(|| ApiError::not_found(&auth.path))?;
-    Ok(Json(render(&auth.base_url, &updated)))
+    Ok(Json(PublicKeyResource::from_record(
+        &auth.base_url,
+        &updated,
+    )))
 }
 
 pub(crate) async fn delete(

@@ -7,80 +7,121 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use mediaseal_crypto::PublicKey;
-use mediaseal_store::model::{
-    Callback, Cursor, Notification, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings,
-    Sealing,
-};
-use serde_json::{Value, json};
+use mediaseal_service::voice::{RecordingSubscription, VoiceRequest, VoiceStart};
+use mediaseal_store::model::{Cursor, Recording, RecordingFilter, RecordingSettings, Sealing};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Authed, split_sid};
 use crate::auth::accessible_account;
-use crate::callbacks::new_callback;
 use crate::clock::{DAY_US, now_us, parse_date, rfc2822};
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{IngestError, SealDetails, SealTo, seal_body, wav_duration};
 use crate::media;
-use crate::paging::{Page, PageRequest, envelope_2010};
+use crate::paging::{Envelope2010, Page, PageRequest, envelope_2010};
 use crate::params::Params;
-use crate::sid::new_sid;
 use crate::state::AppState;
-
-/// Twilio's error for "the recording could not be encrypted".
-pub(crate) const ERROR_ENCRYPTION_FAILED: i64 = 16104;
-/// mediaseal's warning code for "the configured key was not found; another key was used".
-pub(crate) const WARNING_FALLBACK_KEY: i64 = 16105;
-/// Twilio's error for a recording with no audio.
-pub(crate) const ERROR_RECORDING_EMPTY: i64 = 16101;
 
 fn account_path(account: &str) -> String {
     format!("/2010-04-01/Accounts/{account}")
 }
 
-pub(crate) fn recording_json(base_url: &str, r: &Recording) -> Value {
-    let path = format!("{}/Recordings/{}", account_path(&r.account_sid), r.sid);
-    let details = r
-        .encryption_details
-        .as_deref()
-        .and_then(|d| serde_json::from_str::<Value>(d).ok());
-    json!({
-        "account_sid": r.account_sid,
-        "api_version": "2010-04-01",
-        "call_sid": r.call_sid,
-        "conference_sid": r.conference_sid,
-        "channels": r.channels,
-        "date_created": rfc2822(r.date_created),
-        "date_updated": rfc2822(r.date_updated),
-        "start_time": rfc2822(r.start_time),
-        "price": null,
-        "price_unit": "USD",
-        "duration": r.duration.map_or_else(|| "-1".to_owned(), |d| d.to_string()),
-        "sid": r.sid,
-        "source": r.source,
-        "status": r.status,
-        "error_code": r.error_code,
-        "track": r.track,
-        "uri": format!("{path}.json"),
-        "encryption_details": details,
-        "subresource_uris": {
-            "add_on_results": format!("{path}/AddOnResults.json"),
-            "transcriptions": format!("{path}/Transcriptions.json"),
-        },
-        "media_url": format!("{base_url}{path}"),
-    })
+/// A voice recording as the API shows it (fields in alphabetical order, as clients have always
+/// seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordingResource {
+    account_sid: String,
+    api_version: &'static str,
+    call_sid: Option<String>,
+    channels: i64,
+    conference_sid: Option<String>,
+    date_created: String,
+    date_updated: String,
+    /// Seconds, as a string; `"-1"` until known.
+    duration: String,
+    /// The stored `encryption_details` blob as written when the recording was sealed (null when
+    /// it is not sealed with the customer's key).
+    encryption_details: Option<Value>,
+    error_code: Option<i64>,
+    media_url: String,
+    price: Option<String>,
+    price_unit: &'static str,
+    sid: String,
+    source: String,
+    start_time: String,
+    status: String,
+    subresource_uris: RecordingSubresources,
+    track: Option<String>,
+    uri: String,
+}
+
+/// `subresource_uris` of a voice recording.
+#[derive(Debug, Serialize)]
+struct RecordingSubresources {
+    add_on_results: String,
+    transcriptions: String,
+}
+
+impl RecordingResource {
+    fn from_record(base_url: &str, r: &Recording) -> Self {
+        let path = format!("{}/Recordings/{}", account_path(&r.account_sid), r.sid);
+        Self {
+            account_sid: r.account_sid.clone(),
+            api_version: "2010-04-01",
+            call_sid: r.call_sid.clone(),
+            channels: r.channels,
+            conference_sid: r.conference_sid.clone(),
+            date_created: rfc2822(r.date_created),
+            date_updated: rfc2822(r.date_updated),
+            duration: r
+                .duration
+                .map_or_else(|| "-1".to_owned(), |d| d.to_string()),
+            encryption_details: r
+                .encryption_details
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Value>(d).ok()),
+            error_code: r.error_code,
+            media_url: format!("{base_url}{path}"),
+            price: None,
+            price_unit: "USD",
+            sid: r.sid.clone(),
+            source: r.source.clone(),
+            start_time: rfc2822(r.start_time),
+            status: r.status.clone(),
+            subresource_uris: RecordingSubresources {
+                add_on_results: format!("{path}/AddOnResults.json"),
+                transcriptions: format!("{path}/Transcriptions.json"),
+            },
+            track: r.track.clone(),
+            uri: format!("{path}.json"),
+        }
+    }
 }
 
 // ---- settings ------------------------------------------------------------------------------
 
-fn settings_json(s: &RecordingSettings) -> Value {
-    json!({
-        "account_sid": s.account_sid,
-        "encryption_enabled": s.encryption_enabled,
-        "encryption_public_key_sid": s.encryption_public_key_sid,
-        "date_created": if s.date_created == 0 { Value::Null } else { json!(rfc2822(s.date_created)) },
-        "date_updated": if s.date_updated == 0 { Value::Null } else { json!(rfc2822(s.date_updated)) },
-        "uri": format!("{}/RecordingSettings.json", account_path(&s.account_sid)),
-    })
+/// An account's recording settings as the API shows them; the dates are null until first set.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordingSettingsResource {
+    account_sid: String,
+    date_created: Option<String>,
+    date_updated: Option<String>,
+    encryption_enabled: bool,
+    encryption_public_key_sid: Option<String>,
+    uri: String,
+}
+
+impl RecordingSettingsResource {
+    fn from_record(s: &RecordingSettings) -> Self {
+        let date = |us: i64| (us != 0).then(|| rfc2822(us));
+        Self {
+            account_sid: s.account_sid.clone(),
+            date_created: date(s.date_created),
+            date_updated: date(s.date_updated),
+            encryption_enabled: s.encryption_enabled,
+            encryption_public_key_sid: s.encryption_public_key_sid.clone(),
+            uri: format!("{}/RecordingSettings.json", account_path(&s.account_sid)),
+        }
+    }
 }
 
 async fn settings_of(st: &AppState, account_sid: &str) -> ApiResult<RecordingSettings> {
@@ -98,9 +139,11 @@ pub(crate) async fn get_settings(
     State(st): State<AppState>,
     auth: Authed,
     Path(account_sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordingSettingsResource>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
-    Ok(Json(settings_json(&settings_of(&st, &account.sid).await?)))
+    Ok(Json(RecordingSettingsResource::from_record(
+        &settings_of(&st, &account.sid).await?,
+    )))
 }
 
 pub(crate) async fn post_settings(
@@ -108,7 +151,7 @@ pub(crate) async fn post_settings(
     auth: Authed,
     Path(account_sid): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordingSettingsResource>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let form = Params::from_form(&body);
     let mut settings = settings_of(&st, &account.sid).await?;
@@ -141,165 +184,10 @@ pub(crate) async fn post_settings(
     settings.date_updated = now;
     st.meta.put_recording_settings(&settings).await?;
     tracing::info!(account = %account.sid, enabled = settings.encryption_enabled, "recording settings changed");
-    Ok(Json(settings_json(&settings)))
+    Ok(Json(RecordingSettingsResource::from_record(&settings)))
 }
 
 // ---- ingest --------------------------------------------------------------------------------
-
-/// The key a new recording is sealed with, by the rules of seed 000.
-enum KeyChoice {
-    /// The configured key.
-    Configured(PublicKeyRecord, PublicKey),
-    /// The configured key is gone (or none is configured): the most recently added key is used.
-    Fallback {
-        configured: Option<String>,
-        used: PublicKeyRecord,
-        key: PublicKey,
-    },
-    /// No usable key at all.
-    Missing { configured: Option<String> },
-}
-
-fn parse_stored_key(record: &PublicKeyRecord) -> Option<PublicKey> {
-    let der: Vec<u8> = (0..record.spki_der_hex.len())
-        .step_by(2)
-        .map(|i| {
-            record
-                .spki_der_hex
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()?;
-    PublicKey::from_der(&der).ok()
-}
-
-async fn choose_key(st: &AppState, settings: &RecordingSettings) -> ApiResult<KeyChoice> {
-    let configured = settings.encryption_public_key_sid.clone();
-    if let Some(sid) = &configured
-        && let Some(record) = st.meta.public_key(sid).await?
-        && record.account_sid == settings.account_sid
-        && let Some(key) = parse_stored_key(&record)
-    {
-        return Ok(KeyChoice::Configured(record, key));
-    }
-    let latest = st.meta.latest_public_key(&settings.account_sid).await?;
-    Ok(
-        match latest.and_then(|r| parse_stored_key(&r).map(|k| (r, k))) {
-            Some((used, key)) => KeyChoice::Fallback {
-                configured,
-                used,
-                key,
-            },
-            None => KeyChoice::Missing { configured },
-        },
-    )
-}
-
-/// Callback subscription of one ingest.
-struct Subscription {
-    url: String,
-    method: String,
-    events: Vec<String>,
-}
-
-impl Subscription {
-    fn from_params(q: &Params) -> ApiResult<Option<Self>> {
-        let Some(url) = q.url("RecordingStatusCallback")? else {
-            return Ok(None);
-        };
-        let method = q.method("RecordingStatusCallbackMethod")?;
-        let mut events = Vec::new();
-        for raw in q.all("RecordingStatusCallbackEvent") {
-            // TwiML spells the list space-separated; the REST API repeats the key. Accept both.
-            for e in raw.split([' ', ',']).filter(|e| !e.is_empty()) {
-                match e {
-                    "in-progress" | "completed" | "absent" | "failed" => events.push(e.to_owned()),
-                    other => {
-                        return Err(ApiError::bad_param(
-                            "RecordingStatusCallbackEvent",
-                            format!("'{other}' is not in-progress, completed, absent or failed"),
-                        ));
-                    }
-                }
-            }
-        }
-        if events.is_empty() {
-            events.push("completed".to_owned());
-        }
-        Ok(Some(Self {
-            url: url.to_owned(),
-            method,
-            events,
-        }))
-    }
-
-    fn callback_for(&self, base_url: &str, r: &Recording) -> Option<Callback> {
-        if !self.events.contains(&r.status) {
-            return None;
-        }
-        let path = format!("{}/Recordings/{}", account_path(&r.account_sid), r.sid);
-        let mut params = vec![
-            ("AccountSid".to_owned(), r.account_sid.clone()),
-            ("CallSid".to_owned(), r.call_sid.clone().unwrap_or_default()),
-            ("RecordingSid".to_owned(), r.sid.clone()),
-            ("RecordingUrl".to_owned(), format!("{base_url}{path}")),
-            ("RecordingStatus".to_owned(), r.status.clone()),
-            (
-                "RecordingDuration".to_owned(),
-                r.duration.unwrap_or(0).to_string(),
-            ),
-            ("RecordingChannels".to_owned(), r.channels.to_string()),
-            ("RecordingStartTime".to_owned(), rfc2822(r.start_time)),
-            ("RecordingSource".to_owned(), r.source.clone()),
-            (
-                "ErrorCode".to_owned(),
-                r.error_code.unwrap_or(0).to_string(),
-            ),
-        ];
-        if let Some(track) = &r.track {
-            params.push(("RecordingTrack".to_owned(), track.clone()));
-        }
-        if let Some(conf) = &r.conference_sid {
-            params.push(("ConferenceSid".to_owned(), conf.clone()));
-        }
-        // Seed 000: EncryptionDetails travels with completed callbacks, never with failed ones.
-        if let Some(details) = &r.encryption_details
-            && r.status == "completed"
-        {
-            params.push(("EncryptionDetails".to_owned(), details.clone()));
-        }
-        Some(new_callback(
-            &r.account_sid,
-            &r.sid,
-            &self.url,
-            &self.method,
-            &params,
-        ))
-    }
-}
-
-fn notification(
-    account: &str,
-    resource: &Recording,
-    code: i64,
-    level: i64,
-    text: String,
-    req: &str,
-) -> Notification {
-    Notification {
-        sid: new_sid("NO"),
-        account_sid: account.to_owned(),
-        call_sid: resource.call_sid.clone(),
-        resource_sid: Some(resource.sid.clone()),
-        error_code: code,
-        log_level: level,
-        message_text: text,
-        more_info: format!("https://www.twilio.com/docs/errors/{code}"),
-        request_method: Some("POST".to_owned()),
-        request_url: Some(req.to_owned()),
-        date_created: now_us(),
-    }
-}
 
 /// Reads and discards a body whose bytes must not be kept.
 async fn discard(body: Body) {
@@ -307,6 +195,8 @@ async fn discard(body: Body) {
     while let Some(Ok(_)) = stream.next().await {}
 }
 
+/// `POST …/Recordings.json?…` with the audio as the body: parse, then the service's voice
+/// recording lifecycle (seed 000), fed from the body as it arrives.
 pub(crate) async fn ingest(
     State(st): State<AppState>,
     auth: Authed,
@@ -317,7 +207,16 @@ pub(crate) async fn ingest(
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let q = &auth.query;
     // Every parameter is checked before a byte of the body is read.
-    let subscription = Subscription::from_params(q)?;
+    let subscription = match q.url("RecordingStatusCallback")? {
+        None => None,
+        Some(url) => {
+            let method = q.method("RecordingStatusCallbackMethod")?;
+            Some(
+                RecordingSubscription::new(url, &method, &q.all("RecordingStatusCallbackEvent"))
+                    .map_err(|e| ApiError::bad_param("RecordingStatusCallbackEvent", e))?,
+            )
+        }
+    };
     let call_sid = q.sid("CallSid", "CA")?.map(str::to_owned);
     let conference_sid = q.sid("ConferenceSid", "CF")?.map(str::to_owned);
     let channels = q.int_in("Channels", 1..=2)?.unwrap_or(1);
@@ -366,12 +265,7 @@ pub(crate) async fn ingest(
             }
         })
         .to_owned();
-
-    let now = now_us();
-    let sid = new_sid("RE");
-    let object_key = format!("{}/{}", account.sid, sid);
-    let mut rec = Recording {
-        sid: sid.clone(),
+    let request = VoiceRequest {
         account_sid: account.sid.clone(),
         call_sid,
         conference_sid,
@@ -379,207 +273,55 @@ pub(crate) async fn ingest(
         source,
         track,
         duration,
-        status: "processing".to_owned(),
-        error_code: None,
-        start_time: start_time.unwrap_or(now),
-        date_created: now,
-        date_updated: now,
-        encryption_details: None,
-        sealing: Sealing::None,
-        object_key: Some(object_key.clone()),
-        sealed_size: 0,
-        plain_size: 0,
+        start_time,
         content_type,
-        visible: false,
-        deleted: false,
-        date_deleted: None,
+        subscription,
+        base_url: auth.base_url.clone(),
+        request_url: format!("{}{}", auth.base_url, auth.path),
     };
-    let request_url = format!("{}{}", auth.base_url, auth.path);
-    let settings = settings_of(&st, &account.sid).await?;
-    let mut notifications = Vec::new();
-
-    let (customer_key, customer_sid) = if settings.encryption_enabled {
-        match choose_key(&st, &settings).await? {
-            KeyChoice::Configured(record, key) => (Some(key), Some(record.sid)),
-            KeyChoice::Fallback {
-                configured,
-                used,
-                key,
-            } => {
-                let text = match &configured {
-                    Some(c) => format!(
-                        "Voice Recording Encryption: the configured public key {c} could not be found; \
-                         the account's most recently added public key {} was used for recording {sid}",
-                        used.sid
-                    ),
-                    None => format!(
-                        "Voice Recording Encryption: no public key is configured; the account's most recently \
-                         added public key {} was used for recording {sid}",
-                        used.sid
-                    ),
-                };
-                notifications.push(notification(
-                    &account.sid,
-                    &rec,
-                    WARNING_FALLBACK_KEY,
-                    1,
-                    text,
-                    &request_url,
-                ));
-                (Some(key), Some(used.sid))
-            }
-            KeyChoice::Missing { configured } => {
-                // Seed 000: the bytes are destroyed (never stored), the recording fails with
-                // 16104, no encryption details, a failed callback if subscribed, a notification.
-                discard(body).await;
-                let reason = match configured {
-                    Some(c) => format!(
-                        "the configured public key {c} could not be found and the account has no other public key"
-                    ),
-                    None => "the account has no public key".to_owned(),
-                };
-                return finish_failed(
-                    &st,
-                    &auth,
-                    rec,
-                    subscription.as_ref(),
-                    notifications,
-                    reason,
-                    &request_url,
-                )
-                .await;
-            }
-        }
-    } else {
-        (None, None)
-    };
-
-    st.meta.reserve_recording(&rec).await?;
-    let to = match (&customer_key, &customer_sid) {
-        (Some(key), Some(sid)) => SealTo::CustomerRsaAes { key, sid },
-        _ => SealTo::AtRest(st.at_rest.public_key()),
-    };
-    let sealed = match seal_body(st.objects.as_ref(), &object_key, body, to).await {
-        Ok(s) => s,
-        Err(IngestError::Seal(e)) if customer_key.is_some() => {
-            tracing::error!(recording = %rec.sid, error = %e, "sealing with the customer key failed");
-            rec.object_key = None;
-            return finish_failed(
-                &st,
-                &auth,
-                rec,
-                subscription.as_ref(),
-                notifications,
-                format!("sealing failed ({e})"),
-                &request_url,
-            )
-            .await;
-        }
-        Err(IngestError::Body(e)) => {
-            st.meta.drop_reservation(&rec.sid).await?;
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                20001,
-                format!("The recording upload was interrupted: {e}"),
-            ));
-        }
-        Err(e) => {
-            st.meta.drop_reservation(&rec.sid).await?;
-            return Err(ApiError::internal(e));
-        }
-    };
-
-    rec.plain_size = sealed.plain_size as i64;
-    rec.sealed_size = sealed.sealed_size as i64;
-    rec.date_updated = now_us();
-    if rec.duration.is_none() {
-        rec.duration = wav_duration(&sealed.head, sealed.plain_size);
-    }
-    if sealed.plain_size == 0 {
-        // Nothing was recorded: Twilio calls this "absent".
-        st.objects.delete(&object_key).await?;
-        rec.object_key = None;
-        rec.status = "absent".to_owned();
-        rec.error_code = Some(ERROR_RECORDING_EMPTY);
-        rec.sealing = Sealing::None;
-    } else {
-        rec.status = "completed".to_owned();
-        match sealed.details {
-            SealDetails::RsaAes(details) => {
-                rec.sealing = Sealing::Customer;
-                rec.encryption_details = Some(details.to_json());
-            }
-            _ => rec.sealing = Sealing::AtRest,
-        }
-    }
-    rec.visible = true;
-    let callbacks: Vec<Callback> = subscription
-        .iter()
-        .filter_map(|s| s.callback_for(&auth.base_url, &rec))
-        .collect();
-    if let Err(e) = st
-        .meta
-        .publish_recording(&rec, &callbacks, &notifications)
+    let mut recorder = match st
+        .services
+        .start_voice_recording(request)
         .await
+        .map_err(ApiError::internal)?
     {
-        // The row stays invisible; the sweeper removes it and its object.
-        return Err(ApiError::internal(e));
+        VoiceStart::Recording(r) => r,
+        VoiceStart::Failed(rec) => {
+            // Seed 000: the bytes are destroyed (never stored).
+            discard(body).await;
+            return Ok(created(&auth, &rec));
+        }
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let chunk = match frame {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                recorder.interrupted().await.map_err(ApiError::internal)?;
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    20001,
+                    format!("The recording upload was interrupted: {e}"),
+                ));
+            }
+        };
+        if let Err(e) = recorder.write(&chunk).await {
+            // A customer-key sealing failure is seed 000's failed recording; a store failure
+            // is ours.
+            let rec = recorder.failed(e).await.map_err(ApiError::internal)?;
+            return Ok(created(&auth, &rec));
+        }
     }
-    metrics::counter!("mediaseal_recordings_ingested_total", "sealing" => rec.sealing.as_str())
-        .increment(1);
-    metrics::counter!("mediaseal_bytes_sealed_total").increment(sealed.plain_size);
-    tracing::info!(recording = %rec.sid, account = %rec.account_sid, sealing = rec.sealing.as_str(), bytes = sealed.plain_size, "recording stored");
-    Ok((
-        StatusCode::CREATED,
-        Json(recording_json(&auth.base_url, &rec)),
-    )
-        .into_response())
+    let rec = recorder.finish().await.map_err(ApiError::internal)?;
+    Ok(created(&auth, &rec))
 }
 
-async fn finish_failed(
-    st: &AppState,
-    auth: &Authed,
-    mut rec: Recording,
-    subscription: Option<&Subscription>,
-    mut notifications: Vec<Notification>,
-    reason: String,
-    request_url: &str,
-) -> ApiResult<Response> {
-    if let Some(key) = rec.object_key.take() {
-        st.objects.delete(&key).await?;
-    }
-    rec.status = "failed".to_owned();
-    rec.error_code = Some(ERROR_ENCRYPTION_FAILED);
-    rec.encryption_details = None;
-    rec.sealing = Sealing::None;
-    rec.visible = true;
-    rec.date_updated = now_us();
-    let text = format!(
-        "Voice Recording Encryption failed for recording {}: {reason}; the recording was deleted",
-        rec.sid
-    );
-    notifications.push(notification(
-        &rec.account_sid.clone(),
-        &rec,
-        ERROR_ENCRYPTION_FAILED,
-        0,
-        text,
-        request_url,
-    ));
-    let callbacks: Vec<Callback> = subscription
-        .iter()
-        .filter_map(|s| s.callback_for(&auth.base_url, &rec))
-        .collect();
-    st.meta
-        .publish_recording(&rec, &callbacks, &notifications)
-        .await?;
-    metrics::counter!("mediaseal_recordings_failed_total").increment(1);
-    tracing::warn!(recording = %rec.sid, account = %rec.account_sid, "recording failed: no usable public key");
-    Ok((
+fn created(auth: &Authed, rec: &Recording) -> Response {
+    (
         StatusCode::CREATED,
-        Json(recording_json(&auth.base_url, &rec)),
+        Json(RecordingResource::from_record(&auth.base_url, rec)),
     )
-        .into_response())
+        .into_response()
 }
 
 // ---- fetch, list, delete, media -------------------------------------------------------------
@@ -588,7 +330,7 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     auth: Authed,
     Path(account_sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Envelope2010<RecordingResource>>> {
     list_inner(st, auth, account_sid, None).await
 }
 
@@ -596,7 +338,7 @@ pub(crate) async fn list_for_call(
     State(st): State<AppState>,
     auth: Authed,
     Path((account_sid, call_file)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Envelope2010<RecordingResource>>> {
     if !crate::sid::is_sid(&call_file, "CA") {
         return Err(ApiError::not_found(&auth.path));
     }
@@ -608,7 +350,7 @@ async fn list_inner(
     auth: Authed,
     account_sid: String,
     call: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Envelope2010<RecordingResource>>> {
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let q = &auth.query;
     let req = PageRequest::from_params(q, 1000)?;
@@ -665,7 +407,7 @@ async fn list_inner(
             "DateCreated>",
             "IncludeSoftDeleted",
         ],
-        |r| recording_json(&base, r),
+        |r| RecordingResource::from_record(&base, r),
     )))
 }
 
@@ -687,7 +429,7 @@ pub(crate) async fn instance(
                 .recording(&account.sid, sid, include_deleted)
                 .await?
                 .ok_or_else(|| ApiError::not_found(&auth.path))?;
-            Ok(Json(recording_json(&auth.base_url, &rec)).into_response())
+            Ok(Json(RecordingResource::from_record(&auth.base_url, &rec)).into_response())
         }
         (Method::DELETE, "json") => {
             let before = st
@@ -755,9 +497,7 @@ async fn media(
             .await
         }
         (Sealing::AtRest, "mp3") => match st.config.ffmpeg.clone() {
-            Some(ffmpeg) => {
-                media::serve_at_rest_mp3(st.objects.clone(), key, st.at_rest.clone(), ffmpeg).await
-            }
+            Some(ffmpeg) => media::serve_at_rest_mp3(st.reader.clone(), key, ffmpeg).await,
             None => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 20415,
@@ -765,14 +505,7 @@ async fn media(
             )),
         },
         (Sealing::AtRest, _) => {
-            media::serve_at_rest(
-                st.objects.clone(),
-                key,
-                st.at_rest.clone(),
-                headers,
-                &rec.content_type,
-            )
-            .await
+            media::serve_at_rest(&st.reader, &key, headers, &rec.content_type).await
         }
         (Sealing::None, _) => Err(ApiError::not_found(&auth.path)),
     }

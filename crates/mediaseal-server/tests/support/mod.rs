@@ -43,6 +43,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// This app's own scratch directory (composition FIFOs), apart from other tests' apps.
     pub scratch: tempfile::TempDir,
+    /// The app's background jobs (its composition worker); stopped when the app is dropped.
+    pub jobs: mediaseal_service::runner::Runner,
 }
 
 /// Credentials for a request.
@@ -107,11 +109,14 @@ impl TestApp {
             PrivateKey::from_bytes(test_key(2).to_pkcs8_pem().unwrap().as_bytes()).unwrap();
         let state = AppState::new(meta, objects, at_rest, config);
         let router = mediaseal_server::app(state.clone());
+        let mut jobs = mediaseal_service::runner::Runner::new();
+        state.start_composer(&mut jobs);
         Self {
             state,
             router,
             dir,
             scratch,
+            jobs,
         }
     }
 
@@ -248,29 +253,5 @@ impl TestApp {
 
 /// Deterministic test audio: a PCM WAV of `seconds` at 8 kHz with a recognisable marker inside.
 pub fn wav_with_marker(seconds: u32, marker: &[u8]) -> Vec<u8> {
-    let rate = 8000u32;
-    let data_len = rate * 2 * seconds;
-    let mut v = Vec::with_capacity(44 + data_len as usize);
-    v.extend_from_slice(b"RIFF");
-    v.extend_from_slice(&(36 + data_len).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&rate.to_le_bytes());
-    v.extend_from_slice(&(rate * 2).to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&16u16.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&data_len.to_le_bytes());
-    let mut i = 0u32;
-    while v.len() < 44 + data_len as usize {
-        if i.is_multiple_of(4000) && v.len() + marker.len() <= 44 + data_len as usize {
-            v.extend_from_slice(marker);
-        } else {
-            v.push((i.wrapping_mul(2_654_435_761) >> 24) as u8);
-        }
-        i += 1;
-    }
-    v
+    mediaseal_test_support::wav::with_marker(seconds, marker)
 }

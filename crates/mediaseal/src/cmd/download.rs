@@ -44,8 +44,8 @@ pub(crate) struct DownloadArgs {
     /// Where to write the decrypted media, or - for standard output.
     #[arg(long, value_name = "FILE|-")]
     pub(crate) out: PathBuf,
-    /// Talk to this server instead of Twilio (https://api.twilio.com for RE…,
-    /// https://video.twilio.com for RT… and CJ…), e.g. http://127.0.0.1:8080.
+    /// Talk to this server instead of Twilio (<https://api.twilio.com> for RE…,
+    /// <https://video.twilio.com> for RT… and CJ…), e.g. `http://127.0.0.1:8080`.
     #[arg(long = "base-url", value_name = "URL")]
     pub(crate) base_url: Option<String>,
     /// The account that owns an RE… recording, when --credentials is an API key (SK…).

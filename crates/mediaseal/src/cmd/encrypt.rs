@@ -2,8 +2,7 @@
 
 use std::io::IsTerminal;
 
-use mediaseal_crypto::native::{self, RecipientKey, StreamOptions};
-use mediaseal_crypto::{EncryptionDetails, Format, S3Headers};
+use mediaseal_crypto::{Format, RecipientKey, Sealer};
 
 use crate::cli::EncryptArgs;
 use crate::error::CliError;
@@ -47,67 +46,34 @@ pub(crate) fn run(args: &EncryptArgs) -> Result<(), CliError> {
         }
     }
 
+    let recipients: Vec<RecipientKey<'_>> = keys
+        .iter()
+        .zip(&sids)
+        .map(|(key, sid)| RecipientKey {
+            key,
+            key_id: sid.as_str(),
+        })
+        .collect();
+    let sealer = Sealer::with_segment_log2(args.format, &recipients, segment_log2)
+        .map_err(CliError::encrypt)?;
+
     let input = Input::open(&args.input)?;
     let progress = Progress::new(args.quiet, input.len(), "encrypting");
     let output = Output::create(&args.output, true)?;
-
-    match args.format.scheme() {
-        None => {
-            let recipients: Vec<RecipientKey<'_>> = keys
-                .iter()
-                .zip(&sids)
-                .map(|(key, sid)| RecipientKey {
-                    key,
-                    key_id: sid.as_str(),
-                })
-                .collect();
-            let options = StreamOptions {
-                segment_log2,
-                threads: threads(args.threads),
-            };
-            let output = match input {
-                // A regular file is read with pread by the workers themselves.
-                Input::File(file, _) => {
-                    native::seal_file(&file, progress.counting(output), &recipients, options)
-                        .map(|(_, out)| out.into_inner())
-                }
-                Input::Stream(stream) => {
-                    native::seal_stream(progress.wrap(stream), output, &recipients, options)
-                        .map(|(_, out)| out)
-                }
-            }
-            .map_err(CliError::encrypt)?;
-            progress.finish();
-            output.commit(&args.output)?;
-        }
-        Some(scheme) => {
-            let key = &keys[0];
-            let reader = input.into_reader(&progress);
-            let (sealed, output) = mediaseal_crypto::seal_stream(reader, output, scheme, key)
-                .map_err(CliError::encrypt)?;
-            progress.finish();
-            let sid = sids.first().filter(|s| !s.is_empty()).cloned();
-            let text = if args.format == Format::RsaAes {
-                let mut json =
-                    EncryptionDetails::new(sid, &sealed.wrapped_cek, &sealed.iv).to_json();
-                json.push('\n');
-                json
-            } else {
-                S3Headers::new(
-                    scheme,
-                    &sealed.wrapped_cek,
-                    &sealed.iv,
-                    Some(sealed.plaintext_len),
-                )
-                .with_key(sid.as_deref(), key.fingerprint())
-                .to_lines()
-            };
-            if let Some(path) = &args.details {
-                write_text(path, &text)?;
-            }
-            output.commit(&args.output)?;
-        }
+    let threads = threads(args.threads);
+    let (receipt, output) = match input {
+        // A regular file is read sequentially in large reads, with the kernel told so.
+        Input::File(file, _) => sealer
+            .seal_file(&file, progress.counting(output), threads)
+            .map(|(receipt, out)| (receipt, out.into_inner())),
+        Input::Stream(stream) => sealer.seal_reader(progress.wrap(stream), output, threads),
     }
+    .map_err(CliError::encrypt)?;
+    progress.finish();
+    if let (Some(text), Some(path)) = (receipt.details_text(), &args.details) {
+        write_text(path, &text)?;
+    }
+    output.commit(&args.output)?;
     Ok(())
 }
 

@@ -15,10 +15,7 @@ pub(crate) const SETUP_HINT: &str =
     "run scripts/setup.sh (or scripts/test.sh, which runs it) to install the test tools";
 
 pub(crate) fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    mediaseal_test_support::workspace_root()
 }
 
 pub(crate) fn testdata(rel: &str) -> PathBuf {
@@ -152,19 +149,7 @@ pub(crate) fn entries(dir: &Path) -> Vec<String> {
 /// The Python interpreter of the test venv, which has `cryptography`. Fails (never skips) when it
 /// is missing.
 pub(crate) fn python() -> PathBuf {
-    let path = std::env::var_os("MEDIASEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    let ok = Command::new(&path)
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "Python with the 'cryptography' package not found at {} (MEDIASEAL_PYTHON); {SETUP_HINT}",
-        path.display()
-    );
-    path
+    mediaseal_test_support::python(&["cryptography"])
 }
 
 pub(crate) fn interop_script(name: &str) -> PathBuf {
@@ -173,14 +158,7 @@ pub(crate) fn interop_script(name: &str) -> PathBuf {
 
 /// Fails (never skips) when a command-line tool the test drives is not installed.
 pub(crate) fn require_tool(tool: &str, probe: &[&str]) {
-    let ok = Command::new(tool)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "'{tool}' is not installed or does not run; {SETUP_HINT}"
-    );
+    mediaseal_test_support::require_tool(tool, probe);
 }
 
 /// Runs a shell script in `dir` and returns its output; fails the test on a non-zero exit.

@@ -7,7 +7,6 @@
 )]
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,31 +16,16 @@ pub fn bin() -> &'static str {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    mediaseal_test_support::workspace_root()
 }
 
 /// The Python with the independent implementations installed, or a clear failure.
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("MEDIASEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "Python with the interop packages not found at {}; run scripts/setup.sh (or set MEDIASEAL_PYTHON)",
-        p.display()
-    );
-    p
+    mediaseal_test_support::python(&[])
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mediaseal_test_support::free_port()
 }
 
 pub struct Account {

@@ -9,38 +9,62 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::model::Callback;
 use mediaseal_store::video::{Composition, CompositionHook, HookFilter, Room};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::compositions::{Template, enqueued_callbacks, prepare};
-use super::{MAX_PAGE, cursor, date_param};
+use super::compositions::template_from_params;
+use super::{MAX_PAGE, cursor, date_param, stored_layout, stored_list};
 use crate::api::Authed;
 use crate::clock::{iso8601, now_us};
-use crate::compose::composition_callback;
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Page, PageRequest, envelope_v1};
+use crate::paging::{EnvelopeV1, Page, PageRequest, envelope_v1};
 use crate::params::Params;
 use crate::sid::{is_sid, new_sid};
 use crate::state::AppState;
+use mediaseal_compose::Template;
 
-fn render(base: &str, h: &CompositionHook) -> Value {
-    let list = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| json!([]));
-    json!({
-        "account_sid": h.account_sid,
-        "friendly_name": h.friendly_name,
-        "enabled": h.enabled,
-        "date_created": iso8601(h.date_created),
-        "date_updated": iso8601(h.date_updated),
-        "sid": h.sid,
-        "audio_sources": list(&h.audio_sources),
-        "audio_sources_excluded": list(&h.audio_sources_excluded),
-        "video_layout": serde_json::from_str::<Value>(&h.video_layout).unwrap_or_else(|_| json!({})),
-        "resolution": h.resolution,
-        "trim": h.trim,
-        "format": h.format,
-        "status_callback": h.status_callback,
-        "status_callback_method": h.status_callback_method,
-        "url": format!("{base}/v1/CompositionHooks/{}", h.sid),
-    })
+/// A composition hook as the API shows it (fields in alphabetical order, as clients have always
+/// seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct HookResource {
+    account_sid: String,
+    audio_sources: Vec<String>,
+    audio_sources_excluded: Vec<String>,
+    date_created: String,
+    date_updated: String,
+    enabled: bool,
+    format: String,
+    friendly_name: String,
+    resolution: String,
+    sid: String,
+    status_callback: Option<String>,
+    status_callback_method: String,
+    trim: bool,
+    url: String,
+    /// The client's layout, as given.
+    video_layout: Value,
+}
+
+impl HookResource {
+    fn from_record(base: &str, h: &CompositionHook) -> Self {
+        Self {
+            account_sid: h.account_sid.clone(),
+            audio_sources: stored_list(&h.audio_sources),
+            audio_sources_excluded: stored_list(&h.audio_sources_excluded),
+            date_created: iso8601(h.date_created),
+            date_updated: iso8601(h.date_updated),
+            enabled: h.enabled,
+            format: h.format.clone(),
+            friendly_name: h.friendly_name.clone(),
+            resolution: h.resolution.clone(),
+            sid: h.sid.clone(),
+            status_callback: h.status_callback.clone(),
+            status_callback_method: h.status_callback_method.clone(),
+            trim: h.trim,
+            url: format!("{base}/v1/CompositionHooks/{}", h.sid),
+            video_layout: stored_layout(&h.video_layout),
+        }
+    }
 }
 
 fn template_of(h: &CompositionHook) -> Template {
@@ -73,9 +97,18 @@ pub(super) async fn compositions_for(
     let mut out = Vec::new();
     for hook in hooks {
         let template = template_of(&hook);
-        match prepare(st, room, &template, Some(&hook.sid)).await? {
+        match st
+            .composer
+            .prepare(room, &template, Some(&hook.sid))
+            .await
+            .map_err(ApiError::internal)?
+        {
             Ok(c) => {
-                let callbacks = enqueued_callbacks(&c);
+                let callbacks = st
+                    .services
+                    .composition_callback(&c, "composition-enqueued", &[])
+                    .into_iter()
+                    .collect();
                 out.push((c, callbacks));
             }
             Err(reason) => {
@@ -118,7 +151,9 @@ pub(super) async fn compositions_for(
                     ("FailedOperation", "composition".to_owned()),
                     ("ErrorMessage", reason),
                 ];
-                let callbacks = composition_callback(&c, "composition-failed", &extra)
+                let callbacks = st
+                    .services
+                    .composition_callback(&c, "composition-failed", &extra)
                     .into_iter()
                     .collect();
                 out.push((c, callbacks));
@@ -154,15 +189,15 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     let form = Params::from_form(&body);
     let name = friendly_name(&form)?;
-    let t = Template::from_params(&form)?;
+    let t = template_from_params(&form)?;
     let now = now_us();
     let hook = CompositionHook {
         sid: new_sid("HK"),
         account_sid: auth.principal.sid().to_owned(),
         friendly_name: name.clone(),
         enabled: form.boolean("Enabled")?.unwrap_or(true),
-        audio_sources: json!(t.audio_sources).to_string(),
-        audio_sources_excluded: json!(t.audio_sources_excluded).to_string(),
+        audio_sources: Value::from(t.audio_sources).to_string(),
+        audio_sources_excluded: Value::from(t.audio_sources_excluded).to_string(),
         video_layout: t.video_layout,
         resolution: t.resolution,
         format: t.format,
@@ -176,10 +211,17 @@ pub(crate) async fn create(
         return Err(duplicate(&name));
     }
     tracing::info!(hook = %hook.sid, account = %hook.account_sid, "composition hook created");
-    Ok((StatusCode::CREATED, Json(render(&auth.base_url, &hook))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(HookResource::from_record(&auth.base_url, &hook)),
+    )
+        .into_response())
 }
 
-pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<EnvelopeV1<HookResource>>> {
     let q = &auth.query;
     let req = PageRequest::from_params(q, MAX_PAGE)?;
     let filter = HookFilter {
@@ -216,7 +258,7 @@ pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<
         &req,
         q,
         &keep,
-        |h| render(&base, h),
+        |h| HookResource::from_record(&base, h),
     )))
 }
 
@@ -234,9 +276,9 @@ pub(crate) async fn fetch(
     State(st): State<AppState>,
     auth: Authed,
     Path(sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HookResource>> {
     let hook = find(&st, auth.principal.sid(), &sid, &auth.path).await?;
-    Ok(Json(render(&auth.base_url, &hook)))
+    Ok(Json(HookResource::from_record(&auth.base_url, &hook)))
 }
 
 /// Replaces a hook's settings (`FriendlyName` is required, as on create).
@@ -245,16 +287,16 @@ pub(crate) async fn update(
     auth: Authed,
     Path(sid): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HookResource>> {
     let before = find(&st, auth.principal.sid(), &sid, &auth.path).await?;
     let form = Params::from_form(&body);
     let name = friendly_name(&form)?;
-    let t = Template::from_params(&form)?;
+    let t = template_from_params(&form)?;
     let hook = CompositionHook {
         friendly_name: name.clone(),
         enabled: form.boolean("Enabled")?.unwrap_or(before.enabled),
-        audio_sources: json!(t.audio_sources).to_string(),
-        audio_sources_excluded: json!(t.audio_sources_excluded).to_string(),
+        audio_sources: Value::from(t.audio_sources).to_string(),
+        audio_sources_excluded: Value::from(t.audio_sources_excluded).to_string(),
         video_layout: t.video_layout,
         resolution: t.resolution,
         format: t.format,
@@ -267,7 +309,7 @@ pub(crate) async fn update(
     if !st.meta.update_hook(&hook).await? {
         return Err(duplicate(&name));
     }
-    Ok(Json(render(&auth.base_url, &hook)))
+    Ok(Json(HookResource::from_record(&auth.base_url, &hook)))
 }
 
 pub(crate) async fn delete(

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::StoreError;
 use mediaseal_store::model::Sealing;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::api::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -36,6 +36,12 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The body of a `/Media` answer: where to download from.
+#[derive(Debug, Serialize)]
+struct MediaRedirect {
+    redirect_to: String,
 }
 
 /// The 302 answer for an object.
@@ -76,8 +82,10 @@ async fn redirect(
             format!("{}/v1/MediaDownload/{token}", auth.base_url)
         }
     };
-    let mut response = (StatusCode::FOUND, Json(json!({ "redirect_to": url }))).into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&url) {
+    let location = header::HeaderValue::from_str(&url);
+    let mut response =
+        (StatusCode::FOUND, Json(MediaRedirect { redirect_to: url })).into_response();
+    if let Ok(v) = location {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response.headers_mut().insert(
@@ -191,14 +199,7 @@ pub(crate) async fn download(
         }
         ServeMode::AtRest => {
             st.objects.head(&grant.key).await.map_err(gone)?;
-            serve_at_rest(
-                st.objects.clone(),
-                grant.key,
-                st.at_rest.clone(),
-                &headers,
-                grant.content_type,
-            )
-            .await
+            serve_at_rest(&st.reader, &grant.key, &headers, grant.content_type).await
         }
     }
 }

@@ -15,16 +15,16 @@ mod settings;
 use axum::Router;
 use axum::routing::get;
 use mediaseal_store::model::Cursor;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::clock::parse_date;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::state::AppState;
 
-/// The video routes. Also starts this node's composition worker when called inside a Tokio
-/// runtime (as `serve` and the tests do), since compositions need one to ever complete.
-pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    crate::compose::ensure_worker(state);
+/// The video routes.
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/RecordingSettings/Default",
@@ -127,4 +127,30 @@ fn source_list(q: &Params, name: &str) -> ApiResult<Vec<String>> {
         return Err(ApiError::bad_param(name, "more than 64 entries"));
     }
     Ok(out)
+}
+
+/// A stored JSON list of track names (`audio_sources` of a composition or hook); empty if
+/// unreadable.
+fn stored_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// A stored `VideoLayout`, the client's own JSON; `{}` if unreadable.
+fn stored_layout(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::Object(Map::new()))
+}
+
+/// `links` of a composition or track recording.
+#[derive(Debug, Serialize)]
+struct MediaLinks {
+    media: String,
+}
+
+impl MediaLinks {
+    /// The links of the resource at `url`.
+    fn of(url: &str) -> Self {
+        Self {
+            media: format!("{url}/Media"),
+        }
+    }
 }

@@ -11,118 +11,95 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use mediaseal_crypto::{PublicKey, Scheme};
-use mediaseal_store::model::{Callback, Sealing};
-use mediaseal_store::video::{Room, SettingsKind, TrackRecording, TrackRecordingFilter};
-use serde_json::{Value, json};
+use mediaseal_service::tracks::{TrackRequest, track_size};
+use mediaseal_sink::Refusal;
+use mediaseal_store::video::{Room, TrackRecording, TrackRecordingFilter};
+use serde::Serialize;
 
 use super::rooms::resolve;
-use super::{MAX_PAGE, cursor, date_param, one_of};
+use super::{MAX_PAGE, MediaLinks, cursor, date_param, one_of};
 use crate::api::Authed;
-use crate::callbacks::new_callback;
 use crate::clock::{iso8601, now_us};
-use crate::compose::sniff_matroska;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{IngestError, SealDetails, SealTo, seal_body};
-use crate::paging::{Page, PageRequest, envelope_v1};
+use crate::paging::{EnvelopeV1, Page, PageRequest, envelope_v1};
 use crate::sid::{is_sid, new_sid};
 use crate::state::AppState;
 
-/// The size a client downloads: the sealed bytes for customer-sealed media, the plaintext for
-/// media the service decrypts on the way out.
-fn size(r: &TrackRecording) -> i64 {
-    match r.sealing {
-        Sealing::Customer => r.sealed_size,
-        Sealing::AtRest => r.plain_size,
-        Sealing::None => 0,
-    }
+/// A track recording as the API shows it (fields in alphabetical order, as clients have always
+/// seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct TrackRecordingResource {
+    account_sid: String,
+    codec: String,
+    container_format: String,
+    date_created: String,
+    /// Seconds, rounded; null until known.
+    duration: Option<i64>,
+    grouping_sids: GroupingSids,
+    links: MediaLinks,
+    media_external_location: Option<String>,
+    offset: i64,
+    /// Only in the room-scoped shape (`/v1/Rooms/{RM}/Recordings/{RT}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_sid: Option<String>,
+    sid: String,
+    size: i64,
+    source_sid: String,
+    status: String,
+    status_callback: Option<String>,
+    status_callback_method: String,
+    track_name: String,
+    #[serde(rename = "type")]
+    media_type: String,
+    url: String,
 }
 
-/// `room_scoped` renders the `/v1/Rooms/{RM}/Recordings/{RT}` shape (with `room_sid`).
-pub(super) fn render(base: &str, r: &TrackRecording, room_scoped: bool) -> Value {
-    let url = if room_scoped {
-        format!("{base}/v1/Rooms/{}/Recordings/{}", r.room_sid, r.sid)
-    } else {
-        format!("{base}/v1/Recordings/{}", r.sid)
-    };
-    let mut v = json!({
-        "account_sid": r.account_sid,
-        "status": r.status,
-        "date_created": iso8601(r.date_created),
-        "sid": r.sid,
-        "source_sid": r.source_sid,
-        "size": size(r),
-        "url": url,
-        "type": r.media_type,
-        "duration": r.duration_ms.map(|ms| (ms + 500) / 1000),
-        "container_format": r.container_format,
-        "codec": r.codec,
-        "grouping_sids": { "room_sid": r.room_sid, "participant_sid": r.participant_sid },
-        "track_name": r.track_name,
-        "offset": r.offset_ms,
-        "media_external_location": null,
-        "status_callback": r.status_callback,
-        "status_callback_method": r.status_callback_method,
-        "links": { "media": format!("{url}/Media") },
-    });
-    if room_scoped && let Some(obj) = v.as_object_mut() {
-        obj.insert("room_sid".to_owned(), json!(r.room_sid));
-    }
-    v
+/// `grouping_sids` of a track recording.
+#[derive(Debug, Serialize)]
+struct GroupingSids {
+    participant_sid: String,
+    room_sid: String,
 }
 
-fn stored_key(hex: &str) -> Option<PublicKey> {
-    let der: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()?;
-    PublicKey::from_der(&der).ok()
+impl TrackRecordingResource {
+    /// `room_scoped` renders the `/v1/Rooms/{RM}/Recordings/{RT}` shape (with `room_sid`).
+    fn from_record(base: &str, r: &TrackRecording, room_scoped: bool) -> Self {
+        let url = if room_scoped {
+            format!("{base}/v1/Rooms/{}/Recordings/{}", r.room_sid, r.sid)
+        } else {
+            format!("{base}/v1/Recordings/{}", r.sid)
+        };
+        Self {
+            account_sid: r.account_sid.clone(),
+            codec: r.codec.clone(),
+            container_format: r.container_format.clone(),
+            date_created: iso8601(r.date_created),
+            duration: r.duration_ms.map(|ms| (ms + 500) / 1000),
+            grouping_sids: GroupingSids {
+                participant_sid: r.participant_sid.clone(),
+                room_sid: r.room_sid.clone(),
+            },
+            links: MediaLinks::of(&url),
+            media_external_location: None,
+            offset: r.offset_ms,
+            room_sid: room_scoped.then(|| r.room_sid.clone()),
+            sid: r.sid.clone(),
+            size: track_size(r),
+            source_sid: r.source_sid.clone(),
+            status: r.status.clone(),
+            status_callback: r.status_callback.clone(),
+            status_callback_method: r.status_callback_method.clone(),
+            track_name: r.track_name.clone(),
+            media_type: r.media_type.clone(),
+            url,
+        }
+    }
 }
 
 /// Reads and discards a body whose bytes must not be kept.
 async fn discard(body: Body) {
     let mut stream = body.into_data_stream();
     while let Some(Ok(_)) = stream.next().await {}
-}
-
-fn track_callback(
-    url: &str,
-    method: &str,
-    room: &Room,
-    r: &TrackRecording,
-    event: &str,
-) -> Callback {
-    let params: Vec<(String, String)> = [
-        ("AccountSid", r.account_sid.clone()),
-        ("RoomSid", room.sid.clone()),
-        ("RoomName", room.unique_name.clone()),
-        ("RoomStatus", room.status.clone()),
-        ("RoomType", room.room_type.clone()),
-        ("StatusCallbackEvent", event.to_owned()),
-        ("Timestamp", iso8601(now_us())),
-        ("ParticipantSid", r.participant_sid.clone()),
-        ("SourceSid", r.source_sid.clone()),
-        ("TrackName", r.track_name.clone()),
-        ("RecordingSid", r.sid.clone()),
-        ("RecordingUri", format!("/v1/Recordings/{}", r.sid)),
-        ("MediaUri", format!("/v1/Recordings/{}/Media", r.sid)),
-        ("Container", r.container_format.clone()),
-        ("Codec", r.codec.clone()),
-        ("Type", r.media_type.clone()),
-        (
-            "Duration",
-            r.duration_ms.map_or(0, |ms| (ms + 500) / 1000).to_string(),
-        ),
-        ("Size", size(r).to_string()),
-        ("OffsetFromTwilioVectorEpoch", r.offset_ms.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    new_callback(&r.account_sid, &r.sid, url, method, &params)
 }
 
 /// `POST /v1/Rooms/{RM}/Recordings?ParticipantSid=PA…&TrackName=…&Type=audio|video|data&…` with
@@ -208,41 +185,8 @@ pub(crate) async fn ingest(
     let status_callback = q.url("StatusCallback")?.map(str::to_owned);
     let status_callback_method = q.method("StatusCallbackMethod")?;
 
-    let settings = super::settings::current(&st, &account, SettingsKind::Recording).await?;
-    let customer_key = if settings.encryption_enabled {
-        let sid = settings.encryption_key_sid.clone().unwrap_or_default();
-        match st.meta.public_key(&sid).await? {
-            Some(k) if k.account_sid == account => match stored_key(&k.spki_der_hex) {
-                Some(key) => Some((k.sid, key)),
-                None => {
-                    return Err(ApiError::internal(format!(
-                        "stored public key {sid} does not parse"
-                    )));
-                }
-            },
-            _ => {
-                discard(body).await;
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    20001,
-                    format!(
-                        "Recording encryption is on, but its public key {sid} no longer exists; the media was not \
-                         stored. Set a key in /v1/RecordingSettings/Default"
-                    ),
-                ));
-            }
-        }
-    } else {
-        None
-    };
-
-    let now = now_us();
-    let sid = new_sid("RT");
-    let object_key = format!("{account}/{sid}");
-    let mut rec = TrackRecording {
-        sid: sid.clone(),
-        account_sid: account.clone(),
-        room_sid: room.sid.clone(),
+    let request = TrackRequest {
+        room,
         participant_sid,
         source_sid,
         track_name,
@@ -251,120 +195,71 @@ pub(crate) async fn ingest(
         container_format,
         offset_ms,
         duration_ms: duration_param.map(|s| s * 1000),
-        status: "processing".to_owned(),
-        sealing: Sealing::None,
-        encryption_key_sid: customer_key.as_ref().map(|(s, _)| s.clone()),
-        object_key: Some(object_key.clone()),
-        sealed_size: 0,
-        plain_size: 0,
         status_callback,
         status_callback_method,
-        visible: false,
-        deleted: false,
-        date_created: now,
-        date_updated: now,
-        date_deleted: None,
     };
-    st.meta.reserve_track_recording(&rec).await?;
-    let to = match &customer_key {
-        Some((sid, key)) => SealTo::CustomerS3 {
-            key,
-            sid,
-            scheme: Scheme::CbcPkcs1,
-        },
-        None => SealTo::AtRest(st.at_rest.public_key()),
-    };
-    let sealed = match seal_body(st.objects.as_ref(), &object_key, body, to).await {
-        Ok(s) => s,
-        Err(e) => {
-            st.meta.drop_track_reservation(&sid).await?;
-            return Err(match e {
-                IngestError::Body(why) => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    20001,
-                    format!("The recording upload was interrupted: {why}"),
+    let mut recorder = match st
+        .services
+        .start_track_recording(request)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(r) => r,
+        Err(Refusal::KeyGone { sid, .. }) => {
+            discard(body).await;
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                format!(
+                    "Recording encryption is on, but its public key {} no longer exists; the media was not \
+                     stored. Set a key in /v1/RecordingSettings/Default",
+                    sid.unwrap_or_default()
                 ),
-                other => ApiError::internal(other),
-            });
-        }
-    };
-    let refuse = |why: String| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            20001,
-            format!("The recording was not stored: {why}"),
-        )
-    };
-    let problem = if sealed.plain_size == 0 {
-        Some("the body is empty; send the track's media".to_owned())
-    } else {
-        match sniff_matroska(&sealed.head) {
-            Ok(info) => {
-                if rec.duration_ms.is_none() {
-                    rec.duration_ms = info.duration_ms.and_then(|ms| i64::try_from(ms).ok());
-                }
-                None
-            }
-            Err(e) => Some(e),
-        }
-    };
-    if let Some(why) = problem {
-        st.objects.delete(&object_key).await?;
-        st.meta.drop_track_reservation(&sid).await?;
-        return Err(refuse(why));
-    }
-    rec.plain_size = sealed.plain_size as i64;
-    rec.sealed_size = sealed.sealed_size as i64;
-    rec.sealing = match sealed.details {
-        SealDetails::Native => Sealing::AtRest,
-        _ => Sealing::Customer,
-    };
-    rec.status = "completed".to_owned();
-    rec.visible = true;
-    rec.date_updated = now_us();
-    let mut callbacks = Vec::new();
-    // Recording events go to the room's status callback, as Twilio's do, and to the track's own.
-    for (url, method) in [
-        (
-            room.status_callback.as_deref(),
-            room.status_callback_method.as_str(),
-        ),
-        (
-            rec.status_callback.as_deref(),
-            rec.status_callback_method.as_str(),
-        ),
-    ] {
-        if let Some(url) = url {
-            callbacks.push(track_callback(
-                url,
-                method,
-                &room,
-                &rec,
-                "recording-started",
-            ));
-            callbacks.push(track_callback(
-                url,
-                method,
-                &room,
-                &rec,
-                "recording-completed",
             ));
         }
+        Err(other) => return Err(ApiError::internal(other)),
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let written = match frame {
+            Ok(chunk) => recorder.write(&chunk).await.map_err(ApiError::internal),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                format!("The recording upload was interrupted: {e}"),
+            )),
+        };
+        if let Err(e) = written {
+            recorder.interrupted().await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
     }
-    if let Err(e) = st.meta.publish_track_recording(&rec, &callbacks).await {
-        // The row stays invisible; the worker's sweep removes it and its object.
-        return Err(ApiError::internal(e));
-    }
-    metrics::counter!("mediaseal_track_recordings_ingested_total", "sealing" => rec.sealing.as_str()).increment(1);
-    tracing::info!(recording = %rec.sid, room = %room.sid, account = %account, sealing = rec.sealing.as_str(), bytes = rec.plain_size, "track recording stored");
+    let rec = match recorder.finish().await.map_err(ApiError::internal)? {
+        Ok(rec) => rec,
+        Err(rejected) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                format!("The recording was not stored: {rejected}"),
+            ));
+        }
+    };
     Ok((
         StatusCode::CREATED,
-        Json(render(&auth.base_url, &rec, true)),
+        Json(TrackRecordingResource::from_record(
+            &auth.base_url,
+            &rec,
+            true,
+        )),
     )
         .into_response())
 }
 
-async fn list_inner(st: AppState, auth: Authed, room: Option<Room>) -> ApiResult<Json<Value>> {
+async fn list_inner(
+    st: AppState,
+    auth: Authed,
+    room: Option<Room>,
+) -> ApiResult<Json<EnvelopeV1<TrackRecordingResource>>> {
     let q = &auth.query;
     let req = PageRequest::from_params(q, MAX_PAGE)?;
     let mut grouping = Vec::new();
@@ -423,11 +318,14 @@ async fn list_inner(st: AppState, auth: Authed, room: Option<Room>) -> ApiResult
         &req,
         q,
         &keep,
-        |r| render(&base, r, scoped),
+        |r| TrackRecordingResource::from_record(&base, r, scoped),
     )))
 }
 
-pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<EnvelopeV1<TrackRecordingResource>>> {
     list_inner(st, auth, None).await
 }
 
@@ -435,7 +333,7 @@ pub(crate) async fn list_for_room(
     State(st): State<AppState>,
     auth: Authed,
     Path(room): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EnvelopeV1<TrackRecordingResource>>> {
     let room = resolve(&st, auth.principal.sid(), &room, &auth.path).await?;
     list_inner(st, auth, Some(room)).await
 }
@@ -462,19 +360,27 @@ pub(crate) async fn fetch(
     State(st): State<AppState>,
     auth: Authed,
     Path(sid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TrackRecordingResource>> {
     let r = find(&st, auth.principal.sid(), None, &sid, &auth.path).await?;
-    Ok(Json(render(&auth.base_url, &r, false)))
+    Ok(Json(TrackRecordingResource::from_record(
+        &auth.base_url,
+        &r,
+        false,
+    )))
 }
 
 pub(crate) async fn fetch_in_room(
     State(st): State<AppState>,
     auth: Authed,
     Path((room, sid)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TrackRecordingResource>> {
     let room = resolve(&st, auth.principal.sid(), &room, &auth.path).await?;
     let r = find(&st, auth.principal.sid(), Some(&room), &sid, &auth.path).await?;
-    Ok(Json(render(&auth.base_url, &r, true)))
+    Ok(Json(TrackRecordingResource::from_record(
+        &auth.base_url,
+        &r,
+        true,
+    )))
 }
 
 async fn delete_inner(

@@ -9,53 +9,95 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::model::Callback;
 use mediaseal_store::video::{Composition, Room, RoomFilter};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{MAX_PAGE, cursor, date_param, one_of};
 use crate::api::Authed;
-use crate::callbacks::new_callback;
 use crate::clock::{iso8601, now_us};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Page, PageRequest, envelope_v1};
+use crate::paging::{EnvelopeV1, Page, PageRequest, envelope_v1};
 use crate::params::Params;
 use crate::sid::{is_sid, new_sid};
 use crate::state::AppState;
+use mediaseal_service::outbox::new_callback;
 
 const TYPES: [&str; 4] = ["group", "go", "peer-to-peer", "group-small"];
 
-pub(super) fn render(base: &str, r: &Room) -> Value {
-    let url = format!("{base}/v1/Rooms/{}", r.sid);
-    json!({
-        "sid": r.sid,
-        "status": r.status,
-        "date_created": iso8601(r.date_created),
-        "date_updated": iso8601(r.date_updated),
-        "account_sid": r.account_sid,
-        "enable_turn": true,
-        "unique_name": r.unique_name,
-        "status_callback": r.status_callback,
-        "status_callback_method": r.status_callback_method,
-        "end_time": r.end_time.map(iso8601),
-        "duration": r.end_time.map(|end| (end - r.date_created) / 1_000_000),
-        "type": r.room_type,
-        "max_participants": r.max_participants,
-        "max_participant_duration": 14400,
-        "max_concurrent_published_tracks": 170,
-        "record_participants_on_connect": r.record_participants_on_connect,
-        "video_codecs": ["VP8", "H264"],
-        "media_region": r.media_region,
-        "audio_only": r.audio_only,
-        "empty_room_timeout": 5,
-        "unused_room_timeout": 5,
-        "large_room": false,
-        "url": url,
-        "links": {
-            "participants": format!("{url}/Participants"),
-            "recordings": format!("{url}/Recordings"),
-            "recording_rules": format!("{url}/RecordingRules"),
-            "transcriptions": format!("{url}/Transcriptions"),
-        },
-    })
+/// A room as the API shows it (fields in alphabetical order, as clients have always seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct RoomResource {
+    account_sid: String,
+    audio_only: bool,
+    date_created: String,
+    date_updated: String,
+    /// Seconds; null while in progress.
+    duration: Option<i64>,
+    empty_room_timeout: u32,
+    enable_turn: bool,
+    end_time: Option<String>,
+    large_room: bool,
+    links: RoomLinks,
+    max_concurrent_published_tracks: u32,
+    max_participant_duration: u32,
+    max_participants: i64,
+    media_region: Option<String>,
+    record_participants_on_connect: bool,
+    sid: String,
+    status: String,
+    status_callback: Option<String>,
+    status_callback_method: String,
+    #[serde(rename = "type")]
+    room_type: String,
+    unique_name: String,
+    unused_room_timeout: u32,
+    url: String,
+    video_codecs: [&'static str; 2],
+}
+
+/// `links` of a room.
+#[derive(Debug, Serialize)]
+struct RoomLinks {
+    participants: String,
+    recording_rules: String,
+    recordings: String,
+    transcriptions: String,
+}
+
+impl RoomResource {
+    fn from_record(base: &str, r: &Room) -> Self {
+        let url = format!("{base}/v1/Rooms/{}", r.sid);
+        Self {
+            account_sid: r.account_sid.clone(),
+            audio_only: r.audio_only,
+            date_created: iso8601(r.date_created),
+            date_updated: iso8601(r.date_updated),
+            duration: r.end_time.map(|end| (end - r.date_created) / 1_000_000),
+            empty_room_timeout: 5,
+            enable_turn: true,
+            end_time: r.end_time.map(iso8601),
+            large_room: false,
+            links: RoomLinks {
+                participants: format!("{url}/Participants"),
+                recording_rules: format!("{url}/RecordingRules"),
+                recordings: format!("{url}/Recordings"),
+                transcriptions: format!("{url}/Transcriptions"),
+            },
+            max_concurrent_published_tracks: 170,
+            max_participant_duration: 14400,
+            max_participants: r.max_participants,
+            media_region: r.media_region.clone(),
+            record_participants_on_connect: r.record_participants_on_connect,
+            sid: r.sid.clone(),
+            status: r.status.clone(),
+            status_callback: r.status_callback.clone(),
+            status_callback_method: r.status_callback_method.clone(),
+            room_type: r.room_type.clone(),
+            unique_name: r.unique_name.clone(),
+            unused_room_timeout: 5,
+            url,
+            video_codecs: ["VP8", "H264"],
+        }
+    }
 }
 
 /// The account's room named by SID or unique name, or a 404 for `path`.
@@ -76,7 +118,12 @@ pub(super) async fn resolve(
 }
 
 /// A room event for the room's status callback, if it has one.
-pub(super) fn room_callback(r: &Room, event: &str, extra: &[(&str, String)]) -> Option<Callback> {
+pub(super) fn room_callback(
+    st: &AppState,
+    r: &Room,
+    event: &str,
+    extra: &[(&str, String)],
+) -> Option<Callback> {
     let url = r.status_callback.as_deref()?;
     let mut params = vec![
         ("AccountSid".to_owned(), r.account_sid.clone()),
@@ -89,6 +136,7 @@ pub(super) fn room_callback(r: &Room, event: &str, extra: &[(&str, String)]) -> 
     ];
     params.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     Some(new_callback(
+        &st.services,
         &r.account_sid,
         &r.sid,
         url,
@@ -168,15 +216,22 @@ pub(crate) async fn create(
         date_updated: now,
         end_time: None,
     };
-    let callbacks: Vec<Callback> = room_callback(&room, "room-created", &[])
+    let callbacks: Vec<Callback> = room_callback(&st, &room, "room-created", &[])
         .into_iter()
         .collect();
     st.meta.insert_room(&room, &callbacks).await?;
     tracing::info!(room = %room.sid, account = %account, "room created");
-    Ok((StatusCode::CREATED, Json(render(&auth.base_url, &room))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(RoomResource::from_record(&auth.base_url, &room)),
+    )
+        .into_response())
 }
 
-pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+) -> ApiResult<Json<EnvelopeV1<RoomResource>>> {
     let q = &auth.query;
     let req = PageRequest::from_params(q, MAX_PAGE)?;
     let filter = RoomFilter {
@@ -213,7 +268,7 @@ pub(crate) async fn list(State(st): State<AppState>, auth: Authed) -> ApiResult<
         &req,
         q,
         &keep,
-        |r| render(&base, r),
+        |r| RoomResource::from_record(&base, r),
     )))
 }
 
@@ -221,9 +276,9 @@ pub(crate) async fn fetch(
     State(st): State<AppState>,
     auth: Authed,
     Path(ident): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoomResource>> {
     let room = resolve(&st, auth.principal.sid(), &ident, &auth.path).await?;
-    Ok(Json(render(&auth.base_url, &room)))
+    Ok(Json(RoomResource::from_record(&auth.base_url, &room)))
 }
 
 /// `POST /v1/Rooms/{RM}` with `Status=completed`: ends the room, tells its status callback, and
@@ -247,7 +302,11 @@ pub(crate) async fn update(
         }
     }
     if room.status != "in-progress" {
-        return Ok((StatusCode::ACCEPTED, Json(render(&auth.base_url, &room))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(RoomResource::from_record(&auth.base_url, &room)),
+        )
+            .into_response());
     }
     let now = now_us();
     let mut ended = room.clone();
@@ -255,7 +314,7 @@ pub(crate) async fn update(
     ended.end_time = Some(now);
     let duration = ((now - room.date_created) / 1_000_000).to_string();
     let callbacks: Vec<Callback> =
-        room_callback(&ended, "room-ended", &[("RoomDuration", duration)])
+        room_callback(&st, &ended, "room-ended", &[("RoomDuration", duration)])
             .into_iter()
             .collect();
     let compositions: Vec<(Composition, Vec<Callback>)> =
@@ -268,12 +327,12 @@ pub(crate) async fn update(
     if done.transitioned {
         tracing::info!(room = %room.sid, account = %account, hooks = compositions.len(), "room completed");
         if !compositions.is_empty() {
-            crate::compose::kick(&st);
+            st.services.compositions.kick();
         }
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(render(&auth.base_url, &done.room)),
+        Json(RoomResource::from_record(&auth.base_url, &done.room)),
     )
         .into_response())
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use mediaseal_store::video::{SettingsKind, VideoSettings};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::api::Authed;
 use crate::clock::now_us;
@@ -24,17 +24,33 @@ fn path(kind: SettingsKind) -> &'static str {
     }
 }
 
-fn render(base: &str, s: &VideoSettings) -> Value {
-    json!({
-        "account_sid": s.account_sid,
-        "friendly_name": s.friendly_name,
-        "aws_credentials_sid": s.aws_credentials_sid,
-        "encryption_key_sid": s.encryption_key_sid,
-        "aws_s3_url": s.aws_s3_url,
-        "aws_storage_enabled": s.aws_storage_enabled,
-        "encryption_enabled": s.encryption_enabled,
-        "url": format!("{base}{}", path(s.kind)),
-    })
+/// Video recording or composition settings as the API shows them (fields in alphabetical order,
+/// as clients have always seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct VideoSettingsResource {
+    account_sid: String,
+    aws_credentials_sid: Option<String>,
+    aws_s3_url: Option<String>,
+    aws_storage_enabled: bool,
+    encryption_enabled: bool,
+    encryption_key_sid: Option<String>,
+    friendly_name: Option<String>,
+    url: String,
+}
+
+impl VideoSettingsResource {
+    fn from_record(base: &str, s: &VideoSettings) -> Self {
+        Self {
+            account_sid: s.account_sid.clone(),
+            aws_credentials_sid: s.aws_credentials_sid.clone(),
+            aws_s3_url: s.aws_s3_url.clone(),
+            aws_storage_enabled: s.aws_storage_enabled,
+            encryption_enabled: s.encryption_enabled,
+            encryption_key_sid: s.encryption_key_sid.clone(),
+            friendly_name: s.friendly_name.clone(),
+            url: format!("{base}{}", path(s.kind)),
+        }
+    }
 }
 
 /// The account's settings of `kind`, or the defaults.
@@ -50,9 +66,16 @@ pub(crate) async fn current(
         .unwrap_or_else(|| VideoSettings::default_for(account_sid, kind)))
 }
 
-async fn get(st: AppState, auth: Authed, kind: SettingsKind) -> ApiResult<Json<Value>> {
+async fn get(
+    st: AppState,
+    auth: Authed,
+    kind: SettingsKind,
+) -> ApiResult<Json<VideoSettingsResource>> {
     let settings = current(&st, auth.principal.sid(), kind).await?;
-    Ok(Json(render(&auth.base_url, &settings)))
+    Ok(Json(VideoSettingsResource::from_record(
+        &auth.base_url,
+        &settings,
+    )))
 }
 
 async fn post(
@@ -60,7 +83,7 @@ async fn post(
     auth: Authed,
     body: &Bytes,
     kind: SettingsKind,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VideoSettingsResource>> {
     let account = auth.principal.sid().to_owned();
     let form = Params::from_form(body);
     let friendly_name = form.required("FriendlyName")?;
@@ -119,13 +142,16 @@ async fn post(
     };
     st.meta.put_video_settings(&settings).await?;
     tracing::info!(account = %account, kind = kind.as_str(), encryption = encryption_enabled, "video settings changed");
-    Ok(Json(render(&auth.base_url, &settings)))
+    Ok(Json(VideoSettingsResource::from_record(
+        &auth.base_url,
+        &settings,
+    )))
 }
 
 pub(crate) async fn get_recording(
     State(st): State<AppState>,
     auth: Authed,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VideoSettingsResource>> {
     get(st, auth, SettingsKind::Recording).await
 }
 
@@ -133,14 +159,14 @@ pub(crate) async fn post_recording(
     State(st): State<AppState>,
     auth: Authed,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VideoSettingsResource>> {
     post(st, auth, &body, SettingsKind::Recording).await
 }
 
 pub(crate) async fn get_composition(
     State(st): State<AppState>,
     auth: Authed,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VideoSettingsResource>> {
     get(st, auth, SettingsKind::Composition).await
 }
 
@@ -148,6 +174,6 @@ pub(crate) async fn post_composition(
     State(st): State<AppState>,
     auth: Authed,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VideoSettingsResource>> {
     post(st, auth, &body, SettingsKind::Composition).await
 }

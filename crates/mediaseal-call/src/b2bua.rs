@@ -1,0 +1,2426 @@
+//! The call state machine of the back-to-back user agent, sans-IO.
+//!
+//! [`CallCore`] owns the SIP transaction [`Endpoint`], the digest server, the RTP port pool and
+//! every call. The shell feeds it what arrives (SIP bytes with the transport they came on,
+//! domain lookups, webhook bodies, media events, finished recordings) and the current
+//! [`Instant`]; it drains [`Output`]s: bytes to send and [`Effect`]s to carry out.
+//!
+//! An inbound call:
+//!
+//! ```text
+//! INVITE ─► Request-URI host ends with the domain suffix? (404) ─► LookupDomain ─► unknown (404)
+//!   ─► Secure domain over UDP/TCP (403 + Warning) ─► caller address in an IP ACL, or digest
+//!      against the mapped credentials (401 challenge / 403) ─► SDP policy (488 + Warning)
+//!   ─► 180 Ringing ─► webhook (VoiceUrl, then VoiceFallbackUrl) ─► TwiML interpreter:
+//!      Answer → 200 + SDP answer · Say/Play → prompts · Gather → DTMF from the relay
+//!      Dial → outbound INVITE (TLS 5061 + one _80 line for ;secure=true) → answer → bridge
+//!      Record → tap · Pause → timer · Reject → 486/603 · Hangup → BYE
+//! ```
+//!
+//! Nothing past authentication happens for a caller who is not allowed: no webhook, no media.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use mediaseal_sip::auth::{
+    ChallengeKind, DigestAlgorithm, DigestServer, StoredCredential, VerifyError, authorize,
+};
+use mediaseal_sip::dialog::{Dialog, new_invite};
+use mediaseal_sip::ids;
+use mediaseal_sip::message::{
+    HeaderName, Host, Method, NameAddr, Request, Response, Scheme, SipMessage, SipUri, StatusCode,
+    Transport, Uri, Warning,
+};
+use mediaseal_sip::policy::{RejectReason, evaluate_offer};
+use mediaseal_sip::sdp::{AudioCodec, AudioConfig, SessionDescription, audio_answer, audio_offer};
+use mediaseal_sip::transaction::{
+    ClientTransactionId, Endpoint, EndpointConfig, Event as SipEvent, Output as SipOutput,
+    ServerTransactionId, Target, TimerConfig, TransactionId, Transmit,
+};
+use mediaseal_srtp::SrtpProfile;
+use mediaseal_srtp::negotiate::Offer;
+use mediaseal_twiml::{
+    AttributePolicy, CallProgressEvents, Callback, Command, DialCallStatus, DialCommand, DialLeg,
+    DialOutcome, DialRecord, DialRecording, Event as TwimlEvent, FetchPurpose, FetchRequest,
+    FetchTarget, HangupReason, Interpreter, InterpreterConfig, ParseOptions, PromptCommand,
+    RecordCommand, RecordingInfo, RecordingOutcome, RejectStatus, Repeat, Response as Twiml,
+    TwilioCode,
+};
+
+use crate::domain::Domain;
+use crate::effect::{
+    CallId, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt, RecordingId,
+    RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
+};
+use crate::g711::Law;
+use crate::recording::{Layout, TapTracks};
+use crate::relay::{LegSetup, MediaEvent, Side};
+
+/// Twilio's API version, sent as `ApiVersion`.
+pub const API_VERSION: &str = "2010-04-01";
+
+/// How the core is set up.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Our SIP address (Via sent-by, Contact).
+    pub sip_address: IpAddr,
+    /// UDP/TCP listening port (Contact for requests that came over them).
+    pub sip_port: u16,
+    /// TLS listening port.
+    pub tls_port: u16,
+    /// Every domain name ends with this (`sip.example.com`): other Request-URI hosts get 404
+    /// without a lookup.
+    pub domain_suffix: String,
+    /// The address put in SDP.
+    pub media_address: IpAddr,
+    /// RTP ports to use (even port for RTP, the next odd one for RTCP).
+    pub rtp_ports: RangeInclusive<u16>,
+    /// The warn-agent of `Warning` headers and the `User-Agent`/`Server` value.
+    pub agent: String,
+    /// SIP codes of `<Reject>`.
+    pub reject_status: RejectStatus,
+    /// SIP timers.
+    pub timers: TimerConfig,
+    /// Digest nonce lifetime.
+    pub nonce_lifetime: Duration,
+    /// Most simultaneous calls; more get 503.
+    pub max_calls: usize,
+}
+
+impl CoreConfig {
+    /// Defaults around the addresses and ports given.
+    pub fn new(sip_address: IpAddr, sip_port: u16, tls_port: u16, domain_suffix: &str) -> Self {
+        Self {
+            sip_address,
+            sip_port,
+            tls_port,
+            domain_suffix: domain_suffix.trim_start_matches('.').to_ascii_lowercase(),
+            media_address: sip_address,
+            rtp_ports: 20000..=29999,
+            agent: "mediaseal".to_owned(),
+            reject_status: RejectStatus::default(),
+            timers: TimerConfig::default(),
+            nonce_lifetime: DigestServer::DEFAULT_LIFETIME,
+            max_calls: 10_000,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Calls in progress (past the domain lookup).
+    pub active_calls: usize,
+    /// Calls accepted by authentication and policy.
+    pub calls_accepted: u64,
+    /// Secure-media policy rejections by [`RejectReason::label`].
+    pub policy_rejections: BTreeMap<&'static str, u64>,
+    /// INVITEs refused before the policy: `unknown_domain`, `challenged`, `bad_credentials`,
+    /// `not_allowed`, `overloaded`.
+    pub refusals: BTreeMap<&'static str, u64>,
+    /// Webhook requests made.
+    pub webhooks: u64,
+}
+
+/// What the core wants done.
+#[derive(Debug)]
+pub enum Output {
+    /// Send SIP bytes.
+    Transmit(Transmit),
+    /// Carry out an effect.
+    Effect(Effect),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum TimerKind {
+    Pause,
+    Gather,
+    DialRing,
+    DialLimit,
+    RecordMax,
+}
+
+const TIMER_KINDS: usize = 5;
+
+impl TimerKind {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientPurpose {
+    DialInvite,
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the domain lookup.
+    Lookup,
+    /// Authenticated and accepted; not answered.
+    Ringing,
+    /// 200 sent.
+    Answered,
+    /// A final response or BYE was sent; cleaning up.
+    Over,
+}
+
+#[derive(Debug, Clone)]
+struct CallerMedia {
+    port: u16,
+    answer: Vec<u8>,
+    law: Law,
+    codec: AudioCodec,
+}
+
+#[derive(Debug)]
+struct GatherState {
+    digits: String,
+    finish_on_key: Option<char>,
+    num_digits: Option<u32>,
+    timeout: Duration,
+    prompting: bool,
+}
+
+#[derive(Debug)]
+struct RecordState {
+    recording: RecordingId,
+    finish_on_key: String,
+    digits: Option<String>,
+    stopping: bool,
+}
+
+#[derive(Debug)]
+enum Activity {
+    Idle,
+    Playback,
+    Pause,
+    Gather(GatherState),
+    Dial,
+    Record(RecordState),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialState {
+    Resolving,
+    Calling,
+    Ringing,
+    Answered,
+}
+
+#[derive(Debug)]
+struct Dialled {
+    sid: String,
+    sip_call_id: String,
+    txn: Option<ClientTransactionId>,
+    invite: Request,
+    target: Option<Target>,
+    port: u16,
+    offer: Option<Offer>,
+    dialog: Option<Dialog>,
+    state: DialState,
+    answered_at: Option<Instant>,
+    final_code: Option<u16>,
+    credentials: Option<(String, String)>,
+    auth_attempted: bool,
+    recording: Option<DialRecording>,
+    time_limit: Duration,
+    hangup_on_star: bool,
+    answer_on_bridge: bool,
+    status_callback: Option<Callback<CallProgressEvents>>,
+    from: String,
+    to: String,
+}
+
+#[derive(Debug)]
+struct ActiveRecording {
+    id: RecordingId,
+    for_dial: bool,
+    stopping: bool,
+}
+
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    sid: String,
+    invite: Request,
+    invite_txn: ServerTransactionId,
+    transport: Transport,
+    source: SocketAddr,
+    sip_call_id: String,
+    local_tag: String,
+    phase: Phase,
+    domain: Option<Domain>,
+    username: Option<String>,
+    media: Option<CallerMedia>,
+    dialog: Option<Dialog>,
+    interp: Option<Interpreter>,
+    rang: bool,
+    caller_gone: bool,
+    answered_at: Option<Instant>,
+    pending_fetch: Option<FetchId>,
+    next_serial: u64,
+    activity: Activity,
+    dial: Option<Dialled>,
+    /// A dial that ended while its recording is still being stored.
+    dial_outcome: Option<DialOutcome>,
+    recording: Option<ActiveRecording>,
+    deadlines: [Option<Instant>; TIMER_KINDS],
+    from: String,
+    to: String,
+    final_status: &'static str,
+}
+
+impl Call {
+    fn serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
+    }
+
+    fn caller_target(&self) -> Target {
+        Target {
+            transport: self.transport,
+            addr: self.source,
+        }
+    }
+}
+
+/// Even ports of the configured range, handed out in rotation so a port just released is not
+/// reused while its socket may still be closing.
+#[derive(Debug)]
+struct Ports {
+    free: VecDeque<u16>,
+}
+
+impl Ports {
+    fn new(range: &RangeInclusive<u16>) -> Self {
+        let start = range.start().saturating_add(range.start() & 1);
+        let free = (start..*range.end())
+            .step_by(2)
+            .filter(|p| p.checked_add(1).is_some_and(|q| q <= *range.end()))
+            .collect();
+        Self { free }
+    }
+
+    fn take(&mut self) -> Option<u16> {
+        self.free.pop_front()
+    }
+
+    fn give(&mut self, port: u16) {
+        self.free.push_back(port);
+    }
+}
+
+/// The B2BUA: every call, its SIP transactions, timers and webhooks.
+#[derive(Debug)]
+pub struct CallCore {
+    config: CoreConfig,
+    endpoint: Endpoint,
+    digest: DigestServer,
+    ports: Ports,
+    calls: HashMap<CallId, Call>,
+    next_id: u64,
+    by_sip_call_id: HashMap<String, (CallId, Side)>,
+    by_client_txn: HashMap<ClientTransactionId, (CallId, ClientPurpose)>,
+    by_server_txn: HashMap<ServerTransactionId, CallId>,
+    timers: BTreeSet<(Instant, CallId, TimerKind)>,
+    out: VecDeque<Output>,
+    stats: CoreStats,
+}
+
+/// Why the core could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The system random generator failed.
+    #[error("could not seed the digest nonce secret from the system random generator")]
+    Random,
+    /// The RTP port range holds no even/odd pair.
+    #[error("the RTP port range {0:?} holds no even RTP port with its RTCP port")]
+    NoPorts(RangeInclusive<u16>),
+}
+
+fn host_of(ip: IpAddr) -> Host {
+    match ip {
+        IpAddr::V4(a) => Host::V4(a),
+        IpAddr::V6(a) => Host::V6(a),
+    }
+}
+
+fn new_sid() -> String {
+    let mut bytes = [0u8; 16];
+    // A failed RNG leaves zeros; the SID is an identifier, not a secret.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    let mut s = String::with_capacity(34);
+    s.push_str("CA");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// `sip:user@host` of a URI, without port, parameters or headers (Twilio's `From`/`To`).
+fn plain_uri(uri: &Uri) -> String {
+    match uri.as_sip() {
+        Some(u) => {
+            let scheme = u.scheme.as_str();
+            match &u.user {
+                Some(user) => format!("{scheme}:{user}@{}", u.host),
+                None => format!("{scheme}:{}", u.host),
+            }
+        }
+        None => uri.to_string(),
+    }
+}
+
+impl CallCore {
+    /// A core with no calls.
+    pub fn new(config: CoreConfig, now: Instant) -> Result<Self, CoreError> {
+        let mut ep = EndpointConfig::new(host_of(config.sip_address));
+        ep.udp_port = config.sip_port;
+        ep.tcp_port = config.sip_port;
+        ep.tls_port = config.tls_port;
+        ep.timers = config.timers;
+        ep.user_agent = Some(config.agent.clone());
+        let digest = DigestServer::with_random_secret(now, config.nonce_lifetime)
+            .map_err(|_| CoreError::Random)?;
+        let ports = Ports::new(&config.rtp_ports);
+        if ports.free.is_empty() {
+            return Err(CoreError::NoPorts(config.rtp_ports));
+        }
+        Ok(Self {
+            endpoint: Endpoint::new(ep),
+            digest,
+            ports,
+            calls: HashMap::new(),
+            next_id: 0,
+            by_sip_call_id: HashMap::new(),
+            by_client_txn: HashMap::new(),
+            by_server_txn: HashMap::new(),
+            timers: BTreeSet::new(),
+            out: VecDeque::new(),
+            stats: CoreStats::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CoreStats {
+        let mut s = self.stats.clone();
+        s.active_calls = self
+            .calls
+            .values()
+            .filter(|c| c.phase != Phase::Lookup)
+            .count();
+        s
+    }
+
+    /// The SIP endpoint's counters.
+    pub fn endpoint_stats(&self) -> mediaseal_sip::transaction::EndpointStats {
+        self.endpoint.stats()
+    }
+
+    /// The `CA…` SID of a call.
+    pub fn call_sid(&self, call: CallId) -> Option<&str> {
+        self.calls.get(&call).map(|c| c.sid.as_str())
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.timers.iter().next().map(|(t, _, _)| *t);
+        match (ours, self.endpoint.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A UDP datagram.
+    pub fn handle_datagram(&mut self, bytes: &[u8], source: SocketAddr, now: Instant) {
+        self.endpoint
+            .handle_datagram(bytes, Transport::Udp, source, now);
+        self.pump(now);
+    }
+
+    /// A message framed from a TCP or TLS stream.
+    pub fn handle_message(
+        &mut self,
+        message: SipMessage,
+        transport: Transport,
+        source: SocketAddr,
+        now: Instant,
+    ) {
+        self.endpoint
+            .handle_message(message, transport, source, now);
+        self.pump(now);
+    }
+
+    /// Sending to `destination` failed (connection refused, TLS verification failed…).
+    pub fn transport_error(&mut self, transport: Transport, destination: SocketAddr, now: Instant) {
+        self.endpoint.transport_error(transport, destination);
+        self.pump(now);
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        self.pump(now);
+        while let Some(&(at, id, kind)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, id, kind));
+            self.with_call(id, now, |core, call, now| {
+                if call.deadlines[kind.index()] == Some(at) {
+                    call.deadlines[kind.index()] = None;
+                    core.on_timer(call, kind, now);
+                }
+            });
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Inputs from the shell.
+
+    /// The answer to [`Effect::LookupDomain`]: the domain, or `None` when no domain has that
+    /// name (or the lookup failed).
+    pub fn domain_found(&mut self, call: CallId, domain: Option<Domain>, now: Instant) {
+        self.with_call(call, now, |core, call, now| {
+            if call.phase != Phase::Lookup {
+                return;
+            }
+            if call.caller_gone {
+                call.phase = Phase::Over;
+                return;
+            }
+            match domain {
+                Some(d) => core.admit(call, d, now),
+                None => {
+                    core.refuse(call, "unknown_domain", StatusCode::NOT_FOUND, None, now);
+                }
+            }
+        });
+    }
+
+    /// The answer to [`Effect::Resolve`].
+    pub fn resolved(&mut self, call: CallId, addr: Option<SocketAddr>, now: Instant) {
+        self.with_call(call, now, |core, call, now| {
+            let resolving = call
+                .dial
+                .as_ref()
+                .is_some_and(|d| d.state == DialState::Resolving);
+            if !resolving {
+                return;
+            }
+            match addr {
+                Some(addr) => core.send_dial_invite(call, addr, now),
+                None => core.end_dial(call, DialCallStatus::Failed, now),
+            }
+        });
+    }
+
+    /// The answer to a [`WebhookKind::Twiml`] webhook: the body, or why it failed.
+    pub fn webhook_done(
+        &mut self,
+        call: CallId,
+        fetch: FetchId,
+        result: Result<Vec<u8>, FetchFailure>,
+        now: Instant,
+    ) {
+        self.with_call(call, now, |core, call, now| {
+            if call.pending_fetch != Some(fetch) {
+                return;
+            }
+            call.pending_fetch = None;
+            let event = match result {
+                Ok(body) => {
+                    let options = ParseOptions {
+                        unknown_attributes: AttributePolicy::Ignore,
+                        ..ParseOptions::default()
+                    };
+                    match Twiml::parse_with(&body, &options) {
+                        Ok(parsed) => TwimlEvent::TwimlFetched(parsed.response),
+                        Err(e) => TwimlEvent::FetchFailed { code: e.code() },
+                    }
+                }
+                Err(f) => TwimlEvent::FetchFailed {
+                    code: TwilioCode(f.code),
+                },
+            };
+            core.feed(call, event, now);
+        });
+    }
+
+    /// Something the relay saw or finished.
+    pub fn media_event(&mut self, call: CallId, event: MediaEvent, now: Instant) {
+        self.with_call(call, now, |core, call, now| match event {
+            MediaEvent::Digit(d) => core.on_digit(call, d, now),
+            MediaEvent::PlaybackDone => core.on_playback_done(call, now),
+            MediaEvent::SilenceElapsed => {
+                if matches!(call.activity, Activity::Record(_)) {
+                    core.stop_record_verb(call);
+                }
+            }
+        });
+    }
+
+    /// The shell could not open a leg's sockets.
+    pub fn media_failed(&mut self, call: CallId, side: Side, now: Instant) {
+        self.with_call(call, now, |core, call, now| match side {
+            Side::Caller => {
+                if call.phase == Phase::Answered {
+                    core.caller_gone(call, now);
+                } else if call.phase == Phase::Ringing {
+                    core.final_response(call, StatusCode::SERVER_INTERNAL_ERROR, None, now);
+                    call.final_status = "failed";
+                    if let Some(i) = call.interp.as_mut() {
+                        let _ = i.handle(TwimlEvent::CallerHungUp);
+                    }
+                }
+            }
+            Side::Callee => {
+                if call.dial.is_some() {
+                    core.hang_up_dial(call, DialCallStatus::Failed, now);
+                }
+            }
+        });
+    }
+
+    /// A recording started with [`Effect::StartRecording`] ended: stored (`Some`), or empty
+    /// or failed (`None`).
+    pub fn recording_finished(
+        &mut self,
+        call: CallId,
+        recording: RecordingId,
+        info: Option<RecordingInfo>,
+        now: Instant,
+    ) {
+        self.with_call(call, now, |core, call, now| {
+            let ours = call.recording.as_ref().is_some_and(|r| r.id == recording);
+            if !ours {
+                return;
+            }
+            let Some(active) = call.recording.take() else {
+                return;
+            };
+            if active.for_dial {
+                if let Some(mut outcome) = call.dial_outcome.take() {
+                    outcome.recording = info;
+                    core.feed(call, TwimlEvent::DialEnded(outcome), now);
+                }
+                // Otherwise the dial is still bridged and the recording failed early: the call
+                // goes on unrecorded.
+            } else if let Activity::Record(state) = &mut call.activity {
+                let digits = state.digits.take();
+                call.activity = Activity::Idle;
+                if call.deadlines[TimerKind::RecordMax.index()].is_some() {
+                    call.deadlines[TimerKind::RecordMax.index()] = None;
+                }
+                if !active.stopping {
+                    // Failed at start (seed 000 refusal): stop the verb's media too.
+                    core.effect(Effect::Media(MediaCommand::ArmSilence {
+                        call: call.id,
+                        timeout: None,
+                    }));
+                }
+                core.feed(
+                    call,
+                    TwimlEvent::RecordingFinished(RecordingOutcome {
+                        recording: info,
+                        digits,
+                    }),
+                    now,
+                );
+            }
+        });
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Plumbing.
+
+    fn effect(&mut self, effect: Effect) {
+        self.out.push_back(Output::Effect(effect));
+    }
+
+    /// Runs `f` with the call taken out of the map (so `f` may use `self` freely), puts it
+    /// back unless it ended, and moves SIP output along.
+    fn with_call(
+        &mut self,
+        id: CallId,
+        now: Instant,
+        f: impl FnOnce(&mut Self, &mut Call, Instant),
+    ) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        f(self, &mut call, now);
+        self.maybe_finish(&mut call, now);
+        if call.phase == Phase::Over {
+            self.forget(&call);
+        } else {
+            self.calls.insert(id, call);
+        }
+        self.pump(now);
+    }
+
+    fn pump(&mut self, now: Instant) {
+        while let Some(o) = self.endpoint.poll_output() {
+            match o {
+                SipOutput::Transmit(t) => self.out.push_back(Output::Transmit(t)),
+                SipOutput::Event(e) => self.on_sip_event(e, now),
+            }
+        }
+    }
+
+    fn set_timer(&mut self, call: &mut Call, kind: TimerKind, at: Instant) {
+        self.clear_timer(call, kind);
+        call.deadlines[kind.index()] = Some(at);
+        self.timers.insert((at, call.id, kind));
+    }
+
+    fn clear_timer(&mut self, call: &mut Call, kind: TimerKind) {
+        if let Some(at) = call.deadlines[kind.index()].take() {
+            self.timers.remove(&(at, call.id, kind));
+        }
+    }
+
+    fn forget(&mut self, call: &Call) {
+        for (k, at) in call.deadlines.iter().enumerate() {
+            if let Some(at) = at {
+                self.timers
+                    .retain(|(t, id, kind)| !(t == at && *id == call.id && kind.index() == k));
+            }
+        }
+        self.by_sip_call_id.retain(|_, (id, _)| *id != call.id);
+        self.by_server_txn.retain(|_, id| *id != call.id);
+        // Client transactions stay mapped until their final response; `on_response` ignores
+        // unknown calls except to ACK and BYE a late 2xx.
+    }
+
+    fn contact(&self, transport: Transport) -> NameAddr {
+        let port = match transport {
+            Transport::Tls => self.config.tls_port,
+            _ => self.config.sip_port,
+        };
+        let mut uri = SipUri::new(
+            Scheme::Sip,
+            Some("mediaseal"),
+            host_of(self.config.sip_address),
+        );
+        uri.port = Some(port);
+        if transport != Transport::Udp {
+            uri.params.set(
+                "transport",
+                Some(transport.as_via_str().to_ascii_lowercase().as_str()),
+            );
+        }
+        NameAddr::new(uri)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // SIP events.
+
+    fn on_sip_event(&mut self, event: SipEvent, now: Instant) {
+        match event {
+            SipEvent::NewRequest {
+                id,
+                request,
+                transport,
+                source,
+            } => self.on_request(id, request, transport, source, now),
+            SipEvent::Ack { request, .. } => {
+                if let Ok(cid) = request.headers.call_id()
+                    && let Some(&(id, Side::Caller)) = self.by_sip_call_id.get(cid)
+                    && let Some(call) = self.calls.get_mut(&id)
+                    && let Some(d) = call.dialog.as_mut()
+                {
+                    d.confirm();
+                }
+            }
+            SipEvent::Cancelled { invite, .. } => {
+                if let Some(&id) = self.by_server_txn.get(&invite) {
+                    self.with_call(id, now, |core, call, now| {
+                        call.final_status = "canceled";
+                        if call.phase == Phase::Lookup {
+                            call.caller_gone = true;
+                        } else {
+                            call.phase = Phase::Ringing;
+                            core.caller_gone(call, now);
+                        }
+                    });
+                }
+            }
+            SipEvent::Response { id, response } => self.on_response(id, &response, now),
+            SipEvent::StrayResponse { .. } | SipEvent::Malformed { .. } => {}
+            SipEvent::TransactionTimeout { id } | SipEvent::TransportError { id } => {
+                self.on_transaction_failure(id, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn respond(&mut self, txn: ServerTransactionId, response: Response, now: Instant) {
+        // The transaction may be gone (a CANCEL raced us); nothing else to do then.
+        let _ = self.endpoint.respond(txn, response, now);
+    }
+
+    fn on_request(
+        &mut self,
+        txn: ServerTransactionId,
+        request: Request,
+        transport: Transport,
+        source: SocketAddr,
+        now: Instant,
+    ) {
+        let to_tag = request
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned));
+        let call_id = request.headers.call_id().unwrap_or_default().to_owned();
+        let known = self.by_sip_call_id.get(&call_id).copied();
+        match (&request.method, to_tag, known) {
+            (Method::Invite, None, _) => self.new_call(txn, request, transport, source, now),
+            (Method::Bye, Some(_), Some((id, side))) => {
+                let ok = Response::for_request(&request, StatusCode::OK);
+                self.respond(txn, ok, now);
+                self.with_call(id, now, |core, call, now| match side {
+                    Side::Caller => core.caller_gone(call, now),
+                    Side::Callee => core.dial_ended_by_callee(call, now),
+                });
+            }
+            (Method::Invite, Some(_), Some(_)) => {
+                // Re-INVITEs (hold, refresh, re-keying) are refused; RFC 3261 §14.2 leaves the
+                // session as it was.
+                let r = Response::for_request(&request, StatusCode::NOT_ACCEPTABLE_HERE)
+                    .with_header(
+                        HeaderName::WARNING,
+                        Warning::new(399, &self.config.agent, "re-INVITE is not supported")
+                            .to_string(),
+                    );
+                self.respond(txn, r, now);
+            }
+            (Method::Info | Method::Update, Some(_), Some(_)) => {
+                let status = if request.method == Method::Info {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_IMPLEMENTED
+                };
+                self.respond(txn, Response::for_request(&request, status), now);
+            }
+            (Method::Options, _, _) => {
+                let r = Response::for_request(&request, StatusCode::OK)
+                    .with_header(HeaderName::ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+                self.respond(txn, r, now);
+            }
+            (_, Some(_), None) => {
+                let r = Response::for_request(&request, StatusCode::CALL_DOES_NOT_EXIST);
+                self.respond(txn, r, now);
+            }
+            _ => {
+                let r = Response::for_request(&request, StatusCode::METHOD_NOT_ALLOWED)
+                    .with_header(HeaderName::ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+                self.respond(txn, r, now);
+            }
+        }
+    }
+
+    fn new_call(
+        &mut self,
+        txn: ServerTransactionId,
+        invite: Request,
+        transport: Transport,
+        source: SocketAddr,
+        now: Instant,
+    ) {
+        let local_tag = ids::new_tag();
+        let domain_name = invite
+            .uri
+            .as_sip()
+            .and_then(|u| match &u.host {
+                Host::Domain(d) => Some(d.to_ascii_lowercase()),
+                _ => None,
+            })
+            .filter(|d| {
+                let suffix = &self.config.domain_suffix;
+                d.len() > suffix.len() + 1
+                    && d.ends_with(suffix.as_str())
+                    && d.as_bytes().get(d.len() - suffix.len() - 1) == Some(&b'.')
+            });
+        let Some(name) = domain_name else {
+            *self.stats.refusals.entry("unknown_domain").or_default() += 1;
+            let r = Response::for_request(&invite, StatusCode::NOT_FOUND).with_to_tag(&local_tag);
+            self.respond(txn, r, now);
+            return;
+        };
+        if self.calls.len() >= self.config.max_calls {
+            *self.stats.refusals.entry("overloaded").or_default() += 1;
+            let r = Response::for_request(&invite, StatusCode::SERVICE_UNAVAILABLE)
+                .with_to_tag(&local_tag);
+            self.respond(txn, r, now);
+            return;
+        }
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let sip_call_id = invite.headers.call_id().unwrap_or_default().to_owned();
+        let from = invite
+            .headers
+            .from()
+            .map(|f| plain_uri(&f.uri))
+            .unwrap_or_default();
+        let to = plain_uri(&invite.uri);
+        let call = Call {
+            id,
+            sid: new_sid(),
+            invite,
+            invite_txn: txn,
+            transport,
+            source,
+            sip_call_id: sip_call_id.clone(),
+            local_tag,
+            phase: Phase::Lookup,
+            domain: None,
+            username: None,
+            media: None,
+            dialog: None,
+            interp: None,
+            rang: false,
+            caller_gone: false,
+            answered_at: None,
+            pending_fetch: None,
+            next_serial: 0,
+            activity: Activity::Idle,
+            dial: None,
+            dial_outcome: None,
+            recording: None,
+            deadlines: [None; TIMER_KINDS],
+            from,
+            to,
+            final_status: "completed",
+        };
+        self.by_server_txn.insert(txn, id);
+        self.by_sip_call_id.insert(sip_call_id, (id, Side::Caller));
+        self.calls.insert(id, call);
+        self.effect(Effect::LookupDomain { call: id, name });
+    }
+
+    /// A final refusal before the call was accepted.
+    fn refuse(
+        &mut self,
+        call: &mut Call,
+        label: &'static str,
+        status: StatusCode,
+        warning: Option<Warning>,
+        now: Instant,
+    ) {
+        *self.stats.refusals.entry(label).or_default() += 1;
+        call.final_status = "failed";
+        self.final_response(call, status, warning, now);
+    }
+
+    fn final_response(
+        &mut self,
+        call: &mut Call,
+        status: StatusCode,
+        warning: Option<Warning>,
+        now: Instant,
+    ) {
+        let mut r = Response::for_request(&call.invite, status).with_to_tag(&call.local_tag);
+        if let Some(w) = warning {
+            r = r.with_header(HeaderName::WARNING, w.to_string());
+        }
+        self.respond(call.invite_txn, r, now);
+        call.phase = Phase::Over;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Admission: transport, authentication, policy.
+
+    fn admit(&mut self, call: &mut Call, domain: Domain, now: Instant) {
+        // A secure domain refuses non-TLS signalling before anything else, so it never
+        // challenges for credentials or reveals its media policy in the clear.
+        if domain.secure && call.transport != Transport::Tls {
+            let reason = RejectReason::InsecureSignalling {
+                transport: call.transport,
+            };
+            self.policy_reject(call, &reason, now);
+            return;
+        }
+        match self.authenticate(call, &domain, now) {
+            Ok(username) => call.username = username,
+            Err(()) => return,
+        }
+        let offer = if call.invite.body.is_empty() {
+            None
+        } else {
+            match SessionDescription::parse(&call.invite.body) {
+                Ok(sd) => Some(sd),
+                Err(e) => {
+                    let w = Warning::new(399, &self.config.agent, &format!("malformed SDP: {e}"));
+                    self.refuse(call, "malformed_sdp", StatusCode::BAD_REQUEST, Some(w), now);
+                    return;
+                }
+            }
+        };
+        let accepted = match evaluate_offer(domain.secure, call.transport, offer.as_ref()) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.policy_reject(call, &reason, now);
+                return;
+            }
+        };
+        let Some(offer) = offer else { return };
+        let answer_crypto = match accepted.srtp.as_ref().map(|c| c.answer()).transpose() {
+            Ok(a) => a,
+            Err(e) => {
+                let w = Warning::new(399, &self.config.agent, &e.to_string());
+                let status =
+                    StatusCode::new(e.sip_status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
+                self.refuse(call, "srtp_negotiation", status, Some(w), now);
+                return;
+            }
+        };
+        let Some(port) = self.ports.take() else {
+            self.refuse(
+                call,
+                "overloaded",
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                now,
+            );
+            return;
+        };
+        let cfg = AudioConfig::new(self.config.media_address, port);
+        let answer = match audio_answer(
+            &offer,
+            accepted.media_index,
+            &cfg,
+            answer_crypto.as_ref().map(|a| &a.attribute),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                self.ports.give(port);
+                let w = Warning::new(e.warn_code(), &self.config.agent, &e.to_string());
+                self.refuse(
+                    call,
+                    "no_common_codec",
+                    StatusCode::NOT_ACCEPTABLE_HERE,
+                    Some(w),
+                    now,
+                );
+                return;
+            }
+        };
+        let Some(voice_url) = domain.voice_url.clone() else {
+            self.ports.give(port);
+            let w = Warning::new(399, &self.config.agent, "the SIP domain has no VoiceUrl");
+            self.refuse(
+                call,
+                "no_voice_url",
+                StatusCode::SERVER_INTERNAL_ERROR,
+                Some(w),
+                now,
+            );
+            return;
+        };
+        let law = match answer.codec {
+            AudioCodec::Pcmu => Law::Mu,
+            AudioCodec::Pcma => Law::A,
+        };
+        let media_section = offer.media.get(answer.media_index);
+        let remote_rtcp = media_section.and_then(|m| m.rtcp()).and_then(|(port, ip)| {
+            let ip = ip.or_else(|| answer.remote_rtp.map(|a| a.ip()))?;
+            Some(SocketAddr::new(ip, port))
+        });
+        let setup = LegSetup {
+            srtp: answer_crypto.map(|a| a.keys),
+            remote_rtp: answer.remote_rtp,
+            remote_rtcp,
+            rtcp_mux: answer.rtcp_mux,
+            law,
+            payload_type: answer.payload_type,
+            telephone_event: answer.telephone_event,
+        };
+        call.media = Some(CallerMedia {
+            port,
+            answer: answer.sdp.to_bytes(),
+            law,
+            codec: answer.codec,
+        });
+        self.effect(Effect::Media(MediaCommand::OpenLeg {
+            call: call.id,
+            side: Side::Caller,
+            port,
+        }));
+        self.effect(Effect::Media(MediaCommand::ConfigureLeg {
+            call: call.id,
+            side: Side::Caller,
+            setup: Box::new(setup),
+        }));
+        let mut icfg = InterpreterConfig::inbound(voice_url, domain.voice_method);
+        icfg.reject_status = self.config.reject_status;
+        icfg.fallback = domain.voice_fallback_url.clone().map(|url| FetchTarget {
+            url,
+            method: domain.voice_fallback_method,
+        });
+        call.domain = Some(domain);
+        call.phase = Phase::Ringing;
+        self.stats.calls_accepted += 1;
+        self.ledger(call, "ringing");
+        call.interp = Some(Interpreter::new(icfg));
+        self.drive(call, now);
+    }
+
+    fn policy_reject(&mut self, call: &mut Call, reason: &RejectReason, now: Instant) {
+        *self
+            .stats
+            .policy_rejections
+            .entry(reason.label())
+            .or_default() += 1;
+        call.final_status = "failed";
+        let w = reason.warning(&self.config.agent);
+        self.final_response(call, reason.status(), Some(w), now);
+    }
+
+    /// `Ok(username)` (None for an IP ACL match); `Err` when a response was sent.
+    fn authenticate(
+        &mut self,
+        call: &mut Call,
+        domain: &Domain,
+        now: Instant,
+    ) -> Result<Option<String>, ()> {
+        let ip = call.source.ip();
+        if domain.ip_ranges.iter().any(|r| r.contains(ip)) {
+            return Ok(None);
+        }
+        if domain.credentials.is_empty() {
+            let w = Warning::new(
+                399,
+                &self.config.agent,
+                "caller not allowed for this domain",
+            );
+            self.refuse(call, "not_allowed", StatusCode::FORBIDDEN, Some(w), now);
+            return Err(());
+        }
+        let realm = domain.name.as_str();
+        let creds = match DigestServer::credentials(&call.invite, ChallengeKind::Www, realm) {
+            Ok(c) => c,
+            Err(VerifyError::NoCredentials) => {
+                self.challenge(call, realm, false, now);
+                return Err(());
+            }
+            Err(_) => {
+                self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
+                return Err(());
+            }
+        };
+        let Some(stored) = domain
+            .credentials
+            .iter()
+            .find(|c| c.username == creds.username)
+        else {
+            self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
+            return Err(());
+        };
+        let stored = StoredCredential::Ha1(stored.ha1.clone());
+        match self.digest.verify(&call.invite, &creds, &stored, ip, now) {
+            Ok(()) => Ok(Some(creds.username)),
+            Err(VerifyError::Stale | VerifyError::InvalidNonce) => {
+                self.challenge(call, realm, true, now);
+                Err(())
+            }
+            Err(_) => {
+                self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
+                Err(())
+            }
+        }
+    }
+
+    fn challenge(&mut self, call: &mut Call, realm: &str, stale: bool, now: Instant) {
+        *self.stats.refusals.entry("challenged").or_default() += 1;
+        let r = self.digest.challenge_response(
+            &call.invite,
+            ChallengeKind::Www,
+            realm,
+            &[DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            call.source.ip(),
+            now,
+            stale,
+            &call.local_tag,
+        );
+        self.respond(call.invite_txn, r, now);
+        call.final_status = "failed";
+        call.phase = Phase::Over;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Running the script.
+
+    fn feed(&mut self, call: &mut Call, event: TwimlEvent, now: Instant) {
+        if let Some(i) = call.interp.as_mut() {
+            // An event the script no longer expects (a late PlaybackDone) changes nothing.
+            let _ = i.handle(event);
+        }
+        self.drive(call, now);
+    }
+
+    fn drive(&mut self, call: &mut Call, now: Instant) {
+        while let Some(command) = call.interp.as_mut().and_then(Interpreter::poll_command) {
+            self.execute(call, command, now);
+        }
+    }
+
+    fn execute(&mut self, call: &mut Call, command: Command, now: Instant) {
+        if call.phase == Phase::Over {
+            return;
+        }
+        match command {
+            Command::Ring if !call.rang && call.phase == Phase::Ringing => {
+                call.rang = true;
+                let r = Response::for_request(&call.invite, StatusCode::RINGING)
+                    .with_to_tag(&call.local_tag)
+                    .with_header(
+                        HeaderName::CONTACT,
+                        self.contact(call.transport).to_string(),
+                    );
+                self.respond(call.invite_txn, r, now);
+            }
+            Command::Ring => {}
+            Command::Answer => self.answer_caller(call, now),
+            Command::Fetch(request) => self.webhook(call, request),
+            Command::Say {
+                text,
+                voice,
+                language,
+                repeat,
+            } => self.play(
+                call,
+                vec![(
+                    Prompt::Say {
+                        text,
+                        voice,
+                        language,
+                    },
+                    repeat,
+                )],
+            ),
+            Command::Play { url, repeat } => self.play(call, vec![(Prompt::Url(url), repeat)]),
+            Command::SendDigits { digits } => {
+                self.play(call, vec![(Prompt::Digits(digits), Repeat::default())]);
+            }
+            Command::Pause { duration } => {
+                call.activity = Activity::Pause;
+                self.set_timer(call, TimerKind::Pause, now + duration);
+            }
+            Command::CollectDigits(c) => {
+                let prompts: Vec<(Prompt, Repeat)> = c
+                    .prompts
+                    .into_iter()
+                    .map(|p| match p {
+                        PromptCommand::Say {
+                            text,
+                            voice,
+                            language,
+                            repeat,
+                        } => (
+                            Prompt::Say {
+                                text,
+                                voice,
+                                language,
+                            },
+                            repeat,
+                        ),
+                        PromptCommand::Play { url, repeat } => (Prompt::Url(url), repeat),
+                        PromptCommand::SendDigits { digits } => {
+                            (Prompt::Digits(digits), Repeat::default())
+                        }
+                        PromptCommand::Pause { duration } => {
+                            (Prompt::Silence(duration), Repeat::default())
+                        }
+                    })
+                    .collect();
+                let prompting = !prompts.is_empty();
+                call.activity = Activity::Gather(GatherState {
+                    digits: String::new(),
+                    finish_on_key: c.finish_on_key,
+                    num_digits: c.num_digits.map(|n| n.get()),
+                    timeout: c.timeout,
+                    prompting,
+                });
+                if prompting {
+                    self.effect(Effect::Media(MediaCommand::Play {
+                        call: call.id,
+                        prompts,
+                    }));
+                } else {
+                    self.set_timer(call, TimerKind::Gather, now + c.timeout);
+                }
+            }
+            Command::Dial(dial) => self.start_dial(call, dial, now),
+            Command::Record(record) => self.start_record_verb(call, record, now),
+            Command::Reject { status } => {
+                call.final_status = if status == 486 { "busy" } else { "failed" };
+                let status = StatusCode::new(status).unwrap_or(StatusCode::DECLINE);
+                if call.phase == Phase::Ringing {
+                    self.final_response(call, status, None, now);
+                }
+            }
+            Command::Hangup { reason } => match reason {
+                HangupReason::Completed => {}
+                HangupReason::ApplicationError(_) | HangupReason::FetchLimit => {
+                    if call.phase == Phase::Ringing {
+                        call.final_status = "failed";
+                        let w = Warning::new(
+                            399,
+                            &self.config.agent,
+                            "the application's TwiML could not be fetched or run",
+                        );
+                        self.final_response(call, StatusCode::SERVER_INTERNAL_ERROR, Some(w), now);
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    fn play(&mut self, call: &mut Call, prompts: Vec<(Prompt, Repeat)>) {
+        call.activity = Activity::Playback;
+        self.effect(Effect::Media(MediaCommand::Play {
+            call: call.id,
+            prompts,
+        }));
+    }
+
+    fn answer_caller(&mut self, call: &mut Call, now: Instant) {
+        if call.phase != Phase::Ringing {
+            return;
+        }
+        let Some(media) = call.media.as_ref() else {
+            return;
+        };
+        let ok = Response::for_request(&call.invite, StatusCode::OK)
+            .with_to_tag(&call.local_tag)
+            .with_header(
+                HeaderName::CONTACT,
+                self.contact(call.transport).to_string(),
+            )
+            .with_body("application/sdp", media.answer.clone());
+        call.dialog = Dialog::new_uas(&call.invite, &ok).ok();
+        self.respond(call.invite_txn, ok, now);
+        call.phase = Phase::Answered;
+        call.answered_at = Some(now);
+        self.ledger(call, "in-progress");
+    }
+
+    fn base_params(&self, call: &Call) -> Vec<(String, String)> {
+        let status = if call.caller_gone {
+            "completed"
+        } else if call.phase == Phase::Answered {
+            "in-progress"
+        } else {
+            "ringing"
+        };
+        let (domain_name, domain_sid, account) = call
+            .domain
+            .as_ref()
+            .map(|d| (d.name.clone(), d.sid.clone(), d.account_sid.clone()))
+            .unwrap_or_default();
+        let mut p = vec![
+            ("AccountSid".to_owned(), account),
+            ("ApiVersion".to_owned(), API_VERSION.to_owned()),
+            ("CallSid".to_owned(), call.sid.clone()),
+            ("CallStatus".to_owned(), status.to_owned()),
+            ("Called".to_owned(), call.to.clone()),
+            ("Caller".to_owned(), call.from.clone()),
+            ("Direction".to_owned(), "inbound".to_owned()),
+            ("From".to_owned(), call.from.clone()),
+            ("To".to_owned(), call.to.clone()),
+            ("SipDomain".to_owned(), domain_name),
+            ("SipDomainSid".to_owned(), domain_sid),
+            ("SipCallId".to_owned(), call.sip_call_id.clone()),
+            ("SipSourceIp".to_owned(), call.source.ip().to_string()),
+        ];
+        if let Some(u) = &call.username {
+            p.push(("SipUsername".to_owned(), u.clone()));
+        }
+        for (name, value) in call.invite.headers.x_headers() {
+            p.push((format!("SipHeader_{name}"), value.to_owned()));
+        }
+        p
+    }
+
+    fn webhook(&mut self, call: &mut Call, request: FetchRequest) {
+        let mut params = self.base_params(call);
+        params.extend(request.params);
+        let kind = match request.purpose {
+            FetchPurpose::Notification => WebhookKind::Notification,
+            _ => WebhookKind::Twiml,
+        };
+        let fetch = FetchId(call.serial());
+        self.stats.webhooks += 1;
+        let account_sid = call
+            .domain
+            .as_ref()
+            .map(|d| d.account_sid.clone())
+            .unwrap_or_default();
+        self.effect(Effect::Webhook(WebhookRequest {
+            call: call.id,
+            fetch,
+            account_sid,
+            url: request.url,
+            method: request.method,
+            params,
+            kind,
+        }));
+        if kind == WebhookKind::Notification {
+            // Its answer is not run: the script ends here.
+            if let Some(i) = call.interp.as_mut() {
+                let _ = i.handle(TwimlEvent::TwimlFetched(Twiml::default()));
+            }
+        } else {
+            call.pending_fetch = Some(fetch);
+        }
+    }
+
+    fn status_callback(
+        &mut self,
+        call: &mut Call,
+        target: &FetchTarget,
+        params: Vec<(String, String)>,
+    ) {
+        let fetch = FetchId(call.serial());
+        let account_sid = call
+            .domain
+            .as_ref()
+            .map(|d| d.account_sid.clone())
+            .unwrap_or_default();
+        self.effect(Effect::Webhook(WebhookRequest {
+            call: call.id,
+            fetch,
+            account_sid,
+            url: target.url.clone(),
+            method: target.method,
+            params,
+            kind: WebhookKind::StatusCallback,
+        }));
+    }
+
+    fn ledger(&mut self, call: &Call, status: &'static str) {
+        let Some(d) = call.domain.as_ref() else {
+            return;
+        };
+        self.effect(Effect::CallStatus(CallUpdate {
+            call_sid: call.sid.clone(),
+            account_sid: d.account_sid.clone(),
+            parent_call_sid: None,
+            direction: "inbound",
+            from: call.from.clone(),
+            to: call.to.clone(),
+            status,
+            sip_call_id: call.sip_call_id.clone(),
+            duration_secs: None,
+        }));
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Media events and timers.
+
+    fn on_playback_done(&mut self, call: &mut Call, now: Instant) {
+        match &mut call.activity {
+            Activity::Playback => {
+                call.activity = Activity::Idle;
+                self.feed(call, TwimlEvent::PlaybackDone, now);
+            }
+            Activity::Gather(g) if g.prompting => {
+                g.prompting = false;
+                let timeout = g.timeout;
+                self.set_timer(call, TimerKind::Gather, now + timeout);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_digit(&mut self, call: &mut Call, digit: char, now: Instant) {
+        match &mut call.activity {
+            Activity::Gather(g) => {
+                if g.prompting {
+                    g.prompting = false;
+                    self.effect(Effect::Media(MediaCommand::StopPlayback { call: call.id }));
+                }
+                let done = if g.finish_on_key == Some(digit) {
+                    Some((core::mem::take(&mut g.digits), Some(digit)))
+                } else {
+                    g.digits.push(digit);
+                    let full = g
+                        .num_digits
+                        .is_some_and(|n| g.digits.chars().count() >= n as usize);
+                    full.then(|| (core::mem::take(&mut g.digits), None))
+                };
+                match done {
+                    Some((digits, finished_on_key)) => {
+                        self.clear_timer(call, TimerKind::Gather);
+                        call.activity = Activity::Idle;
+                        self.feed(
+                            call,
+                            TwimlEvent::DigitsCollected {
+                                digits,
+                                finished_on_key,
+                            },
+                            now,
+                        );
+                    }
+                    None => {
+                        let timeout = g.timeout;
+                        self.set_timer(call, TimerKind::Gather, now + timeout);
+                    }
+                }
+            }
+            Activity::Record(r) if !r.stopping && r.finish_on_key.contains(digit) => {
+                r.digits = Some(digit.to_string());
+                self.stop_record_verb(call);
+            }
+            Activity::Dial => {
+                let star = digit == '*'
+                    && call
+                        .dial
+                        .as_ref()
+                        .is_some_and(|d| d.hangup_on_star && d.state == DialState::Answered);
+                if star {
+                    self.hang_up_dial(call, DialCallStatus::Completed, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, call: &mut Call, kind: TimerKind, now: Instant) {
+        match kind {
+            TimerKind::Pause => {
+                if matches!(call.activity, Activity::Pause) {
+                    call.activity = Activity::Idle;
+                    self.feed(call, TwimlEvent::PauseElapsed, now);
+                }
+            }
+            TimerKind::Gather => {
+                if let Activity::Gather(g) = &mut call.activity {
+                    let digits = core::mem::take(&mut g.digits);
+                    call.activity = Activity::Idle;
+                    let event = if digits.is_empty() {
+                        TwimlEvent::GatherTimeout
+                    } else {
+                        TwimlEvent::DigitsCollected {
+                            digits,
+                            finished_on_key: None,
+                        }
+                    };
+                    self.feed(call, event, now);
+                }
+            }
+            TimerKind::DialRing => {
+                let ringing = call
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.state != DialState::Answered);
+                if ringing {
+                    self.hang_up_dial(call, DialCallStatus::NoAnswer, now);
+                }
+            }
+            TimerKind::DialLimit => {
+                if call.dial.is_some() {
+                    self.hang_up_dial(call, DialCallStatus::Completed, now);
+                }
+            }
+            TimerKind::RecordMax => {
+                if matches!(call.activity, Activity::Record(_)) {
+                    self.stop_record_verb(call);
+                }
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // <Record>.
+
+    fn start_record_verb(&mut self, call: &mut Call, record: RecordCommand, now: Instant) {
+        let id = RecordingId(call.serial());
+        call.activity = Activity::Record(RecordState {
+            recording: id,
+            finish_on_key: record.finish_on_key.clone(),
+            digits: None,
+            stopping: false,
+        });
+        call.recording = Some(ActiveRecording {
+            id,
+            for_dial: false,
+            stopping: false,
+        });
+        if record.play_beep {
+            self.effect(Effect::Media(MediaCommand::Play {
+                call: call.id,
+                prompts: vec![(Prompt::Beep, Repeat::default())],
+            }));
+        }
+        self.effect(Effect::Media(MediaCommand::ArmSilence {
+            call: call.id,
+            timeout: record.silence_timeout,
+        }));
+        self.start_recording(
+            call,
+            id,
+            Layout::Mono,
+            TapTracks::CallerOnly,
+            RecordingSource::RecordVerb,
+            record.trim,
+            record.status_callback,
+        );
+        self.set_timer(call, TimerKind::RecordMax, now + record.max_length);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_recording(
+        &mut self,
+        call: &Call,
+        id: RecordingId,
+        layout: Layout,
+        tracks: TapTracks,
+        source: RecordingSource,
+        trim: mediaseal_twiml::Trim,
+        status_callback: Option<Callback<mediaseal_twiml::RecordingEvents>>,
+    ) {
+        let account_sid = call
+            .domain
+            .as_ref()
+            .map(|d| d.account_sid.clone())
+            .unwrap_or_default();
+        self.effect(Effect::StartRecording(RecordingRequest {
+            call: call.id,
+            recording: id,
+            account_sid,
+            call_sid: call.sid.clone(),
+            layout,
+            tracks,
+            source,
+            trim,
+            status_callback,
+        }));
+    }
+
+    fn stop_record_verb(&mut self, call: &mut Call) {
+        let Activity::Record(state) = &mut call.activity else {
+            return;
+        };
+        if state.stopping {
+            return;
+        }
+        state.stopping = true;
+        let id = state.recording;
+        self.clear_timer(call, TimerKind::RecordMax);
+        self.effect(Effect::Media(MediaCommand::ArmSilence {
+            call: call.id,
+            timeout: None,
+        }));
+        self.stop_recording(call, id);
+    }
+
+    fn stop_recording(&mut self, call: &mut Call, id: RecordingId) {
+        if let Some(r) = call.recording.as_mut()
+            && r.id == id
+            && !r.stopping
+        {
+            r.stopping = true;
+            self.effect(Effect::StopRecording {
+                call: call.id,
+                recording: id,
+            });
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // <Dial><Sip>.
+
+    fn start_dial(&mut self, call: &mut Call, dial: DialCommand, now: Instant) {
+        call.activity = Activity::Dial;
+        let Some(DialLeg::Sip {
+            uri,
+            username,
+            password,
+            status_callback,
+            ..
+        }) = dial
+            .legs
+            .into_iter()
+            .find(|l| matches!(l, DialLeg::Sip { .. }))
+        else {
+            // Phone numbers need a PSTN gateway, which mediaseal does not have.
+            self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
+            return;
+        };
+        let secure = uri.requires_tls() && uri.secure;
+        let (Ok(Uri::Sip(mut request_uri)), Some(media)) =
+            (Uri::parse(uri.as_str()), call.media.clone())
+        else {
+            self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
+            return;
+        };
+        let Some(port) = self.ports.take() else {
+            self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
+            return;
+        };
+        let offer = if secure {
+            match Offer::new(&[SrtpProfile::AesCm128HmacSha1_80]) {
+                Ok(o) => Some(o),
+                Err(_) => {
+                    self.ports.give(port);
+                    self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut cfg = AudioConfig::new(self.config.media_address, port);
+        // The callee gets the caller's codec only, so the relay never transcodes.
+        cfg.codecs = vec![media.codec];
+        let sdp = audio_offer(&cfg, offer.as_ref().map_or(&[], |o| o.attributes()));
+        let transport = if secure || request_uri.scheme == Scheme::Sips {
+            Transport::Tls
+        } else {
+            match request_uri.transport_param().as_deref() {
+                Some("tcp") => Transport::Tcp,
+                Some("tls") => Transport::Tls,
+                _ => Transport::Udp,
+            }
+        };
+        // `;secure=true` is ours to interpret: the callee sees a plain sip: URI.
+        request_uri.params.remove("secure");
+        let host = request_uri.host.clone();
+        let target_port = request_uri.port.unwrap_or(transport.default_port());
+        let caller_user = call
+            .invite
+            .headers
+            .from()
+            .ok()
+            .and_then(|f| f.sip_uri().and_then(|u| u.user.clone()))
+            .unwrap_or_else(|| "anonymous".to_owned());
+        let from_user = dial.caller_id.clone().unwrap_or(caller_user);
+        let from_uri = SipUri::new(
+            Scheme::Sip,
+            Some(&from_user),
+            host_of(self.config.sip_address),
+        );
+        let to_uri = SipUri {
+            params: Default::default(),
+            headers: Vec::new(),
+            password: None,
+            ..request_uri.clone()
+        };
+        let mut invite = new_invite(
+            Uri::Sip(request_uri),
+            NameAddr::new(from_uri.clone()),
+            &NameAddr::new(to_uri.clone()),
+            &self.contact(transport),
+            None,
+        );
+        invite.set_body("application/sdp", sdp.to_bytes());
+        let sip_call_id = invite.headers.call_id().unwrap_or_default().to_owned();
+        let sid = new_sid();
+        self.by_sip_call_id
+            .insert(sip_call_id.clone(), (call.id, Side::Callee));
+        self.effect(Effect::Media(MediaCommand::OpenLeg {
+            call: call.id,
+            side: Side::Callee,
+            port,
+        }));
+        let credentials = match (username, password) {
+            (Some(u), Some(p)) => Some((u, p.expose().to_owned())),
+            _ => None,
+        };
+        call.dial = Some(Dialled {
+            sid,
+            sip_call_id,
+            txn: None,
+            invite,
+            target: None,
+            port,
+            offer,
+            dialog: None,
+            state: DialState::Resolving,
+            answered_at: None,
+            final_code: None,
+            credentials,
+            auth_attempted: false,
+            recording: dial.recording,
+            time_limit: dial.time_limit,
+            hangup_on_star: dial.hangup_on_star,
+            answer_on_bridge: dial.answer_on_bridge,
+            status_callback,
+            from: plain_uri(&Uri::Sip(from_uri)),
+            to: plain_uri(&Uri::Sip(to_uri)),
+        });
+        self.set_timer(call, TimerKind::DialRing, now + dial.timeout);
+        match host.ip() {
+            Some(ip) => self.send_dial_invite(call, SocketAddr::new(ip, target_port), now),
+            None => {
+                let Host::Domain(name) = host else { return };
+                self.effect(Effect::Resolve {
+                    call: call.id,
+                    host: name,
+                    port: target_port,
+                    transport,
+                });
+            }
+        }
+    }
+
+    fn send_dial_invite(&mut self, call: &mut Call, addr: SocketAddr, now: Instant) {
+        let Some(d) = call.dial.as_mut() else { return };
+        let transport = d
+            .invite
+            .headers
+            .get(&HeaderName::CONTACT)
+            .map_or(Transport::Udp, |c| {
+                if c.contains("transport=tls") {
+                    Transport::Tls
+                } else if c.contains("transport=tcp") {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                }
+            });
+        let target = Target { transport, addr };
+        if transport == Transport::Tls {
+            let server_name = d
+                .invite
+                .uri
+                .as_sip()
+                .map(|u| match &u.host {
+                    Host::Domain(n) => n.clone(),
+                    other => other
+                        .ip()
+                        .map_or_else(|| other.to_string(), |ip| ip.to_string()),
+                })
+                .unwrap_or_default();
+            self.out
+                .push_back(Output::Effect(Effect::TlsServerName { addr, server_name }));
+        }
+        d.target = Some(target);
+        d.state = DialState::Calling;
+        match self.endpoint.send_request(d.invite.clone(), target, now) {
+            Ok(txn) => {
+                d.txn = Some(txn);
+                self.by_client_txn
+                    .insert(txn, (call.id, ClientPurpose::DialInvite));
+                let update = self.leg_update(call, "ringing");
+                self.effect(Effect::CallStatus(update));
+                self.leg_progress(call, "initiated");
+            }
+            Err(_) => self.end_dial(call, DialCallStatus::Failed, now),
+        }
+    }
+
+    fn leg_update(&self, call: &Call, status: &'static str) -> CallUpdate {
+        let d = call.dial.as_ref();
+        CallUpdate {
+            call_sid: d.map(|d| d.sid.clone()).unwrap_or_default(),
+            account_sid: call
+                .domain
+                .as_ref()
+                .map(|d| d.account_sid.clone())
+                .unwrap_or_default(),
+            parent_call_sid: Some(call.sid.clone()),
+            direction: "outbound-dial",
+            from: d.map(|d| d.from.clone()).unwrap_or_default(),
+            to: d.map(|d| d.to.clone()).unwrap_or_default(),
+            status,
+            sip_call_id: d.map(|d| d.sip_call_id.clone()).unwrap_or_default(),
+            duration_secs: None,
+        }
+    }
+
+    /// `<Sip statusCallback>` for the dialled leg.
+    fn leg_progress(&mut self, call: &mut Call, event: &'static str) {
+        let Some(d) = call.dial.as_ref() else { return };
+        let Some(cb) = d.status_callback.as_ref() else {
+            return;
+        };
+        let wanted = match event {
+            "initiated" => cb.events.initiated,
+            "ringing" => cb.events.ringing,
+            "answered" => cb.events.answered,
+            _ => cb.events.completed,
+        };
+        if !wanted {
+            return;
+        }
+        let target = cb.target.clone();
+        let status = match event {
+            "answered" => "in-progress",
+            other => other,
+        };
+        let params = vec![
+            (
+                "AccountSid".to_owned(),
+                call.domain
+                    .as_ref()
+                    .map(|d| d.account_sid.clone())
+                    .unwrap_or_default(),
+            ),
+            ("ApiVersion".to_owned(), API_VERSION.to_owned()),
+            ("CallSid".to_owned(), d.sid.clone()),
+            ("ParentCallSid".to_owned(), call.sid.clone()),
+            ("CallStatus".to_owned(), status.to_owned()),
+            ("Direction".to_owned(), "outbound-dial".to_owned()),
+            ("From".to_owned(), d.from.clone()),
+            ("To".to_owned(), d.to.clone()),
+            ("SipCallId".to_owned(), d.sip_call_id.clone()),
+            (
+                "CallbackSource".to_owned(),
+                "call-progress-events".to_owned(),
+            ),
+        ];
+        self.status_callback(call, &target, params);
+    }
+
+    fn on_response(&mut self, txn: ClientTransactionId, response: &Response, now: Instant) {
+        let Some(&(id, purpose)) = self.by_client_txn.get(&txn) else {
+            return;
+        };
+        if response.status.is_final() {
+            self.by_client_txn.remove(&txn);
+        }
+        if purpose == ClientPurpose::Bye {
+            return;
+        }
+        let current = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.dial.as_ref())
+            .is_some_and(|d| d.txn == Some(txn));
+        if !current {
+            // A dial we gave up on (timeout, caller gone): a late 2xx is acknowledged and ended.
+            if response.status.is_success() {
+                self.ack_and_bye_stray(txn, response, now);
+            }
+            return;
+        }
+        self.with_call(id, now, |core, call, now| {
+            core.on_dial_response(call, txn, response, now);
+        });
+    }
+
+    fn ack_and_bye_stray(&mut self, txn: ClientTransactionId, response: &Response, now: Instant) {
+        let Some(invite) = self.endpoint.client_request(txn).cloned() else {
+            return;
+        };
+        let Ok(mut dialog) = Dialog::new_uac(&invite, response) else {
+            return;
+        };
+        let Some(target) = self.target_of(&invite) else {
+            return;
+        };
+        let _ = self.endpoint.send_ack(txn, dialog.ack(), target, now);
+        if let Ok(bye) = self.endpoint.send_request(dialog.bye(), target, now) {
+            self.by_client_txn
+                .insert(bye, (CallId(0), ClientPurpose::Bye));
+        }
+    }
+
+    fn target_of(&self, invite: &Request) -> Option<Target> {
+        // The INVITE went where its Via transport and the dial's target say; for a stray we
+        // only know the URI.
+        invite.uri.as_sip().and_then(Target::from_uri)
+    }
+
+    fn on_dial_response(
+        &mut self,
+        call: &mut Call,
+        txn: ClientTransactionId,
+        response: &Response,
+        now: Instant,
+    ) {
+        let Some(d) = call.dial.as_mut() else { return };
+        let code = response.status.as_u16();
+        if response.status.is_provisional() {
+            if code > 100 && d.state == DialState::Calling {
+                d.state = DialState::Ringing;
+                let update = self.leg_update(call, "ringing");
+                self.effect(Effect::CallStatus(update));
+                self.leg_progress(call, "ringing");
+            }
+            return;
+        }
+        d.final_code = Some(code);
+        if response.status.is_success() {
+            self.on_dial_answered(call, txn, response, now);
+            return;
+        }
+        let challenged = matches!(
+            response.status,
+            StatusCode::UNAUTHORIZED | StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        );
+        if challenged
+            && !d.auth_attempted
+            && let (Some((user, pass)), Some(target), Some(sent)) = (
+                d.credentials.clone(),
+                d.target,
+                self.endpoint.client_request(txn).cloned(),
+            )
+        {
+            let mut retry = sent;
+            if authorize(&mut retry, response, &user, &pass).is_ok() {
+                d.auth_attempted = true;
+                d.invite = retry.clone();
+                if let Ok(t) = self.endpoint.send_request(retry, target, now) {
+                    d.txn = Some(t);
+                    self.by_client_txn
+                        .insert(t, (call.id, ClientPurpose::DialInvite));
+                    return;
+                }
+            }
+        }
+        let status = match code {
+            486 | 600 => DialCallStatus::Busy,
+            408 | 480 => DialCallStatus::NoAnswer,
+            487 => DialCallStatus::Canceled,
+            _ => DialCallStatus::Failed,
+        };
+        self.end_dial(call, status, now);
+    }
+
+    fn on_dial_answered(
+        &mut self,
+        call: &mut Call,
+        txn: ClientTransactionId,
+        response: &Response,
+        now: Instant,
+    ) {
+        let Some(d) = call.dial.as_mut() else { return };
+        let (Some(sent), Some(target)) = (self.endpoint.client_request(txn).cloned(), d.target)
+        else {
+            return;
+        };
+        let Ok(mut dialog) = Dialog::new_uac(&sent, response) else {
+            self.end_dial(call, DialCallStatus::Failed, now);
+            return;
+        };
+        let _ = self.endpoint.send_ack(txn, dialog.ack(), target, now);
+        let setup = callee_setup(&response.body, d.offer.as_ref(), call.media.as_ref());
+        d.dialog = Some(dialog);
+        let Some(setup) = setup else {
+            // The answer does not fit the offer (no SRTP for ;secure=true, unknown codec).
+            self.hang_up_dial(call, DialCallStatus::Failed, now);
+            return;
+        };
+        d.state = DialState::Answered;
+        d.answered_at = Some(now);
+        let time_limit = d.time_limit;
+        let answer_on_bridge = d.answer_on_bridge;
+        let recording = d.recording.clone();
+        self.clear_timer(call, TimerKind::DialRing);
+        self.set_timer(call, TimerKind::DialLimit, now + time_limit);
+        self.effect(Effect::Media(MediaCommand::ConfigureLeg {
+            call: call.id,
+            side: Side::Callee,
+            setup: Box::new(setup),
+        }));
+        if answer_on_bridge && call.phase == Phase::Ringing {
+            self.answer_caller(call, now);
+            if let Some(i) = call.interp.as_mut() {
+                let _ = i.handle(TwimlEvent::Answered);
+            }
+        }
+        self.effect(Effect::Media(MediaCommand::Bridge {
+            call: call.id,
+            bridged: true,
+        }));
+        let update = self.leg_update(call, "in-progress");
+        self.effect(Effect::CallStatus(update));
+        self.leg_progress(call, "answered");
+        if let Some(rec) = recording {
+            let layout = match rec.mode {
+                DialRecord::FromAnswerDual | DialRecord::FromRingingDual => Layout::Dual,
+                _ => Layout::Mono,
+            };
+            let id = RecordingId(call.serial());
+            call.recording = Some(ActiveRecording {
+                id,
+                for_dial: true,
+                stopping: false,
+            });
+            self.start_recording(
+                call,
+                id,
+                layout,
+                TapTracks::Both,
+                RecordingSource::DialVerb,
+                rec.trim,
+                rec.status_callback,
+            );
+        }
+    }
+
+    /// We end the dial: CANCEL if ringing, BYE if answered.
+    fn hang_up_dial(&mut self, call: &mut Call, status: DialCallStatus, now: Instant) {
+        let Some(d) = call.dial.as_mut() else { return };
+        match d.state {
+            DialState::Answered => {
+                if let (Some(dialog), Some(target)) = (d.dialog.as_mut(), d.target) {
+                    let bye = dialog.bye();
+                    if let Ok(t) = self.endpoint.send_request(bye, target, now) {
+                        self.by_client_txn.insert(t, (call.id, ClientPurpose::Bye));
+                    }
+                }
+            }
+            DialState::Calling | DialState::Ringing => {
+                if let Some(t) = d.txn {
+                    let _ = self.endpoint.cancel(t, now);
+                }
+            }
+            DialState::Resolving => {}
+        }
+        self.end_dial(call, status, now);
+    }
+
+    fn dial_ended_by_callee(&mut self, call: &mut Call, now: Instant) {
+        if call
+            .dial
+            .as_ref()
+            .is_some_and(|d| d.state == DialState::Answered)
+        {
+            self.end_dial(call, DialCallStatus::Completed, now);
+        }
+    }
+
+    /// The dialled leg is over: release its media, then report the outcome (after its
+    /// recording is stored, if it had one).
+    fn end_dial(&mut self, call: &mut Call, status: DialCallStatus, now: Instant) {
+        let Some(d) = call.dial.take() else { return };
+        self.clear_timer(call, TimerKind::DialRing);
+        self.clear_timer(call, TimerKind::DialLimit);
+        self.by_sip_call_id.remove(&d.sip_call_id);
+        self.effect(Effect::Media(MediaCommand::Bridge {
+            call: call.id,
+            bridged: false,
+        }));
+        self.effect(Effect::Media(MediaCommand::CloseLeg {
+            call: call.id,
+            side: Side::Callee,
+        }));
+        self.ports.give(d.port);
+        let duration = d.answered_at.map(|at| {
+            u32::try_from(now.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+        });
+        let status = if status == DialCallStatus::Completed && d.answered_at.is_none() {
+            DialCallStatus::Failed
+        } else {
+            status
+        };
+        let ledger_status = match status {
+            DialCallStatus::Completed | DialCallStatus::Answered => "completed",
+            DialCallStatus::Busy => "busy",
+            DialCallStatus::NoAnswer => "no-answer",
+            DialCallStatus::Failed => "failed",
+            DialCallStatus::Canceled => "canceled",
+        };
+        let update = CallUpdate {
+            call_sid: d.sid.clone(),
+            account_sid: call
+                .domain
+                .as_ref()
+                .map(|x| x.account_sid.clone())
+                .unwrap_or_default(),
+            parent_call_sid: Some(call.sid.clone()),
+            direction: "outbound-dial",
+            from: d.from.clone(),
+            to: d.to.clone(),
+            status: ledger_status,
+            sip_call_id: d.sip_call_id.clone(),
+            duration_secs: duration,
+        };
+        self.effect(Effect::CallStatus(update));
+        let sid = d.sid.clone();
+        let sip_call_id = d.sip_call_id.clone();
+        let code = d.final_code;
+        call.dial = Some(d);
+        self.leg_progress(call, "completed");
+        call.dial = None;
+        let outcome = DialOutcome {
+            status,
+            call_sid: Some(sid),
+            duration_secs: duration,
+            sip_call_id: Some(sip_call_id),
+            sip_response_code: code,
+            recording: None,
+        };
+        self.deliver_outcome(call, outcome, now);
+    }
+
+    /// A dial that never produced a leg (a phone number, a bad URI, no free port).
+    fn deliver_dial_outcome(
+        &mut self,
+        call: &mut Call,
+        status: DialCallStatus,
+        sid: Option<String>,
+        sip_call_id: Option<String>,
+        code: Option<u16>,
+        now: Instant,
+    ) {
+        let outcome = DialOutcome {
+            status,
+            call_sid: sid,
+            duration_secs: None,
+            sip_call_id,
+            sip_response_code: code,
+            recording: None,
+        };
+        self.deliver_outcome(call, outcome, now);
+    }
+
+    fn deliver_outcome(&mut self, call: &mut Call, outcome: DialOutcome, now: Instant) {
+        let dial_recording = call.recording.as_ref().filter(|r| r.for_dial).map(|r| r.id);
+        if let Some(id) = dial_recording {
+            // Report once the recording is stored (its SID and URL go to the action).
+            call.dial_outcome = Some(outcome);
+            self.stop_recording(call, id);
+        } else {
+            call.activity = Activity::Idle;
+            self.feed(call, TwimlEvent::DialEnded(outcome), now);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Endings.
+
+    fn on_transaction_failure(&mut self, id: TransactionId, now: Instant) {
+        match id {
+            TransactionId::Server(txn) => {
+                // No ACK for our 200: the caller is unreachable.
+                if let Some(&call) = self.by_server_txn.get(&txn) {
+                    self.with_call(call, now, |core, call, now| {
+                        if call.phase == Phase::Answered {
+                            core.caller_gone(call, now);
+                            core.bye_caller(call, now);
+                        }
+                    });
+                }
+            }
+            TransactionId::Client(txn) => {
+                let Some((call, purpose)) = self.by_client_txn.remove(&txn) else {
+                    return;
+                };
+                if purpose != ClientPurpose::DialInvite {
+                    return;
+                }
+                self.with_call(call, now, |core, call, now| {
+                    if call.dial.as_ref().is_some_and(|d| d.txn == Some(txn)) {
+                        core.end_dial(call, DialCallStatus::Failed, now);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The caller hung up (BYE, CANCEL, or unreachable).
+    fn caller_gone(&mut self, call: &mut Call, now: Instant) {
+        if call.caller_gone {
+            return;
+        }
+        call.caller_gone = true;
+        if let Some(d) = call.dialog.as_mut() {
+            d.terminate();
+        }
+        if call.dial.is_some() {
+            let status = if call
+                .dial
+                .as_ref()
+                .is_some_and(|d| d.state == DialState::Answered)
+            {
+                DialCallStatus::Completed
+            } else {
+                DialCallStatus::Canceled
+            };
+            if let Some(i) = call.interp.as_mut() {
+                let _ = i.handle(TwimlEvent::CallerHungUp);
+            }
+            self.hang_up_dial(call, status, now);
+        } else if matches!(call.activity, Activity::Record(_)) {
+            if let Some(i) = call.interp.as_mut() {
+                let _ = i.handle(TwimlEvent::CallerHungUp);
+            }
+            self.stop_record_verb(call);
+        } else {
+            if let Some(i) = call.interp.as_mut() {
+                let _ = i.handle(TwimlEvent::CallerHungUp);
+            }
+            call.activity = Activity::Idle;
+        }
+        for kind in [TimerKind::Pause, TimerKind::Gather] {
+            self.clear_timer(call, kind);
+        }
+        self.drive(call, now);
+    }
+
+    fn bye_caller(&mut self, call: &mut Call, now: Instant) {
+        let target = call.caller_target();
+        if let Some(dialog) = call.dialog.as_mut()
+            && dialog.state() != mediaseal_sip::dialog::DialogState::Terminated
+        {
+            let bye = dialog.bye();
+            if let Ok(t) = self.endpoint.send_request(bye, target, now) {
+                self.by_client_txn.insert(t, (call.id, ClientPurpose::Bye));
+            }
+        }
+    }
+
+    /// Ends the call once the script is over and nothing is pending.
+    fn maybe_finish(&mut self, call: &mut Call, now: Instant) {
+        if call.phase == Phase::Lookup {
+            return;
+        }
+        let script_over = call.interp.as_ref().is_none_or(Interpreter::is_finished);
+        let busy = call.dial.is_some() || call.recording.is_some() || call.dial_outcome.is_some();
+        if call.phase != Phase::Over && (busy || !script_over) {
+            return;
+        }
+        if busy && call.phase == Phase::Over && call.interp.is_some() {
+            // Rejected or failed before answering while something was pending: wind it down.
+            if call.dial.is_some() {
+                self.hang_up_dial(call, DialCallStatus::Canceled, now);
+            }
+            if let Some(r) = call.recording.as_ref() {
+                let id = r.id;
+                self.stop_recording(call, id);
+            }
+        }
+        match call.phase {
+            Phase::Answered => {
+                if !call.caller_gone {
+                    self.bye_caller(call, now);
+                }
+            }
+            Phase::Ringing => {
+                // The script ended without answering (it cannot normally: the interpreter
+                // answers before hanging up); refuse rather than leave the caller ringing.
+                if !call.caller_gone {
+                    self.final_response(call, StatusCode::SERVER_INTERNAL_ERROR, None, now);
+                }
+            }
+            Phase::Lookup | Phase::Over => {}
+        }
+        self.release(call, now);
+    }
+
+    fn release(&mut self, call: &mut Call, now: Instant) {
+        let was_accepted = call.interp.is_some();
+        if let Some(m) = call.media.take() {
+            self.ports.give(m.port);
+        }
+        if was_accepted {
+            self.effect(Effect::Media(MediaCommand::Close { call: call.id }));
+            let duration = call.answered_at.map(|at| {
+                u32::try_from(now.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+            });
+            let status = if call.answered_at.is_some() {
+                "completed"
+            } else {
+                call.final_status
+            };
+            if let Some(d) = call.domain.as_ref() {
+                self.effect(Effect::CallStatus(CallUpdate {
+                    call_sid: call.sid.clone(),
+                    account_sid: d.account_sid.clone(),
+                    parent_call_sid: None,
+                    direction: "inbound",
+                    from: call.from.clone(),
+                    to: call.to.clone(),
+                    status,
+                    sip_call_id: call.sip_call_id.clone(),
+                    duration_secs: duration,
+                }));
+                if let Some(url) = d.voice_status_callback_url.clone() {
+                    let target = FetchTarget {
+                        url,
+                        method: d.voice_status_callback_method,
+                    };
+                    let mut params = self.base_params(call);
+                    if let Some(p) = params.iter_mut().find(|(k, _)| k == "CallStatus") {
+                        p.1 = status.to_owned();
+                    }
+                    if let Some(dur) = duration {
+                        params.push(("CallDuration".to_owned(), dur.to_string()));
+                    }
+                    self.status_callback(call, &target, params);
+                }
+            }
+        }
+        call.interp = None;
+        call.phase = Phase::Over;
+    }
+}
+
+/// The callee leg's setup from its SDP answer, checked against our offer: `None` when the
+/// answer does not fit (no SRTP where we required it, a key that fails the policy, another
+/// codec, no address).
+fn callee_setup(
+    body: &[u8],
+    offer: Option<&Offer>,
+    caller: Option<&CallerMedia>,
+) -> Option<LegSetup> {
+    let caller = caller?;
+    let sd = SessionDescription::parse(body).ok()?;
+    let index = sd.active_audio().next()?;
+    let media = sd.media.get(index)?;
+    let srtp = match offer {
+        Some(offer) => {
+            if !media.is_savp() {
+                return None;
+            }
+            let line = media.crypto().into_iter().find_map(Result::ok)?;
+            Some(offer.accept(&line).ok()?)
+        }
+        None => {
+            if !media.is_avp() || media.attribute("crypto").is_some() {
+                return None;
+            }
+            None
+        }
+    };
+    let mut payload_type = None;
+    let mut telephone_event = None;
+    for f in &media.formats {
+        let Ok(pt) = f.parse::<u8>() else { continue };
+        let Some(map) = media.rtpmap(pt) else {
+            continue;
+        };
+        if map.encoding.eq_ignore_ascii_case(caller.codec.encoding()) && map.clock_rate == 8000 {
+            payload_type.get_or_insert(pt);
+        } else if map.encoding.eq_ignore_ascii_case("telephone-event") {
+            telephone_event.get_or_insert(pt);
+        }
+    }
+    let remote_rtp = sd.rtp_destination(index)?;
+    let remote_rtcp = media
+        .rtcp()
+        .map(|(port, ip)| SocketAddr::new(ip.unwrap_or(remote_rtp.ip()), port));
+    Some(LegSetup {
+        srtp,
+        remote_rtp: Some(remote_rtp),
+        remote_rtcp,
+        rtcp_mux: media.rtcp_mux(),
+        law: caller.law,
+        payload_type: payload_type?,
+        telephone_event,
+    })
+}

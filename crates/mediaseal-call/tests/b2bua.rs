@@ -1,0 +1,379 @@
+//! The call core with simulated peers and time: what goes out for each INVITE, and that
+//! nothing reaches the application before authentication and policy.
+
+#![allow(clippy::disallowed_methods)] // tests and benches read the clock for an epoch
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mediaseal_call::b2bua::Output;
+use mediaseal_call::{
+    CallCore, CoreConfig, Domain, DomainCredential, Effect, MediaCommand, MediaEvent, WebhookKind,
+};
+use mediaseal_sip::auth::Ha1Set;
+use mediaseal_sip::message::{HeaderName, ParseLimits, Response, SipMessage, Transport};
+use mediaseal_twiml::HttpMethod;
+
+const KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+fn core(now: Instant) -> CallCore {
+    let mut c = CoreConfig::new([127, 0, 0, 1].into(), 5060, 5061, "sip.example.test");
+    c.rtp_ports = 40000..=40009;
+    CallCore::new(c, now).unwrap()
+}
+
+fn domain(secure: bool) -> Domain {
+    Domain {
+        sid: "SD0001".into(),
+        account_sid: "AC0001".into(),
+        name: "acme.sip.example.test".into(),
+        secure,
+        voice_url: Some("https://app.example.test/voice".parse().unwrap()),
+        voice_method: HttpMethod::Post,
+        voice_fallback_url: None,
+        voice_fallback_method: HttpMethod::Post,
+        voice_status_callback_url: None,
+        voice_status_callback_method: HttpMethod::Post,
+        ip_ranges: vec!["192.0.2.0/24".parse().unwrap()],
+        credentials: vec![DomainCredential {
+            username: "carol".into(),
+            ha1: Ha1Set::compute("carol", "acme.sip.example.test", "pw"),
+        }],
+    }
+}
+
+fn invite(transport: &str, proto: &str, crypto: &str, extra: &str) -> Vec<u8> {
+    let crypto = if crypto.is_empty() {
+        String::new()
+    } else {
+        format!("a=crypto:{crypto}\r\n")
+    };
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+         m=audio 4000 {proto} 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n{crypto}"
+    );
+    format!(
+        "INVITE sip:alice@acme.sip.example.test SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} 192.0.2.10:5070;branch=z9hG4bKtest{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@192.0.2.10>;tag=ft\r\nTo: <sip:alice@acme.sip.example.test>\r\n\
+         Call-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.10:5070>\r\n{extra}\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        sdp.len() * 7,
+        sdp.len()
+    )
+    .into_bytes()
+}
+
+fn feed(c: &mut CallCore, bytes: &[u8], transport: Transport, from: SocketAddr, now: Instant) {
+    let msg = SipMessage::parse(bytes, &ParseLimits::default()).unwrap();
+    c.handle_message(msg, transport, from, now);
+}
+
+#[derive(Default)]
+struct Drained {
+    responses: Vec<Response>,
+    effects: Vec<Effect>,
+}
+
+fn drain(c: &mut CallCore) -> Drained {
+    let mut d = Drained::default();
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) => {
+                if let Ok(SipMessage::Response(r)) =
+                    SipMessage::parse(&t.bytes, &ParseLimits::default())
+                {
+                    d.responses.push(r);
+                }
+            }
+            Output::Effect(e) => d.effects.push(e),
+        }
+    }
+    d
+}
+
+fn lookup_call(d: &Drained) -> mediaseal_call::CallId {
+    d.effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::LookupDomain { call, name } => {
+                assert_eq!(name, "acme.sip.example.test");
+                Some(*call)
+            }
+            _ => None,
+        })
+        .expect("a domain lookup")
+}
+
+fn codes(d: &Drained) -> Vec<u16> {
+    d.responses.iter().map(|r| r.status.as_u16()).collect()
+}
+
+fn no_webhook(d: &Drained) {
+    assert!(
+        !d.effects.iter().any(|e| matches!(e, Effect::Webhook(_))),
+        "{:?}",
+        d.effects
+    );
+}
+
+#[test]
+fn accepted_call_rings_fetches_then_answers_with_its_own_key() {
+    let now = Instant::now();
+    let mut c = core(now);
+    let from: SocketAddr = "192.0.2.10:5070".parse().unwrap();
+    let line = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}");
+    feed(
+        &mut c,
+        &invite("TLS", "RTP/SAVP", &line, "X-Ref: 9\r\n"),
+        Transport::Tls,
+        from,
+        now,
+    );
+    let d = drain(&mut c);
+    assert_eq!(codes(&d), vec![100]);
+    let call = lookup_call(&d);
+    c.domain_found(call, Some(domain(true)), now);
+    let d = drain(&mut c);
+    assert_eq!(codes(&d), vec![180]);
+    let hook = d
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Webhook(w) => Some(w.clone()),
+            _ => None,
+        })
+        .expect("webhook");
+    assert_eq!(hook.kind, WebhookKind::Twiml);
+    let p = |k: &str| {
+        hook.params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(p("SipDomain").as_deref(), Some("acme.sip.example.test"));
+    assert_eq!(p("SipHeader_X-Ref").as_deref(), Some("9"));
+    assert_eq!(p("SipSourceIp").as_deref(), Some("192.0.2.10"));
+    assert!(p("SipUsername").is_none(), "admitted by IP range");
+    // Media was opened with keys before anything is answered.
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaCommand::ConfigureLeg { .. })))
+    );
+    c.webhook_done(
+        call,
+        hook.fetch,
+        Ok(b"<Response><Play digits=\"1\"/></Response>".to_vec()),
+        now,
+    );
+    let d = drain(&mut c);
+    assert_eq!(codes(&d), vec![200]);
+    let answer = String::from_utf8(d.responses[0].body.clone()).unwrap();
+    assert!(answer.contains("RTP/SAVP"));
+    let ours = answer
+        .lines()
+        .find(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"))
+        .unwrap();
+    assert!(!ours.contains(KEY), "the edge answers with its own key");
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaCommand::Play { .. })))
+    );
+    // End of the document after the prompt: BYE.
+    c.media_event(call, MediaEvent::PlaybackDone, now);
+    let d = drain(&mut c);
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaCommand::Close { .. })))
+    );
+    assert_eq!(c.stats().active_calls, 0);
+}
+
+#[test]
+fn refusals_never_fetch_the_webhook() {
+    let now = Instant::now();
+    let line = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}");
+    // (INVITE, transport, source, secure domain, status, counter label)
+    type Case<'a> = (Vec<u8>, Transport, &'a str, bool, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            invite("UDP", "RTP/SAVP", &line, ""),
+            Transport::Udp,
+            "192.0.2.10:5070",
+            true,
+            403,
+            "insecure_signalling",
+        ),
+        (
+            invite("TLS", "RTP/AVP", "", ""),
+            Transport::Tls,
+            "192.0.2.10:5070",
+            true,
+            488,
+            "plain_rtp_on_secure_domain",
+        ),
+        (
+            invite("UDP", "RTP/SAVP", &line, ""),
+            Transport::Udp,
+            "192.0.2.10:5070",
+            false,
+            488,
+            "srtp_on_non_secure_domain",
+        ),
+        (
+            invite("TLS", "RTP/SAVP", &format!("{line}|2^20|1:4"), ""),
+            Transport::Tls,
+            "192.0.2.10:5070",
+            true,
+            488,
+            "mki_not_supported",
+        ),
+        // Outside the IP range and without credentials: a challenge, not the application.
+        (
+            invite("UDP", "RTP/AVP", "", ""),
+            Transport::Udp,
+            "198.51.100.1:5070",
+            false,
+            401,
+            "challenged",
+        ),
+    ];
+    for (bytes, transport, from, secure, status, label) in cases {
+        let mut c = core(now);
+        feed(&mut c, &bytes, transport, from.parse().unwrap(), now);
+        let call = lookup_call(&drain(&mut c));
+        c.domain_found(call, Some(domain(secure)), now);
+        let d = drain(&mut c);
+        assert_eq!(codes(&d), vec![status], "{label}");
+        no_webhook(&d);
+        let s = c.stats();
+        let counted = s.policy_rejections.get(label).or(s.refusals.get(label));
+        assert_eq!(counted, Some(&1), "{label}: {s:?}");
+        if status == 401 {
+            assert!(
+                d.responses[0]
+                    .headers
+                    .get(&HeaderName::WWW_AUTHENTICATE)
+                    .is_some()
+            );
+        } else {
+            assert!(
+                d.responses[0].headers.get(&HeaderName::WARNING).is_some(),
+                "{label}"
+            );
+        }
+    }
+    // An unknown domain and a host outside the suffix.
+    let mut c = core(now);
+    feed(
+        &mut c,
+        &invite("UDP", "RTP/AVP", "", ""),
+        Transport::Udp,
+        "192.0.2.10:5070".parse().unwrap(),
+        now,
+    );
+    let call = lookup_call(&drain(&mut c));
+    c.domain_found(call, None, now);
+    assert_eq!(codes(&drain(&mut c)), vec![404]);
+    let other = String::from_utf8(invite("UDP", "RTP/AVP", "", ""))
+        .unwrap()
+        .replace(
+            "sip:alice@acme.sip.example.test SIP",
+            "sip:alice@example.org SIP",
+        )
+        .replace("branch=z9hG4bKtest", "branch=z9hG4bKother");
+    feed(
+        &mut c,
+        other.as_bytes(),
+        Transport::Udp,
+        "192.0.2.10:5070".parse().unwrap(),
+        now,
+    );
+    let d = drain(&mut c);
+    assert_eq!(codes(&d), vec![100, 404]);
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::LookupDomain { .. }))
+    );
+}
+
+#[test]
+fn dial_timeout_cancels_and_reports_no_answer() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let from: SocketAddr = "192.0.2.10:5070".parse().unwrap();
+    feed(
+        &mut c,
+        &invite("UDP", "RTP/AVP", "", ""),
+        Transport::Udp,
+        from,
+        t0,
+    );
+    let call = lookup_call(&drain(&mut c));
+    c.domain_found(call, Some(domain(false)), t0);
+    let fetch = drain(&mut c)
+        .effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Webhook(w) => Some(w.fetch),
+            _ => None,
+        })
+        .unwrap();
+    c.webhook_done(
+        call,
+        fetch,
+        Ok(b"<Response><Dial timeout=\"5\" action=\"/after\"><Sip>sip:jack@198.51.100.20</Sip></Dial></Response>".to_vec()),
+        t0,
+    );
+    let mut invite_sent = None;
+    while let Some(o) = c.poll_output() {
+        if let Output::Transmit(t) = o
+            && t.bytes.starts_with(b"INVITE ")
+        {
+            invite_sent = Some(t);
+        }
+    }
+    let out = invite_sent.expect("the dial INVITE");
+    assert_eq!(out.destination, "198.51.100.20:5060".parse().unwrap());
+    let text = String::from_utf8(out.bytes.clone()).unwrap();
+    assert!(text.contains("m=audio") && text.contains("RTP/AVP") && !text.contains("a=crypto"));
+    // The callee rings…
+    let msg = SipMessage::parse(&out.bytes, &ParseLimits::default()).unwrap();
+    let SipMessage::Request(req) = msg else {
+        panic!()
+    };
+    let ringing =
+        Response::for_request(&req, mediaseal_sip::message::StatusCode::RINGING).with_to_tag("jt");
+    c.handle_message(
+        SipMessage::Response(ringing),
+        Transport::Udp,
+        out.destination,
+        t0,
+    );
+    drain(&mut c);
+    // …past the timeout.
+    let later = t0 + Duration::from_secs(6);
+    c.handle_timeout(later);
+    let mut cancel = false;
+    let mut action = None;
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) if t.bytes.starts_with(b"CANCEL ") => cancel = true,
+            Output::Effect(Effect::Webhook(w)) => action = Some(w),
+            _ => {}
+        }
+    }
+    assert!(cancel, "the ringing callee gets a CANCEL");
+    let action = action.expect("the dial action");
+    assert!(action.url.as_str().ends_with("/after"));
+    assert!(
+        action
+            .params
+            .contains(&("DialCallStatus".into(), "no-answer".into()))
+    );
+}

@@ -1,0 +1,86 @@
+//! Cleans up after crashes: uploads whose rows were never published, and objects no row points
+//! at. Runs on every node; every step is idempotent.
+
+use std::time::SystemTime;
+
+use crate::Services;
+
+fn cutoff(services: &Services) -> i64 {
+    services.now_us()
+        - i64::try_from(services.config.orphan_age.as_micros()).unwrap_or(i64::MAX / 2)
+}
+
+/// One pass over voice recording reservations and unreferenced objects. Returns how many
+/// objects were removed.
+pub async fn sweep_once(services: &Services) -> usize {
+    let mut removed = 0;
+    match services
+        .meta
+        .stale_reservations(cutoff(services), 500)
+        .await
+    {
+        Ok(stale) => {
+            for rec in stale {
+                if let Some(key) = &rec.object_key
+                    && services.objects().delete(key).await.is_ok()
+                {
+                    removed += 1;
+                }
+                if let Err(e) = services.meta.drop_reservation(&rec.sid).await {
+                    tracing::warn!(recording = %rec.sid, error = %e, "could not drop stale reservation");
+                } else {
+                    tracing::info!(recording = %rec.sid, "swept an upload that never completed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "sweeper: listing reservations failed"),
+    }
+    let old_enough = SystemTime::now()
+        .checked_sub(services.config.orphan_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    match services.objects().list("").await {
+        Ok(objects) => {
+            for (key, modified) in objects {
+                if modified > old_enough {
+                    continue;
+                }
+                match services.meta.object_in_use(&key).await {
+                    Ok(false) => {
+                        if services.objects().delete(&key).await.is_ok() {
+                            removed += 1;
+                            tracing::info!(object = %key, "swept an orphaned object");
+                        }
+                    }
+                    Ok(true) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweeper: metadata lookup failed"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "sweeper: listing objects failed"),
+    }
+    removed
+}
+
+/// Removes track recording uploads a crash left unfinished, with their objects.
+pub async fn sweep_track_reservations(services: &Services) {
+    match services
+        .meta
+        .stale_track_reservations(cutoff(services), 200)
+        .await
+    {
+        Ok(stale) => {
+            for r in stale {
+                if let Some(key) = &r.object_key
+                    && let Err(e) = services.objects().delete(key).await
+                {
+                    tracing::warn!(recording = %r.sid, error = %e, "could not delete an unfinished track upload");
+                    continue;
+                }
+                if services.meta.drop_track_reservation(&r.sid).await.is_ok() {
+                    tracing::info!(recording = %r.sid, "swept a track upload that never completed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing unfinished track uploads failed"),
+    }
+}

@@ -1,0 +1,27 @@
+//! The metadata store traits. The API layer only ever sees `Arc<dyn MetadataStore>`, so a backend
+//! is chosen by configuration without touching it.
+//!
+//! The store never reads the clock: callers pass `now`, which keeps behaviour testable and the
+//! same on every node. The traits are written in terms of [`crate::model`] alone; the SQL
+//! implementations in `sql` depend on them, never the other way round.
+
+mod account;
+mod outbox;
+mod video;
+mod voice;
+
+pub use account::AccountStore;
+pub use outbox::OutboxStore;
+pub use video::VideoStore;
+pub use voice::VoiceStore;
+
+use crate::error::StoreError;
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the service keeps besides the sealed objects.
+pub trait MetadataStore: AccountStore + VoiceStore + OutboxStore + VideoStore {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}

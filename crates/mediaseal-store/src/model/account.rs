@@ -1,0 +1,70 @@
+//! Accounts, API keys and customer public keys.
+
+use super::spelling::spelled_enum;
+
+spelled_enum! {
+    /// What an account may do (`accounts.status`).
+    pub enum AccountStatus ("account status") {
+        /// In use.
+        Active = "active",
+        /// Refused until reactivated.
+        Suspended = "suspended",
+        /// Closed for good.
+        Closed = "closed",
+    }
+}
+
+/// An account or subaccount (`AC…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// `AC…`.
+    pub sid: String,
+    /// The owning account, for subaccounts.
+    pub parent_sid: Option<String>,
+    /// Display name.
+    pub friendly_name: String,
+    /// An [`AccountStatus`] spelling: `active`, `suspended` or `closed`.
+    pub status: String,
+    /// The auth token. Kept because webhook signatures are keyed with it (twilio-api.md §2.2).
+    pub auth_token: String,
+    /// Creation time.
+    pub date_created: i64,
+    /// Last change.
+    pub date_updated: i64,
+}
+
+/// An API key (`SK…`). Only a SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `SK…`.
+    pub sid: String,
+    /// The account the key acts for.
+    pub account_sid: String,
+    /// Display name.
+    pub friendly_name: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// Creation time.
+    pub date_created: i64,
+    /// Last change.
+    pub date_updated: i64,
+}
+
+/// A customer public key resource (`CR…`). The key itself is never returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyRecord {
+    /// `CR…`.
+    pub sid: String,
+    /// Owner.
+    pub account_sid: String,
+    /// Display name.
+    pub friendly_name: String,
+    /// Hex of the SubjectPublicKeyInfo DER.
+    pub spki_der_hex: String,
+    /// Hex SHA-256 of the SPKI DER.
+    pub fingerprint: String,
+    /// Creation time; "most recently added" is the largest.
+    pub date_created: i64,
+    /// Last change.
+    pub date_updated: i64,
+}

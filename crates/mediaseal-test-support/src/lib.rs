@@ -1,0 +1,113 @@
+//! Test helpers shared by every crate's tests (never a dependency of shipped code).
+//!
+//! - [`workspace_root`], [`python`], [`require_tool`], [`free_port`]: finding the real peers the
+//!   interop tests drive. A missing peer fails the test with a hint; nothing here skips.
+//! - [`wav`]: deterministic PCM WAV files, with markers a plaintext scan can look for.
+//! - [`scan`]: the plaintext scanner that checks nothing readable reached the disk.
+
+#![deny(missing_docs)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub mod scan;
+pub mod wav;
+
+/// What to run when a peer the tests need is missing.
+pub const SETUP_HINT: &str = "run scripts/setup.sh (the README's test command does) to install it";
+
+/// The root of the cargo workspace (the directory holding `Cargo.lock`).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("crates").is_dir())
+        .expect("the test-support crate sits inside the workspace")
+        .to_path_buf()
+}
+
+/// The test venv's Python (`$MEDIASEAL_PYTHON`, else `<workspace>/.venv/bin/python`), checked to
+/// import every module in `modules`. Fails the calling test, with a hint, when it cannot.
+#[track_caller]
+pub fn python(modules: &[&str]) -> PathBuf {
+    let path = std::env::var_os("MEDIASEAL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    let probe = if modules.is_empty() {
+        "pass".to_owned()
+    } else {
+        format!("import {}", modules.join(", "))
+    };
+    let out = Command::new(&path).args(["-c", &probe]).output();
+    match out {
+        Ok(out) if out.status.success() => path,
+        Ok(out) => panic!(
+            "Python at {} cannot `{probe}`: {}; {SETUP_HINT} (or set MEDIASEAL_PYTHON)",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "no Python at {} ({e}); {SETUP_HINT} (or set MEDIASEAL_PYTHON)",
+            path.display()
+        ),
+    }
+}
+
+/// The path of a command-line tool on `PATH`, after checking that `tool probe…` runs. Fails the
+/// calling test when the tool is missing or broken.
+#[track_caller]
+pub fn require_tool(tool: &str, probe: &[&str]) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file());
+    let Some(path) = found else {
+        panic!("`{tool}` is not installed or not on PATH; {SETUP_HINT}");
+    };
+    let ok = Command::new(&path)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`{tool} {}` does not run; {SETUP_HINT}",
+        probe.join(" ")
+    );
+    path
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral TCP port on loopback")
+        .port()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind an ephemeral UDP port on loopback")
+        .port()
+}
+
+/// Whether `needle` occurs anywhere in `haystack` (an empty needle never does).
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_workspace_and_subslices() {
+        assert!(workspace_root().join("Cargo.toml").is_file());
+        assert!(contains(b"abcdef", b"cde"));
+        assert!(!contains(b"abcdef", b"ced"));
+        assert!(!contains(b"abc", b""));
+        assert_ne!(free_port(), 0);
+    }
+}

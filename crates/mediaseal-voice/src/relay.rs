@@ -1,0 +1,612 @@
+//! The media relay's threads: a few OS threads, each owning the UDP sockets of the calls it
+//! was given and an epoll instance (through `mio`). No async runtime and no task per packet:
+//! a thread wakes when any of its sockets is readable, drains each one until it would block,
+//! runs every datagram through its call's sans-IO [`RelayCall`], and sends what comes out on
+//! the other leg's socket. Timers (prompt frames, RTCP reports, silence detection) live in a
+//! per-thread heap. Calls are spread over the threads round-robin and stay on one thread for
+//! their whole life, so a call's SRTP state is never shared or locked.
+//!
+//! Commands arrive on a channel with a `mio::Waker`; media events (DTMF, end of prompt) go to
+//! the signalling task on an unbounded tokio channel. Per-call counters are folded into the
+//! shared [`VoiceMetrics`] four times a second.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use mediaseal_call::recording::{FrameSink, TapTracks};
+use mediaseal_call::relay::{Component, PacketOutcome, PromptAudio};
+use mediaseal_call::{CallId, LegSetup, MediaEvent, RelayCall, RelayConfig, Side};
+use mediaseal_srtp::{MAX_TRAILER_LEN, SessionConfig};
+use mediaseal_twiml::Repeat;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::VoiceMetrics;
+
+const WAKER: Token = Token(usize::MAX);
+const BUF_LEN: usize = 2048;
+const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Something for one relay thread to do.
+pub(crate) enum RelayCommand {
+    Open {
+        call: CallId,
+        side: Side,
+        port: u16,
+    },
+    Configure {
+        call: CallId,
+        side: Side,
+        setup: Box<LegSetup>,
+    },
+    CloseLeg {
+        call: CallId,
+        side: Side,
+    },
+    Bridge {
+        call: CallId,
+        bridged: bool,
+    },
+    Play {
+        call: CallId,
+        prompts: Vec<(PromptAudio, Repeat)>,
+    },
+    StopPlayback {
+        call: CallId,
+    },
+    ArmSilence {
+        call: CallId,
+        timeout: Option<Duration>,
+    },
+    StartTap {
+        call: CallId,
+        tracks: TapTracks,
+        sink: Box<dyn FrameSink>,
+    },
+    StopTap {
+        call: CallId,
+    },
+    Close {
+        call: CallId,
+    },
+    Shutdown,
+}
+
+impl RelayCommand {
+    fn call(&self) -> Option<CallId> {
+        match self {
+            Self::Open { call, .. }
+            | Self::Configure { call, .. }
+            | Self::CloseLeg { call, .. }
+            | Self::Bridge { call, .. }
+            | Self::Play { call, .. }
+            | Self::StopPlayback { call }
+            | Self::ArmSilence { call, .. }
+            | Self::StartTap { call, .. }
+            | Self::StopTap { call }
+            | Self::Close { call } => Some(*call),
+            Self::Shutdown => None,
+        }
+    }
+}
+
+/// What a relay thread tells the signalling task.
+#[derive(Debug)]
+pub(crate) enum RelayNotice {
+    Media(CallId, MediaEvent),
+    OpenFailed(CallId, Side),
+}
+
+struct Worker {
+    tx: Sender<RelayCommand>,
+    waker: Arc<Waker>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// The relay threads.
+pub(crate) struct RelayPool {
+    workers: Vec<Worker>,
+    assigned: HashMap<CallId, usize>,
+    next: usize,
+}
+
+impl std::fmt::Debug for RelayPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayPool")
+            .field("threads", &self.workers.len())
+            .field("calls", &self.assigned.len())
+            .finish()
+    }
+}
+
+impl RelayPool {
+    /// Starts `threads` relay threads binding media sockets on `bind`.
+    pub(crate) fn start(
+        threads: usize,
+        bind: IpAddr,
+        metrics: &Arc<VoiceMetrics>,
+        notices: &UnboundedSender<RelayNotice>,
+    ) -> std::io::Result<Self> {
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = channel();
+            let state = Thread {
+                poll,
+                rx,
+                bind,
+                slots: Vec::new(),
+                free: Vec::new(),
+                by_call: HashMap::new(),
+                timers: BinaryHeap::new(),
+                metrics: metrics.clone(),
+                notices: notices.clone(),
+                buf: vec![0; BUF_LEN],
+            };
+            let join = std::thread::Builder::new()
+                .name(format!("mediaseal-relay-{i}"))
+                .spawn(move || state.run())?;
+            workers.push(Worker {
+                tx,
+                waker,
+                join: Some(join),
+            });
+        }
+        Ok(Self {
+            workers,
+            assigned: HashMap::new(),
+            next: 0,
+        })
+    }
+
+    /// Sends a command to the thread that owns the call (assigning one on first use).
+    pub(crate) fn send(&mut self, command: RelayCommand) {
+        let Some(call) = command.call() else {
+            return;
+        };
+        let index = match self.assigned.get(&call) {
+            Some(&i) => i,
+            None => {
+                if !matches!(command, RelayCommand::Open { .. }) {
+                    // Nothing was ever opened for this call on any thread.
+                    return;
+                }
+                let i = self.next % self.workers.len();
+                self.next = self.next.wrapping_add(1);
+                self.assigned.insert(call, i);
+                i
+            }
+        };
+        if matches!(command, RelayCommand::Close { .. }) {
+            self.assigned.remove(&call);
+        }
+        if let Some(w) = self.workers.get(index) {
+            let _ = w.tx.send(command);
+            let _ = w.waker.wake();
+        }
+    }
+
+    /// Stops every thread and waits for them.
+    pub(crate) fn shutdown(&mut self) {
+        for w in &self.workers {
+            let _ = w.tx.send(RelayCommand::Shutdown);
+            let _ = w.waker.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(j) = w.join.take() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+impl Drop for RelayPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Entry {
+    call: CallId,
+    relay: RelayCall,
+    sockets: [[Option<UdpSocket>; 2]; 2],
+    scheduled: Option<Instant>,
+}
+
+struct Thread {
+    poll: Poll,
+    rx: Receiver<RelayCommand>,
+    bind: IpAddr,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    by_call: HashMap<CallId, usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    metrics: Arc<VoiceMetrics>,
+    notices: UnboundedSender<RelayNotice>,
+    buf: Vec<u8>,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Caller => 0,
+        Side::Callee => 1,
+    }
+}
+
+fn component_index(c: Component) -> usize {
+    match c {
+        Component::Rtp => 0,
+        Component::Rtcp => 1,
+    }
+}
+
+fn token(slot: usize, side: usize, component: usize) -> Token {
+    Token(slot * 4 + side * 2 + component)
+}
+
+fn random_seeds() -> [u32; 4] {
+    let mut bytes = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    let mut out = [0u32; 4];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    out
+}
+
+impl Thread {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_counters = Instant::now() + COUNTER_INTERVAL;
+        loop {
+            let now = Instant::now();
+            let mut deadline = next_counters;
+            if let Some(Reverse((at, _))) = self.timers.peek() {
+                deadline = deadline.min(*at);
+            }
+            let timeout = deadline.saturating_duration_since(now);
+            if self.poll.poll(&mut events, Some(timeout)).is_err() {
+                // EINTR and friends: just go round again.
+                continue;
+            }
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    if !self.commands() {
+                        self.drain_all_counters();
+                        return;
+                    }
+                } else {
+                    self.readable(event.token());
+                }
+            }
+            self.fire_timers(Instant::now());
+            let now = Instant::now();
+            if now >= next_counters {
+                self.drain_all_counters();
+                next_counters = now + COUNTER_INTERVAL;
+            }
+        }
+    }
+
+    fn drain_all_counters(&mut self) {
+        for e in self.slots.iter_mut().flatten() {
+            let c = e.relay.take_counters();
+            self.metrics.add_relay(&c);
+        }
+    }
+
+    /// Applies queued commands; `false` on shutdown.
+    fn commands(&mut self) -> bool {
+        while let Ok(command) = self.rx.try_recv() {
+            let now = Instant::now();
+            let touched = command.call();
+            match command {
+                RelayCommand::Shutdown => return false,
+                RelayCommand::Open { call, side, port } => self.open(call, side, port, now),
+                RelayCommand::Configure { call, side, setup } => {
+                    if let Some(e) = self.entry(call)
+                        && e.relay.set_leg(side, *setup, now).is_err()
+                    {
+                        let _ = self.notices.send(RelayNotice::OpenFailed(call, side));
+                    }
+                }
+                RelayCommand::CloseLeg { call, side } => {
+                    let poll = &self.poll;
+                    if let Some(slot) = self.by_call.get(&call).copied()
+                        && let Some(Some(e)) = self.slots.get_mut(slot)
+                    {
+                        e.relay.remove_leg(side);
+                        for s in e.sockets[side_index(side)].iter_mut() {
+                            if let Some(mut sock) = s.take() {
+                                let _ = poll.registry().deregister(&mut sock);
+                            }
+                        }
+                    }
+                }
+                RelayCommand::Bridge { call, bridged } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.set_bridged(bridged);
+                    }
+                }
+                RelayCommand::Play { call, prompts } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.play(prompts, now);
+                    }
+                }
+                RelayCommand::StopPlayback { call } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.stop_playback();
+                    }
+                }
+                RelayCommand::ArmSilence { call, timeout } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.arm_silence(timeout, now);
+                    }
+                }
+                RelayCommand::StartTap { call, tracks, sink } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.start_tap(tracks, sink, now);
+                    }
+                }
+                RelayCommand::StopTap { call } => {
+                    if let Some(e) = self.entry(call) {
+                        e.relay.stop_tap();
+                    }
+                }
+                RelayCommand::Close { call } => self.close(call),
+            }
+            if let Some(slot) = touched.and_then(|c| self.by_call.get(&c).copied()) {
+                // The command may have started a prompt or changed the call's timers.
+                self.after_activity(slot);
+            }
+        }
+        true
+    }
+
+    fn entry(&mut self, call: CallId) -> Option<&mut Entry> {
+        let slot = *self.by_call.get(&call)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    fn open(&mut self, call: CallId, side: Side, port: u16, now: Instant) {
+        let slot = match self.by_call.get(&call) {
+            Some(&s) => s,
+            None => {
+                let entry = Entry {
+                    call,
+                    relay: RelayCall::new(RelayConfig {
+                        session: SessionConfig::default(),
+                        wallclock: SystemTime::now()
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .unwrap_or_default(),
+                        started: now,
+                        seeds: random_seeds(),
+                    }),
+                    sockets: [[None, None], [None, None]],
+                    scheduled: None,
+                };
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s] = Some(entry);
+                        s
+                    }
+                    None => {
+                        self.slots.push(Some(entry));
+                        self.slots.len() - 1
+                    }
+                };
+                self.by_call.insert(call, slot);
+                slot
+            }
+        };
+        let si = side_index(side);
+        let mut opened: [Option<UdpSocket>; 2] = [None, None];
+        for (ci, p) in [(0usize, port), (1usize, port.wrapping_add(1))] {
+            let addr = SocketAddr::new(self.bind, p);
+            let sock = std::net::UdpSocket::bind(addr).and_then(|s| {
+                s.set_nonblocking(true)?;
+                Ok(UdpSocket::from_std(s))
+            });
+            match sock {
+                Ok(mut s) => {
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut s, token(slot, si, ci), Interest::READABLE)
+                        .is_err()
+                    {
+                        let _ = self.notices.send(RelayNotice::OpenFailed(call, side));
+                        return;
+                    }
+                    opened[ci] = Some(s);
+                }
+                Err(e) => {
+                    tracing::warn!(%call, port = p, error = %e, "cannot bind a media port");
+                    for s in opened.iter_mut() {
+                        if let Some(mut s) = s.take() {
+                            let _ = self.poll.registry().deregister(&mut s);
+                        }
+                    }
+                    let _ = self.notices.send(RelayNotice::OpenFailed(call, side));
+                    return;
+                }
+            }
+        }
+        if let Some(Some(e)) = self.slots.get_mut(slot) {
+            e.sockets[si] = opened;
+        }
+    }
+
+    fn close(&mut self, call: CallId) {
+        let Some(slot) = self.by_call.remove(&call) else {
+            return;
+        };
+        if let Some(mut e) = self.slots.get_mut(slot).and_then(Option::take) {
+            let c = e.relay.take_counters();
+            self.metrics.add_relay(&c);
+            for s in e.sockets.iter_mut().flatten() {
+                if let Some(mut sock) = s.take() {
+                    let _ = self.poll.registry().deregister(&mut sock);
+                }
+            }
+            // Dropping the relay drops its SRTP sessions (keys zeroize) and its tap sink
+            // (which tells the recorder the audio ended).
+        }
+        self.free.push(slot);
+    }
+
+    fn readable(&mut self, t: Token) {
+        let slot = t.0 / 4;
+        let si = (t.0 / 2) % 2;
+        let ci = t.0 % 2;
+        let side = if si == 0 { Side::Caller } else { Side::Callee };
+        let component = if ci == 0 {
+            Component::Rtp
+        } else {
+            Component::Rtcp
+        };
+        let Some(Some(e)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let buf = &mut self.buf;
+        while let Some(sock) = e.sockets[si][ci].as_ref() {
+            let (len, source) = match sock.recv_from(&mut buf[..BUF_LEN - MAX_TRAILER_LEN]) {
+                Ok(r) => r,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            };
+            let now = Instant::now();
+            if let PacketOutcome::Forward(tx) = e
+                .relay
+                .handle_packet(side, component, source, buf, len, now)
+            {
+                let out = e.sockets[side_index(tx.side)][component_index(tx.component)].as_ref();
+                let sent = out.map(|s| s.send_to(&buf[..tx.len], tx.destination));
+                if !matches!(sent, Some(Ok(_))) {
+                    self.metrics
+                        .send_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        self.after_activity(slot);
+    }
+
+    /// Sends events, generated packets due now, and reschedules the call's timer.
+    fn after_activity(&mut self, slot: usize) {
+        let Some(Some(e)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let now = Instant::now();
+        while let Some(tx) = e.relay.poll_transmit(now, &mut self.buf) {
+            let out = e.sockets[side_index(tx.side)][component_index(tx.component)].as_ref();
+            let sent = out.map(|s| s.send_to(&self.buf[..tx.len], tx.destination));
+            if !matches!(sent, Some(Ok(_))) {
+                self.metrics
+                    .send_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        while let Some(ev) = e.relay.poll_event() {
+            let _ = self.notices.send(RelayNotice::Media(e.call, ev));
+        }
+        if let Some(at) = e.relay.poll_timeout()
+            && e.scheduled.is_none_or(|s| at < s || s <= now)
+        {
+            e.scheduled = Some(at);
+            self.timers.push(Reverse((at, slot)));
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, slot))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let due = matches!(self.slots.get(slot), Some(Some(e)) if e.scheduled == Some(at));
+            if !due {
+                continue;
+            }
+            if let Some(Some(e)) = self.slots.get_mut(slot) {
+                e.scheduled = None;
+                e.relay.handle_timeout(now);
+            }
+            self.after_activity(slot);
+        }
+    }
+}
+
+/// The relay threads on their own, without SIP: for benchmarks, and for callers that set up
+/// media themselves. Events (digits, end of prompts) are discarded.
+pub struct MediaRelay {
+    pool: RelayPool,
+    _notices: tokio::sync::mpsc::UnboundedReceiver<RelayNotice>,
+}
+
+impl std::fmt::Debug for MediaRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRelay")
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl MediaRelay {
+    /// Starts `threads` relay threads binding media sockets on `bind`; counters go to
+    /// `metrics`.
+    pub fn start(
+        threads: usize,
+        bind: IpAddr,
+        metrics: &Arc<VoiceMetrics>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Ok(Self {
+            pool: RelayPool::start(threads, bind, metrics, &tx)?,
+            _notices: rx,
+        })
+    }
+
+    /// Binds a leg's sockets (`port`, `port + 1`).
+    pub fn open(&mut self, call: CallId, side: Side, port: u16) {
+        self.pool.send(RelayCommand::Open { call, side, port });
+    }
+
+    /// Keys, codec and peer address of a leg.
+    pub fn configure(&mut self, call: CallId, side: Side, setup: LegSetup) {
+        self.pool.send(RelayCommand::Configure {
+            call,
+            side,
+            setup: Box::new(setup),
+        });
+    }
+
+    /// Connects or disconnects the legs.
+    pub fn bridge(&mut self, call: CallId, bridged: bool) {
+        self.pool.send(RelayCommand::Bridge { call, bridged });
+    }
+
+    /// Starts handing decoded audio of `tracks` to `sink`.
+    pub fn start_tap(&mut self, call: CallId, tracks: TapTracks, sink: Box<dyn FrameSink>) {
+        self.pool
+            .send(RelayCommand::StartTap { call, tracks, sink });
+    }
+
+    /// Closes the call's sockets and drops its keys.
+    pub fn close(&mut self, call: CallId) {
+        self.pool.send(RelayCommand::Close { call });
+    }
+
+    /// Stops the threads.
+    pub fn shutdown(mut self) {
+        self.pool.shutdown();
+    }
+}

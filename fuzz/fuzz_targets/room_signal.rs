@@ -1,0 +1,42 @@
+//! Room signalling and the worker control pipe: arbitrary bytes never panic the WebSocket
+//! message parsers or the length-prefixed frame decoder; what parses serializes back to the
+//! same message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mediaseal_rooms::control::{FrameDecoder, Request, WorkerEvent};
+use mediaseal_rooms::signal::{ClientMessage, ServerMessage};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(message) = ClientMessage::from_json(data) {
+        let again = ClientMessage::from_json(message.to_json().as_bytes())
+            .expect("a parsed message serializes to a parsable one");
+        assert_eq!(again, message);
+    }
+    if let Ok(message) = ServerMessage::from_json(data) {
+        let again = ServerMessage::from_json(message.to_json().as_bytes())
+            .expect("a parsed message serializes to a parsable one");
+        assert_eq!(again, message);
+    }
+
+    // The same bytes as a control stream, fed in two pieces.
+    let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    for as_events in [false, true] {
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&data[..split]);
+        decoder.push(&data[split..]);
+        loop {
+            let next = if as_events {
+                decoder.next_message::<WorkerEvent>().map(|m| m.is_some())
+            } else {
+                decoder
+                    .next_message::<Request>()
+                    .map(|m| m.map(Request::into_command).is_some())
+            };
+            match next {
+                Ok(true) => continue,
+                Ok(false) | Err(_) => break,
+            }
+        }
+    }
+});

@@ -1,0 +1,224 @@
+"""A SIP-over-TLS callee for the SIP edge tests: it checks what mediaseal sends for
+`<Sip>sip:…;secure=true</Sip>`.
+
+Listens on HOST:5061 with the given certificate, accepts one INVITE, records the offer
+(transport, m= line, every a=crypto line), answers 200 with its own SRTP key (or --status),
+receives SRTP for a while (decrypting with the offered key), then waits for the BYE or sends
+one. Prints one JSON object; when the TLS handshake fails (an edge that does not trust our
+certificate), it says so.
+
+Usage: tls_uas.py --host 127.0.0.3 --cert cert.pem --key key.pem [--status 200] [--hold 2]
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+
+import pylibsrtp
+
+P = pylibsrtp.Policy
+
+
+def read_message(conn, buf):
+    while True:
+        buf = buf.lstrip(b"\r\n")
+        if b"\r\n\r\n" in buf:
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+            n = int(m.group(1)) if m else 0
+            if len(rest) >= n:
+                return head.decode(errors="replace"), rest[:n].decode(errors="replace"), rest[n:]
+        data = conn.recv(65535)
+        if not data:
+            raise EOFError
+        buf += data
+
+
+def headers_of(head):
+    lines = head.split("\r\n")
+    hs = []
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            hs.append((k.strip(), v.strip()))
+    return lines[0], hs
+
+
+def get(hs, name):
+    for k, v in hs:
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def response(hs, code, reason, to_tag, body="", contact=None):
+    r = f"SIP/2.0 {code} {reason}\r\n"
+    for k, v in hs:
+        if k.lower() == "via":
+            r += f"Via: {v}\r\n"
+    r += f"From: {get(hs, 'From')}\r\n"
+    to = get(hs, "To")
+    if to_tag and ";tag=" not in to:
+        to += f";tag={to_tag}"
+    r += f"To: {to}\r\nCall-ID: {get(hs, 'Call-ID')}\r\nCSeq: {get(hs, 'CSeq')}\r\n"
+    if contact:
+        r += f"Contact: {contact}\r\n"
+    if body:
+        r += "Content-Type: application/sdp\r\n"
+    r += f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+    return r.encode()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, default=5061)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--status", type=int, default=200)
+    ap.add_argument("--hold", type=float, default=2.0)
+    ap.add_argument("--timeout", type=float, default=15)
+    a = ap.parse_args()
+    out = {"listening": True, "handshake_failed": False, "invite": False, "request_uri": None,
+           "via": None, "offer_proto": None, "offer_crypto": [], "answer_crypto": None,
+           "rx_packets": 0, "rx_auth_fail": 0, "got_bye": False}
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((a.host, a.port))
+    srv.listen(4)
+    srv.settimeout(a.timeout)
+    print("READY", flush=True)
+    deadline = time.time() + a.timeout
+    conn = None
+    while time.time() < deadline:
+        try:
+            raw, _ = srv.accept()
+        except socket.timeout:
+            break
+        try:
+            conn = ctx.wrap_socket(raw, server_side=True)
+            break
+        except (ssl.SSLError, OSError) as e:
+            out["handshake_failed"] = True
+            out["handshake_error"] = str(e)[:200]
+            continue
+    if conn is None:
+        print(json.dumps(out), flush=True)
+        return
+    conn.settimeout(max(1.0, deadline - time.time()))
+    buf = b""
+    head, body, buf = read_message(conn, buf)
+    start, hs = headers_of(head)
+    if not start.startswith("INVITE "):
+        print(json.dumps(out), flush=True)
+        return
+    out["invite"] = True
+    out["request_uri"] = start.split()[1]
+    out["via"] = get(hs, "Via")
+    offered = {}
+    remote = None
+    for line in body.splitlines():
+        if line.startswith("m=audio"):
+            out["offer_proto"] = line.split()[2]
+            port = int(line.split()[1])
+        if line.startswith("c=IN IP4"):
+            ip = line.split()[2]
+        if line.startswith("a=crypto:"):
+            c = line[len("a=crypto:"):]
+            out["offer_crypto"].append(c)
+            m = re.match(r"(\d+)\s+(\S+)\s+inline:([A-Za-z0-9+/=]+)", c)
+            if m:
+                offered[m.group(1)] = (m.group(2), base64.b64decode(m.group(3)))
+    remote = (ip, port)
+    to_tag = uuid.uuid4().hex[:8]
+    conn.sendall(response(hs, 180, "Ringing", to_tag))
+    if a.status != 200:
+        conn.sendall(response(hs, a.status, "Busy Here" if a.status == 486 else "Refused", to_tag))
+        try:
+            read_message(conn, buf)  # the ACK
+        except Exception:
+            pass
+        print(json.dumps(out), flush=True)
+        return
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind((a.host, 0))
+    rtp_port = rtp.getsockname()[1]
+    tag, (suite, their_key) = next(iter(offered.items()))
+    our_key = os.urandom(30)
+    answer_line = f"{tag} {suite} inline:{base64.b64encode(our_key).decode()}"
+    out["answer_crypto"] = answer_line
+    sdp = (f"v=0\r\no=- 2 2 IN IP4 {a.host}\r\ns=-\r\nc=IN IP4 {a.host}\r\nt=0 0\r\n"
+           f"m=audio {rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:{answer_line}\r\na=sendrecv\r\n")
+    contact = f"<sip:jack@{a.host}:{a.port};transport=tls>"
+    conn.sendall(response(hs, 200, "OK", to_tag, sdp, contact))
+    profile = P.SRTP_PROFILE_AES128_CM_SHA1_80
+    rx = pylibsrtp.Session(P(key=their_key, ssrc_type=P.SSRC_ANY_INBOUND, srtp_profile=profile))
+    tx = pylibsrtp.Session(P(key=our_key, ssrc_type=P.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    stop = threading.Event()
+
+    def receiver():
+        rtp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, _ = rtp.recvfrom(4096)
+            except socket.timeout:
+                continue
+            if len(data) >= 2 and 192 <= data[1] <= 223:
+                continue
+            try:
+                rx.unprotect(data)
+                out["rx_packets"] += 1
+            except pylibsrtp.Error:
+                out["rx_auth_fail"] += 1
+
+    threading.Thread(target=receiver, daemon=True).start()
+    # Send silence so the edge has something to relay back.
+    ssrc, seq, ts = 0x1234, 1, 0
+    t_end = time.time() + a.hold
+    while time.time() < t_end:
+        pkt = struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + b"\xff" * 160
+        rtp.sendto(tx.protect(pkt), remote)
+        seq += 1
+        ts += 160
+        time.sleep(0.02)
+    # Hang up unless the edge already did.
+    conn.settimeout(0.2)
+    try:
+        while True:
+            head, body, buf = read_message(conn, buf)
+            start, hs2 = headers_of(head)
+            if start.startswith("BYE "):
+                out["got_bye"] = True
+                conn.sendall(response(hs2, 200, "OK", None))
+                break
+    except (socket.timeout, ssl.SSLError, EOFError, OSError):
+        pass
+    if not out["got_bye"]:
+        bye = (f"BYE {contact.strip('<>')} SIP/2.0\r\nVia: SIP/2.0/TLS {a.host}:{a.port};branch=z9hG4bK{uuid.uuid4().hex[:10]}\r\n"
+               f"Max-Forwards: 70\r\nFrom: {get(hs, 'To')};tag={to_tag}\r\nTo: {get(hs, 'From')}\r\n"
+               f"Call-ID: {get(hs, 'Call-ID')}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n")
+        # The BYE goes to the edge's Contact in the INVITE.
+        m = re.search(r"<([^>]+)>", get(hs, "Contact") or "")
+        target_uri = m.group(1) if m else ""
+        bye = bye.replace(f"BYE {contact.strip('<>')}", f"BYE {target_uri}")
+        try:
+            conn.sendall(bye.encode())
+            time.sleep(0.5)
+        except OSError:
+            pass
+    stop.set()
+    time.sleep(0.25)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

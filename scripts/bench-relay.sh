@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Media relay capacity: concurrent G.711 calls, 50 packets/s each way on each leg, through the
+# relay threads of mediaseal-voice, driven by a load generator that keys its own SRTP
+# (crates/mediaseal-voice/examples/relay_bench.rs). For each mode the number of calls grows
+# until loss passes 0.1 %; the table reports the largest passing step with relay CPU per
+# relayed packet and p50/p99 one-way latency through the relay (generator → relay → generator,
+# same host, same clock).
+#
+# Modes, in one run:
+#   forward      anchor: bare UDP forwarder, same threads-own-their-sockets strategy (mio),
+#                no parsing, no crypto: the syscall cost of this machine
+#   plain        the relay with plain RTP legs (header rewrite, no crypto)
+#   srtp         the relay with SRTP on both legs: decrypt on one, re-encrypt on the other
+#   srtp-record  srtp plus a recording tap of both parties (decode + two-channel mix by a
+#                consumer thread; sealing and storage not included)
+#
+#   scripts/bench-relay.sh
+#   BENCH_CALLS="100 200 400" BENCH_MODES="srtp" BENCH_SECONDS=5 scripts/bench-relay.sh
+#   BENCH_RELAY_THREADS=2 scripts/bench-relay.sh
+#
+# rtpengine (Debian `rtpengine`) is not driven: it needs its ng control protocol for every call
+# and, to re-encrypt SDES instead of passing it through, the `recrypt` flag; see docs/VOICE.md.
+# A benchmark, not a test: it never fails on a missed target, it only reports.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${BENCH_SECONDS:-8}
+THREADS=${BENCH_RELAY_THREADS:-1}
+STEPS=${BENCH_CALLS:-"50 100 200 300 400 600 800 1000 1200 1600"}
+MODES=${BENCH_MODES:-"forward plain srtp srtp-record"}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET/bench-relay
+mkdir -p "$OUT"
+: >"$OUT/results.jsonl"
+
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+  echo "building the relay load generator (release)…" >&2
+  cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p mediaseal-voice --example relay_bench
+fi
+BIN=$TARGET/release/examples/relay_bench
+[ -x "$BIN" ] || { echo "missing $BIN" >&2; exit 2; }
+need=$(( 4 * 1700 + 64 ))
+[ "$(ulimit -n)" -ge "$need" ] || ulimit -n "$need" 2>/dev/null || true
+
+for mode in $MODES; do
+  for n in $STEPS; do
+    line=$("$BIN" --mode "$mode" --calls "$n" --seconds "$SECS" --threads "$THREADS" --base-port 40000)
+    echo "$line" | tee -a "$OUT/results.jsonl" >&2
+    if python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["loss"] < 0.001 else 1)' "$line"; then
+      continue
+    fi
+    break
+  done
+done
+
+python3 - "$OUT/results.jsonl" "$THREADS" <<'PY'
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+threads = sys.argv[2]
+print(f"relay threads: {threads}; cores: {os.cpu_count()}; load average at the end: {os.getloadavg()[0]:.1f}")
+print(f"{'mode':<12} {'calls (loss<0.1%)':>17} {'pkt/s relayed':>13} {'relay µs/pkt':>12} {'relay cores':>11} {'p50 µs':>7} {'p99 µs':>7} {'rec. dropped':>12}")
+for mode in ["Forward", "Plain", "Srtp", "SrtpRecord"]:
+    ok = [r for r in rows if r["mode"] == mode and r["loss"] < 0.001]
+    if not ok:
+        if any(r["mode"] == mode for r in rows):
+            print(f"{mode:<12} {'none':>17}")
+        continue
+    best = max(ok, key=lambda r: r["calls"])
+    pps = best["calls"] * 200
+    print(f"{mode:<12} {best['calls']:>17} {pps:>13} {best['relay_cpu_us_per_packet']:>12.2f} {best['relay_cpu_cores']:>11.2f} "
+          f"{best['latency_p50_us']:>7} {best['latency_p99_us']:>7} {best['recorder_dropped']:>12}")
+    per_core = best["calls"] / max(best["relay_cpu_cores"], 1e-9)
+    print(f"{'':<12} → {per_core:,.0f} calls per core of relay CPU at that step")
+PY
