@@ -26,7 +26,8 @@ pg_bindir() {
 
 garage_bin() {
   if command -v garage >/dev/null 2>&1; then command -v garage; return 0; fi
-  [ -x "$HOME/.cargo/bin/garage" ] && { echo "$HOME/.cargo/bin/garage"; return 0; }
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
+  [ -x "$bin" ] && { echo "$bin"; return 0; }
   return 1
 }
 
@@ -40,7 +41,7 @@ install() {
   if ! garage_bin >/dev/null; then
     # Only what the tests use: the S3 API on the SQLite metadata engine, with the C libraries
     # bundled. No K2V, no LMDB, no metrics exporter: about a third less to compile than the
-    # defaults. Cached in ~/.cargo/bin afterwards.
+    # defaults. Cached in $CARGO_HOME/bin (~/.cargo/bin) afterwards.
     log "installing Garage 2.5.0 (cargo install, S3 + SQLite only)"
     cargo install garage --version 2.5.0 --locked -q --no-default-features --features bundled-libs,sqlite
   fi
