@@ -92,6 +92,20 @@ impl From<mediaseal_wire::ParamError> for ApiError {
     }
 }
 
+impl From<mediaseal_service::limits::UploadRefused> for ApiError {
+    fn from(e: mediaseal_service::limits::UploadRefused) -> Self {
+        use mediaseal_service::limits::UploadRefused;
+        match e {
+            UploadRefused::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, 20413, e.to_string())
+            }
+            UploadRefused::TooManyConcurrent { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, 20429, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<mediaseal_store::StoreError> for ApiError {
     fn from(e: mediaseal_store::StoreError) -> Self {
         Self::internal(e)

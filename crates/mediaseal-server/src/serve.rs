@@ -14,6 +14,7 @@ use mediaseal_store::{
 };
 
 use mediaseal_service::runner::Runner;
+pub use mediaseal_service::{DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_MAX_UPLOAD_BYTES};
 
 use crate::state::{AppState, Config};
 
@@ -50,6 +51,10 @@ pub struct ServeOptions {
     /// Redirect `/Media` of customer-sealed media to the object store's presigned URLs;
     /// `None`: yes when the objects are on S3, which can presign.
     pub media_from_store: Option<bool>,
+    /// Largest upload accepted by the producer doors, in bytes.
+    pub max_upload_bytes: u64,
+    /// Uploads one account may have in progress on this node at once.
+    pub max_concurrent_uploads: usize,
 }
 
 /// An S3 access key. `Debug` never shows the secret.
@@ -159,7 +164,7 @@ pub async fn open_meta(
     let store = match database {
         Some(url) => SqlStore::connect(url).await?,
         None => {
-            std::fs::create_dir_all(data_dir).map_err(|e| file_error(data_dir, e))?;
+            mediaseal_store::perms::secure_dir(data_dir).map_err(|e| file_error(data_dir, e))?;
             SqlStore::open_sqlite(&data_dir.join("mediaseal.db")).await?
         }
     };
@@ -225,7 +230,10 @@ pub async fn build_state(opts: &ServeOptions) -> Result<AppState, ServeError> {
 async fn build_state_with(
     opts: &ServeOptions,
 ) -> Result<(AppState, Option<S3ObjectStore>), ServeError> {
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| file_error(&opts.data_dir, e))?;
+    // Owner-only from the first start (the database holds every auth token); an older,
+    // world-readable deployment is tightened here with a warning.
+    mediaseal_store::perms::secure_dir(&opts.data_dir)
+        .map_err(|e| file_error(&opts.data_dir, e))?;
     let meta = open_meta(&opts.data_dir, opts.database.as_deref()).await?;
     let (objects, s3) = open_objects_with(
         &opts.data_dir,
@@ -233,21 +241,25 @@ async fn build_state_with(
         opts.s3_credentials.as_ref(),
     )
     .await?;
-    let key_path = opts
-        .at_rest_key
-        .clone()
-        .unwrap_or_else(|| opts.data_dir.join("at-rest-key.pem"));
+    // The secret files under the data directory are 0600 (created so; an older deployment's
+    // tightened with a warning). Files given by path are the operator's (they may be on a
+    // read-only mount) and are left as they are.
+    let default_key = opts.data_dir.join("at-rest-key.pem");
+    let default_signing = opts.data_dir.join("url-signing.key");
+    for path in [&default_key, &default_signing] {
+        mediaseal_store::perms::secure_existing_file(path).map_err(|e| file_error(path, e))?;
+    }
+    let key_path = opts.at_rest_key.clone().unwrap_or(default_key);
     let at_rest = load_or_create_at_rest_key(&key_path)?;
-    let sign_path = opts
-        .url_signing_key
-        .clone()
-        .unwrap_or_else(|| opts.data_dir.join("url-signing.key"));
+    let sign_path = opts.url_signing_key.clone().unwrap_or(default_signing);
     let signing = load_or_create_signing_key(&sign_path)?;
     let mut config = Config::new(signing);
     config.public_url = opts.public_url.clone();
     config.tls = opts.tls_cert.is_some();
     config.service.callback_retry_base = opts.callback_retry_base;
     config.service.orphan_age = opts.orphan_age;
+    config.service.max_upload_bytes = opts.max_upload_bytes;
+    config.service.max_concurrent_uploads = opts.max_concurrent_uploads;
     config.media_from_store = opts.media_from_store.unwrap_or(s3.is_some());
     Ok((AppState::new(meta, objects, at_rest, config), s3))
 }
@@ -298,6 +310,9 @@ pub fn start_jobs(
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let (state, s3) = build_state_with(&opts).await?;
+    // Temporary object files a crash left behind go before the first request (the sweeper job
+    // repeats this every `sweep_every`).
+    mediaseal_service::sweep::sweep_partial_objects(&state.services).await;
     let mut runner = Runner::new();
     start_jobs(&mut runner, &state, s3, opts.sweep_every);
     let router = crate::app(state.clone());

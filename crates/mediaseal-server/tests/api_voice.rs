@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use mediaseal_crypto::{PrivateKey, parse_details};
 use serde_json::Value;
-use support::{Creds, TestApp, test_key, wav_with_marker};
+use support::{Creds, Resp, TestApp, test_key, wav_with_marker};
 
 fn rec_uri(ac: &str, re: &str, ext: &str) -> String {
     format!("/2010-04-01/Accounts/{ac}/Recordings/{re}{ext}")
@@ -826,6 +826,62 @@ async fn accounts_see_only_their_own_and_parents_their_subaccounts() {
 }
 
 #[tokio::test]
+async fn a_closed_subaccount_stays_closed() {
+    let app = TestApp::new().await;
+    let parent = app.account().await;
+    let child = app.subaccount(&parent).await;
+    let uri = format!("/2010-04-01/Accounts/{}.json", child.sid);
+    let as_parent = Creds::of(&parent);
+    // Suspended is reversible.
+    let r = app
+        .post_form(&uri, &as_parent, &[("Status", "suspended")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "suspended");
+    let r = app
+        .post_form(&uri, &as_parent, &[("Status", "active")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "active");
+    // Closed is not.
+    let r = app
+        .post_form(&uri, &as_parent, &[("Status", "closed")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "closed");
+    for status in ["active", "suspended"] {
+        let r = app.post_form(&uri, &as_parent, &[("Status", status)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "Status={status}");
+        let body = r.json();
+        assert_eq!(body["code"], 20001);
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("closed") && message.contains("new subaccount"),
+            "{message}"
+        );
+    }
+    let stored = app.state.meta.account(&child.sid).await.unwrap().unwrap();
+    assert_eq!(stored.status, "closed");
+    // The store keeps it closed even when asked directly (a racing update).
+    let again = app
+        .state
+        .meta
+        .update_account(&child.sid, None, Some("active"), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.status, "closed");
+    // Its old credentials stay refused.
+    let r = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Recordings.json", child.sid),
+            &Creds::of(&child),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
     let app = TestApp::new().await;
     let a = app.account().await;
@@ -1060,6 +1116,81 @@ async fn access_matrix_for_every_endpoint() {
         Owned { re, sk, cr, no }
     }
 
+    // The API-key column: a standard key of each account. Keys act for their account on every
+    // resource except the Accounts and Keys resources, where they get 403 whoever owns the SID
+    // (on Twilio too); no answer to a key ever carries an auth token.
+    async fn api_key(app: &TestApp, of: &mediaseal_store::model::Account) -> Creds {
+        let r = app
+            .post_form(
+                &format!("/2010-04-01/Accounts/{}/Keys.json", of.sid),
+                &Creds::of(of),
+                &[("FriendlyName", "matrix")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let v = r.json();
+        Creds::Basic(
+            v["sid"].as_str().unwrap().to_owned(),
+            v["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+    let mut key_of = std::collections::HashMap::new();
+    for a in [&parent, &child, &other] {
+        key_of.insert(a.sid.clone(), api_key(&app, a).await);
+    }
+    let tokens = [
+        parent.auth_token.clone(),
+        child.auth_token.clone(),
+        other.auth_token.clone(),
+    ];
+    let assert_no_token = |r: &Resp, what: &str| {
+        let body = String::from_utf8_lossy(&r.body);
+        for t in &tokens {
+            assert!(
+                !body.contains(t.as_str()),
+                "{what}: an auth token in {body}"
+            );
+        }
+    };
+    let is_account_route = |uri: &str| {
+        let path = uri.split('?').next().unwrap_or(uri);
+        path.starts_with("/2010-04-01/Accounts")
+            && (path.ends_with("Accounts.json")
+                || path.contains("/Keys")
+                || path.matches('/').count() == 3)
+    };
+    // The Accounts list and create: 403 for every key, whoever's it is.
+    for (who, creds) in &key_of {
+        let r = app.get("/2010-04-01/Accounts.json", creds).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "list accounts as key of {who}"
+        );
+        assert_eq!(r.json()["code"], 20403);
+        assert_no_token(&r, "list accounts as a key");
+        let r = app
+            .post_form(
+                "/2010-04-01/Accounts.json",
+                creds,
+                &[("FriendlyName", "by key")],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "create account as key of {who}"
+        );
+        assert_eq!(r.json()["code"], 20403);
+        assert_no_token(&r, "create account as a key");
+    }
+    assert_eq!(
+        app.get("/2010-04-01/Accounts.json", &Creds::of(&parent))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
     for (owner, allowed, denied) in [
         (&child, vec![&child, &parent], vec![&other]),
         (&parent, vec![&parent], vec![&child, &other]),
@@ -1212,6 +1343,31 @@ async fn access_matrix_for_every_endpoint() {
                 StatusCode::UNAUTHORIZED,
                 "{method} {uri} with bad credentials"
             );
+            for (who, is_allowed) in allowed
+                .iter()
+                .map(|a| (a, true))
+                .chain(denied.iter().map(|d| (d, false)))
+            {
+                let r = send(key_of[&who.sid].clone()).await;
+                let (expect, code) = if is_account_route(uri) {
+                    (StatusCode::FORBIDDEN, Some(20403))
+                } else if is_allowed {
+                    (*ok, None)
+                } else {
+                    (StatusCode::NOT_FOUND, Some(20404))
+                };
+                assert_eq!(
+                    r.status,
+                    expect,
+                    "{method} {uri} as an API key of {}: {:?}",
+                    who.sid,
+                    String::from_utf8_lossy(&r.body)
+                );
+                if let Some(code) = code {
+                    assert_eq!(r.json()["code"], code, "{method} {uri} as a key");
+                }
+                assert_no_token(&r, &format!("{method} {uri} as an API key of {}", who.sid));
+            }
         }
         // Ingest and the deletes, with a fresh resource for each caller.
         for who in allowed.iter().chain(denied.iter()) {
@@ -1240,9 +1396,12 @@ async fn access_matrix_for_every_endpoint() {
             } else {
                 StatusCode::NOT_FOUND
             };
+            let key_uri = format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", fresh.sk);
+            let r = app.delete(&key_uri, &key_of[&who.sid]).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "DELETE {key_uri} as a key");
             for uri in [
                 format!("/2010-04-01/Accounts/{ac}/Recordings/{}.json", fresh.re),
-                format!("/2010-04-01/Accounts/{ac}/Keys/{}.json", fresh.sk),
+                key_uri.clone(),
                 format!("/v1/Credentials/PublicKeys/{}", fresh.cr),
             ] {
                 assert_eq!(
@@ -1290,4 +1449,235 @@ async fn mp3_is_transcoded_through_ffmpeg_or_refused_without_it() {
         .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(r.json()["message"].as_str().unwrap().contains("ffmpeg"));
+}
+
+/// A body of `total` bytes in 16 KiB chunks, without a `Content-Length` (as a chunked upload).
+fn streamed(total: usize) -> Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..total)
+        .step_by(16 * 1024)
+        .map(|start| Ok(vec![b'x'; (total - start).min(16 * 1024)]))
+        .collect();
+    Body::from_stream(futures::stream::iter(chunks))
+}
+
+/// Nothing of `account` is in the object store.
+async fn no_objects(app: &TestApp, account: &str) {
+    let left = app
+        .state
+        .objects
+        .list(&format!("{account}/"))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "objects left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn uploads_over_the_size_limit_get_413_and_leave_nothing() {
+    const LIMIT: usize = 64 * 1024;
+    let app = TestApp::with_config(|c| c.service.max_upload_bytes = LIMIT as u64).await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let recordings = format!("/2010-04-01/Accounts/{}/Recordings.json", a.sid);
+    let room = {
+        let r = app
+            .post_form("/v1/Rooms", &c, &[("UniqueName", "limits")])
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.json()["sid"].as_str().unwrap().to_owned()
+    };
+    let tracks = format!("/v1/Rooms/{room}/Recordings");
+    let track_door = format!(
+        "{tracks}?ParticipantSid=PA0123456789abcdef0123456789abcdef&TrackName=mic&Type=audio"
+    );
+
+    let check_413 = |r: Resp, what: &str| {
+        assert_eq!(
+            r.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = r.json();
+        assert_eq!(body["code"], 20413, "{what}");
+        assert_eq!(body["status"], 413, "{what}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&LIMIT.to_string())
+                && message.contains("nothing was stored")
+                && message.contains("--max-upload-bytes"),
+            "{what}: {message}"
+        );
+    };
+    for (door, content_type) in [
+        (recordings.as_str(), "audio/x-wav"),
+        (track_door.as_str(), "audio/x-matroska"),
+    ] {
+        // Announced too large: refused before a byte is read.
+        let mut req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(door)
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .header(axum::http::header::CONTENT_LENGTH, (LIMIT + 1).to_string());
+        if let Creds::Basic(u, p) = &c {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req = req.header(axum::http::header::AUTHORIZATION, format!("Basic {token}"));
+        }
+        let r = {
+            use http_body_util::BodyExt as _;
+            use tower::ServiceExt as _;
+            let response = app
+                .router
+                .clone()
+                .oneshot(req.body(Body::from(vec![b'x'; LIMIT + 1])).unwrap())
+                .await
+                .unwrap();
+            Resp {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.into_body().collect().await.unwrap().to_bytes(),
+            }
+        };
+        check_413(r, &format!("{door} with Content-Length"));
+        // Not announced, found out while streaming: the reservation is abandoned.
+        let r = app
+            .call(
+                Method::POST,
+                door,
+                &c,
+                streamed(LIMIT + 16 * 1024),
+                Some(content_type),
+            )
+            .await;
+        check_413(r, &format!("{door} streamed"));
+        no_objects(&app, &a.sid).await;
+    }
+    // No row became visible.
+    let listed = app.get(&recordings, &c).await.json();
+    assert_eq!(listed["recordings"].as_array().unwrap().len(), 0);
+    let listed = app.get(&tracks, &c).await.json();
+    assert_eq!(
+        listed["recordings"].as_array().unwrap().len(),
+        0,
+        "{listed}"
+    );
+
+    // At the limit exactly: accepted.
+    let r = app
+        .call(
+            Method::POST,
+            &recordings,
+            &c,
+            streamed(LIMIT),
+            Some("audio/x-wav"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(app.state.services.uploads.in_progress(&a.sid), 0);
+}
+
+#[tokio::test]
+async fn concurrent_uploads_per_account_are_capped_with_429() {
+    use futures::SinkExt as _;
+    let app = TestApp::with_config(|c| c.service.max_concurrent_uploads = 1).await;
+    let a = app.account().await;
+    let b = app.account().await;
+    let recordings = |acct: &mediaseal_store::model::Account| {
+        format!("/2010-04-01/Accounts/{}/Recordings.json", acct.sid)
+    };
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (first_uri, first_creds) = (recordings(&a), Creds::of(&a));
+    let first = app.call(
+        Method::POST,
+        &first_uri,
+        &first_creds,
+        Body::from_stream(rx),
+        Some("audio/x-wav"),
+    );
+    let others = async {
+        tx.send(Ok(b"RIFF".to_vec())).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while app.state.services.uploads.in_progress(&a.sid) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first upload never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // A second upload of the same account while the first is in progress: 429.
+        let r = app.ingest(&a, "", wav_with_marker(1, b"second")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = r.json();
+        assert_eq!(body["code"], 20429);
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&a.sid) && message.contains("--max-concurrent-uploads"),
+            "{message}"
+        );
+        // Another account is not held up.
+        let r = app.ingest(&b, "", wav_with_marker(1, b"other")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        tx.send(Ok(vec![b'x'; 1024])).await.unwrap();
+        drop(tx);
+    };
+    let (r, ()) = tokio::join!(first, others);
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // The slot is free again.
+    assert_eq!(app.state.services.uploads.in_progress(&a.sid), 0);
+    let r = app.ingest(&a, "", wav_with_marker(1, b"third")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // Only the accepted recordings exist.
+    let listed = app.get(&recordings(&a), &Creds::of(&a)).await.json();
+    assert_eq!(listed["recordings"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn temporary_object_files_left_by_a_crash_are_swept() {
+    let app = TestApp::new().await;
+    if app.state.objects.backend() != "fs" {
+        // S3 has no temporary files; its unfinished multipart uploads have their own sweeper.
+        return;
+    }
+    let partial = app.dir.path().join("objects/.partial");
+    let age = app.state.services.config.orphan_age;
+    // What a crash leaves: a writer's temporary file (and its headers' temporary file), last
+    // touched longer ago than the orphan age.
+    let crashed = partial.join("AC0_RE0.0000000000000001");
+    let crashed_meta = partial.join("AC0_RE0.0000000000000001.meta");
+    for p in [&crashed, &crashed_meta] {
+        std::fs::write(p, b"sealed bytes of an upload cut off by a crash").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - age - std::time::Duration::from_secs(60))
+            .unwrap();
+    }
+    // A live writer's temporary file is recent and must stay.
+    let a = app.account().await;
+    let mut live = app
+        .state
+        .objects
+        .create(&format!("{}/RE0123456789abcdef0123456789abcdef", a.sid))
+        .await
+        .unwrap();
+    live.write(bytes::Bytes::from_static(b"in flight"))
+        .await
+        .unwrap();
+
+    // The sweeper job's pass (the runner calls this every --sweep-secs; `serve` also at start).
+    let removed = mediaseal_service::sweep::sweep_once(&app.state.services).await;
+    assert_eq!(removed, 2);
+    assert!(!crashed.exists() && !crashed_meta.exists());
+    let left: Vec<_> = std::fs::read_dir(&partial).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "the live writer's file stays: {left:?}");
+    live.finish(mediaseal_store::ObjectMeta::new())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
 }

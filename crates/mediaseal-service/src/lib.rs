@@ -6,6 +6,7 @@
 //!   compositions ([`compositions`]);
 //! - [`outbox`]: signed status callbacks, delivered at least once by a worker on every node;
 //! - [`sweep`]: the clean-up after crashes;
+//! - [`limits`]: how large an upload may be and how many an account may have in progress;
 //! - [`runner`]: the process's background jobs, started explicitly and cancelled on shutdown;
 //! - [`clock`] and [`sid`]: time and identifiers, injectable for tests.
 //!
@@ -20,6 +21,7 @@
 pub mod clock;
 pub mod compositions;
 pub mod ledger;
+pub mod limits;
 pub mod outbox;
 pub mod runner;
 pub mod sid;
@@ -54,7 +56,17 @@ pub struct ServiceConfig {
     /// Unpublished uploads and unreferenced objects older than this are treated as crashed and
     /// swept.
     pub orphan_age: Duration,
+    /// Largest upload (plaintext bytes) a producer door accepts; larger ones are refused and
+    /// leave nothing stored.
+    pub max_upload_bytes: u64,
+    /// Uploads one account may have in progress on this node at once.
+    pub max_concurrent_uploads: usize,
 }
+
+/// Default of [`ServiceConfig::max_upload_bytes`]: 2 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 << 30;
+/// Default of [`ServiceConfig::max_concurrent_uploads`].
+pub const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 32;
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -66,6 +78,8 @@ impl Default for ServiceConfig {
             callback_poll: Duration::from_millis(250),
             callback_timeout: Duration::from_secs(15),
             orphan_age: Duration::from_secs(3600),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_concurrent_uploads: DEFAULT_MAX_CONCURRENT_UPLOADS,
         }
     }
 }
@@ -86,6 +100,8 @@ pub struct Services {
     pub compositions: CompositionQueue,
     /// Client for webhooks.
     pub http: reqwest::Client,
+    /// Uploads in progress per account on this node.
+    pub uploads: limits::UploadSlots,
 }
 
 impl core::fmt::Debug for Services {
@@ -119,6 +135,7 @@ impl Services {
             config: Arc::new(config),
             compositions: CompositionQueue::default(),
             http,
+            uploads: limits::UploadSlots::default(),
         }
     }
 

@@ -10,10 +10,31 @@ fn cutoff(services: &Services) -> i64 {
         - i64::try_from(services.config.orphan_age.as_micros()).unwrap_or(i64::MAX / 2)
 }
 
-/// One pass over voice recording reservations and unreferenced objects. Returns how many
-/// objects were removed.
+/// Removes the object store's temporary files that writers interrupted by a crash left behind,
+/// untouched for `orphan_age`. Runs at start (`serve`) and in every sweeper pass. Returns how
+/// many were removed.
+pub async fn sweep_partial_objects(services: &Services) -> usize {
+    match services
+        .objects()
+        .sweep_partials(services.config.orphan_age)
+        .await
+    {
+        Ok(0) => 0,
+        Ok(n) => {
+            tracing::info!(files = n, "swept temporary object files left by a crash");
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sweeper: removing temporary object files failed");
+            0
+        }
+    }
+}
+
+/// One pass over voice recording reservations, unreferenced objects and temporary object files
+/// left by a crash. Returns how many objects and temporary files were removed.
 pub async fn sweep_once(services: &Services) -> usize {
-    let mut removed = 0;
+    let mut removed = sweep_partial_objects(services).await;
     match services
         .meta
         .stale_reservations(cutoff(services), 500)

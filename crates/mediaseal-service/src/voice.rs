@@ -355,6 +355,13 @@ impl VoiceRecorder {
         &self.pending.row().sid
     }
 
+    /// The producer measured the audio itself (the call recorder counts the samples it
+    /// mixed): the recording gets this duration in seconds instead of one read from the WAV
+    /// header when it [`finish`](Self::finish)es.
+    pub fn set_duration(&mut self, seconds: i64) {
+        self.pending.row_mut().duration = Some(seconds);
+    }
+
     /// Seals the next audio bytes.
     pub async fn write(&mut self, audio: &[u8]) -> Result<(), SinkError> {
         self.pending.write(audio).await

@@ -17,6 +17,7 @@ mod error;
 mod meta;
 pub mod model;
 mod objects;
+pub mod perms;
 mod s3;
 mod sql;
 pub mod video;

@@ -170,6 +170,9 @@ pub struct RecordingEvents {
     pub completed: bool,
     /// `absent`: the recording was empty or silent.
     pub absent: bool,
+    /// `failed`: the recording could not be stored (seed 000: an intermittent failure, or
+    /// encryption on and no usable key, error 16104).
+    pub failed: bool,
 }
 
 impl Default for RecordingEvents {
@@ -178,6 +181,7 @@ impl Default for RecordingEvents {
             in_progress: false,
             completed: true,
             absent: false,
+            failed: false,
         }
     }
 }
@@ -194,6 +198,9 @@ impl RecordingEvents {
         }
         if self.absent {
             names.push("absent");
+        }
+        if self.failed {
+            names.push("failed");
         }
         names.join(" ")
     }

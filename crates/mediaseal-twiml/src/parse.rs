@@ -218,6 +218,7 @@ impl<'e> Attributes<'e> {
             in_progress: false,
             completed: false,
             absent: false,
+            failed: false,
         };
         let mut any = false;
         for word in v.split([' ', ',']).filter(|w| !w.is_empty()) {
@@ -226,12 +227,13 @@ impl<'e> Attributes<'e> {
                 "in-progress" => events.in_progress = true,
                 "completed" => events.completed = true,
                 "absent" => events.absent = true,
+                "failed" => events.failed = true,
                 _ => {
                     return Err(self.invalid(
                         TwilioCode::SCHEMA_VALIDATION,
                         name,
                         v,
-                        "space-separated in-progress, completed, absent",
+                        "space-separated in-progress, completed, absent, failed",
                     ));
                 }
             }
@@ -241,7 +243,7 @@ impl<'e> Attributes<'e> {
                 TwilioCode::SCHEMA_VALIDATION,
                 name,
                 v,
-                "space-separated in-progress, completed, absent",
+                "space-separated in-progress, completed, absent, failed",
             ));
         }
         Ok(events)

@@ -97,7 +97,8 @@ fn dial_sip_with_every_attribute() {
         RecordingEvents {
             in_progress: true,
             completed: true,
-            absent: true
+            absent: true,
+            failed: false
         }
     );
     assert!(dial.answer_on_bridge && dial.hangup_on_star);
@@ -228,7 +229,8 @@ fn record_voicemail() {
         RecordingEvents {
             in_progress: false,
             completed: true,
-            absent: true
+            absent: true,
+            failed: false
         }
     );
 }

@@ -516,3 +516,20 @@ proptest! {
         let _ = Response::parse(&bytes);
     }
 }
+
+#[test]
+fn recording_status_callback_event_accepts_failed() {
+    // Seed 000: customers subscribe to `failed` to hear about recordings that could not be stored.
+    let Verb::Record(r) = one(
+        r#"<Response><Record recordingStatusCallback="https://a.example/r" recordingStatusCallbackEvent="completed failed"/></Response>"#,
+    ) else {
+        panic!()
+    };
+    let events = r.recording_status_callback_event;
+    assert!(events.completed && events.failed && !events.absent && !events.in_progress);
+    assert_eq!(events.to_attribute(), "completed failed");
+    assert_eq!(
+        code(r#"<Response><Record recordingStatusCallbackEvent="completed broken"/></Response>"#),
+        12200
+    );
+}

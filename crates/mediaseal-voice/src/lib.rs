@@ -14,7 +14,7 @@
 //! | webhooks | tasks | [`HttpWebhooks`]: reqwest, form-encoded, `X-Twilio-Signature` |
 //! | `<Say>` | tasks | [`speech::Espeak`]: `espeak-ng` over pipes, resampled to 8 kHz |
 //! | media relay | OS threads | `mio` epoll per thread, sockets owned by the thread, [`mediaseal_call::RelayCall`] per call |
-//! | recording | tasks | bounded queue from the relay, [`mediaseal_call::recording::Mixer`], the [`CallRecorder`] sink |
+//! | recording | tasks | bounded queue from the relay, [`mediaseal_call::recording::Mixer`], the [`CallRecorder`] sink ([`SealedCallRecorder`]: sealed through the service layer) |
 //!
 //! `docs/VOICE.md` in the repository has the call flow, threading, counters and seams.
 
@@ -25,6 +25,7 @@ mod edge;
 pub mod metrics;
 mod recorder;
 mod relay;
+mod sealed;
 pub mod seams;
 pub mod speech;
 pub mod tls;
@@ -46,6 +47,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use metrics::{MetricsSnapshot, VoiceMetrics};
 pub use relay::MediaRelay;
+pub use sealed::SealedCallRecorder;
 pub use seams::{
     AuthTokens, CallLedger, CallRecorder, DirectoryError, DomainDirectory, MemoryDirectory,
     MemoryLedger, MemoryRecorder, MemoryTokens, RecorderError, RecordingSink, StoredRecording,

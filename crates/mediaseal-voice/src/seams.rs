@@ -6,7 +6,7 @@
 //! | [`DomainDirectory`] | a SIP Domain by name, with its IP ranges and credential HA1 sets | read `SIP/Domains`, the mapped IP ACLs and credential lists |
 //! | [`AuthTokens`] | an account's auth token (signs webhooks) | read the account |
 //! | [`Webhooks`] | one signed request to the customer's application | [`crate::HttpWebhooks`] already does it over HTTP |
-//! | [`CallRecorder`] / [`RecordingSink`] | a recording of a call: WAV bytes in as they come, a Recording out | wrap `Services::start_voice_recording` → `VoiceRecorder::write`/`finish` (seed 000 rules, sealing) |
+//! | [`CallRecorder`] / [`RecordingSink`] | a recording of a call: WAV bytes in as they come, a Recording out | [`crate::SealedCallRecorder`] does it: `Services::start_voice_recording` → `VoiceRecorder::write`/`finish` (seed 000 rules, sealing) |
 //! | [`CallLedger`] | call status changes | upsert the Calls resource, send call status callbacks |
 
 use std::collections::HashMap;

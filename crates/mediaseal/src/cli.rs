@@ -14,6 +14,10 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; the serve settings are the largest and boxing buys nothing"
+)]
 pub(crate) enum Command {
     /// Generate an RSA key pair: DIR/private_key.pem (mode 0600) and DIR/public_key.pem.
     Keygen(KeygenArgs),

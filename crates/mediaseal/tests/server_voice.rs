@@ -380,3 +380,108 @@ fn form_pair(name: &str, value: &str) -> String {
     }
     out
 }
+
+/// Every directory under `root` (and `root`) with its mode, every file with its mode.
+fn modes_under(root: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(
+        root.to_path_buf(),
+        std::fs::metadata(root).unwrap().permissions().mode() & 0o7777,
+    )];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((e.path(), md.permissions().mode() & 0o7777));
+        }
+    }
+    out
+}
+
+fn assert_owner_only(data: &std::path::Path) {
+    let modes = modes_under(data);
+    for (path, mode) in &modes {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            *mode & !want,
+            0,
+            "{} has mode {mode:04o}, wanted at most {want:04o}",
+            path.display()
+        );
+    }
+    for name in ["mediaseal.db", "mediaseal.db-wal", "mediaseal.db-shm"] {
+        assert!(
+            modes.iter().any(|(p, _)| p.ends_with(name)),
+            "{name} missing under {}",
+            data.display()
+        );
+    }
+    assert!(
+        modes
+            .iter()
+            .any(|(p, _)| p.parent().and_then(|d| d.parent()) == Some(&*data.join("objects"))),
+        "no object file under {}",
+        data.display()
+    );
+}
+
+#[test]
+fn data_directory_is_owner_only_older_deployments_are_tightened_and_crash_leftovers_swept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A data directory below a parent that is not ours to change (as /var/lib would be).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let acct = create_account(&data);
+    let mut server = Server::start(&data, &log, &[]);
+    ingest(&server, &acct, b"RIFF-not-really-audio");
+    // From the first start: 0700 directories, 0600 files (database, WAL, objects, keys).
+    assert_owner_only(&data);
+    server.kill9();
+    assert_eq!(
+        std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "the parent of the data directory is left alone"
+    );
+
+    // A deployment from before the rule: world-readable everything.
+    for (path, _) in modes_under(&data) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // And a temporary object file from a writer the kill cut off, last touched two hours ago.
+    let crashed = data.join("objects/.partial/AC0_RE0.00000000000000001");
+    std::fs::write(&crashed, b"cut off").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&crashed)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    std::fs::write(&log, b"").unwrap();
+    server.restart();
+    assert!(
+        !crashed.exists(),
+        "the crash's temporary file is swept at start"
+    );
+    ingest(&server, &acct, b"RIFF-second");
+    assert_owner_only(&data);
+    // Each tightening was logged with the path and its old mode.
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    for needle in [
+        data.display().to_string(),
+        data.join("mediaseal.db").display().to_string(),
+        data.join("objects").display().to_string(),
+    ] {
+        assert!(
+            log_text.lines().any(|l| l.contains("tightened permissions")
+                && l.contains(&format!("\"{needle}\""))
+                && l.contains("0755") | l.contains("0644")),
+            "no tightening logged for {needle}:\n{log_text}"
+        );
+    }
+}

@@ -113,12 +113,15 @@ impl KeyResource {
     }
 }
 
-/// Account management needs the auth token itself, as on Twilio, where standard API keys cannot
-/// manage accounts or keys.
+/// The Accounts and Keys resources need the auth token itself, as on Twilio, where standard API
+/// keys can neither read nor manage accounts or keys. An account answer carries the auth token,
+/// and with it a key holder could mint keys that outlive the revocation of their own; so an API
+/// key gets 403 here before anything is looked up (the same answer for every account SID).
 fn require_auth_token(auth: &Authed) -> ApiResult<()> {
     if auth.principal.api_key.is_some() {
         return Err(ApiError::forbidden(
-            "API keys cannot manage accounts or keys; use the account's auth token",
+            "API keys cannot read or manage accounts or keys; use the account's auth token \
+             (AccountSid:AuthToken) for this resource",
         ));
     }
     Ok(())
@@ -150,6 +153,7 @@ pub(crate) async fn list_accounts(
     State(st): State<AppState>,
     auth: Authed,
 ) -> ApiResult<Json<Envelope2010<AccountResource>>> {
+    require_auth_token(&auth)?;
     let req = PageRequest::from_params(&auth.query, 1000)?;
     let rows = st
         .meta
@@ -175,6 +179,7 @@ pub(crate) async fn fetch_account(
     auth: Authed,
     Path(file): Path<String>,
 ) -> ApiResult<Json<AccountResource>> {
+    require_auth_token(&auth)?;
     let sid = json_sid(&file, "AC", &auth.path)?;
     let account = accessible_account(&st, &auth.principal, sid, &auth.path).await?;
     Ok(Json(AccountResource::from_record(&account)))
@@ -198,6 +203,16 @@ pub(crate) async fn update_account(
                 return Err(ApiError::bad_param(
                     "Status",
                     "an account cannot suspend or close itself",
+                ));
+            }
+            if account.status == "closed" && s != "closed" {
+                return Err(ApiError::bad_param(
+                    "Status",
+                    format!(
+                        "account {} is closed, and a closed account cannot be re-opened or \
+                         suspended; create a new subaccount instead",
+                        account.sid
+                    ),
                 ));
             }
             Some(s)

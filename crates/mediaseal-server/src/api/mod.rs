@@ -49,6 +49,16 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
+/// The body length the client announced (`Content-Length`), if it did and it is a number.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The service's base URL: the configured public URL, else the request's `Host`.
 pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {

@@ -12,7 +12,7 @@ use mediaseal_store::model::{Cursor, Recording, RecordingFilter, RecordingSettin
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Authed, split_sid};
+use super::{Authed, declared_length, split_sid};
 use crate::auth::accessible_account;
 use crate::clock::{DAY_US, now_us, parse_date, rfc2822};
 use crate::error::{ApiError, ApiResult};
@@ -279,6 +279,11 @@ pub(crate) async fn ingest(
         base_url: auth.base_url.clone(),
         request_url: format!("{}{}", auth.base_url, auth.path),
     };
+    // Admission: a body announced over the size limit, or one upload too many for the account,
+    // is refused before anything is reserved or a byte of the body is read.
+    let mut permit = st
+        .services
+        .begin_upload(&account.sid, declared_length(&headers))?;
     let mut recorder = match st
         .services
         .start_voice_recording(request)
@@ -305,6 +310,12 @@ pub(crate) async fn ingest(
                 ));
             }
         };
+        if let Err(refused) = permit.admit(chunk.len()) {
+            // Over the limit while streaming: the reservation and what was sealed so far are
+            // abandoned through the ledger; nothing is stored.
+            recorder.interrupted().await.map_err(ApiError::internal)?;
+            return Err(refused.into());
+        }
         if let Err(e) = recorder.write(&chunk).await {
             // A customer-key sealing failure is seed 000's failed recording; a store failure
             // is ours.

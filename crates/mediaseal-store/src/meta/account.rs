@@ -19,7 +19,8 @@ pub trait AccountStore: Send + Sync {
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<Account>>;
-    /// Changes the name and/or status; returns the new record.
+    /// Changes the name and/or status; returns the new record. A closed account stays closed:
+    /// its status is never changed again (the name still may be).
     async fn update_account(
         &self,
         sid: &str,

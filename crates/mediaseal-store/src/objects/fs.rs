@@ -12,6 +12,7 @@
 
 use std::io::{self, SeekFrom, Write};
 use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -38,10 +39,12 @@ const META_SUFFIX: &str = ".meta";
 const TMP_DIR: &str = ".partial";
 
 impl FsObjectStore {
-    /// Uses (creating) `root`.
+    /// Uses (creating) `root`. Every directory under it is owner-only (0700) and every file
+    /// 0600: created so, and an existing tree is tightened with a warning (see [`crate::perms`]).
     pub fn new(root: impl Into<PathBuf>) -> StoreResult<Self> {
         let root = root.into();
-        std::fs::create_dir_all(root.join(TMP_DIR))?;
+        crate::perms::secure_tree(&root)?;
+        crate::perms::secure_dir(&root.join(TMP_DIR))?;
         Ok(Self {
             root,
             dir_syncs: Arc::default(),
@@ -137,7 +140,10 @@ impl ObjectWriter for FsWriter {
             drop(file);
             let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
             if !dir.exists() {
-                std::fs::create_dir_all(&dir)?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(crate::perms::DIR_MODE)
+                    .create(&dir)?;
                 // A new account directory must itself survive a crash.
                 dir_syncs.sync(&root)?;
             }
@@ -147,7 +153,12 @@ impl ObjectWriter for FsWriter {
                 meta_path.push(META_SUFFIX);
                 let meta_path = PathBuf::from(meta_path);
                 let meta_tmp = temp.with_extension("meta");
-                let mut f = std::fs::File::create(&meta_tmp)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(crate::perms::FILE_MODE)
+                    .open(&meta_tmp)?;
                 f.write_all(&serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
                 f.sync_data()?;
                 std::fs::rename(&meta_tmp, &meta_path)?;
@@ -195,6 +206,7 @@ impl ObjectStore for FsObjectStore {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
+                    .mode(crate::perms::FILE_MODE)
                     .open(temp)
             }
         })
@@ -303,24 +315,45 @@ impl ObjectStore for FsObjectStore {
     async fn presign_get(&self, _key: &str, _ttl: Duration) -> StoreResult<Option<String>> {
         Ok(None)
     }
+
+    async fn sweep_partials(&self, age: Duration) -> StoreResult<usize> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.sweep_partials_blocking(age))
+            .await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+    }
 }
 
 impl FsObjectStore {
-    /// Removes temporary files left by writers interrupted by a crash, older than `age`.
-    pub fn sweep_partials(&self, age: Duration) -> StoreResult<usize> {
+    /// Removes temporary files left by writers interrupted by a crash, untouched for at least
+    /// `age` (a live writer touches its file with every block). A file that a writer finishes
+    /// or aborts meanwhile is simply skipped.
+    pub fn sweep_partials_blocking(&self, age: Duration) -> StoreResult<usize> {
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         let mut removed = 0;
         let now = SystemTime::now();
-        for entry in std::fs::read_dir(self.root.join(TMP_DIR))? {
+        let entries = match std::fs::read_dir(self.root.join(TMP_DIR)) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
             let entry = entry?;
-            let old = entry
-                .metadata()?
-                .modified()
-                .ok()
+            let modified = match entry.metadata() {
+                Ok(md) if md.is_file() => md.modified().ok(),
+                Ok(_) => continue,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let old = modified
                 .and_then(|m| now.duration_since(m).ok())
                 .is_some_and(|d| d >= age);
             if old {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(removed)

@@ -79,6 +79,13 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<(String, SystemTime)>>;
     /// A URL that serves `key` directly for `ttl`, when the backend can sign one (S3).
     async fn presign_get(&self, key: &str, ttl: Duration) -> StoreResult<Option<String>>;
+    /// Removes the temporary files of writers a crash interrupted, untouched for at least
+    /// `age`; returns how many. Backends without such files (S3: unfinished multipart uploads
+    /// are aborted by `S3ObjectStore::abort_stale_uploads`) have nothing to do.
+    async fn sweep_partials(&self, age: Duration) -> StoreResult<usize> {
+        let _ = age;
+        Ok(0)
+    }
 }
 
 /// Keys are `ACCOUNT/SID` made of SID characters; anything else is refused so no key can name a

@@ -104,7 +104,8 @@ impl AccountStore for SqlStore {
         now: i64,
     ) -> StoreResult<Option<Account>> {
         sqlx::query(
-            "UPDATE accounts SET friendly_name = COALESCE($2, friendly_name), status = COALESCE($3, status), \
+            "UPDATE accounts SET friendly_name = COALESCE($2, friendly_name), \
+             status = CASE WHEN status = 'closed' THEN status ELSE COALESCE($3, status) END, \
              date_updated = $4 WHERE sid = $1",
         )
         .bind(sid)

@@ -69,9 +69,26 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, durable: bool) -> Result
 
 impl SqlStore {
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and migrates it.
+    /// The database and its `-wal` and `-shm` files are owner-only (0600): created so, or
+    /// tightened with a warning when an older deployment left them readable by others.
     pub async fn open_sqlite(path: &Path) -> StoreResult<Self> {
+        // SQLite creates `-wal` and `-shm` with the database file's mode, so the database is made
+        // (empty, which SQLite takes as a new database) 0600 before SQLite first opens it.
+        crate::perms::secure_file(path)?;
+        let companions = ["-wal", "-shm", "-journal"].map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        });
+        for p in &companions {
+            crate::perms::secure_existing_file(p)?;
+        }
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        Self::connect(&url).await
+        let store = Self::connect(&url).await?;
+        for p in &companions {
+            crate::perms::secure_existing_file(p)?;
+        }
+        Ok(store)
     }
 
     /// Connects to `sqlite://…` or `postgres://…` and applies migrations. Starts the

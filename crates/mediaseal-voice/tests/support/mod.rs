@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,11 +19,19 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
 use mediaseal_call::{Domain, DomainCredential, IpRange};
+use mediaseal_crypto::PrivateKey;
+use mediaseal_service::clock::SystemClock;
+use mediaseal_service::sid::{hex, new_sid};
+use mediaseal_service::{ServiceConfig, Services, SinkFactory};
 use mediaseal_sip::auth::Ha1Set;
+use mediaseal_store::model::{
+    Account, PublicKeyRecord, Recording, RecordingFilter, RecordingSettings,
+};
+use mediaseal_store::{FsObjectStore, MetadataStore, ObjectStore, SqlStore};
 use mediaseal_twiml::HttpMethod;
 use mediaseal_voice::{
-    HttpWebhooks, MemoryDirectory, MemoryLedger, MemoryRecorder, MemoryTokens, Seams, VoiceConfig,
-    VoiceEdge, VoiceEdgeHandle,
+    CallRecorder, HttpWebhooks, MemoryDirectory, MemoryLedger, MemoryRecorder, MemoryTokens,
+    SealedCallRecorder, Seams, VoiceConfig, VoiceEdge, VoiceEdgeHandle,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -260,6 +269,8 @@ pub struct EdgeOptions<'a> {
     pub certs: &'a Certs,
     pub rtp_ports: (u16, u16),
     pub recorder: MemoryRecorder,
+    /// Records through this instead of `recorder` (the sealed recorder of a real service).
+    pub call_recorder: Option<Arc<dyn CallRecorder>>,
     pub recorder_queue: usize,
     pub trust_ca: bool,
 }
@@ -270,6 +281,7 @@ impl<'a> EdgeOptions<'a> {
             certs,
             rtp_ports: (rtp_low, rtp_low + 199),
             recorder: MemoryRecorder::new(),
+            call_recorder: None,
             recorder_queue: 500,
             trust_ca: true,
         }
@@ -298,7 +310,10 @@ pub async fn start_edge(opts: EdgeOptions<'_>) -> Edge {
     let seams = Seams {
         directory: Arc::new(directory.clone()),
         webhooks: Arc::new(HttpWebhooks::new(client, Arc::new(tokens))),
-        recorder: Arc::new(opts.recorder.clone()),
+        recorder: opts
+            .call_recorder
+            .clone()
+            .unwrap_or_else(|| Arc::new(opts.recorder.clone())),
         ledger: Arc::new(ledger.clone()),
     };
     let handle = VoiceEdge::start(config, seams).await.expect("edge starts");
@@ -767,4 +782,128 @@ pub async fn sipp(
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
+}
+
+// ------------------------------------------------------------------------------------------
+// A real service layer for the sealed call recorder.
+
+pub const BASE_URL: &str = "https://mediaseal.test";
+
+/// A service layer over the embedded store in a fresh data directory; the account seals voice
+/// recordings with `customer`'s public key (`key_sid`).
+pub struct SealedService {
+    pub data: tempfile::TempDir,
+    pub meta: Arc<dyn MetadataStore>,
+    pub services: Services,
+    pub at_rest: PrivateKey,
+    pub customer: PrivateKey,
+    pub key_sid: String,
+}
+
+pub async fn sealed_service() -> SealedService {
+    let data = tempfile::tempdir().expect("data dir");
+    let meta: Arc<dyn MetadataStore> = Arc::new(
+        SqlStore::open_sqlite(&data.path().join("mediaseal.db"))
+            .await
+            .expect("sqlite"),
+    );
+    let objects: Arc<dyn ObjectStore> =
+        Arc::new(FsObjectStore::new(data.path().join("objects")).expect("object dir"));
+    let at_rest = PrivateKey::generate(2048).expect("at-rest key");
+    // The service layer's webhook client is rustls on AWS-LC, as the edge's is.
+    mediaseal_voice::tls::install_default_provider();
+    let services = Services::new(
+        meta.clone(),
+        SinkFactory::new(objects, at_rest.public_key().clone()),
+        Arc::new(SystemClock),
+        ServiceConfig::default(),
+    );
+    let now = services.now_us();
+    meta.insert_account(&Account {
+        sid: ACCOUNT.to_owned(),
+        parent_sid: None,
+        friendly_name: "sealed calls".to_owned(),
+        status: "active".to_owned(),
+        auth_token: AUTH_TOKEN.to_owned(),
+        date_created: now,
+        date_updated: now,
+    })
+    .await
+    .expect("account");
+    let customer = PrivateKey::generate(2048).expect("customer key");
+    let key_sid = new_sid("CR");
+    meta.insert_public_key(&PublicKeyRecord {
+        sid: key_sid.clone(),
+        account_sid: ACCOUNT.to_owned(),
+        friendly_name: "customer".to_owned(),
+        spki_der_hex: hex(customer.public_key().spki_der()),
+        fingerprint: customer.fingerprint().to_hex(),
+        date_created: now,
+        date_updated: now,
+    })
+    .await
+    .expect("public key");
+    meta.put_recording_settings(&RecordingSettings {
+        account_sid: ACCOUNT.to_owned(),
+        encryption_enabled: true,
+        encryption_public_key_sid: Some(key_sid.clone()),
+        date_created: now,
+        date_updated: now,
+    })
+    .await
+    .expect("recording settings");
+    SealedService {
+        data,
+        meta,
+        services,
+        at_rest,
+        customer,
+        key_sid,
+    }
+}
+
+impl SealedService {
+    pub async fn edge(&self, certs: &Certs, rtp_low: u16) -> Edge {
+        let mut opts = EdgeOptions::new(certs, rtp_low);
+        opts.call_recorder = Some(Arc::new(SealedCallRecorder::new(
+            self.services.clone(),
+            BASE_URL,
+        )));
+        start_edge(opts).await
+    }
+
+    pub async fn recordings(&self) -> Vec<Recording> {
+        self.meta
+            .list_recordings(ACCOUNT, &RecordingFilter::default(), None, 50)
+            .await
+            .expect("list recordings")
+    }
+
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.services
+            .objects()
+            .open_blocking(key)
+            .expect("object")
+            .read_to_end(&mut bytes)
+            .expect("read object");
+        bytes
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

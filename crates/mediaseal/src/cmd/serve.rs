@@ -72,6 +72,14 @@ pub(crate) struct ServeArgs {
     /// Age after which an unfinished upload counts as crashed, in seconds [default: 3600].
     #[arg(long, value_name = "SECS", env = "MEDIASEAL_ORPHAN_AGE_SECS")]
     pub(crate) orphan_age_secs: Option<u64>,
+    /// Largest recording or track upload accepted, in bytes; a larger one is answered 413 and
+    /// nothing of it is stored [default: 2147483648 (2 GiB)].
+    #[arg(long, value_name = "BYTES", env = "MEDIASEAL_MAX_UPLOAD_BYTES")]
+    pub(crate) max_upload_bytes: Option<u64>,
+    /// Uploads one account may have in progress on this node at once; one more is answered 429
+    /// [default: 32].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_CONCURRENT_UPLOADS")]
+    pub(crate) max_concurrent_uploads: Option<usize>,
     /// Point `/Media` of customer-sealed video media at the object store's presigned URLs (S3
     /// serves the bytes and their x-amz-meta headers) rather than at this service's own signed
     /// URLs [default: true on S3, false otherwise].
@@ -101,6 +109,8 @@ struct FileConfig {
     callback_retry_ms: Option<u64>,
     sweep_secs: Option<u64>,
     orphan_age_secs: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    max_concurrent_uploads: Option<usize>,
     media_from_store: Option<bool>,
     log_format: Option<String>,
 }
@@ -230,7 +240,20 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
         ),
         s3_credentials,
         media_from_store: args.media_from_store.or(file.media_from_store),
+        max_upload_bytes: args
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(mediaseal_server::serve::DEFAULT_MAX_UPLOAD_BYTES),
+        max_concurrent_uploads: args
+            .max_concurrent_uploads
+            .or(file.max_concurrent_uploads)
+            .unwrap_or(mediaseal_server::serve::DEFAULT_MAX_CONCURRENT_UPLOADS),
     };
+    if opts.max_upload_bytes == 0 || opts.max_concurrent_uploads == 0 {
+        return Err(CliError::usage(
+            "--max-upload-bytes and --max-concurrent-uploads must be at least 1",
+        ));
+    }
     Ok((opts, log_format))
 }
 
@@ -264,6 +287,28 @@ mod tests {
     }
 
     #[test]
+    fn upload_limits_are_settable_and_must_be_positive() {
+        let (opts, _) = options(&parse(&[
+            "--max-upload-bytes",
+            "1048576",
+            "--max-concurrent-uploads",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (opts.max_upload_bytes, opts.max_concurrent_uploads),
+            (1_048_576, 4)
+        );
+        for zero in [
+            ["--max-upload-bytes", "0"],
+            ["--max-concurrent-uploads", "0"],
+        ] {
+            let err = options(&parse(&zero)).unwrap_err();
+            assert!(err.message.contains("at least 1"), "{}", err.message);
+        }
+    }
+
+    #[test]
     fn flags_override_the_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mediaseal.toml");
@@ -291,6 +336,8 @@ mod tests {
             "the file beats the default"
         );
         assert_eq!(opts.sweep_every, Duration::from_secs(300), "default");
+        assert_eq!(opts.max_upload_bytes, 2 << 30, "default: 2 GiB");
+        assert_eq!(opts.max_concurrent_uploads, 32, "default");
         assert_eq!(format, "text");
         let creds = opts.s3_credentials.unwrap();
         assert_eq!(creds.access_key_id, "GKfile");

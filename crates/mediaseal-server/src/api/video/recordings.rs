@@ -109,6 +109,7 @@ pub(crate) async fn ingest(
     State(st): State<AppState>,
     auth: Authed,
     Path(room_ident): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let account = auth.principal.sid().to_owned();
@@ -198,6 +199,11 @@ pub(crate) async fn ingest(
         status_callback,
         status_callback_method,
     };
+    // Admission before anything is reserved: the announced size and the account's uploads in
+    // progress.
+    let mut permit = st
+        .services
+        .begin_upload(&account, crate::api::declared_length(&headers))?;
     let mut recorder = match st
         .services
         .start_track_recording(request)
@@ -222,7 +228,11 @@ pub(crate) async fn ingest(
     let mut stream = body.into_data_stream();
     while let Some(frame) = stream.next().await {
         let written = match frame {
-            Ok(chunk) => recorder.write(&chunk).await.map_err(ApiError::internal),
+            Ok(chunk) => match permit.admit(chunk.len()) {
+                // Over the limit while streaming: abandoned below, nothing stored.
+                Err(refused) => Err(refused.into()),
+                Ok(()) => recorder.write(&chunk).await.map_err(ApiError::internal),
+            },
             Err(e) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 20001,
