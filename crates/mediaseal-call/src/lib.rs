@@ -32,7 +32,8 @@ pub mod b2bua;
 pub mod domain;
 pub mod dtmf;
 pub mod effect;
-pub mod g711;
+/// G.711, shared with the speech recogniser: it lives in `mediaseal-media`.
+pub use mediaseal_media::g711;
 pub mod prompt;
 pub mod recording;
 pub mod relay;

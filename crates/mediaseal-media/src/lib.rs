@@ -8,9 +8,11 @@
 //! - [`wav`]: RIFF/WAVE headers (PCM and G.711), durations, and a streaming header for
 //!   recorders that do not know the length up front.
 //! - [`matroska`]: the EBML head and segment info of Matroska/WebM tracks.
+//! - [`g711`]: μ-law and A-law samples.
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod g711;
 pub mod matroska;
 pub mod wav;

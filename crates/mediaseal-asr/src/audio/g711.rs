@@ -1,60 +1,16 @@
-//! G.711 μ-law and A-law expansion to 16-bit linear PCM (ITU-T G.711), as two 256-entry
-//! tables built at compile time.
+//! G.711 expansion for WAV files carrying μ-law or A-law (format tags 7 and 6), on the shared
+//! tables of `mediaseal-media`.
 
-const fn mulaw_expand(code: u8) -> i16 {
-    let u = !code;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = (u & 0x0F) as i32;
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    if u & 0x80 != 0 {
-        -magnitude as i16
-    } else {
-        magnitude as i16
-    }
-}
+use mediaseal_media::g711::Law;
 
-const fn alaw_expand(code: u8) -> i16 {
-    let a = code ^ 0x55;
-    let exponent = (a >> 4) & 0x07;
-    let mantissa = (a & 0x0F) as i32;
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    // In A-law the sign bit set means positive.
-    if a & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
-}
-
-const fn table(mulaw: bool) -> [i16; 256] {
-    let mut out = [0i16; 256];
-    let mut i = 0;
-    while i < 256 {
-        out[i] = if mulaw {
-            mulaw_expand(i as u8)
-        } else {
-            alaw_expand(i as u8)
-        };
-        i += 1;
-    }
-    out
-}
-
-static MULAW: [i16; 256] = table(true);
-static ALAW: [i16; 256] = table(false);
-
-/// Expands one G.711 μ-law code to linear 16-bit PCM.
+/// One μ-law code to a linear 16-bit sample.
 pub fn mulaw_to_linear(code: u8) -> i16 {
-    MULAW[usize::from(code)]
+    Law::Mu.decode(code)
 }
 
-/// Expands one G.711 A-law code to linear 16-bit PCM.
+/// One A-law code to a linear 16-bit sample.
 pub fn alaw_to_linear(code: u8) -> i16 {
-    ALAW[usize::from(code)]
+    Law::A.decode(code)
 }
 
 #[cfg(test)]

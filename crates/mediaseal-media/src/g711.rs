@@ -1,9 +1,9 @@
-//! G.711 μ-law and A-law (ITU-T G.711), the only codecs the relay carries.
+//! G.711 μ-law and A-law (ITU-T G.711): the telephone codecs the call relay carries and the
+//! speech recogniser reads from recordings.
 //!
-//! The relay never transcodes between legs (both legs use the caller's codec); decoding is for
-//! the recording tap and silence detection, encoding for prompts (`<Say>`, `<Play>`, beeps).
 //! Decoding is a 256-entry table built at compile time; encoding is the segment search of the
-//! classic reference implementation.
+//! classic reference implementation. One copy for the relay (recording tap, silence detection,
+//! prompts) and the ASR audio preparation.
 
 /// A G.711 variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
