@@ -27,12 +27,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
+# The independent implementations (cryptography, twilio, pylibsrtp) and the video-room peers
+# (aiortc), resolved together so their pins agree.
+REQUIREMENTS=(interop/requirements.txt interop/rooms/requirements.txt)
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum interop/requirements.txt | cut -d' ' -f1)
+want=$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "installing Python packages from interop/requirements.txt"
+  log "installing Python packages from ${REQUIREMENTS[*]}"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -r interop/requirements.txt
+  pip_args=()
+  for r in "${REQUIREMENTS[@]}"; do pip_args+=(-r "$r"); done
+  "$VENV/bin/pip" install -q "${pip_args[@]}"
   echo "$want" > "$stamp"
 fi
 
