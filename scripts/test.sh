@@ -58,9 +58,11 @@ echo "== cargo test (workspace; metadata on SQLite, objects on disk)"
 cargo test --workspace --locked --no-fail-fast || status=1
 
 echo "== server API suites on PostgreSQL + Garage"
+# `--workspace` keeps the feature resolution of the build above: with `-p mediaseal-server` cargo
+# resolves features for that package alone and recompiles a third of the dependency graph.
 MEDIASEAL_TEST_DATABASE="$MEDIASEAL_SCALE_DATABASE" \
 MEDIASEAL_TEST_OBJECTS="$MEDIASEAL_SCALE_OBJECTS" \
-  cargo test -p mediaseal-server --locked --no-fail-fast --test api_voice --test video_api || status=1
+  cargo test --workspace --locked --no-fail-fast --test api_voice --test video_api || status=1
 
 echo "== fuzz smoke"
 if ! wait "$fuzz_build"; then
