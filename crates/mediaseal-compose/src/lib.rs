@@ -23,6 +23,7 @@ pub mod spec;
 mod worker;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mediaseal_readback::AtRestReader;
 use mediaseal_service::Services;
@@ -33,6 +34,33 @@ pub use spec::{
     MAX_SOURCES, Region, Spec, parse_layout, parse_resolution, pattern_matches, spec_of,
 };
 
+/// Bounds on the compositions a node makes, so that no account's composition can hold the
+/// node's workers for long or fill its disk (issue 10). `serve` sets them from its flags; the
+/// defaults are in `docs/DEPLOYMENT.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest one ffmpeg run may take; then ffmpeg is killed and the composition fails.
+    pub max_wall_time: Duration,
+    /// Most bytes of media one composition may produce; past them ffmpeg is killed, the
+    /// composition fails and nothing is stored.
+    pub max_output_bytes: u64,
+    /// Compositions this node makes at once.
+    pub workers: usize,
+    /// Compositions one account may have running at once, on all nodes together.
+    pub max_per_account: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_wall_time: Duration::from_secs(2 * 3600),
+            max_output_bytes: 8 << 30,
+            workers: 2,
+            max_per_account: 1,
+        }
+    }
+}
+
 /// Makes compositions on this node.
 #[derive(Debug, Clone)]
 pub struct Composer {
@@ -40,6 +68,7 @@ pub struct Composer {
     reader: AtRestReader,
     ffmpeg: Option<PathBuf>,
     scratch: PathBuf,
+    limits: Limits,
 }
 
 impl Composer {
@@ -56,6 +85,14 @@ impl Composer {
             reader,
             ffmpeg,
             scratch,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same composer under `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }

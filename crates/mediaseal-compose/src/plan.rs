@@ -11,6 +11,42 @@ use crate::spec::Spec;
 /// Output frame rate of compositions with video.
 const FPS: u32 = 25;
 
+/// The longest timeline a composition may have: a room lasts at most 24 hours (as on Twilio),
+/// so tracks whose `Offset`s and measured lengths span more cannot all be genuine. Such a
+/// composition is refused rather than clamped: a clamped offset would silently misplace a
+/// track, and the customer is better told which input is wrong.
+pub const MAX_TIMELINE_MS: u64 = 24 * 3600 * 1000;
+
+/// Where a composition's timeline starts: its first selected track when trimmed, else the
+/// room's first track.
+pub fn origin(sel: &Selection, recordings: &[TrackRecording], trim: bool) -> i64 {
+    let selected_min = sel.all().map(|r| r.offset_ms).min().unwrap_or(0);
+    if trim {
+        selected_min
+    } else {
+        recordings
+            .iter()
+            .map(|r| r.offset_ms)
+            .min()
+            .unwrap_or(0)
+            .min(selected_min)
+    }
+}
+
+/// Refuses a timeline longer than [`MAX_TIMELINE_MS`], with the reason for the customer.
+pub fn check_timeline(total_ms: u64) -> Result<(), String> {
+    if total_ms <= MAX_TIMELINE_MS {
+        return Ok(());
+    }
+    Err(format!(
+        "the selected recordings span {} s of the room's timeline (their Offset values and \
+         lengths measured from the media), more than the {} s a room can last; exclude the \
+         recordings whose Offset is wrong",
+        total_ms / 1000,
+        MAX_TIMELINE_MS / 1000
+    ))
+}
+
 /// One ffmpeg input: a decrypted recording arriving through a FIFO.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
@@ -325,6 +361,16 @@ mod tests {
             ],
         );
         assert!(args.windows(2).any(|w| w[0] == "-t" && w[1] == "5.500"));
+
+        assert_eq!(origin(&sel, &recs, true), 1000);
+        assert_eq!(origin(&sel, &recs, false), 0);
+        assert!(check_timeline(MAX_TIMELINE_MS).is_ok());
+        // A track placed a week after the others makes a week-long timeline: refused.
+        let mut far = recs.clone();
+        far[0].offset_ms = 7 * 86_400_000;
+        let p = plan(&select(&far, &spec), &spec, &|_| 2000, 1000);
+        let why = check_timeline(p.total_ms).unwrap_err();
+        assert!(why.contains("Offset"), "{why}");
 
         let all = Spec {
             audio_sources: vec!["*".to_owned()],

@@ -11,6 +11,7 @@ use mediaseal_store::video::{Composition, Room, SettingsKind};
 use serde_json::json;
 
 use crate::Composer;
+use crate::plan::{check_timeline, origin, plan};
 use crate::select::select;
 use crate::spec::{MAX_SOURCES, Spec};
 
@@ -130,6 +131,19 @@ impl Composer {
             return Ok(Err(format!(
                 "more than {MAX_SOURCES} recordings match; narrow AudioSources or VideoLayout"
             )));
+        }
+        // The lengths measured at ingest (unknown ones count as nothing here; the worker
+        // measures them and checks again).
+        let measured = |sid: &str| {
+            sel.all()
+                .find(|r| r.sid == sid)
+                .and_then(|r| r.duration_ms)
+                .and_then(|ms| u64::try_from(ms).ok())
+                .unwrap_or(0)
+        };
+        let timeline = plan(&sel, &spec, &measured, origin(&sel, &recordings, spec.trim));
+        if let Err(why) = check_timeline(timeline.total_ms) {
+            return Ok(Err(why));
         }
         let settings = services
             .video_settings(&room.account_sid, SettingsKind::Composition)

@@ -5,6 +5,10 @@
 //! result and its callbacks in one transaction only while it still holds the lease. A node that
 //! dies mid-composition loses its lease; another node takes the row over and starts again. A new
 //! composition is first reserved for the node that accepted it, so it normally runs there.
+//!
+//! No account may hold the workers: a node runs [`crate::Limits::workers`] of them, the queue
+//! hands the next composition to the account with the fewest running (then the one served
+//! longest ago), and every ffmpeg run is bounded in wall time and output size.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Composer;
 use crate::ffmpeg::{probe_duration_ms, start};
-use crate::plan::plan;
+use crate::plan::{check_timeline, origin, plan};
 use crate::select::select;
 use crate::spec::{MAX_SOURCES, spec_of};
 
@@ -51,16 +55,36 @@ struct Made {
 }
 
 impl Composer {
-    /// Claims and runs compositions until `cancel`. A composition in progress when `cancel`
-    /// fires is abandoned (its lease runs out and a node takes it over).
+    /// Claims and runs compositions until `cancel`, [`crate::Limits::workers`] at a time. A
+    /// composition in progress when `cancel` fires is abandoned (its lease runs out and a node
+    /// takes it over).
     pub async fn run(self, cancel: CancellationToken) {
+        // More than one worker, so that one long composition does not hold up every other
+        // account's (the queue hands the next one to another account: see `claim_composition`).
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.limits.workers.max(1) {
+            let (me, cancel) = (self.clone(), cancel.clone());
+            workers.spawn(async move { me.work(cancel).await });
+        }
+        while let Some(done) = workers.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a composition worker stopped");
+            }
+        }
+    }
+
+    async fn work(self, cancel: CancellationToken) {
         let node = self.services.config.node_id.clone();
+        let per_account = match self.limits.max_per_account {
+            0 => i64::MAX,
+            n => i64::from(n),
+        };
         while !cancel.is_cancelled() {
             let now = self.services.now_us();
             match self
                 .services
                 .meta
-                .claim_composition(&node, now, now + micros(LEASE))
+                .claim_composition(&node, now, now + micros(LEASE), per_account)
                 .await
             {
                 Ok(Some(c)) => {
@@ -254,24 +278,15 @@ impl Composer {
             };
             durations.insert(r.sid.clone(), ms);
         }
-        let selected_min = sel.all().map(|r| r.offset_ms).min().unwrap_or(0);
-        let origin = if spec.trim {
-            selected_min
-        } else {
-            recordings
-                .iter()
-                .map(|r| r.offset_ms)
-                .min()
-                .unwrap_or(0)
-                .min(selected_min)
-        };
         let plan = plan(
             &sel,
             &spec,
             &|sid| durations.get(sid).copied().unwrap_or(0),
-            origin,
+            origin(&sel, &recordings, spec.trim),
         );
+        check_timeline(plan.total_ms).map_err(failed)?;
         let seal = self.seal_for(c).await?;
+        let limits = self.limits;
 
         let reader = self.reader.clone();
         let plan_for_start = plan.clone();
@@ -296,11 +311,36 @@ impl Composer {
         let mut last_report = Instant::now();
         let began = Instant::now();
         let node = services.config.node_id.clone();
+        // The bounds of issue 10: past either, ffmpeg is killed and nothing is stored.
+        let expiry = tokio::time::sleep(limits.max_wall_time);
+        tokio::pin!(expiry);
+        let mut produced = 0u64;
         // ffmpeg's output, sealed as it arrives; `Err` ends the stream when the pipeline failed.
         let piped: Result<(), String> = loop {
             tokio::select! {
+                () = &mut expiry => {
+                    running.kill();
+                    running.output.close();
+                    break Err(format!(
+                        "the composition ran longer than this server allows ({} s) and was stopped; \
+                         nothing was stored. Compose fewer or shorter recordings, or ask the operator \
+                         to raise the limit",
+                        limits.max_wall_time.as_secs()
+                    ));
+                }
                 chunk = running.output.recv() => match chunk {
                     Some(Ok(bytes)) => {
+                        produced = produced.saturating_add(bytes.len() as u64);
+                        if produced > limits.max_output_bytes {
+                            running.kill();
+                            running.output.close();
+                            break Err(format!(
+                                "the composition grew past this server's limit of {} bytes and was \
+                                 stopped; nothing was stored. Compose fewer or shorter recordings, a \
+                                 lower Resolution, or ask the operator to raise the limit",
+                                limits.max_output_bytes
+                            ));
+                        }
                         if let Err(e) = sink.write(&bytes).await {
                             running.kill();
                             // Unblocks the stdout pump so the pipeline's outcome can arrive.

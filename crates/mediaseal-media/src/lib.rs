@@ -7,7 +7,8 @@
 //!
 //! - [`wav`]: RIFF/WAVE headers (PCM and G.711), durations, and a streaming header for
 //!   recorders that do not know the length up front.
-//! - [`matroska`]: the EBML head and segment info of Matroska/WebM tracks.
+//! - [`matroska`]: the EBML head and segment info of Matroska/WebM tracks, and their length
+//!   measured from their blocks.
 //! - [`g711`]: μ-law and A-law samples.
 
 #![deny(missing_docs)]

@@ -1,5 +1,6 @@
 //! HTTP Basic authentication with `AC…:token` or `SK…:secret`, compared in constant time, and the
-//! rule of who may see which account: itself, and a parent its subaccounts.
+//! rule of who may see which account: itself, and a parent its subaccounts. While an account has a
+//! secondary auth token (a rotation under way), either token authenticates it.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -76,9 +77,16 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     if crate::sid::is_sid(&user, "AC") {
         let account = state.meta.account(&user).await?;
         // Compare against something even when the account is unknown, so timing does not
-        // reveal which SIDs exist.
-        let expected = account.as_ref().map_or("-", |a| a.auth_token.as_str());
-        let ok = secrets_match(&pass, expected);
+        // reveal which SIDs exist; and always against two tokens, so it does not reveal
+        // whether a rotation is under way either.
+        let primary = account.as_ref().map_or("-", |a| a.auth_token.as_str());
+        let secondary = account
+            .as_ref()
+            .and_then(|a| a.secondary_auth_token.as_ref());
+        let secondary_ok = secrets_match(&pass, secondary.map_or("-", |s| s.token.as_str()));
+        // `|` and `&`, not `||` and `&&`: both comparisons always run. The placeholder
+        // compared when there is no secondary token never authenticates.
+        let ok = secrets_match(&pass, primary) | (secondary.is_some() & secondary_ok);
         return match account {
             Some(a) if ok && a.status == "active" => Ok(Principal {
                 account: a,

@@ -9,6 +9,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// Longest message an error answer carries. Messages quote the rejected input so the caller
+/// sees what was wrong; a megabyte of it helps nobody and costs the server to send.
+pub const MAX_MESSAGE_CHARS: usize = 600;
+
+/// `message`, with its middle elided when it is longer than [`MAX_MESSAGE_CHARS`]: the start
+/// says what was wrong and the end says what to do, so both are kept.
+fn bounded(message: String) -> String {
+    let count = message.chars().count();
+    if count <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let head: String = message.chars().take(MAX_MESSAGE_CHARS / 2).collect();
+    let tail: String = message
+        .chars()
+        .skip(count - MAX_MESSAGE_CHARS / 3)
+        .collect();
+    format!(
+        "{head}… ({} characters left out) …{tail}",
+        count - head.chars().count() - tail.chars().count()
+    )
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -26,7 +48,7 @@ impl ApiError {
         Self {
             status,
             code,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 
@@ -154,3 +176,26 @@ impl IntoResponse for ApiError {
 
 /// Handler result.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_rejected_input_is_not_echoed_in_full() {
+        let huge = "x".repeat(3 << 20);
+        let e = ApiError::bad_param("Status", format!("'{huge}' is not active; use active"));
+        assert!(
+            e.message.chars().count() < MAX_MESSAGE_CHARS + 64,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.starts_with("Invalid parameter Status: 'xxx"));
+        assert!(e.message.ends_with("is not active; use active"));
+        let short = ApiError::bad_param("Status", "'nope' is not active");
+        assert_eq!(
+            short.message,
+            "Invalid parameter Status: 'nope' is not active"
+        );
+    }
+}

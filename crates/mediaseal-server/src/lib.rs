@@ -16,6 +16,7 @@
 mod api;
 pub mod auth;
 pub mod error;
+pub mod listener;
 pub mod media;
 pub mod paging;
 pub mod params;
@@ -35,21 +36,25 @@ use std::sync::OnceLock;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::trace::TraceLayer;
 
 pub use api::accounts::create_account;
+pub use api::auth_tokens::{
+    RotateTokenError, RotatedToken, create_secondary_auth_token, delete_secondary_auth_token,
+    promote_secondary_auth_token,
+};
+pub use api::intelligence::set_data_logging;
 pub use state::{AppState, Config};
 
-use crate::api::{accounts, notifications, public_keys, recordings};
+use crate::api::{accounts, auth_tokens, notifications, public_keys, recordings};
 use crate::error::ApiError;
 
 /// The whole HTTP surface over `state`.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
         .route(
             "/2010-04-01/Accounts.json",
             get(accounts::list_accounts).post(accounts::create_subaccount),
@@ -93,6 +98,11 @@ pub fn app(state: AppState) -> Router {
             get(notifications::fetch),
         )
         .route(
+            "/v1/AuthTokens/Secondary",
+            post(auth_tokens::create_secondary).delete(auth_tokens::delete_secondary),
+        )
+        .route("/v1/AuthTokens/Promote", post(auth_tokens::promote))
+        .route(
             "/v1/Credentials/PublicKeys",
             get(public_keys::list).post(public_keys::create),
         )
@@ -103,10 +113,35 @@ pub fn app(state: AppState) -> Router {
                 .delete(public_keys::delete),
         )
         .merge(api::video::routes())
+        .merge(api::sip::routes())
+        .merge(api::intelligence::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: method and path only. The query is left out because callback
+/// URLs with credentials in them, and signed-URL signatures, travel there; so is the token of
+/// a signed download path, which is a bearer capability.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = match path.strip_prefix(SIGNED_DOWNLOAD_PREFIX) {
+        Some(_) => "/v1/MediaDownload/…",
+        None => path,
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
+}
+
+/// Signed downloads carry their permission in the path.
+const SIGNED_DOWNLOAD_PREFIX: &str = "/v1/MediaDownload/";
+
+/// `/metrics` alone, for its own listener (`serve --metrics-listen`): the API listener does
+/// not serve it, since what it counts is nobody's business but the operator's.
+pub fn metrics_app() -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { StatusCode::NOT_FOUND })
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

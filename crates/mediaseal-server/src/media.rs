@@ -153,7 +153,7 @@ pub async fn serve_at_rest_mp3(
             tracing::warn!(error = %e, "feeding ffmpeg stopped");
         }
     });
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         loop {
             let mut buf = vec![0u8; 64 * 1024];
@@ -162,24 +162,58 @@ pub async fn serve_at_rest_mp3(
                 Ok(n) => {
                     buf.truncate(n);
                     if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        let _ = child.kill();
                         break;
                     }
                 }
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
+                    let _ = child.kill();
                     break;
                 }
             }
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        // A transcoder that gave up part-way must not pass for a complete file: the response
+        // then ends with an error instead of a clean end of stream.
+        match child.wait() {
+            Ok(status) if status.success() => {}
+            Ok(status) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                    "ffmpeg stopped transcoding ({status})"
+                ))));
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
     });
+    // The status goes out only once the transcoder has produced audio: an undecodable
+    // recording gets an error, not a 200 with an empty body.
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "MP3 transcoding failed before any output");
+            return Err(not_transcodable());
+        }
+        None => return Err(not_transcodable()),
+    };
+    let rest = tokio_stream_from(rx);
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "audio/mpeg")
         .header(header::CACHE_CONTROL, "private, no-store")
-        .body(Body::from_stream(tokio_stream_from(rx)))
+        .body(Body::from_stream(body))
         .map_err(ApiError::internal)
+}
+
+fn not_transcodable() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        20422,
+        "the recording's audio could not be transcoded to MP3 (it is not audio ffmpeg can \
+         decode); download the .wav instead, which is served exactly as it was stored",
+    )
 }
 
 fn tokio_stream_from(

@@ -13,9 +13,11 @@ use mediaseal_store::{
     FsObjectStore, MetadataStore, ObjectStore, S3Config, S3ObjectStore, SqlStore, StoreError,
 };
 
+pub use mediaseal_service::egress::{IpNet, parse_network as parse_webhook_network};
 use mediaseal_service::runner::Runner;
 pub use mediaseal_service::{DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_MAX_UPLOAD_BYTES};
 
+use crate::listener::{ConnectionGate, ConnectionLimits, GovernedAcceptor, RateGuardedBody};
 use crate::state::{AppState, Config};
 
 /// Where things live and how to listen.
@@ -55,6 +57,21 @@ pub struct ServeOptions {
     pub max_upload_bytes: u64,
     /// Uploads one account may have in progress on this node at once.
     pub max_concurrent_uploads: usize,
+    /// Networks webhooks may reach although the default policy refuses them (loopback, private,
+    /// link-local, …): on-premises receivers.
+    pub allow_webhook_networks: Vec<IpNet>,
+    /// Separate address for `/metrics`; the API listener never serves them.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `--asr`: the speech engine for transcripts (`whisper`, `pocketsphinx`, `auto`, or an
+    /// `http(s)://` URL). `None` or `auto`: the best installed one, picked at the first
+    /// transcript. A named engine is started here, and a missing one stops `serve`.
+    pub asr: Option<String>,
+    /// What the listener lets one client, and all of them, hold.
+    pub limits: ConnectionLimits,
+    /// Bounds on this node's compositions.
+    pub compose: crate::state::ComposeLimits,
+    /// Every SIP Domain name must end with this (`--sip-domain-suffix`); `None`: any DNS name.
+    pub sip_domain_suffix: Option<String>,
 }
 
 /// An S3 access key. `Debug` never shows the secret.
@@ -260,8 +277,39 @@ async fn build_state_with(
     config.service.orphan_age = opts.orphan_age;
     config.service.max_upload_bytes = opts.max_upload_bytes;
     config.service.max_concurrent_uploads = opts.max_concurrent_uploads;
+    config.service.webhook_policy =
+        mediaseal_service::egress::WebhookPolicy::allowing(opts.allow_webhook_networks.clone());
     config.media_from_store = opts.media_from_store.unwrap_or(s3.is_some());
-    Ok((AppState::new(meta, objects, at_rest, config), s3))
+    config.compose = opts.compose;
+    config.sip_domain_suffix = opts.sip_domain_suffix.clone();
+    let speech = speech_engine(opts.asr.as_deref()).await?;
+    Ok((
+        AppState::new(meta, objects, at_rest, config).with_speech(speech),
+        s3,
+    ))
+}
+
+/// The speech engine `--asr` names, started; without one (or `auto`), the best installed one
+/// at the first transcript.
+async fn speech_engine(spec: Option<&str>) -> Result<mediaseal_intelligence::Speech, ServeError> {
+    use mediaseal_intelligence::Speech;
+    use mediaseal_intelligence::asr::{EngineSpec, SpecError, select_engine};
+    let spec: EngineSpec = match spec {
+        None => return Ok(Speech::auto()),
+        Some(s) => s
+            .parse()
+            .map_err(|e: SpecError| ServeError::Config(format!("--asr: {e}")))?,
+    };
+    if spec == EngineSpec::Auto {
+        return Ok(Speech::auto());
+    }
+    // Starting Whisper loads its model: blocking work.
+    let engine = tokio::task::spawn_blocking(move || select_engine(&spec, None))
+        .await
+        .map_err(|e| ServeError::Config(format!("--asr: the engine could not be started: {e}")))?
+        .map_err(|e| ServeError::Config(format!("--asr: {e}")))?;
+    tracing::info!(engine = engine.id(), "speech engine started");
+    Ok(Speech::given(engine))
 }
 
 /// Starts this node's background jobs in `runner`: the composition worker, the outbox, the
@@ -307,34 +355,69 @@ pub fn start_jobs(
     }
 }
 
+/// What stops something started beside the HTTP server (see [`run_with`]).
+pub type Sidecar = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    run_with(opts, |_| async { Ok(None) }).await
+}
+
+/// As [`run`], with `sidecar` started on the built state before the HTTP side (the CLI starts
+/// the SIP edge so, keeping this crate free of it); what it returns is awaited once the HTTP
+/// server has stopped.
+pub async fn run_with<F, Fut>(opts: ServeOptions, sidecar: F) -> Result<(), ServeError>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: Future<Output = Result<Option<Sidecar>, ServeError>>,
+{
     let (state, s3) = build_state_with(&opts).await?;
     // Temporary object files a crash left behind go before the first request (the sweeper job
     // repeats this every `sweep_every`).
     mediaseal_service::sweep::sweep_partial_objects(&state.services).await;
+    let stop_sidecar = sidecar(state.clone()).await?;
+    let limits = &opts.limits;
+    let wanted_fds = crate::listener::fd_budget(limits);
+    let fds = crate::listener::raise_fd_limit(wanted_fds);
+    if fds < wanted_fds {
+        tracing::warn!(
+            limit = fds,
+            wanted = wanted_fds,
+            "the open-file limit is below what --max-connections needs: raise it (LimitNOFILE=, \
+             ulimit -n) or lower --max-connections"
+        );
+    }
     let mut runner = Runner::new();
     start_jobs(&mut runner, &state, s3, opts.sweep_every);
-    let router = crate::app(state.clone());
+    let router = guard_bodies(crate::app(state.clone()), limits);
     let handle = axum_server::Handle::new();
-    let shutdown = handle.clone();
+    let metrics_server = axum_server::Handle::new();
+    let (shutdown, metrics_shutdown) = (handle.clone(), metrics_server.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
+        metrics_shutdown.shutdown();
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
+    if let Some(addr) = opts.metrics_listen {
+        serve_metrics(addr, metrics_server);
+    }
     let addr = opts.listen;
-    let listen_err = |e: std::io::Error| ServeError::Listen {
-        addr,
-        reason: e.to_string(),
-    };
     tracing::info!(
         %addr,
         tls = opts.tls_cert.is_some(),
         metadata = state.meta.backend(),
         objects = state.objects.backend(),
         node = %state.services.config.node_id,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_connections_per_client,
         "mediaseal listening"
+    );
+    let gate = ConnectionGate::new(limits.max_connections, limits.max_connections_per_client);
+    let governed = GovernedAcceptor::new(
+        axum_server::accept::DefaultAcceptor::new(),
+        gate,
+        limits.idle_timeout,
     );
     let service = router.into_make_service();
     let served = match (&opts.tls_cert, &opts.tls_key) {
@@ -342,23 +425,75 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| file_error(cert, e))?;
-            axum_server::bind_rustls(addr, tls)
-                .handle(handle)
-                .serve(service)
-                .await
-                .map_err(listen_err)
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits.tls_handshake_timeout)
+                .acceptor(governed);
+            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+            apply_http_limits(server.http_builder(), limits);
+            server.serve(service).await
         }
-        (None, None) => axum_server::bind(addr)
-            .handle(handle)
-            .serve(service)
-            .await
-            .map_err(listen_err),
-        _ => Err(ServeError::Config(
-            "--tls-cert and --tls-key go together".to_owned(),
-        )),
-    };
+        (None, None) => {
+            let mut server = axum_server::bind(addr).acceptor(governed).handle(handle);
+            apply_http_limits(server.http_builder(), limits);
+            server.serve(service).await
+        }
+        _ => {
+            return Err(ServeError::Config(
+                "--tls-cert and --tls-key go together".to_owned(),
+            ));
+        }
+    }
+    .map_err(|e| ServeError::Listen {
+        addr,
+        reason: e.to_string(),
+    });
+    if let Some(stop) = stop_sidecar {
+        stop.await;
+    }
     runner.shutdown(Duration::from_secs(10)).await;
     served
+}
+
+/// Every request body of `router` must keep up the minimum upload rate.
+pub fn guard_bodies(router: axum::Router, limits: &ConnectionLimits) -> axum::Router {
+    let (rate, grace) = (limits.min_upload_rate, limits.upload_grace);
+    if rate == 0 {
+        return router;
+    }
+    router.layer(tower::util::MapRequestLayer::new(
+        move |request: axum::extract::Request| {
+            request.map(|body| axum::body::Body::new(RateGuardedBody::new(body, rate, grace)))
+        },
+    ))
+}
+
+fn apply_http_limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &ConnectionLimits,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(64);
+}
+
+/// Serves `/metrics` alone on `addr` until `handle` shuts it down.
+fn serve_metrics(addr: SocketAddr, handle: axum_server::Handle<SocketAddr>) {
+    let app = crate::metrics_app();
+    tracing::info!(%addr, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum_server::bind(addr)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+        {
+            tracing::error!(%addr, error = %e, "the metrics listener stopped");
+        }
+    });
 }
 
 async fn wait_for_signal() {

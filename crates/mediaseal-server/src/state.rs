@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mediaseal_compose::Composer;
+/// Bounds on this node's compositions (wall time, output size, workers, per-account cap).
+pub use mediaseal_compose::Limits as ComposeLimits;
 use mediaseal_crypto::PrivateKey;
+use mediaseal_intelligence::{Intelligence, Speech};
 use mediaseal_readback::AtRestReader;
 use mediaseal_service::clock::SystemClock;
 use mediaseal_service::runner::Runner;
@@ -34,6 +37,11 @@ pub struct Config {
     pub media_from_store: bool,
     /// The service layer's settings (callbacks, sweeping, the node's name).
     pub service: ServiceConfig,
+    /// Bounds on the compositions this node makes.
+    pub compose: ComposeLimits,
+    /// Every SIP Domain name must end with this (`--sip-domain-suffix`, e.g.
+    /// `sip.example.com`); `None`: any DNS name.
+    pub sip_domain_suffix: Option<String>,
 }
 
 impl Config {
@@ -47,6 +55,8 @@ impl Config {
             scratch_dir: std::env::temp_dir(),
             media_from_store: false,
             service: ServiceConfig::default(),
+            compose: ComposeLimits::default(),
+            sip_domain_suffix: None,
         }
     }
 }
@@ -77,8 +87,13 @@ pub struct AppState {
     pub reader: AtRestReader,
     /// Admits and makes compositions.
     pub composer: Composer,
+    /// Transcripts and the speech engine they are made with.
+    pub intelligence: Intelligence,
     /// Settings.
     pub config: Arc<Config>,
+    /// Seals SIP credential passwords (derived from the at-rest key); `None` only if the key
+    /// could not be encoded, and then SIP credentials cannot be created.
+    pub sip_passwords: Option<Arc<mediaseal_service::sip_passwords::SipPasswordKey>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,21 +125,41 @@ impl AppState {
             Arc::new(SystemClock),
             config.service.clone(),
         );
+        let sip_passwords = match mediaseal_service::sip_passwords::SipPasswordKey::derive(&at_rest)
+        {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                tracing::error!(error = %e, "SIP credentials are unavailable");
+                None
+            }
+        };
         let reader = AtRestReader::new(objects.clone(), Arc::new(at_rest));
         let composer = Composer::new(
             services.clone(),
             reader.clone(),
             config.ffmpeg.clone(),
             config.scratch_dir.clone(),
-        );
+        )
+        .with_limits(config.compose);
+        // The best installed speech engine, picked at the first transcript (`serve --asr`
+        // chooses one at start instead: [`Self::with_speech`]).
+        let intelligence = Intelligence::new(services.clone(), Speech::auto());
         Self {
             services,
             meta,
             objects,
             reader,
             composer,
+            intelligence,
             config: Arc::new(config),
+            sip_passwords,
         }
+    }
+
+    /// The same state, transcribing with `speech`.
+    pub fn with_speech(mut self, speech: Speech) -> Self {
+        self.intelligence = Intelligence::new(self.services.clone(), speech);
+        self
     }
 
     /// Starts the composition worker of this node in `runner`. `serve` adds the outbox and the

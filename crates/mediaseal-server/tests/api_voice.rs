@@ -6,9 +6,11 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
 use mediaseal_crypto::{PrivateKey, parse_details};
 use serde_json::Value;
 use support::{Creds, Resp, TestApp, test_key, wav_with_marker};
+use tower::ServiceExt as _;
 
 fn rec_uri(ac: &str, re: &str, ext: &str) -> String {
     format!("/2010-04-01/Accounts/{ac}/Recordings/{re}{ext}")
@@ -1035,9 +1037,20 @@ async fn health_and_metrics() {
     );
     let a = app.account().await;
     app.ingest(&a, "", wav_with_marker(1, b"m")).await;
+    // Not on the API listener: the metrics are the operator's, on their own address.
     let m = app.get("/metrics", &Creds::None).await;
-    assert_eq!(m.status, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&m.body).contains("mediaseal_recordings_ingested_total"));
+    assert_eq!(m.status, StatusCode::NOT_FOUND);
+    let response = mediaseal_server::metrics_app()
+        .oneshot(
+            axum::http::Request::get("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("mediaseal_recordings_ingested_total"));
 }
 
 /// Every voice endpoint × {the owner, its parent, its subaccount, an unrelated account, bad
@@ -1435,6 +1448,16 @@ async fn mp3_is_transcoded_through_ffmpeg_or_refused_without_it() {
     let is_mp3 = b.starts_with(b"ID3") || (b.len() > 2 && b[0] == 0xff && b[1] & 0xe0 == 0xe0);
     assert!(is_mp3 && b.len() > 1000, "not an MP3 ({} bytes)", b.len());
 
+    // Bytes that are no audio at all: an error that says so, not a 200 with an empty body.
+    let garbage = app
+        .ingest(&a, "", b"this is not audio, just text ".repeat(200))
+        .await;
+    assert_eq!(garbage.status, StatusCode::CREATED, "{:?}", garbage.body);
+    let re = garbage.json()["sid"].as_str().unwrap().to_owned();
+    let r = app.get(&rec_uri(&a.sid, &re, ".mp3"), &c).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains(".wav"));
+
     let without = TestApp::with_config(|c| c.ffmpeg = None).await;
     let a = without.account().await;
     let re = without
@@ -1680,4 +1703,91 @@ async fn temporary_object_files_left_by_a_crash_are_swept() {
         .await
         .unwrap();
     assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_by_a_crash_is_reported_failed_with_16104() {
+    use mediaseal_service::voice::{RecordingSubscription, VoiceRequest, VoiceStart};
+    // Everything unpublished counts as crashed at once.
+    let app = TestApp::with_config(|c| c.service.orphan_age = std::time::Duration::ZERO).await;
+    let a = app.account().await;
+    let subscription = RecordingSubscription::new(
+        "https://receiver.example/recordings",
+        "POST",
+        &["completed", "failed"],
+    )
+    .unwrap();
+    let start = app
+        .state
+        .services
+        .start_voice_recording(VoiceRequest {
+            account_sid: a.sid.clone(),
+            call_sid: Some("CA0123456789abcdef0123456789abcdef".to_owned()),
+            conference_sid: None,
+            channels: 1,
+            source: "RecordVerb".to_owned(),
+            track: None,
+            duration: None,
+            start_time: None,
+            content_type: "audio/x-wav".to_owned(),
+            subscription: Some(subscription),
+            base_url: "https://mediaseal.example".to_owned(),
+            request_url: "https://mediaseal.example/upload".to_owned(),
+        })
+        .await
+        .unwrap();
+    let VoiceStart::Recording(mut recorder) = start else {
+        panic!("the account records without encryption, so recording starts");
+    };
+    recorder
+        .write(&wav_with_marker(1, b"cut off"))
+        .await
+        .unwrap();
+    let sid = recorder.sid().to_owned();
+    // A crash runs no destructor: the reservation and whatever was written stay behind.
+    std::mem::forget(recorder);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    mediaseal_service::sweep::sweep_once(&app.state.services).await;
+
+    let c = Creds::of(&a);
+    let r = app.get(&rec_uri(&a.sid, &sid, ".json"), &c).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let rec = r.json();
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(rec["error_code"], 16104);
+    assert!(rec["encryption_details"].is_null());
+    // Nothing of it is served.
+    let media = app.get(&rec_uri(&a.sid, &sid, ".wav"), &c).await;
+    assert_ne!(media.status, StatusCode::OK);
+    // The failed callback the upload subscribed to, and a notification.
+    let callbacks = app.state.meta.callbacks_for(&sid).await.unwrap();
+    assert_eq!(callbacks.len(), 1);
+    assert_eq!(callbacks[0].url, "https://receiver.example/recordings");
+    assert!(
+        callbacks[0].params.contains("\"failed\""),
+        "{}",
+        callbacks[0].params
+    );
+    assert!(
+        callbacks[0].params.contains("16104"),
+        "{}",
+        callbacks[0].params
+    );
+    let notes = app
+        .get(
+            &format!("/2010-04-01/Accounts/{}/Notifications.json", a.sid),
+            &c,
+        )
+        .await
+        .json();
+    let list = notes["notifications"].as_array().unwrap();
+    assert!(
+        list.iter()
+            .any(|n| n["error_code"] == "16104" && n["resource_sid"] == sid.as_str()),
+        "{notes}"
+    );
+    // A second pass finds nothing more to do.
+    mediaseal_service::sweep::sweep_once(&app.state.services).await;
+    assert_eq!(app.state.meta.callbacks_for(&sid).await.unwrap().len(), 1);
 }

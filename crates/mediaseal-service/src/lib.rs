@@ -5,6 +5,7 @@
 //!   or abandon — for voice recordings ([`voice`]), track recordings ([`tracks`]) and
 //!   compositions ([`compositions`]);
 //! - [`outbox`]: signed status callbacks, delivered at least once by a worker on every node;
+//! - [`egress`]: where those webhooks may go (public addresses, plus an allow-list);
 //! - [`sweep`]: the clean-up after crashes;
 //! - [`limits`]: how large an upload may be and how many an account may have in progress;
 //! - [`runner`]: the process's background jobs, started explicitly and cancelled on shutdown;
@@ -20,11 +21,13 @@
 
 pub mod clock;
 pub mod compositions;
+pub mod egress;
 pub mod ledger;
 pub mod limits;
 pub mod outbox;
 pub mod runner;
 pub mod sid;
+pub mod sip_passwords;
 pub mod sweep;
 pub mod tracks;
 pub mod voice;
@@ -61,6 +64,15 @@ pub struct ServiceConfig {
     pub max_upload_bytes: u64,
     /// Uploads one account may have in progress on this node at once.
     pub max_concurrent_uploads: usize,
+    /// Where webhooks may go: public addresses plus the allow-listed networks.
+    pub webhook_policy: egress::WebhookPolicy,
+    /// Deliveries this node has in flight at once, across accounts.
+    pub callback_max_in_flight: usize,
+    /// Deliveries one account may have in flight on this node at once; the rest of its due
+    /// callbacks wait in the outbox, unleased, so a slow receiver delays only its own account.
+    pub callback_max_in_flight_per_account: usize,
+    /// Timeout of connecting to a receiver (the whole delivery has `callback_timeout`).
+    pub callback_connect_timeout: Duration,
 }
 
 /// Default of [`ServiceConfig::max_upload_bytes`]: 2 GiB.
@@ -80,6 +92,10 @@ impl Default for ServiceConfig {
             orphan_age: Duration::from_secs(3600),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             max_concurrent_uploads: DEFAULT_MAX_CONCURRENT_UPLOADS,
+            webhook_policy: egress::WebhookPolicy::strict(),
+            callback_max_in_flight: 256,
+            callback_max_in_flight_per_account: 8,
+            callback_connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -122,8 +138,12 @@ impl Services {
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
     ) -> Self {
+        let resolver = egress::GuardedResolver::new(config.webhook_policy.clone());
         let http = reqwest::Client::builder()
             .timeout(config.callback_timeout)
+            .connect_timeout(config.callback_connect_timeout.min(config.callback_timeout))
+            // Every name is resolved through the policy; IP literals are checked in `deliver`.
+            .dns_resolver(Arc::new(resolver))
             .user_agent(concat!("mediaseal-callbacks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .build()

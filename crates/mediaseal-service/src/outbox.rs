@@ -5,12 +5,14 @@
 //! so a receiver can drop the rare duplicate (a node dying between the receiver's 2xx and the
 //! outbox update).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mediaseal_store::model::Callback;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Services;
@@ -84,8 +86,18 @@ async fn deliver(services: &Services, cb: &Callback) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| "the account no longer exists".to_owned())?;
+    // Parsed once: the URL standard's parse normalises every spelling of an IP literal
+    // (`127.1`, `2130706433`, `0x7f000001`), which the client connects to without asking the
+    // resolver, so the policy is applied to literals here.
+    let mut url = reqwest::Url::parse(&cb.url).map_err(|e| format!("bad URL: {e}"))?;
+    services
+        .config
+        .webhook_policy
+        .check_url(&url)
+        .map_err(|e| format!("refused: {e}"))?;
+    // `user:password@` in the URL becomes a Basic Authorization header (as on Twilio); the URL
+    // with the credentials never reaches a log line or the recorded error.
     let request = if cb.method == "GET" {
-        let mut url = reqwest::Url::parse(&cb.url).map_err(|e| format!("bad URL: {e}"))?;
         url.query_pairs_mut().extend_pairs(params.iter());
         // For GET the signature covers the full URL with the query and no body parameters.
         let sig = signature(&account.auth_token, url.as_str(), &[]);
@@ -97,7 +109,7 @@ async fn deliver(services: &Services, cb: &Callback) -> Result<(), String> {
             .finish();
         services
             .http
-            .post(&cb.url)
+            .post(url)
             .header("X-Twilio-Signature", sig)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
@@ -106,7 +118,7 @@ async fn deliver(services: &Services, cb: &Callback) -> Result<(), String> {
         .header("I-Twilio-Idempotency-Token", &cb.id)
         .send()
         .await
-        .map_err(|e| format!("request failed: {}", e.without_url()))?;
+        .map_err(|e| format!("request failed: {}", error_chain(&e.without_url())))?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -114,39 +126,170 @@ async fn deliver(services: &Services, cb: &Callback) -> Result<(), String> {
     }
 }
 
+/// An error and its causes, `: `-separated: the cause (a refused address, a timeout, a refused
+/// connection) is what an operator needs, and reqwest's own message alone does not say it.
+/// Without the URL: it may carry credentials.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and reqwest repeat a cause in the next level's message; keep each once.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Polls the outbox until `cancel`, delivering what is due. Several nodes can run it at once:
 /// leases keep them from taking the same callback.
+///
+/// Deliveries run independently: a slot that frees is refilled at once, up to
+/// `callback_max_in_flight` on this node and `callback_max_in_flight_per_account` per account.
+/// Callbacks are leased account by account, so the due callbacks of an account at its cap stay
+/// unleased in the outbox (another node may take them) and never sit in front of another
+/// account's.
 pub async fn run(services: Services, cancel: CancellationToken) {
     let lease = Duration::from_secs(60).max(services.config.callback_timeout * 2);
+    let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2);
+    let global_cap = services.config.callback_max_in_flight.max(1);
+    let account_cap = services.config.callback_max_in_flight_per_account.max(1);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut slots = Slots::default();
     while !cancel.is_cancelled() {
-        let now = services.now_us();
-        let due = services
-            .meta
-            .lease_due_callbacks(
-                &services.config.node_id,
-                now,
-                now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2),
-                32,
-            )
-            .await;
-        match due {
-            Ok(batch) if !batch.is_empty() => {
-                let mut tasks = tokio::task::JoinSet::new();
-                for cb in batch {
-                    let services = services.clone();
-                    tasks.spawn(async move { deliver_and_record(&services, cb).await });
-                }
-                while tasks.join_next().await.is_some() {}
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox poll failed"),
+        // Reap what has finished without waiting, then refill the free slots.
+        while let Some(done) = tasks.try_join_next_with_id() {
+            slots.release(done);
         }
+        let mut filled = false;
+        if tasks.len() < global_cap {
+            let now = services.now_us();
+            let free = global_cap - tasks.len();
+            match lease_round(&services, &slots, free, account_cap, now, now + lease_us).await {
+                Ok(batch) => {
+                    filled = batch.len() >= free;
+                    for cb in batch {
+                        let account = cb.account_sid.clone();
+                        let services = services.clone();
+                        let task = tasks.spawn(async move {
+                            deliver_and_record(&services, cb).await;
+                        });
+                        slots.take(task.id(), account);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "outbox poll failed"),
+            }
+        }
+        // Wait for a free slot or for the next poll; a full node waits for a slot only.
         tokio::select! {
             () = cancel.cancelled() => break,
-            () = tokio::time::sleep(services.config.callback_poll) => {}
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => slots.release(done),
+            () = tokio::time::sleep(services.config.callback_poll), if !filled => {}
         }
     }
+    // Deliveries in progress get a moment to finish; the rest are abandoned, their leases run
+    // out and another node (or this one after a restart) sends them again, with the same
+    // idempotency token.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            deliveries = tasks.len(),
+            "callback deliveries abandoned at shutdown; they will be retried"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// How long deliveries in progress may finish after the outbox is cancelled.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Deliveries in flight on this node, per account.
+#[derive(Debug, Default)]
+struct Slots {
+    by_task: HashMap<tokio::task::Id, String>,
+    by_account: HashMap<String, usize>,
+}
+
+impl Slots {
+    fn take(&mut self, task: tokio::task::Id, account: String) {
+        *self.by_account.entry(account.clone()).or_default() += 1;
+        self.by_task.insert(task, account);
+    }
+
+    /// Frees the slot of a finished delivery (by task id, so a delivery that panicked frees its
+    /// slot too).
+    fn release(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match done {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "a callback delivery task failed");
+                e.id()
+            }
+        };
+        let Some(account) = self.by_task.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.by_account.get_mut(&account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_account.remove(&account);
+            }
+        }
+    }
+
+    fn of(&self, account: &str) -> usize {
+        self.by_account.get(account).copied().unwrap_or(0)
+    }
+}
+
+/// Leases up to `free` due callbacks, account by account, the longest-waiting account first,
+/// each account up to its free slots.
+async fn lease_round(
+    services: &Services,
+    slots: &Slots,
+    free: usize,
+    account_cap: usize,
+    now: i64,
+    lease_until: i64,
+) -> Result<Vec<Callback>, mediaseal_store::StoreError> {
+    // Saturated accounts are skipped below; ask for enough accounts that `free` others remain.
+    let saturated = slots
+        .by_account
+        .values()
+        .filter(|n| **n >= account_cap)
+        .count();
+    let want = i64::try_from(free + saturated).unwrap_or(i64::MAX);
+    let accounts = services.meta.accounts_with_due_callbacks(now, want).await?;
+    let mut leased = Vec::new();
+    for account in accounts {
+        let room = account_cap.saturating_sub(slots.of(&account));
+        let room = room.min(free - leased.len());
+        if room == 0 {
+            if leased.len() >= free {
+                break;
+            }
+            continue;
+        }
+        let batch = services
+            .meta
+            .lease_due_callbacks_of(
+                &services.config.node_id,
+                &account,
+                now,
+                lease_until,
+                i64::try_from(room).unwrap_or(i64::MAX),
+            )
+            .await?;
+        leased.extend(batch);
+    }
+    Ok(leased)
 }
 
 async fn deliver_and_record(services: &Services, cb: Callback) {

@@ -47,10 +47,21 @@ pub async fn sweep_once(services: &Services) -> usize {
                 {
                     removed += 1;
                 }
-                if let Err(e) = services.meta.drop_reservation(&rec.sid).await {
-                    tracing::warn!(recording = %rec.sid, error = %e, "could not drop stale reservation");
-                } else {
-                    tracing::info!(recording = %rec.sid, "swept an upload that never completed");
+                let sid = rec.sid.clone();
+                match services.report_interrupted_recording(rec).await {
+                    Ok(Some(_)) => {
+                        tracing::warn!(recording = %sid, "an upload cut off by a crash was reported failed (16104)");
+                    }
+                    Ok(None) => {
+                        if let Err(e) = services.meta.drop_reservation(&sid).await {
+                            tracing::warn!(recording = %sid, error = %e, "could not drop stale reservation");
+                        } else {
+                            tracing::info!(recording = %sid, "swept an upload that never completed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(recording = %sid, error = %e, "could not report an upload cut off by a crash");
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! The ingest door uses [`Services::start_track_recording`] today; the room workers will use
 //! it next.
 
-use mediaseal_media::matroska::{self, MatroskaError};
+use mediaseal_media::matroska::{self, BlockClock, MatroskaError};
 use mediaseal_sink::policy::{self, Setting};
 use mediaseal_sink::{Product, Refusal, SinkError};
 use mediaseal_store::model::{Callback, Sealing};
@@ -36,8 +36,6 @@ pub struct TrackRequest {
     pub container_format: String,
     /// Where the track starts on the room's timeline.
     pub offset_ms: i64,
-    /// When the producer knows it.
-    pub duration_ms: Option<i64>,
     /// The track's own status callback.
     pub status_callback: Option<String>,
     /// Its method.
@@ -60,6 +58,9 @@ pub enum TrackRejected {
 pub struct TrackRecorder {
     pending: Pending<TrackRecording>,
     room: Room,
+    /// The track's length, measured from its blocks: neither the uploader's `Duration` nor the
+    /// file's own header is trusted, since compositions are sized by it (issue 10).
+    clock: BlockClock,
 }
 
 impl Services {
@@ -114,7 +115,7 @@ impl Services {
             codec: req.codec,
             container_format: req.container_format,
             offset_ms: req.offset_ms,
-            duration_ms: req.duration_ms,
+            duration_ms: None,
             status: "processing".to_owned(),
             sealing: Sealing::None,
             encryption_key_sid: seal.customer_key_sid().map(str::to_owned),
@@ -133,6 +134,7 @@ impl Services {
         Ok(Ok(TrackRecorder {
             pending,
             room: req.room,
+            clock: BlockClock::new(),
         }))
     }
 
@@ -194,6 +196,7 @@ impl TrackRecorder {
 
     /// Seals the next media bytes.
     pub async fn write(&mut self, media: &[u8]) -> Result<(), SinkError> {
+        self.clock.feed(media);
         self.pending.write(media).await
     }
 
@@ -217,11 +220,12 @@ impl TrackRecorder {
             Some(TrackRejected::Empty)
         } else {
             match matroska::sniff(&stored.head) {
-                Ok(info) => {
-                    let rec = self.pending.row_mut();
-                    if rec.duration_ms.is_none() {
-                        rec.duration_ms = info.duration_ms.and_then(|ms| i64::try_from(ms).ok());
-                    }
+                Ok(_) => {
+                    // No block read (a layout this clock does not follow): unknown, and the
+                    // composition worker measures the track with ffmpeg when it needs to.
+                    let measured = self.clock.duration_ms();
+                    self.pending.row_mut().duration_ms =
+                        measured.and_then(|ms| i64::try_from(ms).ok());
                     None
                 }
                 Err(e) => Some(e.into()),

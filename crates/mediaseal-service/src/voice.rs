@@ -24,7 +24,7 @@ pub const WARNING_FALLBACK_KEY: i64 = 16105;
 pub const ERROR_RECORDING_EMPTY: i64 = 16101;
 
 /// Where a recording's status callbacks go, and for which events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordingSubscription {
     /// The receiver.
     pub url: String,
@@ -91,6 +91,15 @@ pub struct VoiceRequest {
     pub base_url: String,
     /// The request that made the recording, for notifications.
     pub request_url: String,
+}
+
+/// Kept with a reservation so that the sweeper can report a recording whose upload a crash cut
+/// off as seed 000's intermittent failure, with the callback and request the upload had.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Interruption {
+    subscription: Option<RecordingSubscription>,
+    base_url: String,
+    request_url: String,
 }
 
 /// How a voice recording starts.
@@ -172,6 +181,7 @@ impl Services {
             visible: false,
             deleted: false,
             date_deleted: None,
+            interruption: None,
         };
         let settings = self.recording_settings(&req.account_sid).await?;
         let setting = Setting {
@@ -227,6 +237,12 @@ impl Services {
             ));
         }
         let customer = seal.customer_key_sid().is_some();
+        rec.interruption = serde_json::to_string(&Interruption {
+            subscription: req.subscription.clone(),
+            base_url: req.base_url.clone(),
+            request_url: req.request_url.clone(),
+        })
+        .ok();
         let pending = self.reserve(rec, &seal).await?;
         Ok(VoiceStart::Recording(VoiceRecorder {
             pending,
@@ -331,6 +347,7 @@ impl Services {
         rec.encryption_details = None;
         rec.sealing = Sealing::None;
         rec.visible = true;
+        rec.interruption = None;
         rec.date_updated = self.now_us();
         let text = format!(
             "Voice Recording Encryption failed for recording {}: {reason}; the recording was deleted",
@@ -346,6 +363,36 @@ impl Services {
         metrics::counter!("mediaseal_recordings_failed_total").increment(1);
         tracing::warn!(recording = %rec.sid, account = %rec.account_sid, "recording failed: no usable public key");
         Ok(rec)
+    }
+}
+
+impl Services {
+    /// A reservation a crash left behind (its upload cut off, its partial object already
+    /// removed): seed 000's intermittent failure, `failed` with 16104, the `failed` callback
+    /// where the upload subscribed, and a notification. `Ok(None)` when the reservation predates
+    /// the record of its subscription and can only be dropped.
+    pub async fn report_interrupted_recording(
+        &self,
+        rec: Recording,
+    ) -> Result<Option<Recording>, LedgerError> {
+        let Some(interruption) = rec
+            .interruption
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<Interruption>(json).ok())
+        else {
+            return Ok(None);
+        };
+        let failed = self
+            .publish_voice_failure(
+                rec,
+                interruption.subscription.as_ref(),
+                Vec::new(),
+                "the upload was cut off by a server failure before it could be sealed",
+                &interruption.base_url,
+                &interruption.request_url,
+            )
+            .await?;
+        Ok(Some(failed))
     }
 }
 
@@ -403,6 +450,7 @@ impl VoiceRecorder {
             rec.encryption_details = stored.encryption_details_json();
         }
         rec.visible = true;
+        rec.interruption = None;
         let rec = rec.clone();
         let callbacks: Vec<Callback> = self
             .subscription

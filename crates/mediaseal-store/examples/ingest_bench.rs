@@ -109,6 +109,7 @@ async fn main() {
                     visible: false,
                     deleted: false,
                     date_deleted: None,
+                    interruption: None,
                 };
                 let t0 = Instant::now();
                 meta.reserve_recording(&rec).await.unwrap();

@@ -23,7 +23,10 @@ mod sql;
 pub mod video;
 
 pub use error::StoreError;
-pub use meta::{AccountStore, MetadataStore, OutboxStore, StoreResult, VideoStore, VoiceStore};
+pub use meta::{
+    AccountStore, IntelligenceStore, MetadataStore, OutboxStore, SipStore, StoreResult, VideoStore,
+    VoiceStore,
+};
 pub use objects::{
     ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek,
     validate_key,

@@ -88,7 +88,7 @@ pub(crate) struct Edge {
     pub(crate) seams: Seams,
     pub(crate) relay: RelayPool,
     pub(crate) metrics: Arc<VoiceMetrics>,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::webhook::AudioClient,
     pub(crate) speech: Espeak,
     pub(crate) recorder_queue: usize,
     pub(crate) play_generation: HashMap<CallId, u64>,
@@ -460,7 +460,7 @@ impl Edge {
 /// logged), as Twilio carries on with the next verb.
 async fn render_prompts(
     prompts: Vec<(Prompt, Repeat)>,
-    http: &reqwest::Client,
+    http: &crate::webhook::AudioClient,
     speech: &Espeak,
 ) -> Vec<(PromptAudio, Repeat)> {
     let mut out = Vec::with_capacity(prompts.len());

@@ -28,6 +28,7 @@ mod relay;
 mod sealed;
 pub mod seams;
 pub mod speech;
+pub mod stored;
 pub mod tls;
 pub mod webhook;
 
@@ -53,6 +54,7 @@ pub use seams::{
     MemoryLedger, MemoryRecorder, MemoryTokens, RecorderError, RecordingSink, StoredRecording,
     Webhooks,
 };
+pub use stored::{LoggingLedger, StoreDirectory, StoreTokens};
 pub use webhook::HttpWebhooks;
 
 use crate::edge::{Edge, EdgeEvent};
@@ -93,6 +95,9 @@ pub struct VoiceConfig {
     pub agent: String,
     /// SIP codes for `<Reject>`.
     pub reject_status: RejectStatus,
+    /// Where webhooks and `<Play>` downloads may go (`--allow-webhook-network`); `None` leaves
+    /// destinations unchecked (tests with loopback receivers only).
+    pub webhook_policy: Option<mediaseal_service::egress::WebhookPolicy>,
 }
 
 impl VoiceConfig {
@@ -114,6 +119,7 @@ impl VoiceConfig {
             espeak: PathBuf::from("espeak-ng"),
             agent: "mediaseal".to_owned(),
             reject_status: RejectStatus::default(),
+            webhook_policy: None,
         }
     }
 }
@@ -290,7 +296,10 @@ impl VoiceEdge {
             &notices_tx,
         )
         .map_err(StartError::Relay)?;
-        let http = webhook::http_client(config.webhook_timeout)?;
+        let http = webhook::AudioClient::new(
+            webhook::http_client_guarded(config.webhook_timeout, config.webhook_policy.as_ref())?,
+            config.webhook_policy.clone(),
+        );
         let edge = Edge {
             core,
             udp,

@@ -44,6 +44,52 @@ impl ParamError {
     }
 }
 
+/// Longest URL a parameter may hold.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// `v` as an absolute http(s) URL with a host, or why not (quoting at most 100 characters of it).
+fn parse_url(v: &str) -> Result<url::Url, String> {
+    let shown = || quoted(v, 100);
+    if v.len() > MAX_URL_LEN {
+        return Err(format!("{} is longer than {MAX_URL_LEN} bytes", shown()));
+    }
+    // The URL standard drops tabs and newlines silently; a URL with any whitespace is a mistake.
+    if v.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{} contains whitespace", shown()));
+    }
+    let not_absolute = || format!("{} is not an absolute http or https URL", shown());
+    // The URL standard reads `http:host` and `https:///host` as `https://host/`; a Twilio
+    // client means `scheme://host`, so anything else is refused before parsing.
+    let lower = v.get(..8).unwrap_or(v).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &v[8..]
+    } else if lower.starts_with("http://") {
+        &v[7..]
+    } else {
+        return Err(not_absolute());
+    };
+    if rest.is_empty() || rest.starts_with(['/', '\\']) {
+        return Err(format!("{} has no host", shown()));
+    }
+    let url = url::Url::parse(v).map_err(|_| not_absolute())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(not_absolute());
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(url),
+        _ => Err(format!("{} has no host", shown())),
+    }
+}
+
+/// `'v'`, cut to `max` characters with `…`: error messages quote input, and input can be
+/// megabytes.
+fn quoted(v: &str, max: usize) -> String {
+    match v.char_indices().nth(max) {
+        None => format!("'{v}'"),
+        Some((cut, _)) => format!("'{}…'", &v[..cut]),
+    }
+}
+
 /// Parameters in arrival order, repeated keys kept.
 #[derive(Debug, Default, Clone)]
 pub struct Params(Vec<(String, String)>);
@@ -148,21 +194,24 @@ impl Params {
         }
     }
 
-    /// An optional absolute http(s) URL.
+    /// An optional absolute http or https URL with a host, at most [`MAX_URL_LEN`] bytes. Which
+    /// hosts a webhook may reach is the caller's policy; this checks the shape only.
     pub fn url(&self, name: &str) -> Result<Option<&str>, ParamError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v)
-                if (v.starts_with("http://") || v.starts_with("https://"))
-                    && v.len() <= 2048
-                    && !v.contains(char::is_whitespace) =>
-            {
-                Ok(Some(v))
-            }
-            Some(v) => Err(ParamError::invalid(
-                name,
-                format!("'{v}' is not an absolute http or https URL"),
-            )),
+            Some(v) => parse_url(v)
+                .map(|_| Some(v))
+                .map_err(|why| ParamError::invalid(name, why)),
+        }
+    }
+
+    /// As [`Self::url`], with the parsed URL, for callers that check its host.
+    pub fn parsed_url(&self, name: &str) -> Result<Option<(&str, url::Url)>, ParamError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => parse_url(v)
+                .map(|u| Some((v, u)))
+                .map_err(|why| ParamError::invalid(name, why)),
         }
     }
 
@@ -207,5 +256,52 @@ mod tests {
         assert!(p.sid("Sid", "CA").is_err());
         assert_eq!(p.url("U").unwrap(), Some("https://x"));
         assert!(p.required("Missing").is_err());
+    }
+
+    #[test]
+    fn urls_are_parsed_whole() {
+        let one = |v: &str| {
+            let raw = format!(
+                "U={}",
+                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            );
+            Params::parse(raw.as_bytes())
+                .url("U")
+                .map(|u| u.map(str::to_owned))
+        };
+        for good in [
+            "https://example.com",
+            "http://example.com:8080/cb?x=1",
+            "https://user:pass@example.com/cb",
+            "http://127.1/",
+        ] {
+            assert_eq!(one(good), Ok(Some(good.to_owned())), "{good}");
+        }
+        for bad in [
+            "https://",
+            "http://",
+            "https:///path",
+            "ftp://example.com/",
+            "example.com/cb",
+            "https://exa mple.com/",
+            "https://example.com/\ncb",
+            "https://[::1/",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+        ] {
+            assert!(one(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(5_000_000));
+        let e = one(&long).unwrap_err().to_string();
+        assert!(
+            e.len() < 300,
+            "the error echoes the input: {} bytes",
+            e.len()
+        );
+        assert!(e.contains("longer than 2048"), "{e}");
+        let e = one(&format!("ftp://{}", "b".repeat(2000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains('…'), "{e}");
     }
 }

@@ -33,6 +33,8 @@ pub(crate) enum Command {
     Account(crate::cmd::account::AccountArgs),
     /// Fetch a sealed recording (RE…, RT…) or composition (CJ…) by SID and decrypt it.
     Download(crate::cmd::download::DownloadArgs),
+    /// Operator switches of Conversational Intelligence (data logging).
+    Intelligence(crate::cmd::intelligence::IntelligenceArgs),
 }
 
 #[derive(Debug, Args)]

@@ -42,5 +42,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => cmd::serve::run_serve(&args),
         Command::Account(args) => cmd::account::run_account(&args),
         Command::Download(args) => cmd::download::run(&args),
+        Command::Intelligence(args) => cmd::intelligence::run_intelligence(&args),
     }
 }

@@ -165,6 +165,8 @@ impl Node {
                 data.to_str().unwrap(),
             ])
             .args(["--database", database, "--objects", objects])
+            // The callback receiver is on loopback, which is refused by default.
+            .args(["--allow-webhook-network", "127.0.0.0/8"])
             .args([
                 "--at-rest-key",
                 dir.join("at-rest-key.pem").to_str().unwrap(),

@@ -36,6 +36,7 @@ pub async fn create_account(
         parent_sid: parent.map(str::to_owned),
         status: "active".to_owned(),
         auth_token: new_secret(),
+        secondary_auth_token: None,
         date_created: now,
         date_updated: now,
     };

@@ -207,7 +207,8 @@ pub(crate) async fn ingest(
     let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
     let q = &auth.query;
     // Every parameter is checked before a byte of the body is read.
-    let subscription = match q.url("RecordingStatusCallback")? {
+    let policy = &st.services.config.webhook_policy;
+    let subscription = match crate::params::webhook_url(q, "RecordingStatusCallback", policy)? {
         None => None,
         Some(url) => {
             let method = q.method("RecordingStatusCallbackMethod")?;
@@ -297,6 +298,9 @@ pub(crate) async fn ingest(
             return Ok(created(&auth, &rec));
         }
     };
+    // AutoTranscribe keeps the plaintext in memory on its way in (the only way to transcribe a
+    // recording sealed with the customer's key).
+    let mut tap = super::intelligence::ingest_tap(&st, &account.sid).await;
     let mut stream = body.into_data_stream();
     while let Some(frame) = stream.next().await {
         let chunk = match frame {
@@ -316,6 +320,9 @@ pub(crate) async fn ingest(
             recorder.interrupted().await.map_err(ApiError::internal)?;
             return Err(refused.into());
         }
+        if let Some(tap) = tap.as_mut() {
+            mediaseal_sink::PlainTap::feed(tap, &chunk);
+        }
         if let Err(e) = recorder.write(&chunk).await {
             // A customer-key sealing failure is seed 000's failed recording; a store failure
             // is ours.
@@ -324,6 +331,7 @@ pub(crate) async fn ingest(
         }
     }
     let rec = recorder.finish().await.map_err(ApiError::internal)?;
+    super::intelligence::auto_transcribe(&st, &rec, tap).await;
     Ok(created(&auth, &rec))
 }
 

@@ -22,6 +22,7 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use mediaseal_crypto::PrivateKey;
 use mediaseal_server::{AppState, Config};
+use mediaseal_service::egress::{WebhookPolicy, parse_network};
 use mediaseal_store::model::Account;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -104,6 +105,10 @@ impl TestApp {
         let mut config = Config::new([7u8; 32]);
         config.public_url = Some("http://mediaseal.test".to_owned());
         config.scratch_dir = scratch.path().to_path_buf();
+        // The tests' webhook receivers listen on loopback, which production refuses by default.
+        config.service.webhook_policy = WebhookPolicy::allowing(
+            ["127.0.0.0/8", "::1/128"].map(|n| parse_network(n).expect("network")),
+        );
         adjust(&mut config);
         let at_rest =
             PrivateKey::from_bytes(test_key(2).to_pkcs8_pem().unwrap().as_bytes()).unwrap();

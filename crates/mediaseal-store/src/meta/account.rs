@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-use crate::model::{Account, ApiKey, Cursor, PublicKeyRecord};
+use crate::model::{Account, ApiKey, Cursor, PublicKeyRecord, SecondaryAuthToken};
 
 /// Accounts, API keys and public keys.
 #[async_trait]
@@ -28,6 +28,25 @@ pub trait AccountStore: Send + Sync {
         status: Option<&str>,
         now: i64,
     ) -> StoreResult<Option<Account>>;
+    /// Gives the account a secondary auth token, replacing any it had; returns the new record,
+    /// `None` if there is no such account.
+    async fn set_secondary_auth_token(
+        &self,
+        sid: &str,
+        token: &str,
+        now: i64,
+    ) -> StoreResult<Option<Account>>;
+    /// Removes the account's secondary auth token; false if it had none (or does not exist).
+    async fn clear_secondary_auth_token(&self, sid: &str, now: i64) -> StoreResult<bool>;
+    /// Makes the secondary auth token the primary and discards the old primary, in one
+    /// statement, so no request ever sees a state with neither or both as primary. Returns the
+    /// token that became primary; `None` when the account has no secondary token (also when a
+    /// concurrent delete or replacement took it first).
+    async fn promote_secondary_auth_token(
+        &self,
+        sid: &str,
+        now: i64,
+    ) -> StoreResult<Option<SecondaryAuthToken>>;
 
     /// Adds an API key.
     async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;

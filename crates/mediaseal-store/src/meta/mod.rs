@@ -6,12 +6,16 @@
 //! implementations in `sql` depend on them, never the other way round.
 
 mod account;
+mod intelligence;
 mod outbox;
+mod sip;
 mod video;
 mod voice;
 
 pub use account::AccountStore;
+pub use intelligence::IntelligenceStore;
 pub use outbox::OutboxStore;
+pub use sip::SipStore;
 pub use video::VideoStore;
 pub use voice::VoiceStore;
 
@@ -21,7 +25,9 @@ use crate::error::StoreError;
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the service keeps besides the sealed objects.
-pub trait MetadataStore: AccountStore + VoiceStore + OutboxStore + VideoStore {
+pub trait MetadataStore:
+    AccountStore + VoiceStore + OutboxStore + VideoStore + IntelligenceStore + SipStore
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 }

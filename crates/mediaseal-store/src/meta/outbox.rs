@@ -19,6 +19,18 @@ pub trait OutboxStore: Send + Sync {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<Callback>>;
+    /// Up to `limit` accounts with callbacks due and unleased at `now`, the longest-waiting
+    /// first; the outbox leases per account so that one account's backlog cannot fill a node.
+    async fn accounts_with_due_callbacks(&self, now: i64, limit: i64) -> StoreResult<Vec<String>>;
+    /// As [`Self::lease_due_callbacks`], for one account's callbacks only.
+    async fn lease_due_callbacks_of(
+        &self,
+        owner: &str,
+        account_sid: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Callback>>;
     /// Records a successful delivery.
     async fn mark_delivered(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Records a failed try; `give_up` ends retries.

@@ -116,14 +116,20 @@ pub trait VideoStore: Send + Sync {
         sid: &str,
         now: i64,
     ) -> StoreResult<Option<Composition>>;
-    /// Takes the next composition to work on for `owner` until `lease_until`: one leased to
-    /// `owner` first, then any whose lease ran out (queued, or abandoned mid-processing by a
-    /// node that died). Sets it `processing` and counts the attempt.
+    /// Takes the next composition to work on for `owner` until `lease_until`: one reserved for
+    /// `owner`, or any whose lease ran out (queued, or abandoned mid-processing by a node that
+    /// died). Sets it `processing` and counts the attempt.
+    ///
+    /// Fair across accounts: among the claimable rows, the account with the fewest
+    /// compositions running goes first, then the account served longest ago; an account with
+    /// `max_per_account` running (on any node) waits. Two nodes claiming at the same instant
+    /// may each start one, so the cap can be passed by one per racing node.
     async fn claim_composition(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
+        max_per_account: i64,
     ) -> StoreResult<Option<Composition>>;
     /// Extends `owner`'s lease; false when the lease was lost or the composition deleted.
     async fn renew_composition_lease(

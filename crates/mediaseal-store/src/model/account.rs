@@ -27,10 +27,23 @@ pub struct Account {
     pub status: String,
     /// The auth token. Kept because webhook signatures are keyed with it (twilio-api.md §2.2).
     pub auth_token: String,
+    /// A second auth token, accepted beside the primary while a rotation is under way.
+    pub secondary_auth_token: Option<SecondaryAuthToken>,
     /// Creation time.
     pub date_created: i64,
     /// Last change.
     pub date_updated: i64,
+}
+
+/// A secondary auth token (Twilio's `/v1/AuthTokens/Secondary`): it authenticates like the
+/// primary until it is promoted to primary or deleted. Kept in full, like the primary, because a
+/// promoted token keys webhook signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryAuthToken {
+    /// The token.
+    pub token: String,
+    /// When it was made.
+    pub date_created: i64,
 }
 
 /// An API key (`SK…`). Only a SHA-256 of the secret is kept.

@@ -13,13 +13,18 @@
 //! implementations (`sql`) build on it, never the other way round.
 
 mod account;
+pub mod intelligence;
 mod outbox;
+mod sip;
 mod spelling;
 pub(crate) mod video;
 mod voice;
 
-pub use account::{Account, AccountStatus, ApiKey, PublicKeyRecord};
+pub use account::{Account, AccountStatus, ApiKey, PublicKeyRecord, SecondaryAuthToken};
 pub use outbox::{Callback, CallbackState, HttpMethod};
+pub use sip::{
+    SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind, SipMapping,
+};
 pub use spelling::UnknownValue;
 pub use voice::{
     Notification, Recording, RecordingFilter, RecordingSettings, RecordingStatus, Sealing,

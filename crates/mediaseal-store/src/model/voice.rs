@@ -145,6 +145,9 @@ pub struct Recording {
     pub deleted: bool,
     /// When it was deleted.
     pub date_deleted: Option<i64>,
+    /// While reserved: what the service needs to report the recording as failed if a crash
+    /// cuts the upload off (its own JSON; the store keeps it opaque).
+    pub interruption: Option<String>,
 }
 
 /// Filters of the recording list.

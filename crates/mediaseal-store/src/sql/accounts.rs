@@ -6,11 +6,12 @@ use sqlx::any::AnyRow;
 
 use super::SqlStore;
 use super::rows::{checked, newest_first_page, opt_str};
+use crate::error::StoreError;
 use crate::meta::{AccountStore, StoreResult};
-use crate::model::{Account, AccountStatus, ApiKey, Cursor, PublicKeyRecord};
+use crate::model::{Account, AccountStatus, ApiKey, Cursor, PublicKeyRecord, SecondaryAuthToken};
 
-const ACCOUNT_COLS: &str =
-    "sid, parent_sid, friendly_name, status, auth_token, date_created, date_updated";
+const ACCOUNT_COLS: &str = "sid, parent_sid, friendly_name, status, auth_token, \
+     secondary_auth_token, secondary_date_created, date_created, date_updated";
 
 fn account_from(row: &AnyRow) -> StoreResult<Account> {
     Ok(Account {
@@ -19,9 +20,27 @@ fn account_from(row: &AnyRow) -> StoreResult<Account> {
         friendly_name: row.try_get("friendly_name")?,
         status: checked::<AccountStatus>(row, "accounts", "status")?,
         auth_token: row.try_get("auth_token")?,
+        secondary_auth_token: secondary_from(row)?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
     })
+}
+
+/// The secondary token columns: both set or both empty; one without the other is corrupt.
+fn secondary_from(row: &AnyRow) -> StoreResult<Option<SecondaryAuthToken>> {
+    let token = opt_str(row, "secondary_auth_token")?;
+    let created: Option<i64> = row.try_get("secondary_date_created")?;
+    match (token, created) {
+        (Some(token), Some(date_created)) => Ok(Some(SecondaryAuthToken {
+            token,
+            date_created,
+        })),
+        (None, None) => Ok(None),
+        _ => Err(StoreError::Corrupt(
+            "accounts.secondary_auth_token and secondary_date_created must be set together"
+                .to_owned(),
+        )),
+    }
 }
 
 fn api_key_from(row: &AnyRow) -> StoreResult<ApiKey> {
@@ -50,15 +69,19 @@ fn public_key_from(row: &AnyRow) -> StoreResult<PublicKeyRecord> {
 #[async_trait]
 impl AccountStore for SqlStore {
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        let secondary = a.secondary_auth_token.as_ref();
         sqlx::query(
-            "INSERT INTO accounts (sid, parent_sid, friendly_name, status, auth_token, date_created, date_updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO accounts (sid, parent_sid, friendly_name, status, auth_token, \
+             secondary_auth_token, secondary_date_created, date_created, date_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&a.sid)
         .bind(&a.parent_sid)
         .bind(&a.friendly_name)
         .bind(&a.status)
         .bind(&a.auth_token)
+        .bind(secondary.map(|s| s.token.as_str()))
+        .bind(secondary.map(|s| s.date_created))
         .bind(a.date_created)
         .bind(a.date_updated)
         .execute(&self.pool)
@@ -115,6 +138,63 @@ impl AccountStore for SqlStore {
         .execute(&self.pool)
         .await?;
         self.account(sid).await
+    }
+
+    async fn set_secondary_auth_token(
+        &self,
+        sid: &str,
+        token: &str,
+        now: i64,
+    ) -> StoreResult<Option<Account>> {
+        sqlx::query(
+            "UPDATE accounts SET secondary_auth_token = $2, secondary_date_created = $3, \
+             date_updated = $3 WHERE sid = $1",
+        )
+        .bind(sid)
+        .bind(token)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.account(sid).await
+    }
+
+    async fn clear_secondary_auth_token(&self, sid: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET secondary_auth_token = NULL, secondary_date_created = NULL, \
+             date_updated = $2 WHERE sid = $1 AND secondary_auth_token IS NOT NULL",
+        )
+        .bind(sid)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn promote_secondary_auth_token(
+        &self,
+        sid: &str,
+        now: i64,
+    ) -> StoreResult<Option<SecondaryAuthToken>> {
+        let Some(secondary) = self
+            .account(sid)
+            .await?
+            .and_then(|a| a.secondary_auth_token)
+        else {
+            return Ok(None);
+        };
+        // Swap only the token just read: if a concurrent request deleted or replaced it, nothing
+        // changes and the caller hears "no secondary token", never a token that is not primary.
+        let done = sqlx::query(
+            "UPDATE accounts SET auth_token = secondary_auth_token, secondary_auth_token = NULL, \
+             secondary_date_created = NULL, date_updated = $3 \
+             WHERE sid = $1 AND secondary_auth_token = $2",
+        )
+        .bind(sid)
+        .bind(&secondary.token)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then_some(secondary))
     }
 
     async fn insert_api_key(&self, k: &ApiKey) -> StoreResult<()> {

@@ -8,8 +8,10 @@
 
 mod accounts;
 mod commit;
+mod intelligence;
 mod outbox;
 mod rows;
+mod sip;
 #[cfg(test)]
 mod tests;
 mod video;

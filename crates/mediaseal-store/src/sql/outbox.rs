@@ -53,6 +53,41 @@ where
     Ok(())
 }
 
+impl SqlStore {
+    /// Leases up to `limit` due callbacks, of `account_sid` only when given.
+    async fn lease_due(
+        &self,
+        owner: &str,
+        account_sid: Option<&str>,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Callback>> {
+        let sql = format!(
+            "UPDATE callbacks SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+               SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) {} ORDER BY next_attempt_at LIMIT $4{}) \
+             RETURNING {CALLBACK_COLS}",
+            if account_sid.is_some() {
+                "AND account_sid = $5"
+            } else {
+                ""
+            },
+            self.skip_locked()
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit);
+        if let Some(account) = account_sid {
+            query = query.bind(account);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(callback_from).collect()
+    }
+}
+
 #[async_trait]
 impl OutboxStore for SqlStore {
     async fn enqueue_callbacks(&self, callbacks: &[Callback]) -> StoreResult<()> {
@@ -71,21 +106,34 @@ impl OutboxStore for SqlStore {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<Callback>> {
-        let sql = format!(
-            "UPDATE callbacks SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-               SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $3 \
-               AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at LIMIT $4{}) \
-             RETURNING {CALLBACK_COLS}",
-            self.skip_locked()
-        );
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(callback_from).collect()
+        self.lease_due(owner, None, now, lease_until, limit).await
+    }
+
+    async fn accounts_with_due_callbacks(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT account_sid FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) \
+             GROUP BY account_sid ORDER BY MIN(next_attempt_at), account_sid LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("account_sid").map_err(Into::into))
+            .collect()
+    }
+
+    async fn lease_due_callbacks_of(
+        &self,
+        owner: &str,
+        account_sid: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Callback>> {
+        self.lease_due(owner, Some(account_sid), now, lease_until, limit)
+            .await
     }
 
     async fn mark_delivered(&self, id: &str, now: i64) -> StoreResult<()> {

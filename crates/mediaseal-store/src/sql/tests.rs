@@ -16,7 +16,9 @@ use crate::model::video::{
     Composition, CompositionHook, HookFilter, Room, RoomFilter, TrackRecording,
     TrackRecordingFilter,
 };
-use crate::model::{Account, Callback, Notification, Recording, RecordingFilter, Sealing};
+use crate::model::{
+    Account, Callback, Notification, Recording, RecordingFilter, Sealing, SecondaryAuthToken,
+};
 
 struct Backend {
     store: SqlStore,
@@ -90,6 +92,7 @@ fn recording(account: &str, sid: &str) -> Recording {
         visible: false,
         deleted: false,
         date_deleted: None,
+        interruption: None,
     }
 }
 
@@ -264,6 +267,7 @@ async fn unknown_words_in_voice_and_outbox_rows_are_corrupt() {
                 friendly_name: "t".to_owned(),
                 status: "active".to_owned(),
                 auth_token: "x".to_owned(),
+                secondary_auth_token: None,
                 date_created: 1,
                 date_updated: 1,
             })
@@ -544,5 +548,250 @@ async fn a_failing_write_fails_only_its_caller() {
                 .unwrap();
             assert_eq!(row.is_some(), i != 2, "{name}: write {i} visible");
         }
+    }
+}
+
+/// Issue 10: a secondary auth token is set, replaced, cleared and promoted in place; promotion
+/// discards the old primary and swaps only the token it read.
+#[tokio::test]
+async fn secondary_auth_tokens_are_set_cleared_and_promoted() {
+    for Backend { store, name, .. } in backends().await {
+        let acct = format!("AC{}", unique());
+        store
+            .insert_account(&Account {
+                sid: acct.clone(),
+                parent_sid: None,
+                friendly_name: "t".to_owned(),
+                status: "active".to_owned(),
+                auth_token: "primary".to_owned(),
+                secondary_auth_token: None,
+                date_created: 1,
+                date_updated: 1,
+            })
+            .await
+            .unwrap();
+        assert!(
+            !store.clear_secondary_auth_token(&acct, 2).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.promote_secondary_auth_token(&acct, 2).await.unwrap(),
+            None,
+            "{name}"
+        );
+        let a = store
+            .set_secondary_auth_token(&acct, "first", 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.auth_token, "primary", "{name}");
+        assert_eq!(
+            a.secondary_auth_token,
+            Some(SecondaryAuthToken {
+                token: "first".to_owned(),
+                date_created: 3
+            }),
+            "{name}"
+        );
+        assert!(store.clear_secondary_auth_token(&acct, 4).await.unwrap());
+        let a = store.account(&acct).await.unwrap().unwrap();
+        assert_eq!(
+            (a.auth_token.as_str(), a.secondary_auth_token),
+            ("primary", None)
+        );
+        store
+            .set_secondary_auth_token(&acct, "first", 5)
+            .await
+            .unwrap();
+        let a = store
+            .set_secondary_auth_token(&acct, "second", 6)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.secondary_auth_token.unwrap().token, "second", "{name}");
+        let promoted = store
+            .promote_secondary_auth_token(&acct, 7)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (promoted.token.as_str(), promoted.date_created),
+            ("second", 6)
+        );
+        let a = store.account(&acct).await.unwrap().unwrap();
+        assert_eq!(a.auth_token, "second", "{name}");
+        assert_eq!(a.secondary_auth_token, None, "{name}");
+        assert_eq!(a.date_updated, 7, "{name}");
+        assert_eq!(
+            store.promote_secondary_auth_token(&acct, 8).await.unwrap(),
+            None,
+            "{name}: nothing left to promote"
+        );
+        assert!(
+            store
+                .set_secondary_auth_token("AC-none", "x", 9)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+/// Issue 10, item 6: the queue serves accounts fairly, not strictly first-come: a later
+/// composition of an account with nothing running goes before the backlog of an account that
+/// is being served, and an account at its cap of running compositions waits.
+#[tokio::test]
+async fn compositions_are_claimed_fairly_across_accounts() {
+    for Backend { store, name, .. } in backends().await {
+        let (a, b, c) = (
+            format!("ACfairA{}", unique()),
+            format!("ACfairB{}", unique()),
+            format!("ACfairC{}", unique()),
+        );
+        let queued = |account: &str, sid: &str, created: i64| {
+            let mut q = composition(account, "RM1", sid);
+            q.status = "enqueued".to_owned();
+            q.date_created = created;
+            q.date_updated = created;
+            q
+        };
+        let sid = |p: &str, i: i64| format!("CJ{p}{i}{}", unique());
+        let a_jobs: Vec<String> = (0..3).map(|i| sid("a", i)).collect();
+        for (i, s) in a_jobs.iter().enumerate() {
+            let q = queued(&a, s, 100 + i as i64);
+            store.insert_composition(&q, &[]).await.unwrap();
+        }
+        let b_job = sid("b", 0);
+        store
+            .insert_composition(&queued(&b, &b_job, 200), &[])
+            .await
+            .unwrap();
+        let lease = |now: i64| now + 1_000_000;
+
+        // A's first job: nobody is running anything and A's is the oldest.
+        let first = store
+            .claim_composition("n1", 1000, lease(1000), i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.sid, a_jobs[0], "{name}");
+        // A has one running: B's later job goes before A's backlog.
+        let second = store
+            .claim_composition("n2", 1001, lease(1001), i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.sid, b_job, "{name}: B before A's remaining jobs");
+
+        // Once both finished, the account served longest ago goes first: C (never served)
+        // before A, though A's jobs are older.
+        for (done, owner) in [(&first, "n1"), (&second, "n2")] {
+            let mut f = done.clone();
+            f.status = "completed".to_owned();
+            f.date_updated = 1002;
+            assert!(store.finish_composition(&f, owner, &[]).await.unwrap());
+        }
+        let c_job = sid("c", 0);
+        store
+            .insert_composition(&queued(&c, &c_job, 300), &[])
+            .await
+            .unwrap();
+        let third = store
+            .claim_composition("n1", 1003, lease(1003), i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.sid, c_job, "{name}: never-served C before A");
+        let mut f = third.clone();
+        f.status = "completed".to_owned();
+        f.date_updated = 1003;
+        assert!(store.finish_composition(&f, "n1", &[]).await.unwrap());
+
+        // A per-account cap of one: A gets one slot; its next job waits while that one runs.
+        let fourth = store
+            .claim_composition("n1", 1004, lease(1004), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fourth.sid, a_jobs[1], "{name}");
+        assert!(
+            store
+                .claim_composition("n2", 1005, lease(1005), 1)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: A is at its cap"
+        );
+        // A node that died: its lease runs out, and the job counts as running no more.
+        let later = lease(1004) + 1;
+        let taken_over = store
+            .claim_composition("n2", later, lease(later), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken_over.sid, a_jobs[1], "{name}: the abandoned one first");
+        assert_eq!(taken_over.attempts, 2, "{name}");
+    }
+}
+
+/// The outbox leases per account (issue 10, item 7): which accounts have callbacks due, the
+/// longest-waiting first, and one account's due callbacks without touching another's.
+#[tokio::test]
+async fn due_callbacks_are_found_and_leased_per_account() {
+    for Backend { store, name, .. } in backends().await {
+        let u = unique();
+        let (a, b, c) = (format!("AC{u}a"), format!("AC{u}b"), format!("AC{u}c"));
+        let due = |id: &str, account: &str, at: i64| Callback {
+            next_attempt_at: at,
+            ..callback(&format!("CB{u}{id}"), account, &format!("RE{u}"))
+        };
+        store
+            .enqueue_callbacks(&[
+                due("a1", &a, 10),
+                due("a2", &a, 11),
+                due("a3", &a, 30),
+                due("b1", &b, 20),
+                due("c1", &c, 1_000),
+            ])
+            .await
+            .unwrap();
+        let now = 100;
+        assert_eq!(
+            store.accounts_with_due_callbacks(now, 10).await.unwrap(),
+            [a.clone(), b.clone()],
+            "{name}: C's is not due yet"
+        );
+        assert_eq!(
+            store.accounts_with_due_callbacks(now, 1).await.unwrap(),
+            std::slice::from_ref(&a),
+            "{name}"
+        );
+        let leased = store
+            .lease_due_callbacks_of("node", &a, now, now + 50, 2)
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = leased.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [format!("CB{u}a1"), format!("CB{u}a2")], "{name}");
+        // Leased ones are not due for anyone else; A's third now waits behind B's.
+        assert_eq!(
+            store.accounts_with_due_callbacks(now, 10).await.unwrap(),
+            [b.clone(), a.clone()],
+            "{name}"
+        );
+        assert!(
+            store
+                .lease_due_callbacks_of("node", &c, now, now + 50, 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let rest = store
+            .lease_due_callbacks_of("other", &a, now, now + 50, 5)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1, "{name}");
+        assert_eq!(rest[0].id, format!("CB{u}a3"), "{name}");
     }
 }

@@ -644,14 +644,24 @@ impl VideoStore for SqlStore {
         owner: &str,
         now: i64,
         lease_until: i64,
+        max_per_account: i64,
     ) -> StoreResult<Option<Composition>> {
+        // Fair across accounts rather than FIFO: the account with the fewest compositions
+        // running (live leases, on any node), then the one served longest ago (its latest
+        // claimed row's `date_updated`), then this node's reservations, then the oldest.
+        let running = "(SELECT COUNT(*) FROM compositions r WHERE r.account_sid = c.account_sid \
+             AND r.deleted = 0 AND r.status = 'processing' AND r.lease_until >= $3)";
         let sql = format!(
             "UPDATE compositions SET status = 'processing', lease_owner = $1, lease_until = $2, \
              attempts = attempts + 1, date_updated = $3 WHERE sid IN (\
-               SELECT sid FROM compositions WHERE deleted = 0 AND (\
-                 (status = 'enqueued' AND (lease_owner = $1 OR lease_until IS NULL OR lease_until < $3)) \
-                 OR (status = 'processing' AND lease_until < $3)) \
-               ORDER BY CASE WHEN lease_owner = $1 THEN 0 ELSE 1 END, date_created LIMIT 1{}) \
+               SELECT c.sid FROM compositions c WHERE c.deleted = 0 AND (\
+                 (c.status = 'enqueued' AND (c.lease_owner = $1 OR c.lease_until IS NULL OR c.lease_until < $3)) \
+                 OR (c.status = 'processing' AND c.lease_until < $3)) \
+               AND {running} < $4 \
+               ORDER BY {running}, \
+                 (SELECT COALESCE(MAX(s.date_updated), 0) FROM compositions s \
+                  WHERE s.account_sid = c.account_sid AND s.attempts > 0), \
+                 CASE WHEN c.lease_owner = $1 THEN 0 ELSE 1 END, c.date_created, c.sid LIMIT 1{}) \
              RETURNING {COMPOSITION_COLS}",
             self.skip_locked()
         );
@@ -659,6 +669,7 @@ impl VideoStore for SqlStore {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
+            .bind(max_per_account)
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(composition_from).transpose()

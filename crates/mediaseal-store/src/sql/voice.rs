@@ -15,7 +15,7 @@ use crate::model::{
 
 const RECORDING_COLS: &str = "sid, account_sid, call_sid, conference_sid, channels, source, track, duration, status, \
      error_code, start_time, date_created, date_updated, encryption_details, sealing, object_key, sealed_size, \
-     plain_size, content_type, visible, deleted, date_deleted";
+     plain_size, content_type, visible, deleted, date_deleted, interruption";
 const NOTIFICATION_COLS: &str = "sid, account_sid, call_sid, resource_sid, error_code, log_level, message_text, \
      more_info, request_method, request_url, date_created";
 
@@ -53,6 +53,7 @@ fn recording_from(row: &AnyRow) -> StoreResult<Recording> {
         visible: flag(row, "visible")?,
         deleted: flag(row, "deleted")?,
         date_deleted: row.try_get("date_deleted")?,
+        interruption: opt_str(row, "interruption")?,
     })
 }
 
@@ -79,14 +80,14 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO recordings ({RECORDING_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
          ON CONFLICT (sid) DO UPDATE SET call_sid = excluded.call_sid, conference_sid = excluded.conference_sid, \
          channels = excluded.channels, source = excluded.source, track = excluded.track, duration = excluded.duration, \
          status = excluded.status, error_code = excluded.error_code, start_time = excluded.start_time, \
          date_updated = excluded.date_updated, encryption_details = excluded.encryption_details, \
          sealing = excluded.sealing, object_key = excluded.object_key, sealed_size = excluded.sealed_size, \
          plain_size = excluded.plain_size, content_type = excluded.content_type, visible = excluded.visible, \
-         deleted = excluded.deleted, date_deleted = excluded.date_deleted"
+         deleted = excluded.deleted, date_deleted = excluded.date_deleted, interruption = excluded.interruption"
     ))
     .bind(&r.sid)
     .bind(&r.account_sid)
@@ -110,6 +111,7 @@ where
     .bind(b(r.visible))
     .bind(b(r.deleted))
     .bind(r.date_deleted)
+    .bind(&r.interruption)
     .execute(executor)
     .await?;
     Ok(())
@@ -283,11 +285,13 @@ impl VoiceStore for SqlStore {
     }
 
     async fn object_in_use(&self, object_key: &str) -> StoreResult<bool> {
-        // Voice recordings, video track recordings and compositions all own objects.
+        // Voice recordings, video track recordings, compositions and transcripts own objects.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM recordings WHERE object_key = $1) \
              + (SELECT COUNT(*) FROM track_recordings WHERE object_key = $1) \
-             + (SELECT COUNT(*) FROM compositions WHERE object_key = $1) AS n",
+             + (SELECT COUNT(*) FROM compositions WHERE object_key = $1) \
+             + (SELECT COUNT(*) FROM transcripts WHERE object_key = $1 OR log_object_key = $1 \
+                OR redacted_object_key = $1) AS n",
         )
         .bind(object_key)
         .fetch_one(&self.pool)

@@ -825,6 +825,7 @@ pub async fn sealed_service() -> SealedService {
         friendly_name: "sealed calls".to_owned(),
         status: "active".to_owned(),
         auth_token: AUTH_TOKEN.to_owned(),
+        secondary_auth_token: None,
         date_created: now,
         date_updated: now,
     })

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use mediaseal_server::serve::{S3Credentials, ServeOptions, run};
+use mediaseal_server::listener::ConnectionLimits;
+use mediaseal_server::serve::{S3Credentials, ServeOptions, run_with};
 use serde::Deserialize;
 
 use crate::error::CliError;
@@ -80,14 +81,93 @@ pub(crate) struct ServeArgs {
     /// [default: 32].
     #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_CONCURRENT_UPLOADS")]
     pub(crate) max_concurrent_uploads: Option<usize>,
+    /// Serve Prometheus metrics on this separate address (e.g. 127.0.0.1:9090); the API
+    /// listener never serves them [default: no metrics listener].
+    #[arg(long, value_name = "ADDR", env = "MEDIASEAL_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Speech recognition engine for transcripts: whisper, pocketsphinx, or an http(s):// URL of
+    /// an OpenAI-compatible transcription server [default: whisper when its environment is
+    /// installed, else pocketsphinx when installed, picked at the first transcript].
+    #[arg(long, value_name = "ENGINE", env = "MEDIASEAL_ASR")]
+    pub(crate) asr: Option<String>,
+    /// Connections this node holds at once; more are closed on accept [default: 4096].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// Connections one client address may hold at once [default: 256].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_CONNECTIONS_PER_CLIENT")]
+    pub(crate) max_connections_per_client: Option<usize>,
+    /// Seconds a client has to send a request's headers (and to finish a TLS handshake)
+    /// [default: 10].
+    #[arg(long, value_name = "SECS", env = "MEDIASEAL_HEADER_TIMEOUT_SECS")]
+    pub(crate) header_timeout_secs: Option<u64>,
+    /// Seconds a connection may go without a byte moving before it is closed [default: 60].
+    #[arg(long, value_name = "SECS", env = "MEDIASEAL_IDLE_TIMEOUT_SECS")]
+    pub(crate) idle_timeout_secs: Option<u64>,
+    /// Slowest acceptable request body in bytes per second, enforced after the first ten
+    /// seconds; 0 disables it [default: 1024].
+    #[arg(long, value_name = "BYTES", env = "MEDIASEAL_MIN_UPLOAD_RATE")]
+    pub(crate) min_upload_rate: Option<u64>,
     /// Point `/Media` of customer-sealed video media at the object store's presigned URLs (S3
     /// serves the bytes and their x-amz-meta headers) rather than at this service's own signed
     /// URLs [default: true on S3, false otherwise].
     #[arg(long, value_name = "BOOL", env = "MEDIASEAL_MEDIA_FROM_STORE")]
     pub(crate) media_from_store: Option<bool>,
+    /// A network webhooks may reach although it is internal (loopback, private, link-local,
+    /// unique-local, …; refused by default), for on-premises receivers: a CIDR range such as
+    /// 10.20.0.0/16 or one address. Repeatable; the environment variable takes a comma-separated
+    /// list [default: none].
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "MEDIASEAL_ALLOW_WEBHOOK_NETWORK",
+        value_delimiter = ',',
+        value_parser = mediaseal_server::serve::parse_webhook_network
+    )]
+    pub(crate) allow_webhook_network: Vec<mediaseal_server::serve::IpNet>,
+    /// Longest one composition's ffmpeg run may take, in seconds; then it is stopped and the
+    /// composition fails [default: 7200].
+    #[arg(long, value_name = "SECS", env = "MEDIASEAL_COMPOSE_MAX_SECS")]
+    pub(crate) compose_max_secs: Option<u64>,
+    /// Most bytes of media one composition may produce; past them it is stopped and fails
+    /// [default: 8589934592 (8 GiB)].
+    #[arg(long, value_name = "BYTES", env = "MEDIASEAL_COMPOSE_MAX_OUTPUT_BYTES")]
+    pub(crate) compose_max_output_bytes: Option<u64>,
+    /// Compositions this node makes at once [default: 2].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_COMPOSE_WORKERS")]
+    pub(crate) compose_workers: Option<usize>,
+    /// Compositions one account may have running at once on all nodes; 0: no cap [default: 1].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_COMPOSE_MAX_PER_ACCOUNT")]
+    pub(crate) compose_max_per_account: Option<u32>,
     /// Log format [default: text].
     #[arg(long, value_name = "FORMAT", env = "MEDIASEAL_LOG_FORMAT", value_parser = ["text", "json"])]
     pub(crate) log_format: Option<String>,
+    /// Start the SIP edge: SIP over UDP and TCP on this address (e.g. 0.0.0.0:5060)
+    /// [default: no SIP edge].
+    #[arg(long, value_name = "ADDR", env = "MEDIASEAL_SIP_LISTEN")]
+    pub(crate) sip_listen: Option<SocketAddr>,
+    /// SIP over TLS on this address (e.g. 0.0.0.0:5061); needs --sip-tls-cert and --sip-tls-key.
+    #[arg(long, value_name = "ADDR", env = "MEDIASEAL_SIP_TLS_LISTEN")]
+    pub(crate) sip_tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) of the SIP TLS listener.
+    #[arg(long, value_name = "FILE", env = "MEDIASEAL_SIP_TLS_CERT")]
+    pub(crate) sip_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the SIP TLS listener.
+    #[arg(long, value_name = "FILE", env = "MEDIASEAL_SIP_TLS_KEY")]
+    pub(crate) sip_tls_key: Option<PathBuf>,
+    /// Trust anchors (PEM) for outbound SIP TLS (`<Sip>…;secure=true`) [default: system roots].
+    #[arg(long, value_name = "FILE", env = "MEDIASEAL_SIP_CA")]
+    pub(crate) sip_ca: Option<PathBuf>,
+    /// Every SIP Domain name ends with this (as *.sip.twilio.com do), e.g. sip.example.com;
+    /// required with the SIP edge, and checked by the SIP/Domains API whenever set.
+    #[arg(long, value_name = "SUFFIX", env = "MEDIASEAL_SIP_DOMAIN_SUFFIX")]
+    pub(crate) sip_domain_suffix: Option<String>,
+    /// UDP ports for call media (RTP/SRTP) [default: 20000-29999].
+    #[arg(long, value_name = "LOW-HIGH", env = "MEDIASEAL_RTP_PORTS", value_parser = crate::cmd::sip::parse_rtp_ports)]
+    pub(crate) rtp_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// The address put in SDP and bound by the media relay [default: the --sip-listen address
+    /// when it is a specific one].
+    #[arg(long, value_name = "IP", env = "MEDIASEAL_MEDIA_ADDRESS")]
+    pub(crate) media_address: Option<std::net::IpAddr>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -111,8 +191,37 @@ struct FileConfig {
     orphan_age_secs: Option<u64>,
     max_upload_bytes: Option<u64>,
     max_concurrent_uploads: Option<usize>,
+    metrics_listen: Option<SocketAddr>,
+    asr: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    min_upload_rate: Option<u64>,
     media_from_store: Option<bool>,
+    allow_webhook_network: Option<Vec<String>>,
+    compose_max_secs: Option<u64>,
+    compose_max_output_bytes: Option<u64>,
+    compose_workers: Option<usize>,
+    compose_max_per_account: Option<u32>,
     log_format: Option<String>,
+    sip_domain_suffix: Option<String>,
+    // The other SIP keys are read (and type-checked) by `cmd::sip`; named here so that they
+    // pass `deny_unknown_fields`.
+    #[serde(rename = "sip_listen")]
+    _sip_listen: Option<toml::Value>,
+    #[serde(rename = "sip_tls_listen")]
+    _sip_tls_listen: Option<toml::Value>,
+    #[serde(rename = "sip_tls_cert")]
+    _sip_tls_cert: Option<toml::Value>,
+    #[serde(rename = "sip_tls_key")]
+    _sip_tls_key: Option<toml::Value>,
+    #[serde(rename = "sip_ca")]
+    _sip_ca: Option<toml::Value>,
+    #[serde(rename = "rtp_ports")]
+    _rtp_ports: Option<toml::Value>,
+    #[serde(rename = "media_address")]
+    _media_address: Option<toml::Value>,
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, CliError> {
@@ -161,11 +270,15 @@ fn read_secret_file(path: &Path) -> Result<String, CliError> {
 }
 
 /// Flags and environment over the file over defaults.
-fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
+pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
     let file = match &args.config {
         Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
+    // Before the fields below are moved out of `file`.
+    let limits = connection_limits(args, &file)?;
+    let compose = compose_limits(args, &file)?;
+    let allow_webhook_networks = webhook_networks(args, &file)?;
     let log_format = args
         .log_format
         .clone()
@@ -240,6 +353,7 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
         ),
         s3_credentials,
         media_from_store: args.media_from_store.or(file.media_from_store),
+        allow_webhook_networks,
         max_upload_bytes: args
             .max_upload_bytes
             .or(file.max_upload_bytes)
@@ -248,6 +362,11 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
             .max_concurrent_uploads
             .or(file.max_concurrent_uploads)
             .unwrap_or(mediaseal_server::serve::DEFAULT_MAX_CONCURRENT_UPLOADS),
+        metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        asr: args.asr.clone().or(file.asr),
+        limits,
+        compose,
+        sip_domain_suffix: args.sip_domain_suffix.clone().or(file.sip_domain_suffix),
     };
     if opts.max_upload_bytes == 0 || opts.max_concurrent_uploads == 0 {
         return Err(CliError::usage(
@@ -257,15 +376,118 @@ fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliError> {
     Ok((opts, log_format))
 }
 
+/// The webhook allow-list: the flags (or environment) if any, else the file's.
+fn webhook_networks(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Vec<mediaseal_server::serve::IpNet>, CliError> {
+    if !args.allow_webhook_network.is_empty() {
+        return Ok(args.allow_webhook_network.clone());
+    }
+    file.allow_webhook_network
+        .iter()
+        .flatten()
+        .map(|n| {
+            mediaseal_server::serve::parse_webhook_network(n)
+                .map_err(|e| CliError::usage(format!("allow_webhook_network: {e}")))
+        })
+        .collect()
+}
+
+/// The composition bounds from flags, the file and the defaults.
+fn compose_limits(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<mediaseal_server::state::ComposeLimits, CliError> {
+    let defaults = mediaseal_server::state::ComposeLimits::default();
+    let limits = mediaseal_server::state::ComposeLimits {
+        max_wall_time: args
+            .compose_max_secs
+            .or(file.compose_max_secs)
+            .map_or(defaults.max_wall_time, Duration::from_secs),
+        max_output_bytes: args
+            .compose_max_output_bytes
+            .or(file.compose_max_output_bytes)
+            .unwrap_or(defaults.max_output_bytes),
+        workers: args
+            .compose_workers
+            .or(file.compose_workers)
+            .unwrap_or(defaults.workers),
+        max_per_account: args
+            .compose_max_per_account
+            .or(file.compose_max_per_account)
+            .unwrap_or(defaults.max_per_account),
+    };
+    if limits.max_wall_time.is_zero() || limits.max_output_bytes == 0 || limits.workers == 0 {
+        return Err(CliError::usage(
+            "--compose-max-secs, --compose-max-output-bytes and --compose-workers must be at least 1",
+        ));
+    }
+    Ok(limits)
+}
+
+/// The listener's limits from flags, the file and the defaults.
+fn connection_limits(args: &ServeArgs, file: &FileConfig) -> Result<ConnectionLimits, CliError> {
+    let defaults = ConnectionLimits::default();
+    let header = args
+        .header_timeout_secs
+        .or(file.header_timeout_secs)
+        .map_or(defaults.header_read_timeout, Duration::from_secs);
+    let limits = ConnectionLimits {
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_client: args
+            .max_connections_per_client
+            .or(file.max_connections_per_client)
+            .unwrap_or(defaults.max_connections_per_client),
+        header_read_timeout: header,
+        tls_handshake_timeout: header,
+        idle_timeout: args
+            .idle_timeout_secs
+            .or(file.idle_timeout_secs)
+            .map_or(defaults.idle_timeout, Duration::from_secs),
+        min_upload_rate: args
+            .min_upload_rate
+            .or(file.min_upload_rate)
+            .unwrap_or(defaults.min_upload_rate),
+        upload_grace: defaults.upload_grace,
+    };
+    if limits.max_connections == 0
+        || limits.max_connections_per_client == 0
+        || limits.header_read_timeout.is_zero()
+        || limits.idle_timeout.is_zero()
+    {
+        return Err(CliError::usage(
+            "--max-connections, --max-connections-per-client, --header-timeout-secs and \
+             --idle-timeout-secs must be at least 1",
+        ));
+    }
+    Ok(limits)
+}
+
 pub(crate) fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
     let (opts, log_format) = options(args)?;
+    let sip = crate::cmd::sip::sip_options(args)?;
+    // Recording URLs and callbacks of calls name this service as customers reach it.
+    let public_url = opts.public_url.clone().unwrap_or_else(|| {
+        let scheme = if opts.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", opts.listen)
+    });
     crate::cmd::logging::init(&log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
     runtime
-        .block_on(run(opts))
+        .block_on(run_with(opts, move |state| {
+            crate::cmd::sip::start_edge(state, sip, public_url)
+        }))
         .map_err(|e| CliError::new(format!("the server stopped: {e}")))
 }
 
@@ -306,6 +528,37 @@ mod tests {
             let err = options(&parse(&zero)).unwrap_err();
             assert!(err.message.contains("at least 1"), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn webhook_networks_come_from_flags_or_the_file() {
+        let (opts, _) = options(&parse(&[])).unwrap();
+        assert!(opts.allow_webhook_networks.is_empty(), "strict by default");
+        let (opts, _) = options(&parse(&[
+            "--allow-webhook-network",
+            "127.0.0.0/8",
+            "--allow-webhook-network",
+            "::1",
+        ]))
+        .unwrap();
+        let shown: Vec<String> = opts
+            .allow_webhook_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.0/8", "::1/128"]);
+        assert!(
+            Cli::try_parse_from(["serve", "--allow-webhook-network", "10.0.0.0/33"]).is_err(),
+            "a bad range is a usage error"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "allow_webhook_network = [\"10.20.0.0/16\"]\n").unwrap();
+        let (opts, _) = options(&parse(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(opts.allow_webhook_networks[0].to_string(), "10.20.0.0/16");
+        std::fs::write(&path, "allow_webhook_network = [\"nonsense\"]\n").unwrap();
+        let err = options(&parse(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.message.contains("not a network"), "{}", err.message);
     }
 
     #[test]

@@ -84,6 +84,9 @@ impl Server {
                 &format!("127.0.0.1:{port}"),
                 "--log-format",
                 "json",
+                // The tests' webhook receivers are on loopback, which is refused by default.
+                "--allow-webhook-network",
+                "127.0.0.0/8",
             ])
             .args(&extra)
             .env("MEDIASEAL_LOG", "debug,sqlx=warn,hyper=info,h2=info")

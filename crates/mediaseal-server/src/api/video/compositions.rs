@@ -29,7 +29,10 @@ use crate::state::AppState;
 const STATUSES: [&str; 5] = ["enqueued", "processing", "completed", "deleted", "failed"];
 
 /// Reads and checks the composition parameters Twilio defines.
-pub(super) fn template_from_params(form: &Params) -> ApiResult<Template> {
+pub(super) fn template_from_params(
+    form: &Params,
+    webhooks: &mediaseal_service::egress::WebhookPolicy,
+) -> ApiResult<Template> {
     let resolution = form
         .get("Resolution")
         .filter(|v| !v.is_empty())
@@ -63,7 +66,8 @@ pub(super) fn template_from_params(form: &Params) -> ApiResult<Template> {
             .unwrap_or("webm")
             .to_owned(),
         trim,
-        status_callback: form.url("StatusCallback")?.map(str::to_owned),
+        status_callback: crate::params::webhook_url(form, "StatusCallback", webhooks)?
+            .map(str::to_owned),
         status_callback_method: form.method("StatusCallbackMethod")?,
     })
 }
@@ -144,7 +148,7 @@ pub(crate) async fn create(
             format!("'{room_sid}' is not a room SID (RM followed by 32 hex digits)"),
         ));
     }
-    let template = template_from_params(&form)?;
+    let template = template_from_params(&form, &st.services.config.webhook_policy)?;
     let room = st.meta.room(&account, room_sid).await?.ok_or_else(|| {
         ApiError::bad_param(
             "RoomSid",

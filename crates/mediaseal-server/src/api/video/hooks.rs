@@ -189,7 +189,7 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     let form = Params::from_form(&body);
     let name = friendly_name(&form)?;
-    let t = template_from_params(&form)?;
+    let t = template_from_params(&form, &st.services.config.webhook_policy)?;
     let now = now_us();
     let hook = CompositionHook {
         sid: new_sid("HK"),
@@ -291,7 +291,7 @@ pub(crate) async fn update(
     let before = find(&st, auth.principal.sid(), &sid, &auth.path).await?;
     let form = Params::from_form(&body);
     let name = friendly_name(&form)?;
-    let t = template_from_params(&form)?;
+    let t = template_from_params(&form, &st.services.config.webhook_policy)?;
     let hook = CompositionHook {
         friendly_name: name.clone(),
         enabled: form.boolean("Enabled")?.unwrap_or(before.enabled),

@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::StoreError;
-use mediaseal_store::model::Sealing;
+use mediaseal_store::model::{AccountStatus, Sealing};
 use serde::Serialize;
 
 use crate::api::Authed;
@@ -159,7 +159,24 @@ pub(crate) async fn composition(
     redirect(&st, &auth, &key, c.sealing, plain_type).await
 }
 
-/// `GET /v1/MediaDownload/{token}`: no credentials; the token is the permission.
+/// Whether the account that owns object `key` is active. Every object key starts with its
+/// account's SID (`AC…/…`); a key that does not counts as inactive, so the check fails closed.
+async fn owner_is_active(st: &AppState, key: &str) -> ApiResult<bool> {
+    let Some((account, _)) = key.split_once('/') else {
+        return Ok(false);
+    };
+    if !crate::sid::is_sid(account, "AC") {
+        return Ok(false);
+    }
+    Ok(st
+        .meta
+        .account(account)
+        .await?
+        .is_some_and(|a| a.status == AccountStatus::Active.as_str()))
+}
+
+/// `GET /v1/MediaDownload/{token}`: no credentials; the token is the permission, as long as the
+/// account that owns the media is active.
 pub(crate) async fn download(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -174,6 +191,12 @@ pub(crate) async fn download(
         }
         Err(Refusal::Invalid) => return Err(ApiError::forbidden("This media URL is not valid")),
     };
+    // A URL stops working once its account is suspended or closed (issue 10). Checked before the
+    // object is looked at, and answered exactly like a forged URL, so the answer says nothing
+    // about the object or the account.
+    if !owner_is_active(&st, &grant.key).await? {
+        return Err(ApiError::forbidden("This media URL is not valid"));
+    }
     let gone = |e: StoreError| match e {
         StoreError::ObjectNotFound(_) => {
             ApiError::new(StatusCode::NOT_FOUND, 20404, "This media no longer exists")

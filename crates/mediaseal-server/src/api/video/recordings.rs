@@ -178,12 +178,17 @@ pub(crate) async fn ingest(
         ));
     }
     let offset_ms = q.int_in("Offset", 0..=i64::MAX / 2)?.unwrap_or(0);
-    let duration_param = q.int_in("Duration", 0..=86_400 * 7)?;
+    // Accepted for compatibility, never trusted: the length is measured from the media's own
+    // blocks as it is ingested (a claimed week over two seconds of media made week-long
+    // compositions; issue 10).
+    q.int_in("Duration", 0..=86_400 * 7)?;
     let source_sid = match q.sid("SourceSid", "MT")? {
         Some(s) => s.to_owned(),
         None => new_sid("MT"),
     };
-    let status_callback = q.url("StatusCallback")?.map(str::to_owned);
+    let status_callback =
+        crate::params::webhook_url(q, "StatusCallback", &st.services.config.webhook_policy)?
+            .map(str::to_owned);
     let status_callback_method = q.method("StatusCallbackMethod")?;
 
     let request = TrackRequest {
@@ -195,7 +200,6 @@ pub(crate) async fn ingest(
         codec,
         container_format,
         offset_ms,
-        duration_ms: duration_param.map(|s| s * 1000),
         status_callback,
         status_callback_method,
     };

@@ -178,7 +178,9 @@ pub(crate) async fn create(
         }
     };
     let room_type = one_of(&form, "Type", &TYPES)?.unwrap_or("group").to_owned();
-    let status_callback = form.url("StatusCallback")?.map(str::to_owned);
+    let status_callback =
+        crate::params::webhook_url(&form, "StatusCallback", &st.services.config.webhook_policy)?
+            .map(str::to_owned);
     let status_callback_method = form.method("StatusCallbackMethod")?;
     let max_participants = form.int_in("MaxParticipants", 1..=50)?.unwrap_or(50);
     let media_region = match form.get("MediaRegion") {

@@ -1,0 +1,347 @@
+//! Transcripts (`GT…`): creation and the background job that recognises the audio, seals the
+//! sentences as they are produced, and publishes the result with the service's webhook.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mediaseal_asr::audio::prepare_wav;
+use mediaseal_asr::{AsrOptions, SpeechEngine, Transcript as AsrTranscript};
+use mediaseal_service::outbox::new_callback;
+use mediaseal_service::sid::new_sid;
+use mediaseal_sink::{Seal, SinkError};
+use mediaseal_store::StoreError;
+use mediaseal_store::model::Sealing;
+use mediaseal_store::model::intelligence::{IntelligenceService, Transcript, TranscriptStatus};
+use zeroize::Zeroizing;
+
+use crate::Intelligence;
+use crate::channel::ChannelSpec;
+use crate::sentences::{DOC_HEAD, DOC_TAIL, Sentence, merge, sentence_json};
+
+/// Largest source audio transcribed (plaintext bytes held in memory at once).
+pub const MAX_AUDIO_BYTES: u64 = 512 << 20;
+
+/// Opens a stored object's plaintext into memory. Implemented by the process that holds the
+/// at-rest private key (the HTTP server); this crate cannot read anything back itself.
+#[async_trait]
+pub trait AudioSource: Send + Sync {
+    /// The whole plaintext of `object_key`, refused when larger than `limit` bytes. The
+    /// error says what went wrong, never what the object holds.
+    async fn read_all(&self, object_key: &str, limit: u64) -> Result<Zeroizing<Vec<u8>>, String>;
+}
+
+/// What a new transcript is made from.
+#[derive(Debug, Clone)]
+pub struct TranscriptRequest {
+    /// Its account.
+    pub account_sid: String,
+    /// The service, already checked to be the account's.
+    pub service: IntelligenceService,
+    /// The parsed `Channel`.
+    pub channel: ChannelSpec,
+    /// `CustomerKey`.
+    pub customer_key: Option<String>,
+    /// `MediaStartTime`, µs.
+    pub media_start_time: Option<i64>,
+}
+
+/// Why a transcript job stopped. Shown to the customer as `error_message`: never transcript
+/// text.
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("no speech recognition engine is available: {0}")]
+    NoEngine(String),
+    #[error("the recording's audio could not be read: {0}")]
+    Audio(String),
+    #[error("the recording's audio could not be decoded: {0}")]
+    Decode(String),
+    #[error("speech recognition failed: {0}")]
+    Engine(String),
+    #[error("the transcript could not be sealed: {0}")]
+    Sink(#[from] SinkError),
+    #[error("the transcript could not be stored: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Intelligence {
+    /// Stores a new `queued` transcript of `req` sealed as `seal` decides, and returns it;
+    /// [`start`](Self::start) runs it.
+    pub async fn create_transcript(
+        &self,
+        req: TranscriptRequest,
+        seal: &Seal,
+    ) -> Result<Transcript, StoreError> {
+        let now = self.services.now_us();
+        let t = Transcript {
+            sid: new_sid("GT"),
+            account_sid: req.account_sid,
+            service_sid: req.service.sid.clone(),
+            status: TranscriptStatus::Queued.as_str().to_owned(),
+            channel: req.channel.to_json(),
+            source_sid: req.channel.source_sid().map(str::to_owned),
+            language_code: req.service.language_code.clone(),
+            customer_key: req.customer_key,
+            media_start_time: req.media_start_time,
+            duration: None,
+            data_logging: req.service.data_logging,
+            redaction: req.service.auto_redaction,
+            encryption_credential_sid: seal.customer_key_sid().map(str::to_owned),
+            sealing: Sealing::None,
+            object_key: None,
+            log_object_key: None,
+            redacted_object_key: None,
+            sentence_count: 0,
+            error_message: None,
+            deleted: false,
+            date_created: now,
+            date_updated: now,
+        };
+        self.services.meta.insert_transcript(&t).await?;
+        tracing::info!(transcript = %t.sid, account = %t.account_sid, service = %t.service_sid, "transcript queued");
+        Ok(t)
+    }
+
+    /// Runs `transcript` in the background: the audio of `audio_key` is opened from `source`,
+    /// recognised channel by channel on a blocking thread, and the sentences sealed as `seal`
+    /// says. Failures end the transcript as `failed` (with the webhook), never the process.
+    pub fn start(
+        &self,
+        transcript: Transcript,
+        service: IntelligenceService,
+        seal: Seal,
+        audio_key: String,
+        source: Arc<dyn AudioSource>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Never closed, so this only waits.
+            let Ok(_slot) = this.jobs.clone().acquire_owned().await else {
+                return;
+            };
+            let sid = transcript.sid.clone();
+            let mut row = transcript;
+            row.status = TranscriptStatus::InProgress.as_str().to_owned();
+            row.date_updated = this.services.now_us();
+            match this.services.meta.update_transcript(&row, &[]).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(transcript = %sid, error = %e, "transcript could not start");
+                    return;
+                }
+            }
+            let result = this.run(&mut row, &seal, &audio_key, source.as_ref()).await;
+            let (status, event) = match &result {
+                Ok(()) => (
+                    TranscriptStatus::Completed,
+                    "voice_intelligence_transcript_available",
+                ),
+                Err(_) => (
+                    TranscriptStatus::Failed,
+                    "voice_intelligence_transcript_failed",
+                ),
+            };
+            if let Err(e) = &result {
+                tracing::warn!(transcript = %sid, error = %e, "transcript failed");
+                row.error_message = Some(e.to_string());
+                row.sealing = Sealing::None;
+                row.object_key = None;
+                row.log_object_key = None;
+                row.redacted_object_key = None;
+                row.sentence_count = 0;
+            }
+            row.status = status.as_str().to_owned();
+            row.date_updated = this.services.now_us();
+            let callbacks: Vec<_> = this.webhook(&service, &row, event).into_iter().collect();
+            let published = this.services.meta.update_transcript(&row, &callbacks).await;
+            if !matches!(published, Ok(true)) {
+                // Deleted meanwhile, or the store failed: nothing may point at the objects, so
+                // they go (the orphan sweeper finishes the job if this fails too).
+                for key in [
+                    row.object_key.as_deref(),
+                    row.log_object_key.as_deref(),
+                    row.redacted_object_key.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if let Err(e) = this.services.objects().delete(key).await {
+                        tracing::warn!(transcript = %sid, error = %e, "sentences left to the sweeper");
+                    }
+                }
+            }
+            match published {
+                Ok(_) => {
+                    metrics::counter!("mediaseal_transcripts_total", "status" => status.as_str())
+                        .increment(1);
+                    tracing::info!(transcript = %sid, status = status.as_str(), sentences = row.sentence_count, "transcript finished");
+                }
+                Err(e) => {
+                    tracing::warn!(transcript = %sid, error = %e, "transcript result not stored")
+                }
+            }
+        })
+    }
+
+    async fn run(
+        &self,
+        row: &mut Transcript,
+        seal: &Seal,
+        audio_key: &str,
+        source: &dyn AudioSource,
+    ) -> Result<(), JobError> {
+        let engine = self.speech.engine().await.map_err(JobError::NoEngine)?;
+        let audio = source
+            .read_all(audio_key, MAX_AUDIO_BYTES)
+            .await
+            .map_err(JobError::Audio)?;
+        let options = AsrOptions {
+            language: language_of(&row.language_code),
+            word_timestamps: true,
+            prompt: None,
+        };
+        let (duration, channels) =
+            tokio::task::spawn_blocking(move || recognise(engine.as_ref(), &audio, &options))
+                .await
+                .map_err(|e| JobError::Engine(format!("the recogniser thread stopped: {e}")))??;
+        row.duration = Some(duration);
+        let sentences = merge(&channels);
+        drop(channels);
+
+        let key = format!("{}/{}", row.account_sid, row.sid);
+        let stored = self.seal_sentences(&key, seal, &sentences).await?;
+        row.sealing = stored.sealing;
+        row.object_key = Some(stored.object_key);
+        row.sentence_count = sentences.len() as i64;
+        let extra = self.seal_extras(row, &key, seal, &sentences).await;
+        if let Err(e) = extra {
+            // Nothing of a failed transcript is kept.
+            for k in [
+                row.object_key.take(),
+                row.log_object_key.take(),
+                row.redacted_object_key.take(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Err(e) = self.services.objects().delete(&k).await {
+                    tracing::warn!(transcript = %row.sid, error = %e, "sentences left to the sweeper");
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The objects beside the sentences: the redacted view when the service redacts (sealed
+    /// like the sentences), and data logging's copy (an operator's switch, seed 002: readable
+    /// by the service, sealed at rest) of a transcript sealed with the customer's key.
+    async fn seal_extras(
+        &self,
+        row: &mut Transcript,
+        key: &str,
+        seal: &Seal,
+        sentences: &[Sentence],
+    ) -> Result<(), SinkError> {
+        if row.redaction {
+            let redacted = crate::pii::redact(sentences);
+            let stored = self
+                .seal_sentences(&format!("{key}-redacted"), seal, &redacted)
+                .await?;
+            row.redacted_object_key = Some(stored.object_key);
+        }
+        if row.data_logging && row.sealing == Sealing::Customer {
+            let stored = self
+                .seal_sentences(&format!("{key}-log"), &Seal::AtRest, sentences)
+                .await?;
+            row.log_object_key = Some(stored.object_key);
+        }
+        Ok(())
+    }
+
+    /// One object of `sentences` under `key`, written sentence by sentence: each is sealed the
+    /// moment it is serialised, and its plaintext buffer wiped.
+    async fn seal_sentences(
+        &self,
+        key: &str,
+        seal: &Seal,
+        sentences: &[Sentence],
+    ) -> Result<mediaseal_sink::Stored, SinkError> {
+        let mut sink = self.services.sinks.open(key, seal).await?;
+        sink.write(DOC_HEAD).await?;
+        for (i, sentence) in sentences.iter().enumerate() {
+            if i > 0 {
+                sink.write(b",").await?;
+            }
+            sink.write(&sentence_json(sentence)).await?;
+        }
+        sink.write(DOC_TAIL).await?;
+        sink.finish().await
+    }
+
+    /// The service's webhook about `t`, if it has one.
+    fn webhook(
+        &self,
+        service: &IntelligenceService,
+        t: &Transcript,
+        event: &str,
+    ) -> Option<mediaseal_store::model::Callback> {
+        let url = service.webhook_url.as_deref()?;
+        let method = service.webhook_http_method.as_deref().unwrap_or("POST");
+        let mut params: Vec<(String, String)> = vec![
+            ("AccountSid".to_owned(), t.account_sid.clone()),
+            ("ServiceSid".to_owned(), t.service_sid.clone()),
+            ("TranscriptSid".to_owned(), t.sid.clone()),
+            ("EventType".to_owned(), event.to_owned()),
+            ("TranscriptStatus".to_owned(), t.status.clone()),
+        ];
+        if let Some(k) = &t.customer_key {
+            params.push(("CustomerKey".to_owned(), k.clone()));
+        }
+        Some(new_callback(
+            &self.services,
+            &t.account_sid,
+            &t.sid,
+            url,
+            method,
+            &params,
+        ))
+    }
+}
+
+/// `en-US` → `en`: the engines take ISO 639-1.
+fn language_of(code: &str) -> Option<String> {
+    let primary = code.split(['-', '_']).next()?.to_ascii_lowercase();
+    (primary.len() == 2 && primary.bytes().all(|b| b.is_ascii_lowercase())).then_some(primary)
+}
+
+/// Decodes the WAV and transcribes each channel (1-based). Blocking.
+fn recognise(
+    engine: &dyn SpeechEngine,
+    wav: &[u8],
+    options: &AsrOptions,
+) -> Result<(i64, Vec<(u32, AsrTranscript)>), JobError> {
+    let prepared = prepare_wav(wav).map_err(|e| JobError::Decode(e.to_string()))?;
+    let duration = prepared.duration_secs().round() as i64;
+    let mut out = Vec::with_capacity(prepared.channels.len());
+    for (i, pcm) in prepared.channels.iter().enumerate() {
+        let transcript = engine
+            .transcribe(pcm.as_slice(), options)
+            .map_err(|e| JobError::Engine(e.to_string()))?;
+        out.push((i as u32 + 1, transcript));
+    }
+    Ok((duration, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages() {
+        assert_eq!(language_of("en-US").as_deref(), Some("en"));
+        assert_eq!(language_of("de").as_deref(), Some("de"));
+        assert_eq!(language_of("").as_deref(), None);
+        assert_eq!(language_of("eng").as_deref(), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! Conversational Intelligence v2 (seed 002): services (`GA…`), transcripts (`GT…`) of voice
+//! recordings, their sentences, and the encrypted sentences download.
+//!
+//! Every resource belongs to the authenticated account (v2 paths carry no account), and every
+//! lookup is scoped to it: another account's SID is a 404, as a SID that does not exist. The
+//! work is done by `mediaseal-intelligence`; these handlers parse, call it and render.
+
+mod services;
+mod transcripts;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::get;
+use futures::StreamExt;
+use std::sync::Arc;
+
+use mediaseal_intelligence::tap::IngestTap;
+use mediaseal_intelligence::transcripts::{AudioSource, TranscriptRequest};
+use mediaseal_intelligence::{ChannelSpec, channel::MediaProperties};
+use mediaseal_readback::AtRestReader;
+use mediaseal_store::model::intelligence::IntelligenceService;
+use mediaseal_store::model::{Recording, Sealing};
+use zeroize::Zeroizing;
+
+use crate::state::AppState;
+
+/// The intelligence routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/Services", get(services::list).post(services::create))
+        .route(
+            "/v2/Services/{sid}",
+            get(services::fetch)
+                .post(services::update)
+                .delete(services::delete),
+        )
+        .route(
+            "/v2/Transcripts",
+            get(transcripts::list).post(transcripts::create),
+        )
+        .route(
+            "/v2/Transcripts/{sid}",
+            get(transcripts::fetch).delete(transcripts::delete),
+        )
+        .route(
+            "/v2/Transcripts/{sid}/Sentences",
+            get(transcripts::sentences),
+        )
+        .route(
+            "/v2/Transcripts/{sid}/Sentences/Encrypted",
+            get(transcripts::encrypted_sentences),
+        )
+}
+
+/// Largest page of an intelligence list.
+const MAX_PAGE: i64 = 1000;
+
+/// Opens at-rest objects into memory for the transcript job and the plain sentences: the
+/// plaintext is held in one buffer sized up front (no reallocation leaves copies behind) and
+/// wiped when dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct AtRestSource(pub(crate) AtRestReader);
+
+#[async_trait]
+impl AudioSource for AtRestSource {
+    async fn read_all(&self, object_key: &str, limit: u64) -> Result<Zeroizing<Vec<u8>>, String> {
+        let object = self.0.unlock(object_key).await.map_err(|e| e.to_string())?;
+        let len = object.len();
+        if len > limit {
+            return Err(format!(
+                "{len} bytes is more than the {limit} bytes a transcript can be made of"
+            ));
+        }
+        let capacity = usize::try_from(len).map_err(|_| "too large for this machine".to_owned())?;
+        let mut stream = self
+            .0
+            .stream(&object, 0..len)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = Zeroizing::new(Vec::with_capacity(capacity));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if out.len() + chunk.len() > capacity {
+                return Err("the object is longer than its header says".to_owned());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// The account's services that transcribe every new recording.
+async fn auto_services(st: &AppState, account_sid: &str) -> Vec<IntelligenceService> {
+    match st
+        .meta
+        .list_intelligence_services(account_sid, None, 1000)
+        .await
+    {
+        Ok(services) => services.into_iter().filter(|s| s.auto_transcribe).collect(),
+        Err(e) => {
+            tracing::warn!(account = %account_sid, error = %e, "auto-transcribe: services not readable");
+            Vec::new()
+        }
+    }
+}
+
+/// A tap for a recording being ingested, when a service of the account will transcribe it.
+pub(crate) async fn ingest_tap(st: &AppState, account_sid: &str) -> Option<IngestTap> {
+    (!auto_services(st, account_sid).await.is_empty()).then(IngestTap::new)
+}
+
+/// `AutoTranscribe`: a transcript of `rec` under every service of its account that asks for one.
+/// A recording sealed at rest is read back; one sealed with the customer's key is transcribed
+/// from the plaintext `tap` kept in memory while it was sealed (without it, or when it was too
+/// long, it cannot be). Failures are logged and never fail the ingest.
+pub(crate) async fn auto_transcribe(st: &AppState, rec: &Recording, tap: Option<IngestTap>) {
+    let (Some(key), true) = (rec.object_key.clone(), rec.status == "completed") else {
+        return;
+    };
+    let source: Arc<dyn AudioSource> = match rec.sealing {
+        Sealing::AtRest => Arc::new(AtRestSource(st.reader.clone())),
+        Sealing::Customer => match tap.and_then(IngestTap::into_audio) {
+            Some(audio) => Arc::new(audio),
+            None => {
+                tracing::info!(recording = %rec.sid, "auto-transcribe skipped: no tapped audio of a customer-key recording");
+                return;
+            }
+        },
+        Sealing::None => return,
+    };
+    for service in auto_services(st, &rec.account_sid).await {
+        let seal = match st.intelligence.transcript_seal(&service).await {
+            Ok(Ok(seal)) => seal,
+            Ok(Err(refusal)) => {
+                tracing::warn!(recording = %rec.sid, service = %service.sid, reason = %refusal, "auto-transcribe refused");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(recording = %rec.sid, service = %service.sid, error = %e, "auto-transcribe failed");
+                continue;
+            }
+        };
+        let request = TranscriptRequest {
+            account_sid: rec.account_sid.clone(),
+            service: service.clone(),
+            channel: ChannelSpec {
+                media_properties: MediaProperties {
+                    source_sid: Some(rec.sid.clone()),
+                    media_url: None,
+                },
+                participants: Vec::new(),
+            },
+            customer_key: None,
+            media_start_time: None,
+        };
+        match st.intelligence.create_transcript(request, &seal).await {
+            Ok(t) => {
+                drop(
+                    st.intelligence
+                        .start(t, service, seal, key.clone(), source.clone()),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(recording = %rec.sid, service = %service.sid, error = %e, "auto-transcribe failed");
+            }
+        }
+    }
+}
+
+/// Switches data logging of Intelligence Service `sid` on or off: an operator's command on the
+/// server (`mediaseal intelligence data-logging`), since the API cannot switch it on (seed 002).
+/// Transcripts made from then on keep, when sealed with the customer's key, a second copy sealed
+/// with the service's at-rest key. `None` when no such service exists.
+pub async fn set_data_logging(
+    meta: &dyn mediaseal_store::MetadataStore,
+    sid: &str,
+    on: bool,
+) -> Result<Option<IntelligenceService>, mediaseal_store::StoreError> {
+    let service = meta
+        .set_intelligence_data_logging(sid, on, crate::clock::now_us())
+        .await?;
+    if let Some(s) = &service {
+        tracing::info!(service = %s.sid, account = %s.account_sid, data_logging = on, "data logging switched by the operator");
+    }
+    Ok(service)
+}
