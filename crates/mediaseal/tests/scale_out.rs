@@ -700,8 +700,14 @@ async fn two_nodes_one_killed_mid_ingest_and_callbacks_lose_and_duplicate_nothin
     poll_until("the dead node's uploads swept", Duration::from_secs(60), || async {
         let reserved = meta.stale_reservations(i64::MAX, 1000).await.map_err(|e| e.to_string())?.len();
         let uploads = store.open_uploads().await.map_err(|e| e.to_string())?.len();
-        let visible: BTreeSet<String> =
-            listed().await.iter().map(|r| format!("{}/{}", account.sid, r["sid"].as_str().unwrap())).collect();
+        // Uploads the dead node never finished become failed recordings (seed 000's
+        // intermittent failure) without an object; every completed one keeps its object.
+        let visible: BTreeSet<String> = listed()
+            .await
+            .iter()
+            .filter(|r| r["status"] == "completed")
+            .map(|r| format!("{}/{}", account.sid, r["sid"].as_str().unwrap()))
+            .collect();
         let stored: BTreeSet<String> = store.list("").await.map_err(|e| e.to_string())?.into_iter().map(|(k, _)| k).collect();
         if reserved == 0 && uploads == 0 && stored == visible {
             Ok(())
@@ -710,7 +716,25 @@ async fn two_nodes_one_killed_mid_ingest_and_callbacks_lose_and_duplicate_nothin
         }
     })
     .await;
-    let recordings = listed().await;
+    let (recordings, cut_off): (Vec<serde_json::Value>, Vec<serde_json::Value>) = listed()
+        .await
+        .into_iter()
+        .partition(|r| r["status"] == "completed");
+    assert!(
+        !cut_off.is_empty(),
+        "the kill left no upload to report failed"
+    );
+    let acked_calls: BTreeSet<String> = acked.keys().map(|n| call_sid(*n)).collect();
+    for r in &cut_off {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["error_code"], 16104, "{r}");
+        let call = r["call_sid"].as_str().unwrap();
+        assert!(
+            !acked_calls.contains(call),
+            "an upload that was acknowledged is reported failed: {call}"
+        );
+    }
+    // The subscription is to `completed` (the default): failed ones call nobody back.
     let expected_callbacks = recordings.len();
     // Settled: the receiver has every callback and the outbox calls them all delivered; the
     // victim's leased ones come back after their 60 s lease.
