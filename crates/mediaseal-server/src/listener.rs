@@ -178,6 +178,9 @@ impl Drop for Ticket {
 pub struct GovernedIo<S> {
     inner: S,
     idle: Duration,
+    /// When a byte last moved. The timer is re-armed from it only when it fires, so the hot
+    /// path (every read and write of an upload) costs a clock read, not a timer-wheel update.
+    last_progress: Instant,
     deadline: Pin<Box<Sleep>>,
     _ticket: Ticket,
 }
@@ -187,23 +190,34 @@ impl<S> GovernedIo<S> {
         Self {
             inner,
             idle,
+            last_progress: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
             _ticket: ticket,
         }
     }
 
     fn progressed(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.idle);
+        self.last_progress = Instant::now();
     }
 
-    /// Called when the inner stream is not ready: an error once the deadline has passed.
+    /// Called when the inner stream is not ready: an error once `idle` has passed without
+    /// progress. A timer that fires early (progress since it was armed) is re-armed.
     fn check_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle for too long",
-            )),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match self.deadline.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let due = self.last_progress + self.idle;
+                    if due <= Instant::now() {
+                        return Poll::Ready(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "connection idle for too long",
+                        ));
+                    }
+                    // Polling again registers the waker for the new deadline.
+                    self.deadline.as_mut().reset(due);
+                }
+            }
         }
     }
 }
