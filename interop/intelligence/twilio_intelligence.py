@@ -1,6 +1,8 @@
 """Drives mediaseal's Conversational Intelligence v2 surface with the official Twilio helper
 library (twilio-python), unchanged, and opens the encrypted sentences with seed 002's own
-decryption steps.
+decryption steps. Language operators: the built-in PII operator and a custom phrase-matching one
+are attached to both services; the encrypted operator results are downloaded and opened with
+seed 002's script (interop/crypto/seed002_decrypt.py), the plain ones read through the library.
 
 Usage: twilio_intelligence.py CONFIG.json  -> prints a JSON report on stdout, exits non-zero on
 failure.
@@ -15,6 +17,7 @@ twilio-python): the ingest door is mediaseal's own.
 
 import base64
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +52,33 @@ def seed_002_decrypt(encrypted_key_b64, iv_b64, cipher_plus_tag, private_key_pem
     cipher = Cipher(algorithms.AES(raw_aes_key), modes.GCM(iv, tag), backend=default_backend())
     decryptor = cipher.decryptor()
     return decryptor.update(ciphertext) + decryptor.finalize()
+
+
+PII_OPERATOR = "LY00000000000000000000000000000001"
+SEED_SCRIPT = Path(__file__).resolve().parent.parent / "crypto" / "seed002_decrypt.py"
+
+
+def seed_002_script(encrypted_key_b64, iv_b64, cipher_plus_tag, private_key_file, work, name):
+    """Opens one download with seed 002's script, run as a program on files in `work`."""
+    cipher_file = Path(work) / (name + ".enc")
+    out_file = Path(work) / (name + ".json")
+    cipher_file.write_bytes(cipher_plus_tag)
+    done = subprocess.run(
+        [sys.executable, str(SEED_SCRIPT), encrypted_key_b64, iv_b64, str(cipher_file),
+         private_key_file, str(out_file)],
+        capture_output=True,
+    )
+    check(done.returncode == 0, "seed script: %s" % done.stderr.decode(errors="replace"))
+    return json.loads(out_file.read_bytes())
+
+
+def attach_operators(v2, service_sid, custom_sid):
+    v2.operator_attachment(service_sid, PII_OPERATOR).create()
+    v2.operator_attachment(service_sid, custom_sid).create()
+    attached = v2.operator_attachments(service_sid).fetch().operator_sids
+    check(attached == [PII_OPERATOR, custom_sid], "operators attached: %s" % attached)
+    check(v2.services(service_sid).fetch().read_only_attached_operator_sids == attached,
+          "service lists its operators")
 
 
 def wait_done(v2, sid):
@@ -111,6 +141,25 @@ def main():
     names = [s.sid for s in v2.services.list()]
     check(encrypted.sid in names and plain.sid in names, "services listed")
 
+    # Operators: the built-in types and PII operator, and a custom phrase-matching one.
+    types = [t.name for t in v2.operator_type.list()]
+    check("pii-extraction" in types and "phrase-matching" in types, "operator types: %s" % types)
+    check(PII_OPERATOR in [o.sid for o in v2.operators.list()], "built-in PII operator listed")
+    custom = v2.custom_operators.create(
+        friendly_name="card talk", operator_type="phrase-matching",
+        config={"configuration": {"phrases": ["card number"]}},
+    )
+    check(custom.sid.startswith("LY") and custom.version == 1, "custom operator created")
+    check(v2.custom_operators(custom.sid).fetch().friendly_name == "card talk", "custom operator fetched")
+    try:
+        v2.custom_operators.create(friendly_name="bad", operator_type="phrase-matching",
+                                   config={"configuration": {"phrase": ["x"]}})
+        raise AssertionError("a bad Config was accepted")
+    except TwilioRestException as e:
+        check(e.status == 400 and "configuration.phrase" in e.msg, "bad Config refused: " + e.msg)
+    attach_operators(v2, encrypted.sid, custom.sid)
+    attach_operators(v2, plain.sid, custom.sid)
+
     channel = {
         "media_properties": {"source_sid": recording_sid},
         "participants": [{"channel_participant": 1, "role": "Customer"}],
@@ -142,6 +191,28 @@ def main():
     check(sentences and all(s["sid"].startswith("GX") for s in sentences), "decrypted sentences")
     report["encrypted_text"] = " ".join(s["transcript"] for s in sentences)
 
+    # Encrypted operator results: one download per result, each opened by the seed's script.
+    try:
+        v2.transcripts(t.sid).operator_results.list()
+        raise AssertionError("plain operator results of an encrypted transcript were served")
+    except TwilioException as e:
+        check("HTTP 403" in str(e) and "OperatorResults/Encrypted" in str(e), "plain results refused: %s" % e)
+    enc_results = v2.transcripts(t.sid).encrypted_operator_results().fetch()
+    check(enc_results.transcript_sid == t.sid and len(enc_results.locations) == 2,
+          "encrypted operator results: %s" % enc_results.locations)
+    work = Path(cfg["private_key_pem"]).parent
+    opened = []
+    for i, location in enumerate(enc_results.locations):
+        d = requests.get(location)
+        check(d.status_code == 200, "result download: %s" % d.status_code)
+        opened.append(seed_002_script(
+            d.headers["x-amz-meta-x-amz-key"], d.headers["x-amz-meta-x-amz-iv"], d.content,
+            cfg["private_key_pem"], work, "result%d" % i,
+        ))
+    pii = [r for r in opened if r["operator_sid"] == PII_OPERATOR]
+    check(len(pii) == 1 and pii[0]["operator_type"] == "pii-extract", "PII result opened")
+    report["encrypted_cards"] = pii[0]["extract_results"].get("CREDIT_CARD", [])
+
     # Without a key: plain sentences through the library, with words.
     t2 = v2.transcripts.create(service_sid=plain.sid, channel=channel)
     t2 = wait_done(v2, t2.sid)
@@ -151,6 +222,15 @@ def main():
     check(all(isinstance(s.media_channel, int) for s in listed), "sentence channels")
     check(listed[0].words, "words with WordTimestamps")
     report["plain_text"] = " ".join(s.transcript for s in listed)
+    results = v2.transcripts(t2.sid).operator_results.list()
+    check(len(results) == 2, "plain operator results: %d" % len(results))
+    by_sid = {r.operator_sid: r for r in results}
+    pii = by_sid[PII_OPERATOR]
+    check(pii.operator_type == "pii-extract" and pii.transcript_sid == t2.sid, "plain PII result")
+    report["plain_cards"] = pii.extract_results.get("CREDIT_CARD", [])
+    one = v2.transcripts(t2.sid).operator_results(custom.sid).fetch()
+    check(one.operator_type == "extract" and one.name == "card talk", "one plain result")
+    report["phrase_match"] = one.extract_match
     try:
         v2.transcripts(t2.sid).encrypted_sentences().fetch()
         raise AssertionError("encrypted sentences of a plain transcript were served")
@@ -161,6 +241,7 @@ def main():
     check(ours == [t2.sid], "transcripts listed by service: %s" % ours)
     check(v2.transcripts(t2.sid).delete() is True, "transcript deleted")
     check(v2.services(plain.sid).delete() is True, "service deleted")
+    check(v2.custom_operators(custom.sid).delete() is True, "custom operator deleted")
     report["transcripts"] = [t.sid, t2.sid]
     json.dump(report, sys.stdout)
 

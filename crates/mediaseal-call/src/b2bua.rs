@@ -51,8 +51,8 @@ use mediaseal_twiml::{
 
 use crate::domain::Domain;
 use crate::effect::{
-    CallId, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt, RecordingId,
-    RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
+    CallId, CallStatusCallback, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt,
+    RecordingId, RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
 };
 use crate::g711::Law;
 use crate::recording::{Layout, TapTracks};
@@ -240,6 +240,9 @@ struct ActiveRecording {
     id: RecordingId,
     for_dial: bool,
     stopping: bool,
+    /// Started through the API (`POST …/Calls/{CA}/Recordings.json`): it runs until the API
+    /// stops it, the call ends, or a `<Record>` or recording `<Dial>` takes the tap.
+    api: bool,
 }
 
 #[derive(Debug)]
@@ -329,6 +332,69 @@ pub struct CallCore {
     timers: BTreeSet<(Instant, CallId, TimerKind)>,
     out: VecDeque<Output>,
     stats: CoreStats,
+}
+
+/// How [`CallCore::hang_up`] ends a call: Twilio's `Status=completed` or `Status=canceled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangUpMode {
+    /// End the call whatever its state (`completed`).
+    Complete,
+    /// End it only if it has not been answered (`canceled`).
+    Cancel,
+}
+
+/// Why [`CallCore::hang_up`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HangUpError {
+    /// No call of that account with that SID is in progress here.
+    #[error("the call is not in progress on this SIP edge")]
+    NotLive,
+    /// `canceled` asked of a call that has been answered (use `completed`).
+    #[error("the call has been answered; only Status=completed ends it")]
+    Answered,
+}
+
+/// How the API records a live call (`POST …/Calls/{CA}/Recordings.json`).
+#[derive(Debug, Clone)]
+pub struct ApiRecording {
+    /// `RecordingChannels`: `mono` mixes both parties, `dual` puts each in its channel.
+    pub layout: Layout,
+    /// `RecordingTrack`: both parties, or only what the caller sends (`inbound`).
+    pub tracks: TapTracks,
+    /// `Trim`.
+    pub trim: mediaseal_twiml::Trim,
+    /// `RecordingStatusCallback`, its method and events.
+    pub status_callback: Option<Callback<mediaseal_twiml::RecordingEvents>>,
+}
+
+/// What the API does to a recording it started: Twilio's recording `Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingControl {
+    /// `paused`: leave the audio out until resumed (Twilio's `PauseBehavior=skip`).
+    Pause,
+    /// `in-progress`: record again.
+    Resume,
+    /// `stopped`: end and store the recording.
+    Stop,
+}
+
+/// Why an API recording request did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LiveRecordingError {
+    /// No call of that account with that SID is in progress here.
+    #[error("the call is not in progress on this SIP edge")]
+    NotLive,
+    /// The call has not been answered: there is no audio to record yet.
+    #[error("the call has not been answered yet")]
+    NotAnswered,
+    /// Something already records this call (a `<Record>`, a recording `<Dial>`, or an API
+    /// recording): the call has one recording tap.
+    #[error("the call is already being recorded")]
+    Busy,
+    /// The recording is not an API recording running on that call (stopped, finished, or
+    /// another call's).
+    #[error("the recording is not in progress on this call")]
+    NotRecording,
 }
 
 /// Why the core could not start.
@@ -645,6 +711,169 @@ impl CallCore {
                 );
             }
         });
+    }
+
+    /// The API asks to end the live call `call_sid` of `account_sid` (`POST …/Calls/{CA}.json`
+    /// with `Status=completed` or `canceled`). An answered call gets a BYE (its dialled leg,
+    /// if any, too) and ends `completed`; a ringing one is refused with 487 and ends
+    /// `canceled`. A dialled leg's SID hangs up that leg only, and the caller's script goes on
+    /// with the dial's `action`, as when the callee hangs up. `canceled` leaves an answered
+    /// call alone, as Twilio does.
+    pub fn hang_up(
+        &mut self,
+        account_sid: &str,
+        call_sid: &str,
+        mode: HangUpMode,
+        now: Instant,
+    ) -> Result<(), HangUpError> {
+        // Only calls the account owns and the script still runs count as live.
+        let found = self.calls.values().find_map(|c| {
+            let owned = c
+                .domain
+                .as_ref()
+                .is_some_and(|d| d.account_sid == account_sid);
+            if !owned || c.interp.is_none() || c.caller_gone || c.phase == Phase::Over {
+                return None;
+            }
+            if c.sid == call_sid {
+                Some((c.id, false))
+            } else if c.dial.as_ref().is_some_and(|d| d.sid == call_sid) {
+                Some((c.id, true))
+            } else {
+                None
+            }
+        });
+        let Some((id, dialled_leg)) = found else {
+            return Err(HangUpError::NotLive);
+        };
+        let mut result = Ok(());
+        self.with_call(id, now, |core, call, now| {
+            if dialled_leg {
+                let answered = call
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.state == DialState::Answered);
+                match (mode, answered) {
+                    (HangUpMode::Cancel, true) => result = Err(HangUpError::Answered),
+                    (_, true) => core.hang_up_dial(call, DialCallStatus::Completed, now),
+                    (_, false) => core.hang_up_dial(call, DialCallStatus::Canceled, now),
+                }
+                return;
+            }
+            match (call.phase, mode) {
+                (Phase::Answered, HangUpMode::Cancel) => result = Err(HangUpError::Answered),
+                (Phase::Answered, HangUpMode::Complete) => {
+                    // The BYE goes before the dialog is marked over; the script then winds
+                    // down as if the caller had hung up (the dialled leg gets its BYE).
+                    core.bye_caller(call, now);
+                    core.caller_gone(call, now);
+                }
+                (Phase::Ringing, _) => {
+                    call.final_status = "canceled";
+                    core.final_response(call, StatusCode::REQUEST_TERMINATED, None, now);
+                    core.caller_gone(call, now);
+                }
+                (Phase::Lookup | Phase::Over, _) => result = Err(HangUpError::NotLive),
+            }
+        });
+        result
+    }
+
+    /// The API starts recording the answered call `call_sid` of `account_sid`
+    /// (`POST …/Calls/{CA}/Recordings.json`, source `StartCallRecordingAPI`): the same
+    /// [`Effect::StartRecording`] as `record-from-answer`, answered with
+    /// [`Self::recording_finished`] once stored. One recording at a time per call: the tap is
+    /// the call's. Returns the recording's id in this core.
+    pub fn start_api_recording(
+        &mut self,
+        account_sid: &str,
+        call_sid: &str,
+        options: ApiRecording,
+        now: Instant,
+    ) -> Result<(CallId, RecordingId), LiveRecordingError> {
+        let id = self.live_call(account_sid, call_sid)?;
+        let mut result = Err(LiveRecordingError::NotLive);
+        self.with_call(id, now, |core, call, _now| {
+            if call.phase != Phase::Answered {
+                result = Err(LiveRecordingError::NotAnswered);
+                return;
+            }
+            if call.recording.is_some() {
+                result = Err(LiveRecordingError::Busy);
+                return;
+            }
+            let recording = RecordingId(call.serial());
+            call.recording = Some(ActiveRecording {
+                id: recording,
+                for_dial: false,
+                stopping: false,
+                api: true,
+            });
+            core.start_recording(
+                call,
+                recording,
+                options.layout,
+                options.tracks,
+                RecordingSource::StartCallRecordingApi,
+                options.trim,
+                options.status_callback,
+            );
+            result = Ok((call.id, recording));
+        });
+        result
+    }
+
+    /// The API pauses, resumes or stops an API recording of a live call
+    /// (`POST …/Calls/{CA}/Recordings/{RE}.json`). Pausing asks the shell to leave the audio
+    /// out ([`Effect::PauseRecording`]); stopping stores the recording.
+    pub fn control_api_recording(
+        &mut self,
+        account_sid: &str,
+        call_sid: &str,
+        recording: RecordingId,
+        control: RecordingControl,
+        now: Instant,
+    ) -> Result<(), LiveRecordingError> {
+        let id = self.live_call(account_sid, call_sid)?;
+        let mut result = Ok(());
+        self.with_call(id, now, |core, call, _now| {
+            let running = call
+                .recording
+                .as_ref()
+                .is_some_and(|r| r.api && r.id == recording && !r.stopping);
+            if !running {
+                result = Err(LiveRecordingError::NotRecording);
+                return;
+            }
+            match control {
+                RecordingControl::Pause | RecordingControl::Resume => {
+                    core.effect(Effect::PauseRecording {
+                        call: call.id,
+                        recording,
+                        paused: control == RecordingControl::Pause,
+                    });
+                }
+                RecordingControl::Stop => core.stop_recording(call, recording),
+            }
+        });
+        result
+    }
+
+    /// The call `call_sid` of `account_sid` whose script still runs.
+    fn live_call(&self, account_sid: &str, call_sid: &str) -> Result<CallId, LiveRecordingError> {
+        self.calls
+            .values()
+            .find(|c| {
+                c.sid == call_sid
+                    && c.domain
+                        .as_ref()
+                        .is_some_and(|d| d.account_sid == account_sid)
+                    && c.interp.is_some()
+                    && !c.caller_gone
+                    && c.phase != Phase::Over
+            })
+            .map(|c| c.id)
+            .ok_or(LiveRecordingError::NotLive)
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1431,6 +1660,7 @@ impl CallCore {
             status,
             sip_call_id: call.sip_call_id.clone(),
             duration_secs: None,
+            status_callback: None,
         }));
     }
 
@@ -1561,10 +1791,12 @@ impl CallCore {
             digits: None,
             stopping: false,
         });
+        self.end_api_recording(call);
         call.recording = Some(ActiveRecording {
             id,
             for_dial: false,
             stopping: false,
+            api: false,
         });
         if record.play_beep {
             self.effect(Effect::Media(MediaCommand::Play {
@@ -1644,6 +1876,16 @@ impl CallCore {
                 call: call.id,
                 recording: id,
             });
+        }
+    }
+
+    /// Stops the call's API recording, if one runs; it is stored and reported as usual.
+    fn end_api_recording(&mut self, call: &mut Call) {
+        if let Some(r) = call.recording.as_ref()
+            && r.api
+        {
+            let id = r.id;
+            self.stop_recording(call, id);
         }
     }
 
@@ -1846,6 +2088,7 @@ impl CallCore {
             status,
             sip_call_id: d.map(|d| d.sip_call_id.clone()).unwrap_or_default(),
             duration_secs: None,
+            status_callback: None,
         }
     }
 
@@ -2054,10 +2297,12 @@ impl CallCore {
                 _ => Layout::Mono,
             };
             let id = RecordingId(call.serial());
+            self.end_api_recording(call);
             call.recording = Some(ActiveRecording {
                 id,
                 for_dial: true,
                 stopping: false,
+                api: false,
             });
             self.start_recording(
                 call,
@@ -2148,6 +2393,7 @@ impl CallCore {
             status: ledger_status,
             sip_call_id: d.sip_call_id.clone(),
             duration_secs: duration,
+            status_callback: None,
         };
         self.effect(Effect::CallStatus(update));
         let sid = d.sid.clone();
@@ -2290,6 +2536,10 @@ impl CallCore {
             return;
         }
         let script_over = call.interp.as_ref().is_none_or(Interpreter::is_finished);
+        if script_over || call.caller_gone || call.phase == Phase::Over {
+            // An API recording ends with the call (and is stored before the call is released).
+            self.end_api_recording(call);
+        }
         let busy = call.dial.is_some() || call.recording.is_some() || call.dial_outcome.is_some();
         if call.phase != Phase::Over && (busy || !script_over) {
             return;
@@ -2338,6 +2588,22 @@ impl CallCore {
                 call.final_status
             };
             if let Some(d) = call.domain.as_ref() {
+                // The domain's status callback travels with the final status, so the ledger
+                // queues it in the same transaction as the Calls row (durable and retried).
+                let status_callback = d.voice_status_callback_url.clone().map(|url| {
+                    let mut params = self.base_params(call);
+                    if let Some(p) = params.iter_mut().find(|(k, _)| k == "CallStatus") {
+                        p.1 = status.to_owned();
+                    }
+                    if let Some(dur) = duration {
+                        params.push(("CallDuration".to_owned(), dur.to_string()));
+                    }
+                    Box::new(CallStatusCallback {
+                        url,
+                        method: d.voice_status_callback_method,
+                        params,
+                    })
+                });
                 self.effect(Effect::CallStatus(CallUpdate {
                     call_sid: call.sid.clone(),
                     account_sid: d.account_sid.clone(),
@@ -2348,21 +2614,8 @@ impl CallCore {
                     status,
                     sip_call_id: call.sip_call_id.clone(),
                     duration_secs: duration,
+                    status_callback,
                 }));
-                if let Some(url) = d.voice_status_callback_url.clone() {
-                    let target = FetchTarget {
-                        url,
-                        method: d.voice_status_callback_method,
-                    };
-                    let mut params = self.base_params(call);
-                    if let Some(p) = params.iter_mut().find(|(k, _)| k == "CallStatus") {
-                        p.1 = status.to_owned();
-                    }
-                    if let Some(dur) = duration {
-                        params.push(("CallDuration".to_owned(), dur.to_string()));
-                    }
-                    self.status_callback(call, &target, params);
-                }
             }
         }
         call.interp = None;

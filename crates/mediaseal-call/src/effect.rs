@@ -80,6 +80,16 @@ pub enum Effect {
     },
     /// A call (or dialled leg) changed status, for the Calls resource.
     CallStatus(CallUpdate),
+    /// Leave a running recording's audio out (`paused`) or record again: the paused time is
+    /// not in the recording (Twilio's `PauseBehavior=skip`).
+    PauseRecording {
+        /// The call.
+        call: CallId,
+        /// The recording.
+        recording: RecordingId,
+        /// Paused, or recording again.
+        paused: bool,
+    },
 }
 
 /// Why a webhook is requested.
@@ -89,7 +99,8 @@ pub enum WebhookKind {
     Twiml,
     /// The caller is gone; the response is ignored (no answer needed).
     Notification,
-    /// A status callback (call progress, `VoiceStatusCallbackUrl`); no answer needed.
+    /// A status callback (call progress of a dialled leg); no answer needed. The domain's
+    /// `VoiceStatusCallbackUrl` goes with the final [`CallUpdate`] instead.
     StatusCallback,
 }
 
@@ -211,6 +222,8 @@ pub enum RecordingSource {
     DialVerb,
     /// `<Record>`.
     RecordVerb,
+    /// `POST …/Calls/{CA}/Recordings.json`.
+    StartCallRecordingApi,
 }
 
 impl RecordingSource {
@@ -219,6 +232,7 @@ impl RecordingSource {
         match self {
             Self::DialVerb => "DialVerb",
             Self::RecordVerb => "RecordVerb",
+            Self::StartCallRecordingApi => "StartCallRecordingAPI",
         }
     }
 }
@@ -270,4 +284,20 @@ pub struct CallUpdate {
     pub sip_call_id: String,
     /// Seconds since the answer, on `completed`.
     pub duration_secs: Option<u32>,
+    /// With the final status of an inbound call whose domain has a `VoiceStatusCallbackUrl`:
+    /// the callback to send. The ledger queues it durably (signed, retried) with the row.
+    /// Boxed: it is rare, and [`Effect`] stays small.
+    pub status_callback: Option<Box<CallStatusCallback>>,
+}
+
+/// A call status callback to the domain's `VoiceStatusCallbackUrl`, with the voice and SIP
+/// parameters of the call's webhooks, `CallStatus` and `CallDuration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStatusCallback {
+    /// The URL.
+    pub url: Url,
+    /// GET or POST.
+    pub method: HttpMethod,
+    /// Parameters, in order.
+    pub params: Vec<(String, String)>,
 }

@@ -39,10 +39,13 @@ pub mod recording;
 pub mod relay;
 pub mod rtp;
 
-pub use b2bua::{CallCore, CoreConfig, CoreError, CoreStats, Output};
+pub use b2bua::{
+    ApiRecording, CallCore, CoreConfig, CoreError, CoreStats, HangUpError, HangUpMode,
+    LiveRecordingError, Output, RecordingControl,
+};
 pub use domain::{Domain, DomainCredential, IpRange};
 pub use effect::{
-    CallId, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt, RecordingId,
-    RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
+    CallId, CallStatusCallback, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt,
+    RecordingId, RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
 };
 pub use relay::{LegSetup, MediaEvent, RelayCall, RelayConfig, Side};

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mediaseal_call::b2bua::Output;
+use mediaseal_call::recording::{Layout, TapTracks};
 use mediaseal_call::{
-    CallCore, CoreConfig, Domain, DomainCredential, Effect, MediaCommand, MediaEvent, WebhookKind,
+    ApiRecording, CallCore, CoreConfig, Domain, DomainCredential, Effect, HangUpError, HangUpMode,
+    LiveRecordingError, MediaCommand, MediaEvent, RecordingControl, RecordingSource, WebhookKind,
 };
 use mediaseal_sip::auth::Ha1Set;
 use mediaseal_sip::message::{HeaderName, ParseLimits, Response, SipMessage, Transport};
@@ -376,4 +378,273 @@ fn dial_timeout_cancels_and_reports_no_answer() {
             .params
             .contains(&("DialCallStatus".into(), "no-answer".into()))
     );
+}
+
+/// An unsecured call from 192.0.2.10, admitted; its TwiML fetch is answered with `twiml`,
+/// what that produced left in the core's output.
+fn running_call(c: &mut CallCore, now: Instant, twiml: &str) -> mediaseal_call::CallId {
+    let from: SocketAddr = "192.0.2.10:5070".parse().unwrap();
+    feed(
+        c,
+        &invite("UDP", "RTP/AVP", "", ""),
+        Transport::Udp,
+        from,
+        now,
+    );
+    let call = lookup_call(&drain(c));
+    c.domain_found(call, Some(domain(false)), now);
+    let fetch = drain(c)
+        .effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Webhook(w) => Some(w.fetch),
+            _ => None,
+        })
+        .expect("the voice webhook");
+    c.webhook_done(call, fetch, Ok(twiml.as_bytes().to_vec()), now);
+    call
+}
+
+/// What went out after an API hang-up: SIP request methods, response codes, ledger statuses.
+fn after_hang_up(c: &mut CallCore) -> (Vec<String>, Vec<u16>, Vec<&'static str>) {
+    let (mut requests, mut responses, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) => match SipMessage::parse(&t.bytes, &ParseLimits::default()) {
+                Ok(SipMessage::Request(r)) => requests.push(r.method.to_string()),
+                Ok(SipMessage::Response(r)) => responses.push(r.status.as_u16()),
+                Err(_) => {}
+            },
+            Output::Effect(Effect::CallStatus(u)) => statuses.push(u.status),
+            Output::Effect(_) => {}
+        }
+    }
+    (requests, responses, statuses)
+}
+
+#[test]
+fn the_api_hangs_up_an_answered_call_with_a_bye() {
+    let now = Instant::now();
+    let mut c = core(now);
+    let call = running_call(
+        &mut c,
+        now,
+        "<Response><Say>hello</Say><Pause length=\"30\"/></Response>",
+    );
+    assert_eq!(codes(&drain(&mut c)), vec![200]);
+    let sid = c.call_sid(call).unwrap().to_owned();
+    // Another account's SID, an unknown SID and `canceled` leave the call alone.
+    assert_eq!(
+        c.hang_up("AC9999", &sid, HangUpMode::Complete, now),
+        Err(HangUpError::NotLive)
+    );
+    assert_eq!(
+        c.hang_up("AC0001", "CA0000", HangUpMode::Complete, now),
+        Err(HangUpError::NotLive)
+    );
+    assert_eq!(
+        c.hang_up("AC0001", &sid, HangUpMode::Cancel, now),
+        Err(HangUpError::Answered)
+    );
+    assert_eq!(c.stats().active_calls, 1);
+    c.hang_up("AC0001", &sid, HangUpMode::Complete, now)
+        .unwrap();
+    let (requests, _, statuses) = after_hang_up(&mut c);
+    assert_eq!(requests, vec!["BYE"]);
+    assert_eq!(statuses, vec!["completed"]);
+    assert_eq!(c.stats().active_calls, 0);
+    assert_eq!(
+        c.hang_up("AC0001", &sid, HangUpMode::Complete, now),
+        Err(HangUpError::NotLive),
+        "an ended call is not live"
+    );
+}
+
+#[test]
+fn the_api_cancels_a_ringing_call_with_487() {
+    let now = Instant::now();
+    let mut c = core(now);
+    let from: SocketAddr = "192.0.2.10:5070".parse().unwrap();
+    feed(
+        &mut c,
+        &invite("UDP", "RTP/AVP", "", ""),
+        Transport::Udp,
+        from,
+        now,
+    );
+    let call = lookup_call(&drain(&mut c));
+    c.domain_found(call, Some(domain(false)), now);
+    // Rung, the webhook still out: not answered yet.
+    assert_eq!(codes(&drain(&mut c)), vec![180]);
+    let sid = c.call_sid(call).unwrap().to_owned();
+    // Nothing to record before the answer.
+    let options = ApiRecording {
+        layout: Layout::Mono,
+        tracks: TapTracks::Both,
+        trim: mediaseal_twiml::Trim::TrimSilence,
+        status_callback: None,
+    };
+    assert_eq!(
+        c.start_api_recording("AC0001", &sid, options, now),
+        Err(LiveRecordingError::NotAnswered)
+    );
+    c.hang_up("AC0001", &sid, HangUpMode::Cancel, now).unwrap();
+    let (requests, responses, statuses) = after_hang_up(&mut c);
+    assert!(requests.is_empty(), "{requests:?}");
+    assert_eq!(responses, vec![487]);
+    assert_eq!(statuses, vec!["canceled"]);
+    assert_eq!(c.stats().active_calls, 0);
+}
+
+#[test]
+fn the_api_hangs_up_a_dialled_leg_and_the_script_goes_on() {
+    let now = Instant::now();
+    let mut c = core(now);
+    let call = running_call(
+        &mut c,
+        now,
+        "<Response><Dial action=\"/after\"><Sip>sip:jack@198.51.100.20</Sip></Dial></Response>",
+    );
+    let mut invite_sent = None;
+    let mut leg_sid = None;
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) if t.bytes.starts_with(b"INVITE ") => invite_sent = Some(t),
+            Output::Effect(Effect::CallStatus(u)) if u.parent_call_sid.is_some() => {
+                leg_sid = Some(u.call_sid);
+            }
+            _ => {}
+        }
+    }
+    let out = invite_sent.expect("the dial INVITE");
+    let leg_sid = leg_sid.expect("the leg's ledger entry");
+    let SipMessage::Request(req) = SipMessage::parse(&out.bytes, &ParseLimits::default()).unwrap()
+    else {
+        panic!()
+    };
+    let sdp = "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let ok = Response::for_request(&req, mediaseal_sip::message::StatusCode::OK)
+        .with_to_tag("jt")
+        .with_header(HeaderName::CONTACT, "<sip:jack@198.51.100.20>")
+        .with_body("application/sdp", sdp.as_bytes().to_vec());
+    c.handle_message(
+        SipMessage::Response(ok),
+        Transport::Udp,
+        out.destination,
+        now,
+    );
+    drain(&mut c);
+    let parent = c.call_sid(call).unwrap().to_owned();
+    assert_ne!(parent, leg_sid);
+    c.hang_up("AC0001", &leg_sid, HangUpMode::Complete, now)
+        .unwrap();
+    let mut bye_to = None;
+    let mut action = None;
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) if t.bytes.starts_with(b"BYE ") => bye_to = Some(t.destination),
+            Output::Effect(Effect::Webhook(w)) => action = Some(w),
+            _ => {}
+        }
+    }
+    assert_eq!(bye_to, Some(out.destination), "the callee gets the BYE");
+    let action = action.expect("the dial action");
+    assert!(action.url.as_str().ends_with("/after"));
+    assert!(
+        action
+            .params
+            .contains(&("DialCallStatus".into(), "completed".into()))
+    );
+    assert_eq!(c.stats().active_calls, 1, "the caller's call goes on");
+}
+
+#[test]
+fn the_api_records_a_live_call_until_stopped_or_hung_up() {
+    let now = Instant::now();
+    let mut c = core(now);
+    let options = || ApiRecording {
+        layout: Layout::Dual,
+        tracks: TapTracks::Both,
+        trim: mediaseal_twiml::Trim::DoNotTrim,
+        status_callback: None,
+    };
+    let call = running_call(
+        &mut c,
+        now,
+        "<Response><Say>hello</Say><Pause length=\"30\"/></Response>",
+    );
+    drain(&mut c);
+    let sid = c.call_sid(call).unwrap().to_owned();
+    assert_eq!(
+        c.start_api_recording("AC9999", &sid, options(), now),
+        Err(LiveRecordingError::NotLive)
+    );
+    let (_, rec) = c
+        .start_api_recording("AC0001", &sid, options(), now)
+        .unwrap();
+    let started = drain(&mut c)
+        .effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::StartRecording(r) => Some(r),
+            _ => None,
+        })
+        .expect("a recording start");
+    assert_eq!(started.source, RecordingSource::StartCallRecordingApi);
+    assert_eq!(started.source.as_str(), "StartCallRecordingAPI");
+    assert_eq!(started.layout, Layout::Dual);
+    assert_eq!(started.call_sid, sid);
+    assert_eq!(
+        c.start_api_recording("AC0001", &sid, options(), now),
+        Err(LiveRecordingError::Busy),
+        "one recording at a time"
+    );
+    c.control_api_recording("AC0001", &sid, rec, RecordingControl::Pause, now)
+        .unwrap();
+    assert!(drain(&mut c).effects.iter().any(|e| matches!(
+        e,
+        Effect::PauseRecording { recording, paused: true, .. } if *recording == rec
+    )));
+    c.control_api_recording("AC0001", &sid, rec, RecordingControl::Stop, now)
+        .unwrap();
+    assert!(drain(&mut c).effects.iter().any(|e| matches!(
+        e,
+        Effect::StopRecording { recording, .. } if *recording == rec
+    )));
+    assert_eq!(
+        c.control_api_recording("AC0001", &sid, rec, RecordingControl::Resume, now),
+        Err(LiveRecordingError::NotRecording),
+        "stopping"
+    );
+    c.recording_finished(call, rec, None, now);
+    drain(&mut c);
+
+    // A second recording runs until the API hangs up: the call is released only once the
+    // recording is stored.
+    let (_, rec2) = c
+        .start_api_recording("AC0001", &sid, options(), now)
+        .unwrap();
+    drain(&mut c);
+    c.hang_up("AC0001", &sid, HangUpMode::Complete, now)
+        .unwrap();
+    let d = drain(&mut c);
+    assert!(d.effects.iter().any(|e| matches!(
+        e,
+        Effect::StopRecording { recording, .. } if *recording == rec2
+    )));
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CallStatus(u) if u.status == "completed")),
+        "released before the recording is stored"
+    );
+    c.recording_finished(call, rec2, None, now);
+    let d = drain(&mut c);
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CallStatus(u) if u.status == "completed"))
+    );
+    assert_eq!(c.stats().active_calls, 0);
 }

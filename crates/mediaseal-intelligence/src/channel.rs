@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CHANNEL_JSON: usize = 16 * 1024;
 /// Most participants one transcript may name.
 pub const MAX_PARTICIPANTS: usize = 8;
+/// Longest `media_url` accepted.
+pub const MAX_MEDIA_URL: usize = 2048;
 
 /// A parsed `Channel`, re-serialised (normalised) for storage and for the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +26,7 @@ pub struct MediaProperties {
     /// An `RE…` voice recording of the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sid: Option<String>,
-    /// A URL of the audio (not fetched by this server yet).
+    /// An `http(s)://` URL of a WAV file, fetched into memory by the transcript's job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_url: Option<String>,
 }
@@ -67,11 +69,12 @@ pub enum ChannelError {
         "media_properties.source_sid '{0}' is not a recording SID (RE followed by 32 hex digits)"
     )]
     BadSourceSid(String),
-    /// `media_url` given: not supported yet.
+    /// `media_url` is not an `http(s)://` URL this server could fetch.
     #[error(
-        "media_properties.media_url is not supported by this server yet; ingest the audio as a recording and pass its source_sid"
+        "media_properties.media_url must be an http:// or https:// URL of at most {MAX_MEDIA_URL} characters without \
+         spaces or control characters"
     )]
-    MediaUrlUnsupported,
+    BadMediaUrl,
     /// A participant's channel is outside 1..=8, or named twice.
     #[error("participants: channel_participant {0} is outside 1..=8 or given twice")]
     BadParticipant(u32),
@@ -110,7 +113,18 @@ impl ChannelSpec {
         ) {
             (Some(sid), None) if is_sid(sid, "RE") => {}
             (Some(sid), None) => return Err(ChannelError::BadSourceSid(sid.clone())),
-            (None, Some(_)) => return Err(ChannelError::MediaUrlUnsupported),
+            (None, Some(url)) => {
+                let scheme_ok = ["http://", "https://"].iter().any(|p| {
+                    url.get(..p.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                });
+                if !scheme_ok
+                    || url.len() > MAX_MEDIA_URL
+                    || url.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(ChannelError::BadMediaUrl);
+                }
+            }
             _ => return Err(ChannelError::NoSource),
         }
         if spec.participants.len() > MAX_PARTICIPANTS {
@@ -135,6 +149,11 @@ impl ChannelSpec {
         self.media_properties.source_sid.as_deref()
     }
 
+    /// The URL of the audio to transcribe, when it is not a recording.
+    pub fn media_url(&self) -> Option<&str> {
+        self.media_properties.media_url.as_deref()
+    }
+
     /// The normalised JSON, as stored.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
@@ -156,6 +175,18 @@ mod tests {
         assert_eq!(spec.source_sid(), Some(RE));
         assert_eq!(spec.participants.len(), 2);
         assert_eq!(ChannelSpec::parse(&spec.to_json()).unwrap(), spec);
+
+        let spec = ChannelSpec::parse(
+            r#"{"media_properties":{"media_url":"HTTPS://media.example/a.wav"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.media_url(), Some("HTTPS://media.example/a.wav"));
+        assert_eq!(spec.source_sid(), None);
+        let long = format!("https://x/{}", "a".repeat(MAX_MEDIA_URL));
+        let json = format!(r#"{{"media_properties":{{"media_url":"{long}"}}}}"#);
+        assert_eq!(ChannelSpec::parse(&json), Err(ChannelError::BadMediaUrl));
+        let json = r#"{"media_properties":{"media_url":"https://x/a b.wav"}}"#;
+        assert_eq!(ChannelSpec::parse(json), Err(ChannelError::BadMediaUrl));
     }
 
     #[test]
@@ -170,8 +201,8 @@ mod tests {
                 "not a recording SID",
             ),
             (
-                r#"{"media_properties":{"media_url":"https://x/a.wav"}}"#.to_owned(),
-                "not supported",
+                r#"{"media_properties":{"media_url":"ftp://x/a.wav"}}"#.to_owned(),
+                "http:// or https://",
             ),
             (
                 format!(

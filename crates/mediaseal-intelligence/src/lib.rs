@@ -3,7 +3,11 @@
 //! the one sealing seam (`mediaseal-sink`, [`Product::Transcript`]) as they are produced.
 //!
 //! - [`channel`]: the `Channel` parameter (which recording, who is on which channel);
+//! - [`media`]: `MediaRedaction`, the audio with its PII silenced;
+//! - [`operators`]: operator types, custom operators' configuration, and operator results,
+//!   each sealed as its own object;
 //! - [`pii`]: PII in recognised speech, and the redacted sentence view;
+//! - [`recovery`]: transcripts whose job died with its node, run again or failed;
 //! - [`sentences`]: the recogniser's segments merged by time into Twilio's sentence shape;
 //! - [`speech`]: the node's engine, given at start or picked at first use;
 //! - [`tap`]: the plaintext tap at ingest, for recordings sealed with the customer's key;
@@ -19,7 +23,10 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod channel;
+pub mod media;
+pub mod operators;
 pub mod pii;
+pub mod recovery;
 pub mod sentences;
 pub mod speech;
 pub mod tap;

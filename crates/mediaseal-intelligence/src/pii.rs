@@ -6,6 +6,12 @@
 //! passing the Luhn check is a card number, 10 or 11 (a leading 1) a phone number, any other run
 //! of 7 or more digits a number that may identify someone (an account, a national ID). Words
 //! with an `@` are e-mail addresses. Each entity's words are replaced by its type in brackets.
+//!
+//! An expiry date is a month and a year said right after a cue ("expires", "expiry",
+//! "expiration", "exp", "valid until"/"thru", "good through", with a few filler words such as
+//! "date is" between): `09/27`, `9/2027`, `0927`, `09 27`, `0 9 2 7`, "zero nine twenty seven",
+//! "twelve twenty seven", "oh nine slash twenty twenty seven", "December twenty seven". Without
+//! a cue a month and year are too often something else (a time, a price) to be redacted.
 
 use crate::sentences::{Sentence, Word};
 
@@ -20,6 +26,8 @@ pub enum Entity {
     Number,
     /// A word with an `@`.
     EmailAddress,
+    /// A card's month and year of expiry, after a cue word.
+    ExpiryDate,
 }
 
 impl Entity {
@@ -30,8 +38,217 @@ impl Entity {
             Self::PhoneNumber => "[PHONE_NUMBER]",
             Self::Number => "[NUMBER]",
             Self::EmailAddress => "[EMAIL_ADDRESS]",
+            Self::ExpiryDate => "[EXPIRY_DATE]",
         }
     }
+}
+
+/// The normalised value of an entity [`find`] reported in `words` (its words only): the digits
+/// of a number, the address of an e-mail, `MM/YY` of an expiry date.
+pub fn value(entity: Entity, words: &[&str]) -> String {
+    match entity {
+        Entity::EmailAddress => words
+            .first()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+            .unwrap_or_default(),
+        Entity::ExpiryDate => match parse_expiry(words, 0) {
+            Some((_, month, year)) => format!("{month:02}/{:02}", year % 100),
+            None => String::new(),
+        },
+        Entity::CreditCard | Entity::PhoneNumber | Entity::Number => digits(words),
+    }
+}
+
+/// `word` lower-cased without the punctuation around it.
+fn bare(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
+}
+
+/// Whether `words[i]` announces an expiry date.
+fn expiry_cue(words: &[&str], i: usize) -> bool {
+    match bare(words[i]).as_str() {
+        "expires" | "expire" | "expired" | "expiry" | "expiring" | "expiration" | "exp" => true,
+        "until" | "thru" | "through" => {
+            i > 0 && matches!(bare(words[i - 1]).as_str(), "valid" | "good")
+        }
+        _ => false,
+    }
+}
+
+/// Words allowed between a cue and the date ("expiry date is …", "expires at the end of …").
+fn filler(word: &str) -> bool {
+    matches!(
+        bare(word).as_str(),
+        "date"
+            | "is"
+            | "on"
+            | "in"
+            | "of"
+            | "the"
+            | "it"
+            | "its"
+            | "it's"
+            | "at"
+            | "end"
+            | "be"
+            | "will"
+            | "was"
+            | "month"
+            | "and"
+            | "year"
+            | "um"
+            | "uh"
+            | "er"
+    )
+}
+
+/// One word of a spoken expiry date.
+enum DatePart {
+    /// Digits as written or said ("09", "nine", "twelve").
+    Digits(String),
+    /// "twenty", "thirty", …: a tens digit, completed by a following unit word.
+    Tens(u8),
+    /// "slash", "/".
+    Separator,
+    /// A month and a year in one word: `09/27`, `9/2027`.
+    Whole(u32, u32),
+}
+
+fn date_part(word: &str) -> Option<DatePart> {
+    let w = bare(word);
+    if let Some((m, y)) = w.split_once('/') {
+        let ok = |p: &str, lens: &[usize]| {
+            lens.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+        };
+        if ok(m, &[1, 2]) && ok(y, &[2, 4]) {
+            return Some(DatePart::Whole(m.parse().ok()?, y.parse().ok()?));
+        }
+        return None;
+    }
+    let month = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    if let Some(i) = month.iter().position(|m| *m == w) {
+        return Some(DatePart::Digits(format!("{:02}", i + 1)));
+    }
+    let digits = match w.as_str() {
+        "slash" | "" => return (w == "slash" || word.trim() == "/").then_some(DatePart::Separator),
+        // Homophones of two and four are too common around dates to be read as digits.
+        "to" | "too" | "for" | "double" | "triple" => return None,
+        "ten" => "10",
+        "eleven" => "11",
+        "twelve" => "12",
+        "thirteen" => "13",
+        "fourteen" => "14",
+        "fifteen" => "15",
+        "sixteen" => "16",
+        "seventeen" => "17",
+        "eighteen" => "18",
+        "nineteen" => "19",
+        "twenty" => return Some(DatePart::Tens(2)),
+        "thirty" => return Some(DatePart::Tens(3)),
+        "forty" => return Some(DatePart::Tens(4)),
+        "fifty" => return Some(DatePart::Tens(5)),
+        _ => match digits_of(&w)? {
+            Spoken::Digits(d) if (1..=6).contains(&d.len()) => {
+                return Some(DatePart::Digits(
+                    d.iter().map(|x| char::from(b'0' + x)).collect(),
+                ));
+            }
+            _ => return None,
+        },
+    };
+    Some(DatePart::Digits(digits.to_owned()))
+}
+
+/// A month and year read from `digits`: `MYY`, `MMYY`, `MYYYY` or `MMYYYY` (years 2000–2099).
+fn month_year(digits: &str) -> Option<(u32, u32)> {
+    let (m, y) = match digits.len() {
+        3 | 5 => digits.split_at(1),
+        4 | 6 => digits.split_at(2),
+        _ => return None,
+    };
+    let (month, year): (u32, u32) = (m.parse().ok()?, y.parse().ok()?);
+    let year_ok = y.len() == 2 || (2000..=2099).contains(&year);
+    ((1..=12).contains(&month) && year_ok).then_some((month, year))
+}
+
+/// The expiry date said from `words[start]` on: its last word, month and year. The longest
+/// reading that is a valid date wins, so digits said after it ("… twenty seven four one five")
+/// are left for the numbers.
+fn parse_expiry(words: &[&str], start: usize) -> Option<(usize, u32, u32)> {
+    let mut digits = String::new();
+    // (digits so far, last word) after each word that added digits.
+    let mut prefixes: Vec<(String, usize)> = Vec::new();
+    let mut k = start;
+    while k < words.len() && digits.len() < 6 {
+        let Some(part) = date_part(words[k]) else {
+            break;
+        };
+        match part {
+            DatePart::Whole(month, year) if digits.is_empty() => {
+                let year_ok = year < 100 || (2000..=2099).contains(&year);
+                return ((1..=12).contains(&month) && year_ok).then_some((k, month, year));
+            }
+            DatePart::Whole(..) => break,
+            DatePart::Separator if !digits.is_empty() => {}
+            DatePart::Separator => return None,
+            DatePart::Digits(d) => {
+                if digits.len() + d.len() > 6 {
+                    break;
+                }
+                digits.push_str(&d);
+                prefixes.push((digits.clone(), k));
+            }
+            DatePart::Tens(t) => {
+                let unit = words.get(k + 1).and_then(|w| match date_part(w) {
+                    Some(DatePart::Digits(u)) if u.len() == 1 && u != "0" => Some(u),
+                    _ => None,
+                });
+                let pair = match &unit {
+                    Some(u) => format!("{t}{u}"),
+                    None => format!("{t}0"),
+                };
+                if digits.len() + 2 > 6 {
+                    break;
+                }
+                digits.push_str(&pair);
+                if unit.is_some() {
+                    k += 1;
+                }
+                prefixes.push((digits.clone(), k));
+            }
+        }
+        k += 1;
+    }
+    prefixes
+        .iter()
+        .rev()
+        .find_map(|(d, last)| month_year(d).map(|(m, y)| (*last, m, y)))
+}
+
+/// The expiry date announced by the cue `words[cue]`: its first and last word.
+fn expiry_after(words: &[&str], cue: usize) -> Option<(usize, usize)> {
+    let mut start = cue + 1;
+    let mut skipped = 0;
+    while start < words.len() && filler(words[start]) && skipped < 4 {
+        start += 1;
+        skipped += 1;
+    }
+    let (last, _, _) = parse_expiry(words, start)?;
+    Some((start, last))
 }
 
 /// The digits a word stands for (`"four"` → `4`, `"4539,"` → `4539`, `"double"` → repeat
@@ -117,6 +334,13 @@ pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
             i += 1;
             continue;
         }
+        if expiry_cue(words, i)
+            && let Some((first, last)) = expiry_after(words, i)
+        {
+            out.push((first, last, Entity::ExpiryDate));
+            i = last + 1;
+            continue;
+        }
         // A homophone ("for", "to") starts a number only right before a digit word: "my card
         // number is for five three nine …" is a misheard "four".
         let starts = digits_of(words[i]).is_some()
@@ -171,6 +395,26 @@ pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
             out.push((i, end - 1, entity));
         }
         i = end.max(i + 1);
+    }
+    out
+}
+
+/// The digits `words` stand for ("four double five" → `455`, "4539-1488" → `45391488`): the
+/// normalised value of a number entity [`find`] reported.
+pub fn digits(words: &[&str]) -> String {
+    let mut out = String::new();
+    let mut repeat = 1;
+    for w in words {
+        match digits_of(w) {
+            Some(Spoken::Digits(d)) => {
+                for _ in 0..repeat {
+                    out.extend(d.iter().map(|x| char::from(b'0' + x)));
+                }
+                repeat = 1;
+            }
+            Some(Spoken::Repeat(n)) => repeat = n,
+            None => {}
+        }
     }
     out
 }
@@ -263,6 +507,101 @@ mod tests {
         assert!(entities("four five three nine").is_empty());
         // A 16-digit run failing Luhn is still a number that may identify someone.
         assert_eq!(entities("1234 5678 1234 5678")[0].1, Entity::Number);
+    }
+
+    /// `(entity words, value)` of the expiry dates in `text`.
+    fn expiries(text: &str) -> Vec<(String, String)> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        find(&words)
+            .into_iter()
+            .filter(|(_, _, e)| *e == Entity::ExpiryDate)
+            .map(|(a, b, e)| (words[a..=b].join(" "), value(e, &words[a..=b])))
+            .collect()
+    }
+
+    #[test]
+    fn finds_expiry_dates_however_the_recogniser_wrote_them() {
+        let one = |text: &str, said: &str, value: &str| {
+            assert_eq!(
+                expiries(text),
+                [(said.to_owned(), value.to_owned())],
+                "{text}"
+            );
+        };
+        one("it expires 09/27 thanks", "09/27", "09/27");
+        one("expiry date is 9/2027.", "9/2027.", "09/27");
+        one("expires 0927", "0927", "09/27");
+        one("the expiry is 09 27 and the code", "09 27", "09/27");
+        one("expiry 0 9 2 7 okay", "0 9 2 7", "09/27");
+        one(
+            "expiry zero nine twenty seven",
+            "zero nine twenty seven",
+            "09/27",
+        );
+        one(
+            "expiration date twelve twenty seven",
+            "twelve twenty seven",
+            "12/27",
+        );
+        one(
+            "it expires on nine twenty seven",
+            "nine twenty seven",
+            "09/27",
+        );
+        one(
+            "expires oh nine slash twenty twenty seven",
+            "oh nine slash twenty twenty seven",
+            "09/27",
+        );
+        one(
+            "valid through December twenty seven",
+            "December twenty seven",
+            "12/27",
+        );
+        one("exp 12-27", "12-27", "12/27");
+    }
+
+    #[test]
+    fn expiry_dates_need_a_cue_and_a_real_month() {
+        // No cue: a time, a price, a room.
+        assert!(expiries("see you at nine twenty seven").is_empty());
+        assert!(expiries("room 0927 please").is_empty());
+        assert!(expiries("I want to go for two weeks in twelve twenty seven").is_empty());
+        // Not a month, or no year.
+        assert!(expiries("expires 13/27").is_empty());
+        assert!(expiries("expires in twenty seven days").is_empty());
+        // The digits after the date are someone's phone number, not part of it.
+        let text = "expires zero nine two seven four one five five five five zero one three two";
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let found = find(&words);
+        assert_eq!(
+            found,
+            [(1, 4, Entity::ExpiryDate), (5, 14, Entity::PhoneNumber)]
+        );
+        // A card number after a cue stays a card number.
+        assert_eq!(
+            entities("expires 4539 1488 0343 6467")[0].1,
+            Entity::CreditCard
+        );
+    }
+
+    #[test]
+    fn redaction_of_a_card_and_its_expiry() {
+        let s = Sentence {
+            confidence: None,
+            end_time: None,
+            media_channel: 1,
+            sentence_index: 0,
+            sid: "GX0".to_owned(),
+            start_time: None,
+            transcript: "card 4539 1488 0343 6467 expires 09 27 thanks".to_owned(),
+            words: Vec::new(),
+        };
+        let r = redact(std::slice::from_ref(&s));
+        assert_eq!(
+            r[0].transcript,
+            "card [CREDIT_CARD] expires [EXPIRY_DATE] thanks"
+        );
     }
 
     #[test]

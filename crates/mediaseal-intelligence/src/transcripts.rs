@@ -2,6 +2,7 @@
 //! sentences as they are produced, and publishes the result with the service's webhook.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mediaseal_asr::audio::prepare_wav;
@@ -20,6 +21,27 @@ use crate::sentences::{DOC_HEAD, DOC_TAIL, Sentence, merge, sentence_json};
 
 /// Largest source audio transcribed (plaintext bytes held in memory at once).
 pub const MAX_AUDIO_BYTES: u64 = 512 << 20;
+
+/// How long a transcript job's lease holds without renewal: a lease that lapsed means the job
+/// died with its node (see [`recover_abandoned`](Intelligence::recover_abandoned)).
+pub const LEASE: Duration = Duration::from_secs(120);
+/// How often a live job renews its lease: several times per [`LEASE`], so that a slow store
+/// does not make a live job look dead.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// `d` in µs, the store's unit.
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Stops a job's heartbeat however the job ends.
+struct StopOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Opens a stored object's plaintext into memory. Implemented by the process that holds the
 /// at-rest private key (the HTTP server); this crate cannot read anything back itself.
@@ -61,6 +83,10 @@ enum JobError {
     Sink(#[from] SinkError),
     #[error("the transcript could not be stored: {0}")]
     Store(#[from] StoreError),
+    #[error("the operator results could not be sealed: {0}")]
+    Operators(#[from] crate::operators::OperatorsError),
+    #[error("the redacted media could not be made: {0}")]
+    Media(String),
 }
 
 impl Intelligence {
@@ -90,11 +116,17 @@ impl Intelligence {
             object_key: None,
             log_object_key: None,
             redacted_object_key: None,
+            media_redaction: req.service.media_redaction,
+            redacted_media_key: None,
             sentence_count: 0,
             error_message: None,
             deleted: false,
             date_created: now,
             date_updated: now,
+            // Owned by this node from the start: a sweeper elsewhere must not take it while it
+            // waits for a free slot.
+            lease_owner: Some(self.services.config.node_id.clone()),
+            lease_until: Some(now + micros(LEASE)),
         };
         self.services.meta.insert_transcript(&t).await?;
         tracing::info!(transcript = %t.sid, account = %t.account_sid, service = %t.service_sid, "transcript queued");
@@ -114,6 +146,8 @@ impl Intelligence {
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // The lease is renewed while the job waits and runs, and no longer once it ends.
+            let _heartbeat = StopOnDrop(this.heartbeat(transcript.sid.clone()));
             // Never closed, so this only waits.
             let Ok(_slot) = this.jobs.clone().acquire_owned().await else {
                 return;
@@ -148,6 +182,7 @@ impl Intelligence {
                 row.object_key = None;
                 row.log_object_key = None;
                 row.redacted_object_key = None;
+                row.redacted_media_key = None;
                 row.sentence_count = 0;
             }
             row.status = status.as_str().to_owned();
@@ -161,6 +196,7 @@ impl Intelligence {
                     row.object_key.as_deref(),
                     row.log_object_key.as_deref(),
                     row.redacted_object_key.as_deref(),
+                    row.redacted_media_key.as_deref(),
                 ]
                 .into_iter()
                 .flatten()
@@ -169,6 +205,7 @@ impl Intelligence {
                         tracing::warn!(transcript = %sid, error = %e, "sentences left to the sweeper");
                     }
                 }
+                this.purge_operator_results(&row.account_sid, &sid).await;
             }
             match published {
                 Ok(_) => {
@@ -200,10 +237,13 @@ impl Intelligence {
             word_timestamps: true,
             prompt: None,
         };
-        let (duration, channels) =
-            tokio::task::spawn_blocking(move || recognise(engine.as_ref(), &audio, &options))
-                .await
-                .map_err(|e| JobError::Engine(format!("the recogniser thread stopped: {e}")))??;
+        // The audio comes back from the recogniser's thread: the redacted copy is made of it.
+        let (recognised, audio) = tokio::task::spawn_blocking(move || {
+            (recognise(engine.as_ref(), &audio, &options), audio)
+        })
+        .await
+        .map_err(|e| JobError::Engine(format!("the recogniser thread stopped: {e}")))?;
+        let (duration, channels) = recognised?;
         row.duration = Some(duration);
         let sentences = merge(&channels);
         drop(channels);
@@ -213,13 +253,29 @@ impl Intelligence {
         row.sealing = stored.sealing;
         row.object_key = Some(stored.object_key);
         row.sentence_count = sentences.len() as i64;
-        let extra = self.seal_extras(row, &key, seal, &sentences).await;
+        let extra = match self.seal_extras(row, &key, seal, &sentences).await {
+            Ok(()) if row.media_redaction => {
+                self.seal_redacted_media(row, &key, &sentences, audio).await
+            }
+            Ok(()) => Ok(()),
+            Err(e) => Err(JobError::from(e)),
+        };
+        let extra = match extra {
+            // Each attached operator's result is sealed as its own object (issue 13).
+            Ok(()) => self
+                .run_operators(row, &key, &sentences)
+                .await
+                .map(drop)
+                .map_err(JobError::from),
+            Err(e) => Err(e),
+        };
         if let Err(e) = extra {
             // Nothing of a failed transcript is kept.
             for k in [
                 row.object_key.take(),
                 row.log_object_key.take(),
                 row.redacted_object_key.take(),
+                row.redacted_media_key.take(),
             ]
             .into_iter()
             .flatten()
@@ -228,7 +284,7 @@ impl Intelligence {
                     tracing::warn!(transcript = %row.sid, error = %e, "sentences left to the sweeper");
                 }
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
@@ -259,6 +315,47 @@ impl Intelligence {
         Ok(())
     }
 
+    /// `MediaRedaction`: the source audio with the PII the sentences hold silenced (see
+    /// [`media`](crate::media)), made in place in the job's own buffer and sealed as
+    /// [`Product::RedactedMedia`](mediaseal_sink::Product::RedactedMedia) with the
+    /// transcript's key, under `{key}-media-redacted`.
+    async fn seal_redacted_media(
+        &self,
+        row: &mut Transcript,
+        key: &str,
+        sentences: &[Sentence],
+        mut audio: Zeroizing<Vec<u8>>,
+    ) -> Result<(), JobError> {
+        let spans = crate::media::pii_spans(sentences);
+        crate::media::silence(&mut audio, &spans).map_err(|e| JobError::Media(e.to_string()))?;
+        let setting = mediaseal_sink::policy::Setting {
+            enabled: row.encryption_credential_sid.is_some(),
+            key_sid: row.encryption_credential_sid.as_deref(),
+        };
+        let seal = mediaseal_sink::policy::resolve(
+            self.services.meta.as_ref(),
+            mediaseal_sink::Product::RedactedMedia,
+            &row.account_sid,
+            setting,
+        )
+        .await?
+        .map_err(|r| JobError::Media(r.to_string()))?
+        .seal;
+        let mut sink = self
+            .services
+            .sinks
+            .open(&format!("{key}-media-redacted"), &seal)
+            .await?;
+        // In pieces, as the sink seals them; the buffer is wiped when `audio` drops.
+        for chunk in audio.chunks(64 << 10) {
+            sink.write(chunk).await?;
+        }
+        let stored = sink.finish().await?;
+        row.redacted_media_key = Some(stored.object_key);
+        tracing::info!(transcript = %row.sid, spans = spans.len(), "redacted media sealed");
+        Ok(())
+    }
+
     /// One object of `sentences` under `key`, written sentence by sentence: each is sealed the
     /// moment it is serialised, and its plaintext buffer wiped.
     async fn seal_sentences(
@@ -279,8 +376,32 @@ impl Intelligence {
         sink.finish().await
     }
 
+    /// Renews this node's lease on transcript `sid` every [`HEARTBEAT`] until it is no longer
+    /// this node's (the job ended, the transcript was deleted) or the task is stopped.
+    fn heartbeat(&self, sid: String) -> tokio::task::JoinHandle<()> {
+        let services = self.services.clone();
+        tokio::spawn(async move {
+            let node = services.config.node_id.clone();
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let until = services.now_us() + micros(LEASE);
+                match services
+                    .meta
+                    .renew_transcript_lease(&sid, &node, until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(transcript = %sid, error = %e, "transcript lease not renewed")
+                    }
+                }
+            }
+        })
+    }
+
     /// The service's webhook about `t`, if it has one.
-    fn webhook(
+    pub(crate) fn webhook(
         &self,
         service: &IntelligenceService,
         t: &Transcript,

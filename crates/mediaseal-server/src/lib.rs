@@ -20,6 +20,7 @@ pub mod listener;
 pub mod media;
 pub mod paging;
 pub mod params;
+pub mod room_processes;
 pub mod serve;
 pub mod signed_url;
 pub mod state;
@@ -45,7 +46,8 @@ pub use api::auth_tokens::{
     RotateTokenError, RotatedToken, create_secondary_auth_token, delete_secondary_auth_token,
     promote_secondary_auth_token,
 };
-pub use api::intelligence::set_data_logging;
+pub use api::intelligence::{recover_transcripts, set_data_logging};
+pub use api::tokens::{IceUrl, TWILIO_MAX_TTL, TurnConfig, TurnConfigError};
 pub use state::{AppState, Config};
 
 use crate::api::{accounts, auth_tokens, notifications, public_keys, recordings};
@@ -87,7 +89,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{call}/Recordings.json",
-            get(recordings::list_for_call),
+            get(recordings::list_for_call).post(api::calls::start_recording),
         )
         .route(
             "/2010-04-01/Accounts/{account}/Notifications.json",
@@ -114,6 +116,8 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api::video::routes())
         .merge(api::sip::routes())
+        .merge(api::tokens::routes())
+        .merge(api::calls::routes())
         .merge(api::intelligence::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -72,6 +72,10 @@ pub struct ServeOptions {
     pub compose: crate::state::ComposeLimits,
     /// Every SIP Domain name must end with this (`--sip-domain-suffix`); `None`: any DNS name.
     pub sip_domain_suffix: Option<String>,
+    /// STUN/TURN URLs and secret for `Tokens.json` (`--turn-url`, `--turn-secret-file`).
+    pub turn: crate::TurnConfig,
+    /// The media processes of group rooms (`--room-worker`, `--max-rooms`, `--room-udp`).
+    pub rooms: crate::room_processes::RoomOptions,
 }
 
 /// An S3 access key. `Debug` never shows the secret.
@@ -282,6 +286,7 @@ async fn build_state_with(
     config.media_from_store = opts.media_from_store.unwrap_or(s3.is_some());
     config.compose = opts.compose;
     config.sip_domain_suffix = opts.sip_domain_suffix.clone();
+    config.turn = opts.turn.clone();
     let speech = speech_engine(opts.asr.as_deref()).await?;
     Ok((
         AppState::new(meta, objects, at_rest, config).with_speech(speech),
@@ -326,12 +331,13 @@ pub fn start_jobs(
     runner.spawn("outbox", move |cancel| {
         mediaseal_service::outbox::run(services, cancel)
     });
-    let services = state.services.clone();
+    let swept = state.clone();
     runner.every("sweeper", sweep_every, move || {
-        let services = services.clone();
+        let state = swept.clone();
         async move {
-            mediaseal_service::sweep::sweep_once(&services).await;
-            mediaseal_service::sweep::sweep_track_reservations(&services).await;
+            mediaseal_service::sweep::sweep_once(&state.services).await;
+            mediaseal_service::sweep::sweep_track_reservations(&state.services).await;
+            crate::recover_transcripts(&state, false).await;
         }
     });
     if let Some(store) = s3 {
@@ -375,6 +381,14 @@ where
     // Temporary object files a crash left behind go before the first request (the sweeper job
     // repeats this every `sweep_every`).
     mediaseal_service::sweep::sweep_partial_objects(&state.services).await;
+    // Transcripts whose job died with the previous process run again (or fail) now.
+    crate::recover_transcripts(&state, true).await;
+    if let Some(config) =
+        crate::room_processes::host_config(&opts.rooms).map_err(ServeError::Config)?
+    {
+        tracing::info!(worker = %config.worker.display(), max_rooms = config.max_rooms, "group rooms run in room worker processes");
+        crate::room_processes::install_room_host(&state, config);
+    }
     let stop_sidecar = sidecar(state.clone()).await?;
     let limits = &opts.limits;
     let wanted_fds = crate::listener::fd_budget(limits);

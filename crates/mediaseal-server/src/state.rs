@@ -42,6 +42,9 @@ pub struct Config {
     /// Every SIP Domain name must end with this (`--sip-domain-suffix`, e.g.
     /// `sip.example.com`); `None`: any DNS name.
     pub sip_domain_suffix: Option<String>,
+    /// STUN/TURN URLs and the coturn shared secret behind `Tokens.json` (`--turn-url`,
+    /// `--turn-secret-file`); default: none, and `Tokens.json` answers 503.
+    pub turn: crate::TurnConfig,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             service: ServiceConfig::default(),
             compose: ComposeLimits::default(),
             sip_domain_suffix: None,
+            turn: crate::TurnConfig::default(),
         }
     }
 }
@@ -94,6 +98,14 @@ pub struct AppState {
     /// Seals SIP credential passwords (derived from the at-rest key); `None` only if the key
     /// could not be encoded, and then SIP credentials cannot be created.
     pub sip_passwords: Option<Arc<mediaseal_service::sip_passwords::SipPasswordKey>>,
+    /// The calls this node's SIP edge carries right now, installed once by the sidecar that
+    /// starts the edge ([`Self::set_live_calls`]); empty without one, and then changing a
+    /// live call through the API is refused.
+    pub live_calls: Arc<std::sync::OnceLock<Arc<dyn mediaseal_service::calls::LiveCalls>>>,
+    /// The media processes of group rooms, installed once ([`Self::set_room_processes`], by
+    /// `serve` through [`crate::room_processes::install_room_host`]); without them a room is
+    /// only a row.
+    pub room_processes: Arc<std::sync::OnceLock<Arc<dyn crate::room_processes::RoomProcesses>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -153,7 +165,34 @@ impl AppState {
             intelligence,
             config: Arc::new(config),
             sip_passwords,
+            live_calls: Arc::default(),
+            room_processes: Arc::default(),
         }
+    }
+
+    /// Installs the SIP edge's live calls in this state and every clone of it (the HTTP
+    /// server's too). A second edge is refused: `false`.
+    pub fn set_live_calls(&self, calls: Arc<dyn mediaseal_service::calls::LiveCalls>) -> bool {
+        self.live_calls.set(calls).is_ok()
+    }
+
+    /// The SIP edge's live calls, when one runs in this process.
+    pub fn live_calls(&self) -> Option<&Arc<dyn mediaseal_service::calls::LiveCalls>> {
+        self.live_calls.get()
+    }
+
+    /// Installs the room processes in this state and every clone of it. A second is refused:
+    /// `false`.
+    pub fn set_room_processes(
+        &self,
+        processes: Arc<dyn crate::room_processes::RoomProcesses>,
+    ) -> bool {
+        self.room_processes.set(processes).is_ok()
+    }
+
+    /// The room processes, when installed.
+    pub fn room_processes(&self) -> Option<&Arc<dyn crate::room_processes::RoomProcesses>> {
+        self.room_processes.get()
     }
 
     /// The same state, transcribing with `speech`.

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod calls;
 pub mod clock;
 pub mod compositions;
 pub mod egress;

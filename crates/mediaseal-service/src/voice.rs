@@ -402,6 +402,12 @@ impl VoiceRecorder {
         &self.pending.row().sid
     }
 
+    /// The recording's row as it will be published (`in-progress` until then): what the
+    /// start-recording API answers with.
+    pub fn recording(&self) -> &Recording {
+        self.pending.row()
+    }
+
     /// The producer measured the audio itself (the call recorder counts the samples it
     /// mixed): the recording gets this duration in seconds instead of one read from the WAV
     /// header when it [`finish`](Self::finish)es.

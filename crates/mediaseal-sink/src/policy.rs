@@ -6,6 +6,7 @@
 //! | track recording (seed 001) | video `RecordingSettings.EncryptionKeySid` | `s3-cbc` | refused |
 //! | composition (seed 001) | video `CompositionSettings.EncryptionKeySid` | `s3-cbc` | refused |
 //! | transcript, operator result (seed 002) | the service's `EncryptionCredentialSid` | `s3-gcm` | refused |
+//! | redacted media of a transcript (seed 002, `MediaRedaction`) | the transcript's key, as its sentences | `s3-gcm` | refused |
 //!
 //! Without customer encryption every product is sealed at rest with the service's own key in
 //! the native format, so nothing is ever stored in the clear.
@@ -32,6 +33,9 @@ pub enum Product {
     Transcript,
     /// An operator result of a transcript.
     OperatorResult,
+    /// The copy of a transcript's audio with its PII silenced (`MediaRedaction`): sealed like
+    /// the transcript, so whoever can read the sentences, and only they, can hear it.
+    RedactedMedia,
 }
 
 impl Product {
@@ -41,7 +45,7 @@ impl Product {
         match self {
             Self::VoiceRecording => Format::RsaAes,
             Self::TrackRecording | Self::Composition => Format::S3Cbc,
-            Self::Transcript | Self::OperatorResult => Format::S3Gcm,
+            Self::Transcript | Self::OperatorResult | Self::RedactedMedia => Format::S3Gcm,
         }
     }
 
@@ -58,6 +62,7 @@ impl Product {
             Self::Composition => "composition",
             Self::Transcript => "transcript",
             Self::OperatorResult => "operator result",
+            Self::RedactedMedia => "redacted media",
         }
     }
 }
@@ -299,6 +304,7 @@ mod tests {
             Product::Composition,
             Product::Transcript,
             Product::OperatorResult,
+            Product::RedactedMedia,
         ] {
             let off = Setting {
                 enabled: false,
@@ -319,6 +325,7 @@ mod tests {
             (Product::Composition, Format::S3Cbc),
             (Product::Transcript, Format::S3Gcm),
             (Product::OperatorResult, Format::S3Gcm),
+            (Product::RedactedMedia, Format::S3Gcm),
         ] {
             let d = decide(p, "AC1", on(Some("CR1")), Some(&r), None).unwrap();
             match d.seal {

@@ -24,8 +24,8 @@ pub mod video;
 
 pub use error::StoreError;
 pub use meta::{
-    AccountStore, IntelligenceStore, MetadataStore, OutboxStore, SipStore, StoreResult, VideoStore,
-    VoiceStore,
+    AccountStore, CallStore, IntelligenceStore, MetadataStore, OperatorStore, OutboxStore,
+    SipStore, StoreResult, VideoStore, VoiceStore,
 };
 pub use objects::{
     ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek,

@@ -10,7 +10,9 @@
 //! Modes: `srtp` (secure legs), `srtp-record` (plus a recording tap of both parties mixed by a
 //! consumer thread, as `record-from-answer-dual`), `plain` (the relay with plain RTP legs),
 //! `forward` (the anchor: a bare UDP forwarder with the same threads-own-sockets strategy, no
-//! parsing, no crypto).
+//! parsing, no crypto), `rtpengine` (the second anchor: a running `rtpengine` daemon, driven over
+//! its ng control protocol with SDES on both legs and `no-passthrough`, so every packet is
+//! authenticated, decrypted and re-encrypted in its userspace; `--ng ADDR --rtpengine-pid PID`).
 //!
 //! `cargo run --release -p mediaseal-voice --example relay_bench -- --mode srtp --calls 200`
 //! prints one JSON line.
@@ -30,6 +32,9 @@ use mediaseal_srtp::{InboundSession, MasterKey, OutboundSession, SessionConfig, 
 use mediaseal_voice::{MediaRelay, VoiceMetrics};
 
 const PAYLOAD: usize = 160;
+/// Packets arriving later than this after they were sent count as lost: a relay that queues
+/// instead of dropping must not pass the loss criterion on a backlog.
+const LATE_US: u32 = 50_000;
 const PROFILE: SrtpProfile = SrtpProfile::AesCm128HmacSha1_80;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,6 +43,7 @@ enum Mode {
     SrtpRecord,
     Plain,
     Forward,
+    Rtpengine,
 }
 
 struct Args {
@@ -46,6 +52,8 @@ struct Args {
     seconds: u64,
     threads: usize,
     base_port: u16,
+    ng: SocketAddr,
+    rtpengine_pid: u32,
 }
 
 fn args() -> Args {
@@ -55,6 +63,8 @@ fn args() -> Args {
         seconds: 10,
         threads: 1,
         base_port: 40000,
+        ng: SocketAddr::from(([127, 0, 0, 1], 22222)),
+        rtpengine_pid: 0,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -67,6 +77,7 @@ fn args() -> Args {
                     "srtp-record" => Mode::SrtpRecord,
                     "plain" => Mode::Plain,
                     "forward" => Mode::Forward,
+                    "rtpengine" => Mode::Rtpengine,
                     other => panic!("unknown mode {other}"),
                 }
             }
@@ -74,6 +85,8 @@ fn args() -> Args {
             "--seconds" => a.seconds = val.parse().expect("--seconds N"),
             "--threads" => a.threads = val.parse().expect("--threads N"),
             "--base-port" => a.base_port = val.parse().expect("--base-port P"),
+            "--ng" => a.ng = val.parse().expect("--ng IP:PORT"),
+            "--rtpengine-pid" => a.rtpengine_pid = val.parse().expect("--rtpengine-pid PID"),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -83,8 +96,13 @@ fn args() -> Args {
 
 /// CPU nanoseconds of this process's threads whose name starts with `prefix`.
 fn thread_cpu_ns(prefix: &str) -> u64 {
+    process_cpu_ns("self", prefix)
+}
+
+/// CPU nanoseconds of the threads of process `pid` (`self` or a number) named `prefix…`.
+fn process_cpu_ns(pid: &str, prefix: &str) -> u64 {
     let mut total = 0;
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     for t in dir.flatten() {
@@ -228,6 +246,243 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A bencoded value, as rtpengine's ng control protocol speaks it.
+enum Bencode {
+    Bytes(Vec<u8>),
+    Int(i64),
+    List(Vec<Self>),
+    Dict(Vec<(Vec<u8>, Self)>),
+}
+
+impl Bencode {
+    fn str(s: &str) -> Self {
+        Self::Bytes(s.as_bytes().to_vec())
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Bytes(b) => {
+                out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+                out.extend_from_slice(b);
+            }
+            Self::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+            Self::List(items) => {
+                out.push(b'l');
+                items.iter().for_each(|i| i.encode(out));
+                out.push(b'e');
+            }
+            Self::Dict(entries) => {
+                out.push(b'd');
+                for (k, v) in entries {
+                    Self::Bytes(k.clone()).encode(out);
+                    v.encode(out);
+                }
+                out.push(b'e');
+            }
+        }
+    }
+
+    /// Decodes one value from the front of `input`; `None` on anything malformed.
+    fn decode(input: &mut &[u8]) -> Option<Self> {
+        let (&first, rest) = input.split_first()?;
+        match first {
+            b'i' => {
+                let end = rest.iter().position(|&b| b == b'e')?;
+                let n = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+                *input = &rest[end + 1..];
+                Some(Self::Int(n))
+            }
+            b'l' | b'd' => {
+                *input = rest;
+                let mut items = Vec::new();
+                while input.first() != Some(&b'e') {
+                    items.push(Self::decode(input)?);
+                }
+                *input = &input[1..];
+                if first == b'l' {
+                    return Some(Self::List(items));
+                }
+                let mut entries = Vec::new();
+                let mut it = items.into_iter();
+                while let (Some(Self::Bytes(k)), Some(v)) = (it.next(), it.next()) {
+                    entries.push((k, v));
+                }
+                Some(Self::Dict(entries))
+            }
+            b'0'..=b'9' => {
+                let colon = input.iter().position(|&b| b == b':')?;
+                let len: usize = std::str::from_utf8(&input[..colon]).ok()?.parse().ok()?;
+                let body = input.get(colon + 1..colon + 1 + len)?.to_vec();
+                *input = &input[colon + 1 + len..];
+                Some(Self::Bytes(body))
+            }
+            _ => None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Self> {
+        match self {
+            Self::Dict(entries) => entries
+                .iter()
+                .find(|(k, _)| k == key.as_bytes())
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Self::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Calls where rtpengine handed B the key A encrypts with (its SDES "passthrough" copy): it
+/// still decrypts and re-encrypts with `no-passthrough`, but the legs share a key.
+static SAME_KEY_LEGS: AtomicU64 = AtomicU64::new(0);
+
+/// One rtpengine ng request/response over UDP.
+struct Ng {
+    socket: UdpSocket,
+    daemon: SocketAddr,
+    cookie: u64,
+}
+
+impl Ng {
+    fn new(daemon: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("ng socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Self {
+            socket,
+            daemon,
+            cookie: 0,
+        }
+    }
+
+    fn request(&mut self, entries: Vec<(&str, Bencode)>) -> Bencode {
+        self.cookie += 1;
+        let cookie = format!("b{}_{}", std::process::id(), self.cookie);
+        let mut msg = format!("{cookie} ").into_bytes();
+        Bencode::Dict(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                .collect(),
+        )
+        .encode(&mut msg);
+        self.socket.send_to(&msg, self.daemon).expect("ng send");
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = self
+                .socket
+                .recv(&mut buf)
+                .expect("rtpengine did not answer");
+            let Some(body) = buf[..n].strip_prefix(format!("{cookie} ").as_bytes()) else {
+                continue; // a late answer to an earlier request
+            };
+            let mut body = body;
+            let reply = Bencode::decode(&mut body).expect("malformed ng reply");
+            let result = reply.get("result").and_then(Bencode::text);
+            if result.as_deref() != Some("ok") {
+                let why = reply.get("error-reason").and_then(Bencode::text);
+                panic!("rtpengine refused: {result:?} {why:?}");
+            }
+            return reply;
+        }
+    }
+}
+
+fn phone_sdp(port: u16, crypto_line: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\n{crypto_line}\r\na=sendrecv\r\n"
+    )
+}
+
+/// The media port and `a=crypto` lines of an SDP rtpengine returned.
+fn sdp_port_and_crypto(sdp: &str) -> (u16, Vec<String>) {
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("m=audio port in rtpengine's SDP");
+    let crypto = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .map(str::to_owned)
+        .collect();
+    (port, crypto)
+}
+
+/// Sets up one call through rtpengine (offer from A, answer from B, `recrypt` so it never
+/// passes SRTP through) and returns, per side: the port to send to, the phone's sender and
+/// the receiver for what rtpengine sends that phone.
+fn rtpengine_call(
+    ng: &mut Ng,
+    call_id: &str,
+    addr_a: SocketAddr,
+    addr_b: SocketAddr,
+    cfg: &SessionConfig,
+) -> [(u16, OutboundSession, InboundSession); 2] {
+    use mediaseal_srtp::negotiate::{Offer, answer_lines};
+    let flags = || Bencode::List(vec![Bencode::str("no-passthrough")]);
+    let offer = Offer::new(&[PROFILE]).expect("offer");
+    let a_sdp = phone_sdp(addr_a.port(), &offer.attributes()[0].to_sdp_line());
+    let reply = ng.request(vec![
+        ("command", Bencode::str("offer")),
+        ("call-id", Bencode::str(call_id)),
+        ("from-tag", Bencode::str("a")),
+        ("sdp", Bencode::str(&a_sdp)),
+        ("flags", flags()),
+        ("replace", Bencode::List(vec![Bencode::str("origin")])),
+    ]);
+    let to_b = reply.get("sdp").and_then(Bencode::text).expect("offer sdp");
+    let (port_b, lines) = sdp_port_and_crypto(&to_b);
+    // B picks the `_32` line: rtpengine copies keys between legs that use the same suite (its
+    // SDES passthrough), so a different suite is what gives every leg its own key. The work per
+    // packet is the same (HMAC-SHA1 either way; only the tag is shorter).
+    let b = answer_lines(
+        lines.iter().map(String::as_str),
+        &[SrtpProfile::AesCm128HmacSha1_32],
+    )
+    .expect("answer B");
+    let b_sdp = phone_sdp(addr_b.port(), &b.attribute.to_sdp_line());
+    let reply = ng.request(vec![
+        ("command", Bencode::str("answer")),
+        ("call-id", Bencode::str(call_id)),
+        ("from-tag", Bencode::str("a")),
+        ("to-tag", Bencode::str("b")),
+        ("sdp", Bencode::str(&b_sdp)),
+        ("flags", flags()),
+    ]);
+    let to_a = reply
+        .get("sdp")
+        .and_then(Bencode::text)
+        .expect("answer sdp");
+    let (port_a, lines) = sdp_port_and_crypto(&to_a);
+    let line = lines.first().expect("a crypto line in rtpengine's answer");
+    let a = offer.accept_line(line).expect("rtpengine's answer");
+    if a.outbound.key_salt() == b.keys.inbound.key_salt() {
+        SAME_KEY_LEGS.fetch_add(1, Ordering::Relaxed);
+    }
+    [
+        (
+            port_a,
+            OutboundSession::new(&a.outbound, cfg).expect("tx"),
+            InboundSession::new(&a.inbound, cfg).expect("rx"),
+        ),
+        (
+            port_b,
+            OutboundSession::new(&b.keys.outbound, cfg).expect("tx"),
+            InboundSession::new(&b.keys.inbound, cfg).expect("rx"),
+        ),
+    ]
+}
+
 fn main() {
     let a = args();
     let secure = matches!(a.mode, Mode::Srtp | Mode::SrtpRecord);
@@ -259,15 +514,27 @@ fn main() {
             forward_calls.push((pa, pb, addr_a, addr_b));
         }
         fwd_threads = forwarder(a.threads, &forward_calls, &forwarded, &stop);
-    } else {
+    } else if a.mode != Mode::Rtpengine {
         relay = Some(MediaRelay::start(a.threads, bind, &metrics).expect("relay"));
     }
+    let mut ng = (a.mode == Mode::Rtpengine).then(|| Ng::new(a.ng));
+    let run = format!("{}-{}", std::process::id(), epoch.elapsed().as_nanos());
+    let mut ng_calls = Vec::new();
     for i in 0..a.calls {
-        let pa = a.base_port + (i as u16) * 4;
-        let pb = pa + 2;
+        let mut pa = a.base_port + (i as u16) * 4;
+        let mut pb = pa + 2;
         let call = CallId(i as u64 + 1);
         let (mut txa, mut txb) = (None, None);
-        if let Some(relay) = relay.as_mut() {
+        if let Some(ng) = ng.as_mut() {
+            let call_id = format!("bench-{run}-{i}");
+            let [(port_a, ta, ra), (port_b, tb, rb)] =
+                rtpengine_call(ng, &call_id, addr_a, addr_b, &cfg);
+            ng_calls.push(call_id);
+            (pa, pb) = (port_a, port_b);
+            (txa, txb) = (Some(ta), Some(tb));
+            rx_a.insert(pa, Some(ra));
+            rx_b.insert(pb, Some(rb));
+        } else if let Some(relay) = relay.as_mut() {
             relay.open(call, Side::Caller, pa);
             relay.open(call, Side::Callee, pb);
             let keys = |remote: SocketAddr,
@@ -396,8 +663,12 @@ fn main() {
                         }
                         let sent = u64::from_be_bytes(buf[12..20].try_into().unwrap_or_default());
                         let now = epoch.elapsed().as_nanos() as u64;
-                        lat.push((now.saturating_sub(sent) / 1000) as u32);
-                        stats.received.fetch_add(1, Ordering::Relaxed);
+                        let latency_us = (now.saturating_sub(sent) / 1000) as u32;
+                        lat.push(latency_us);
+                        // A phone's jitter buffer discards what comes this late: lost, too.
+                        if latency_us <= LATE_US {
+                            stats.received.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     stats.latencies.lock().expect("lock").extend(lat);
                 })
@@ -415,14 +686,22 @@ fn main() {
     let slot = Duration::from_micros(20_000 / (2 * n.max(1)) as u64);
     let mut tick = 0u64;
     let prefix = "mediaseal-relay";
+    let rtpengine_pid = a.rtpengine_pid.to_string();
+    let relay_cpu_ns = || match a.mode {
+        // Every thread of the daemon: its pollers, timers and control.
+        Mode::Rtpengine => process_cpu_ns(&rtpengine_pid, ""),
+        _ => thread_cpu_ns(prefix),
+    };
     let mut measured_sent = 0u64;
     while start.elapsed() < total {
         let tick_start = start + Duration::from_millis(20 * tick);
         let measuring = start.elapsed() >= warmup;
         if measuring && cpu0.is_none() {
-            cpu0 = Some(thread_cpu_ns(prefix));
+            cpu0 = Some(relay_cpu_ns());
             fwd0 = match a.mode {
                 Mode::Forward => forwarded.load(Ordering::Relaxed),
+                // rtpengine keeps no counter we can read: what arrived is what it relayed.
+                Mode::Rtpengine => 0,
                 _ => metrics.snapshot().relay_forwarded,
             };
             stats.latencies.lock().expect("lock").clear();
@@ -462,9 +741,10 @@ fn main() {
         tick += 1;
     }
     let measured_wall = start.elapsed().saturating_sub(warmup);
-    let cpu = thread_cpu_ns(prefix).saturating_sub(cpu0.unwrap_or(0));
+    let cpu = relay_cpu_ns().saturating_sub(cpu0.unwrap_or(0));
     let fwd = match a.mode {
         Mode::Forward => forwarded.load(Ordering::Relaxed),
+        Mode::Rtpengine => stats.received.load(Ordering::Relaxed),
         _ => metrics.snapshot().relay_forwarded,
     }
     .saturating_sub(fwd0);
@@ -484,6 +764,14 @@ fn main() {
     for t in fwd_threads {
         let _ = t.join();
     }
+    if let Some(ng) = ng.as_mut() {
+        for call_id in &ng_calls {
+            ng.request(vec![
+                ("command", Bencode::str("delete")),
+                ("call-id", Bencode::str(call_id)),
+            ]);
+        }
+    }
     let (rec_frames, rec_bytes) = rec_thread.map_or((0, 0), |t| t.join().unwrap_or((0, 0)));
     let loss = if measured_sent == 0 {
         1.0
@@ -494,7 +782,7 @@ fn main() {
     println!(
         "{{\"mode\":\"{:?}\",\"calls\":{},\"relay_threads\":{},\"seconds\":{:.1},\"sent\":{},\"received\":{},\"loss\":{:.5},\
          \"relay_cpu_us_per_packet\":{:.2},\"relay_cpu_cores\":{:.3},\"latency_p50_us\":{},\"latency_p99_us\":{},\
-         \"auth_failures\":{},\"recorder_frames\":{},\"recorder_bytes\":{},\"recorder_dropped\":{},\"tap_frames\":{}}}",
+         \"auth_failures\":{},\"anchor_same_key_calls\":{},\"recorder_frames\":{},\"recorder_bytes\":{},\"recorder_dropped\":{},\"tap_frames\":{}}}",
         a.mode,
         a.calls,
         a.threads,
@@ -511,6 +799,7 @@ fn main() {
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
         stats.auth_failures.load(Ordering::Relaxed) + m.srtp_auth_failures,
+        SAME_KEY_LEGS.load(Ordering::Relaxed),
         rec_frames,
         rec_bytes,
         m.recorder_frames_dropped,

@@ -67,6 +67,30 @@ pub(crate) enum EdgeEvent {
         recording: RecordingId,
         tracks: TapTracks,
         sender: TapSender,
+        /// The row as it will be published (for the start-recording API).
+        row: Option<Box<mediaseal_store::model::Recording>>,
+    },
+    /// The API ends a live call ([`crate::live::EdgeLiveCalls`]).
+    HangUp {
+        account_sid: String,
+        call_sid: String,
+        mode: mediaseal_call::HangUpMode,
+        reply: tokio::sync::oneshot::Sender<Result<(), mediaseal_call::HangUpError>>,
+    },
+    /// The API starts recording a live call.
+    StartApiRecording {
+        account_sid: String,
+        call_sid: String,
+        options: Box<mediaseal_call::ApiRecording>,
+        reply: crate::live::RecordingReply,
+    },
+    /// The API pauses, resumes or stops a recording it started.
+    ControlApiRecording {
+        account_sid: String,
+        call_sid: String,
+        recording_sid: String,
+        control: mediaseal_call::RecordingControl,
+        reply: crate::live::RecordingReply,
     },
     Shutdown,
 }
@@ -93,6 +117,8 @@ pub(crate) struct Edge {
     pub(crate) recorder_queue: usize,
     pub(crate) play_generation: HashMap<CallId, u64>,
     pub(crate) recordings: HashMap<(CallId, RecordingId), RecordingState>,
+    /// The API's recordings: pending starts, running ones by SID, pause switches.
+    pub(crate) live: crate::live::LiveState,
 }
 
 impl Edge {
@@ -122,6 +148,16 @@ impl Edge {
                 }
                 Some(f) = finished.recv() => {
                     self.recordings.remove(&(f.call, f.recording));
+                    self.live.pauses.remove(&(f.call, f.recording));
+                    self.live.running.retain(|_, (c, r, _)| (*c, *r) != (f.call, f.recording));
+                    if let Some((call_sid, reply)) = self.live.starting.remove(&(f.call, f.recording)) {
+                        // Ended before it started: refused under the account's settings, or
+                        // the store failed (logged where it happened).
+                        let _ = reply.send(Err(mediaseal_service::calls::LiveCallError::RecordingFailed {
+                            call_sid,
+                            reason: "refused under the account's RecordingSettings or not stored; see the Recordings list and the server log".to_owned(),
+                        }));
+                    }
                     self.core.recording_finished(f.call, f.recording, f.info, Instant::now());
                 }
                 () = tokio::time::sleep_until(wake) => self.core.handle_timeout(Instant::now()),
@@ -174,7 +210,30 @@ impl Edge {
                 recording,
                 tracks,
                 sender,
+                row,
             } => {
+                if let Some((_, reply)) = self.live.starting.remove(&(call, recording)) {
+                    match row {
+                        Some(row) => {
+                            self.live
+                                .running
+                                .insert(row.sid.clone(), (call, recording, (*row).clone()));
+                            let _ = reply.send(Ok(*row));
+                        }
+                        None => {
+                            let _ = reply.send(Err(
+                                mediaseal_service::calls::LiveCallError::RecordingFailed {
+                                    call_sid: self
+                                        .core
+                                        .call_sid(call)
+                                        .unwrap_or_default()
+                                        .to_owned(),
+                                    reason: "the call recorder keeps no Recording row".to_owned(),
+                                },
+                            ));
+                        }
+                    }
+                }
                 let state = self.recordings.get_mut(&(call, recording));
                 if let Some(s @ RecordingState::Starting { stop: false }) = state {
                     *s = RecordingState::Running;
@@ -186,6 +245,60 @@ impl Edge {
                 }
                 // Otherwise the sender drops here: the consumer finishes an empty recording
                 // and reports it.
+            }
+            EdgeEvent::HangUp {
+                account_sid,
+                call_sid,
+                mode,
+                reply,
+            } => {
+                let result = self.core.hang_up(&account_sid, &call_sid, mode, now);
+                let _ = reply.send(result);
+            }
+            EdgeEvent::StartApiRecording {
+                account_sid,
+                call_sid,
+                options,
+                reply,
+            } => match self
+                .core
+                .start_api_recording(&account_sid, &call_sid, *options, now)
+            {
+                // Answered once the recorder has the row (`RecordingReady`) or gave up.
+                Ok(key) => {
+                    self.live.starting.insert(key, (call_sid, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(crate::live::recording_error(e, &call_sid, "")));
+                }
+            },
+            EdgeEvent::ControlApiRecording {
+                account_sid,
+                call_sid,
+                recording_sid,
+                control,
+                reply,
+            } => {
+                let Some((_, recording, row)) = self
+                    .live
+                    .running
+                    .get(&recording_sid)
+                    .filter(|(c, _, _)| self.core.call_sid(*c) == Some(call_sid.as_str()))
+                    .cloned()
+                else {
+                    let _ = reply.send(Err(crate::live::recording_error(
+                        mediaseal_call::LiveRecordingError::NotRecording,
+                        &call_sid,
+                        &recording_sid,
+                    )));
+                    return;
+                };
+                let result = self
+                    .core
+                    .control_api_recording(&account_sid, &call_sid, recording, control, now)
+                    .map(|()| row)
+                    .map_err(|e| crate::live::recording_error(e, &call_sid, &recording_sid));
+                let _ = reply.send(result);
             }
             EdgeEvent::Shutdown => {}
         }
@@ -344,6 +457,8 @@ impl Edge {
                 let events = self.events.clone();
                 let finished = self.finished.clone();
                 let capacity = self.recorder_queue.max(1);
+                let paused = recorder::PauseFlag::default();
+                self.live.pauses.insert(key, paused.clone());
                 tokio::spawn(async move {
                     let sink = match recorder.start(&request).await {
                         Ok(Some(sink)) => sink,
@@ -367,6 +482,7 @@ impl Edge {
                         }
                     };
                     let (tx, rx) = mpsc::channel(capacity);
+                    let row = sink.recording().map(Box::new);
                     tokio::spawn(recorder::consume(
                         request.call,
                         request.recording,
@@ -374,12 +490,14 @@ impl Edge {
                         rx,
                         sink,
                         finished,
+                        paused,
                     ));
                     let _ = events.send(EdgeEvent::RecordingReady {
                         call: request.call,
                         recording: request.recording,
                         tracks: request.tracks,
                         sender: TapSender(tx),
+                        row,
                     });
                 });
             }
@@ -390,6 +508,15 @@ impl Edge {
                         self.relay.send(RelayCommand::StopTap { call });
                     }
                     None => {}
+                }
+            }
+            Effect::PauseRecording {
+                call,
+                recording,
+                paused,
+            } => {
+                if let Some(flag) = self.live.pauses.get(&(call, recording)) {
+                    flag.store(paused, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             Effect::CallStatus(update) => {

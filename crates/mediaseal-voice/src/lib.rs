@@ -22,6 +22,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod edge;
+mod live;
 pub mod metrics;
 mod recorder;
 mod relay;
@@ -46,6 +47,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+pub use live::EdgeLiveCalls;
 pub use metrics::{MetricsSnapshot, VoiceMetrics};
 pub use relay::MediaRelay;
 pub use sealed::SealedCallRecorder;
@@ -54,7 +56,7 @@ pub use seams::{
     MemoryLedger, MemoryRecorder, MemoryTokens, RecorderError, RecordingSink, StoredRecording,
     Webhooks,
 };
-pub use stored::{LoggingLedger, StoreDirectory, StoreTokens};
+pub use stored::{LoggingLedger, StoreDirectory, StoreLedger, StoreTokens};
 pub use webhook::HttpWebhooks;
 
 use crate::edge::{Edge, EdgeEvent};
@@ -316,6 +318,7 @@ impl VoiceEdge {
             recorder_queue: config.recorder_queue,
             play_generation: HashMap::new(),
             recordings: HashMap::new(),
+            live: live::LiveState::default(),
         };
         let main = tokio::spawn(edge.run(events_rx, notices_rx, finished_rx));
         let publisher = metrics.clone();
@@ -347,6 +350,13 @@ impl VoiceEdgeHandle {
     /// The TLS address.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// The live-call seam of this edge, for the REST API (`POST …/Calls/{CA}.json`).
+    pub fn live_calls(&self) -> EdgeLiveCalls {
+        EdgeLiveCalls {
+            events: self.events.clone(),
+        }
     }
 
     /// The counters now.

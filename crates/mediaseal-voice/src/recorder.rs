@@ -6,6 +6,8 @@
 //! stops (or the call closes) the relay drops its end of the queue; this task then writes the
 //! tail, finishes the recording and reports it to the signalling task.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mediaseal_call::recording::{FrameSink, Layout, Mixer, TapFrame};
@@ -41,6 +43,9 @@ pub(crate) struct Finished {
     pub(crate) info: Option<RecordingInfo>,
 }
 
+/// Set by the signalling task while the API has a recording paused.
+pub(crate) type PauseFlag = Arc<AtomicBool>;
+
 /// Consumes frames until the relay drops the queue, then finishes the recording.
 pub(crate) async fn consume(
     call: CallId,
@@ -49,11 +54,32 @@ pub(crate) async fn consume(
     mut frames: Receiver<TapFrame>,
     mut sink: Box<dyn RecordingSink>,
     done: UnboundedSender<Finished>,
+    paused: PauseFlag,
 ) {
     let mut mixer = Mixer::new(layout, MIX_LATENCY_MS);
     let mut out = Vec::with_capacity(WRITE_CHUNK * 2);
     let mut failed = false;
-    while let Some(frame) = frames.recv().await {
+    // Twilio's `PauseBehavior=skip`: paused audio is dropped and the timeline closes over the
+    // gap, so the recording (and its duration) holds only what was recorded. `skipped` is the
+    // paused span in samples; `pause_from` where the current pause began on the timeline.
+    let mut skipped: u64 = 0;
+    let mut pause_from: Option<u64> = None;
+    let mut next_position: u64 = 0;
+    while let Some(mut frame) = frames.recv().await {
+        if paused.load(Ordering::Relaxed) {
+            pause_from.get_or_insert(next_position);
+            continue;
+        }
+        if let Some(from) = pause_from.take() {
+            skipped = skipped.saturating_add(frame.position.saturating_sub(from));
+        }
+        frame.position = frame.position.saturating_sub(skipped);
+        next_position = next_position.max(
+            frame
+                .position
+                .saturating_add(skipped)
+                .saturating_add(frame.samples.len() as u64),
+        );
         mixer.push(&frame, &mut out);
         if out.len() >= WRITE_CHUNK {
             if let Err(e) = sink.write(&out).await {
@@ -97,4 +123,85 @@ pub(crate) async fn consume(
         recording,
         info,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use mediaseal_call::recording::Track;
+
+    use super::*;
+    use crate::seams::RecorderError;
+
+    /// Keeps the duration it was finished with.
+    struct Sink(Arc<Mutex<Option<Duration>>>);
+
+    #[async_trait]
+    impl RecordingSink for Sink {
+        async fn write(&mut self, _wav: &[u8]) -> Result<(), RecorderError> {
+            Ok(())
+        }
+
+        async fn finish(
+            self: Box<Self>,
+            duration: Duration,
+        ) -> Result<Option<RecordingInfo>, RecorderError> {
+            *self.0.lock().unwrap() = Some(duration);
+            Ok(None)
+        }
+
+        async fn abort(self: Box<Self>) {}
+    }
+
+    fn frame(position: u64) -> TapFrame {
+        TapFrame {
+            track: Track::Caller,
+            position,
+            samples: vec![1000; 160],
+        }
+    }
+
+    #[tokio::test]
+    async fn paused_audio_is_skipped_not_filled_with_silence() {
+        let finished = Arc::new(Mutex::new(None));
+        let (tx, rx) = tokio::sync::mpsc::channel(1000);
+        let (done, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let paused = PauseFlag::default();
+        let task = tokio::spawn(consume(
+            CallId(1),
+            RecordingId(1),
+            Layout::Mono,
+            rx,
+            Box::new(Sink(finished.clone())),
+            done,
+            paused.clone(),
+        ));
+        // 1 s recorded, 2 s paused, 1 s recorded: 20 ms frames at 8 kHz.
+        for i in 0..200u64 {
+            if i == 50 {
+                // Frames already queued are consumed before the switch is seen; wait for them.
+                while tx.capacity() < tx.max_capacity() {
+                    tokio::task::yield_now().await;
+                }
+                paused.store(true, Ordering::Relaxed);
+            }
+            if i == 150 {
+                while tx.capacity() < tx.max_capacity() {
+                    tokio::task::yield_now().await;
+                }
+                paused.store(false, Ordering::Relaxed);
+            }
+            tx.send(frame(i * 160)).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        assert!(reports.recv().await.is_some());
+        let duration = finished.lock().unwrap().expect("finished");
+        assert!(
+            (1900..=2100).contains(&duration.as_millis()),
+            "2 s recorded, the 2 s pause skipped: {duration:?}"
+        );
+    }
 }

@@ -175,6 +175,10 @@ impl SealedSink {
 
 #[async_trait]
 impl RecordingSink for SealedSink {
+    fn recording(&self) -> Option<mediaseal_store::model::Recording> {
+        Some(self.recorder.recording().clone())
+    }
+
     async fn write(&mut self, wav: &[u8]) -> Result<(), RecorderError> {
         if self.failure.is_some() {
             return Err(RecorderError(format!(

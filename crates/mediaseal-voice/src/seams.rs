@@ -77,6 +77,12 @@ pub trait RecordingSink: Send {
 
     /// Writing failed part-way: keep nothing.
     async fn abort(self: Box<Self>);
+
+    /// The recording's row as it will be published, when the sink has one (the
+    /// start-recording API answers with it).
+    fn recording(&self) -> Option<mediaseal_store::model::Recording> {
+        None
+    }
 }
 
 /// Call status changes.

@@ -1,7 +1,7 @@
 //! The seams on the metadata store: SIP Domains with the addresses and credentials of their
-//! mapped lists ([`StoreDirectory`]), accounts' auth tokens ([`StoreTokens`]), and a call
-//! ledger that logs and counts status changes ([`LoggingLedger`]; the Calls resource is a later
-//! step).
+//! mapped lists ([`StoreDirectory`]), accounts' auth tokens ([`StoreTokens`]), and the call
+//! ledger that keeps the Calls resource and queues call status callbacks ([`StoreLedger`]; it
+//! also logs and counts like [`LoggingLedger`]).
 //!
 //! Credentials are stored with their passwords sealed (see
 //! `mediaseal_service::sip_passwords`): the HA1 for the domain's realm is derived here, per
@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mediaseal_call::{CallUpdate, Domain, DomainCredential, IpRange};
+use mediaseal_service::Services;
+use mediaseal_service::calls::CallStatusCallback;
 use mediaseal_service::sip_passwords::SipPasswordKey;
 use mediaseal_sip::auth::Ha1Set;
 use mediaseal_store::MetadataStore;
-use mediaseal_store::model::SipDomain;
+use mediaseal_store::model::{CallChange, CallDirection, CallStatus, SipDomain};
 use mediaseal_twiml::HttpMethod;
 use url::Url;
 use zeroize::Zeroizing;
@@ -177,5 +179,77 @@ impl CallLedger for LoggingLedger {
             duration_secs = update.duration_secs,
             "call status"
         );
+    }
+}
+
+/// The Calls resource on the service layer: every status change is logged and counted as by
+/// [`LoggingLedger`], then upserted into the call's row; the domain's status callback, when the
+/// change carries one, is queued in the outbox in the same transaction (signed, retried).
+#[derive(Clone)]
+pub struct StoreLedger {
+    services: Services,
+}
+
+impl std::fmt::Debug for StoreLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLedger").finish_non_exhaustive()
+    }
+}
+
+impl StoreLedger {
+    /// Calls kept through `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[async_trait]
+impl CallLedger for StoreLedger {
+    async fn call_updated(&self, update: CallUpdate) {
+        LoggingLedger.call_updated(update.clone()).await;
+        // The call core spells these from fixed sets; anything else is a bug worth a warning,
+        // not a row with a status no client knows.
+        let (Ok(status), Ok(direction)) = (
+            update.status.parse::<CallStatus>(),
+            update.direction.parse::<CallDirection>(),
+        ) else {
+            tracing::warn!(call = %update.call_sid, status = update.status, direction = update.direction, "a call update with an unknown status or direction; not stored");
+            return;
+        };
+        if update.call_sid.is_empty() || update.account_sid.is_empty() {
+            tracing::warn!(
+                status = update.status,
+                "a call update without a call or account SID; not stored"
+            );
+            return;
+        }
+        let change = CallChange {
+            sid: update.call_sid,
+            account_sid: update.account_sid,
+            parent_call_sid: update.parent_call_sid,
+            direction,
+            from: update.from,
+            to: update.to,
+            status,
+            duration_secs: update.duration_secs.map(i64::from),
+            sip_call_id: (!update.sip_call_id.is_empty()).then_some(update.sip_call_id),
+            at: self.services.now_us(),
+        };
+        let callback = update.status_callback.map(|cb| {
+            let cb = *cb;
+            CallStatusCallback {
+                url: cb.url.to_string(),
+                method: cb.method.as_str().to_owned(),
+                params: cb.params,
+            }
+        });
+        if let Err(e) = self
+            .services
+            .record_call_change(&change, callback.as_ref())
+            .await
+        {
+            metrics::counter!("mediaseal_voice_call_update_failures_total").increment(1);
+            tracing::warn!(call = %change.sid, error = %e, "a call status change was not stored");
+        }
     }
 }

@@ -30,12 +30,14 @@ pub enum ServeMode {
 }
 
 /// The media types a download is served as.
-const CONTENT_TYPES: [&str; 5] = [
+const CONTENT_TYPES: [&str; 6] = [
     "application/octet-stream",
     "audio/x-matroska",
     "video/x-matroska",
     "video/mp4",
     "video/webm",
+    // Appended: a token's index of a type must keep its meaning.
+    "audio/x-wav",
 ];
 
 /// What a valid token grants.

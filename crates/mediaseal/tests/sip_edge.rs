@@ -5,7 +5,9 @@
 //! an address in a mapped IP ACL), answers unknown domains with 404, fetches the domain's
 //! `VoiceUrl` (signed with the account's auth token) only for admitted calls, and runs the
 //! TwiML it gets back (`<Say>` heard as media through the relay on `--rtp-ports`, then
-//! `<Hangup/>`, a BYE). Changes over REST take effect on the next call.
+//! `<Hangup/>`, a BYE). The call then shows in the Calls resource, completed with a duration,
+//! and the domain's `VoiceStatusCallbackUrl` gets a signed `completed` callback through the
+//! outbox. Changes over REST take effect on the next call.
 
 mod server;
 
@@ -167,6 +169,22 @@ fn post(srv: &Server, a: &Account, path: &str, form: &[(&str, &str)]) -> (u16, s
     )
 }
 
+/// GETs a resource as the account; returns (status, JSON).
+fn get(srv: &Server, a: &Account, path: &str) -> (u16, serde_json::Value) {
+    let mut r = agent()
+        .get(&format!("{}{path}", srv.url()))
+        .header("Authorization", &basic(a))
+        .call()
+        .unwrap();
+    let status = r.status().as_u16();
+    let mut text = String::new();
+    r.body_mut().as_reader().read_to_string(&mut text).unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 fn delete(srv: &Server, a: &Account, path: &str) -> u16 {
     agent()
         .delete(&format!("{}{path}", srv.url()))
@@ -262,11 +280,18 @@ fn serve_starts_the_sip_edge_and_admits_only_mapped_callers() {
     assert_eq!(status, 400, "a name outside --sip-domain-suffix");
     let name = format!("acme.{SUFFIX}");
     let voice = app.url("/voice");
+    // Call status callbacks go to a receiver of their own, so the TwiML hooks stay countable.
+    let status_app = TwimlApp::start();
+    let status_url = status_app.url("/status");
     let (status, d) = post(
         &srv,
         &a,
         &format!("{b}/Domains.json"),
-        &[("DomainName", &name), ("VoiceUrl", &voice)],
+        &[
+            ("DomainName", &name),
+            ("VoiceUrl", &voice),
+            ("VoiceStatusCallbackUrl", &status_url),
+        ],
     );
     assert_eq!(status, 201, "{d}");
     let sd = d["sid"].as_str().unwrap().to_owned();
@@ -382,6 +407,66 @@ fn serve_starts_the_sip_edge_and_admits_only_mapped_callers() {
         Some(&expected),
         "signed with the account's auth token"
     );
+
+    // The call is in the Calls resource, completed with a duration, and the domain's
+    // VoiceStatusCallbackUrl got its signed `completed` callback through the outbox.
+    let call_sid = h.param("CallSid").unwrap().to_owned();
+    let call_uri = format!("/2010-04-01/Accounts/{}/Calls/{call_sid}.json", a.sid);
+    let mut call = serde_json::Value::Null;
+    wait_until(
+        "the call to be completed in Calls",
+        Duration::from_secs(10),
+        || {
+            call = get(&srv, &a, &call_uri).1;
+            call["status"] == "completed"
+        },
+    );
+    assert_eq!(call["sid"], call_sid.as_str());
+    assert_eq!(call["account_sid"], a.sid.as_str());
+    assert_eq!(call["direction"], "inbound");
+    let duration: u64 = call["duration"].as_str().unwrap().parse().unwrap();
+    assert!(duration <= 15, "{call}");
+    assert!(
+        call["start_time"].is_string() && call["end_time"].is_string(),
+        "{call}"
+    );
+    let (status, list) = get(
+        &srv,
+        &a,
+        &format!("/2010-04-01/Accounts/{}/Calls.json?Status=completed", a.sid),
+    );
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["sid"] == call_sid.as_str()),
+        "{list}"
+    );
+    wait_until("the call status callback", Duration::from_secs(20), || {
+        !status_app.hooks().is_empty()
+    });
+    let cb = status_app.hooks()[0].clone();
+    assert_eq!(cb.path, "/status");
+    assert_eq!(cb.param("CallSid"), Some(call_sid.as_str()));
+    assert_eq!(cb.param("AccountSid"), Some(a.sid.as_str()));
+    assert_eq!(cb.param("CallStatus"), Some("completed"));
+    assert_eq!(cb.param("Direction"), Some("inbound"));
+    assert_eq!(cb.param("ApiVersion"), Some("2010-04-01"));
+    assert_eq!(
+        cb.param("CallDuration"),
+        Some(duration.to_string().as_str())
+    );
+    assert_eq!(cb.param("SipDomainSid"), Some(sd.as_str()));
+    assert!(cb.param("Timestamp").is_some() && cb.param("From").is_some());
+    let expected = mediaseal_server::callbacks::signature(&a.token, &status_url, &cb.params);
+    assert_eq!(
+        cb.headers.get("x-twilio-signature"),
+        Some(&expected),
+        "the status callback is signed with the account's auth token"
+    );
+    assert!(cb.headers.contains_key("i-twilio-idempotency-token"));
 
     // REST changes apply to the next call: unmapped, carol is refused; with loopback in the
     // mapped ACL, a caller needs no credentials.
@@ -509,18 +594,21 @@ fn wav_rms(path: &Path) -> f64 {
     (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
-/// A real phone: baresip (plain RTP over UDP, admitted by an IP access control list made and
-/// mapped over REST) calls a domain made over REST through `mediaseal serve`; the TwiML's
-/// `<Say>` is heard by the phone and `<Hangup/>` ends the call.
-#[test]
-fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
-    let baresip = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("baresip is required for this test (apt-get install baresip-core)");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let log = dir.path().join("serve.log");
+/// `mediaseal serve` with the SIP edge on loopback (RTP on `rtp_ports`), a TwiML app, and a
+/// domain `phones.…` made over REST that admits 127.0.0.1 through an IP access control list
+/// made and mapped over REST.
+struct PhoneSetup {
+    srv: Server,
+    a: Account,
+    app: TwimlApp,
+    sip_port: u16,
+    name: String,
+    sd: String,
+}
+
+fn phone_setup(dir: &Path, rtp_ports: &str) -> PhoneSetup {
+    let data = dir.join("data");
+    let log = dir.join("serve.log");
     let a = create_account(&data);
     let sip_port = free_port();
     let srv = Server::start(
@@ -532,7 +620,7 @@ fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
             "--sip-domain-suffix",
             SUFFIX,
             "--rtp-ports",
-            "34200-34299",
+            rtp_ports,
             "--media-address",
             "127.0.0.1",
         ],
@@ -541,10 +629,6 @@ fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
         log_text(&log).contains("SIP edge started")
     });
     let app = TwimlApp::start();
-    app.set(
-        "/voice",
-        "<Response><Say>This call is answered by mediaseal.</Say><Hangup/></Response>",
-    );
     let b = format!("/2010-04-01/Accounts/{}/SIP", a.sid);
     let name = format!("phones.{SUFFIX}");
     let (status, d) = post(
@@ -579,85 +663,152 @@ fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
         &[("IpAccessControlListSid", &al)],
     );
     assert_eq!(status, 201);
+    PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        sd,
+    }
+}
 
-    let phone = dir.path().join("baresip");
-    std::fs::create_dir_all(phone.join("snd")).unwrap();
-    let ctrl = format!("127.0.0.1:{}", free_port());
-    let phone_sip = free_port();
-    std::fs::write(
-        phone.join("config"),
-        format!(
-            "poll_method\t\tepoll\n\
-             sip_listen\t\t127.0.0.1:{phone_sip}\n\
-             sip_trans_def\t\tudp\n\
-             net_interface\t\t127.0.0.1\n\
-             audio_player\t\taufile,{play}\n\
-             audio_source\t\tausine,440\n\
-             audio_alert\t\taufile,/dev/null\n\
-             rtp_ports\t\t34400-34449\n\
-             module_path\t\t/usr/lib/baresip/modules\n\
-             module\t\t\tg711.so\n\
-             module\t\t\tausine.so\n\
-             module\t\t\taufile.so\n\
-             module\t\t\tsndfile.so\n\
-             snd_path\t\t{snd}\n\
-             module_app\t\taccount.so\n\
-             module_app\t\tmenu.so\n\
-             module_app\t\tctrl_tcp.so\n\
-             ctrl_tcp_listen\t\t{ctrl}\n\
-             ausrc_srate\t\t48000\n\
-             auplay_srate\t\t48000\n\
-             ausrc_channels\t\t2\n\
-             auplay_channels\t\t2\n\
-             audio_txmode\t\tpoll\n",
-            play = phone.join("play.wav").display(),
-            snd = phone.join("snd").display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        phone.join("accounts"),
-        format!(
-            "<sip:dave@{name}>;regint=0;\
-             outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(phone.join("contacts"), "").unwrap();
-    let phone_log = phone.join("baresip.log");
-    let log_file = std::fs::File::create(&phone_log).unwrap();
-    let mut child = Command::new(baresip)
-        .arg("-f")
-        .arg(&phone)
-        .arg("-s")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
+/// A baresip phone (plain RTP over UDP, a 440 Hz tone as its microphone, what it decodes
+/// written under `dir/snd`) driven over its ctrl_tcp.
+struct Phone {
+    child: std::process::Child,
+    control: Control,
+    dir: std::path::PathBuf,
+}
+
+impl Phone {
+    fn start(dir: &Path, name: &str, sip_port: u16, rtp_ports: &str) -> Self {
+        let baresip = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("baresip is required for this test (apt-get install baresip-core)");
+        let phone = dir.join("baresip");
+        std::fs::create_dir_all(phone.join("snd")).unwrap();
+        let ctrl = format!("127.0.0.1:{}", free_port());
+        let phone_sip = free_port();
+        std::fs::write(
+            phone.join("config"),
+            format!(
+                "poll_method\t\tepoll\n\
+                 sip_listen\t\t127.0.0.1:{phone_sip}\n\
+                 sip_trans_def\t\tudp\n\
+                 net_interface\t\t127.0.0.1\n\
+                 audio_player\t\taufile,{play}\n\
+                 audio_source\t\tausine,440\n\
+                 audio_alert\t\taufile,/dev/null\n\
+                 rtp_ports\t\t{rtp_ports}\n\
+                 module_path\t\t/usr/lib/baresip/modules\n\
+                 module\t\t\tg711.so\n\
+                 module\t\t\tausine.so\n\
+                 module\t\t\taufile.so\n\
+                 module\t\t\tsndfile.so\n\
+                 snd_path\t\t{snd}\n\
+                 module_app\t\taccount.so\n\
+                 module_app\t\tmenu.so\n\
+                 module_app\t\tctrl_tcp.so\n\
+                 ctrl_tcp_listen\t\t{ctrl}\n\
+                 ausrc_srate\t\t48000\n\
+                 auplay_srate\t\t48000\n\
+                 ausrc_channels\t\t2\n\
+                 auplay_channels\t\t2\n\
+                 audio_txmode\t\tpoll\n",
+                play = phone.join("play.wav").display(),
+                snd = phone.join("snd").display(),
+            ),
+        )
         .unwrap();
-    let mut control = Control::connect(&ctrl);
-    control.command("dial", &format!("sip:alice@{name}"));
-    let established = control.wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
-    let closed = control.wait_event("CALL_CLOSED", Duration::from_secs(30));
-    let _ = child.kill();
-    let _ = child.wait();
-    let phone_text = log_text(&phone_log);
+        std::fs::write(
+            phone.join("accounts"),
+            format!(
+                "<sip:dave@{name}>;regint=0;\
+                 outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(phone.join("contacts"), "").unwrap();
+        let log_file = std::fs::File::create(phone.join("baresip.log")).unwrap();
+        let child = Command::new(baresip)
+            .arg("-f")
+            .arg(&phone)
+            .arg("-s")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let control = Control::connect(&ctrl);
+        Self {
+            child,
+            control,
+            dir: phone,
+        }
+    }
+
+    fn log(&self) -> String {
+        log_text(&self.dir.join("baresip.log"))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A real phone: baresip (plain RTP over UDP, admitted by an IP access control list made and
+/// mapped over REST) calls a domain made over REST through `mediaseal serve`; the TwiML's
+/// `<Say>` is heard by the phone and `<Hangup/>` ends the call.
+#[test]
+fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv: _srv,
+        app,
+        sip_port,
+        name,
+        sd,
+        ..
+    } = phone_setup(dir.path(), "34200-34299");
+    app.set(
+        "/voice",
+        "<Response><Say>This call is answered by mediaseal.</Say><Hangup/></Response>",
+    );
+    let mut phone = Phone::start(dir.path(), &name, sip_port, "34400-34449");
+    phone.control.command("dial", &format!("sip:alice@{name}"));
+    let established = phone
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
+    let closed = phone
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    phone.stop();
+    let phone_text = phone.log();
     assert!(
         established.is_some(),
         "the call was not answered; events {:?}\nbaresip: {phone_text}",
-        control.events
+        phone.control.events
     );
     assert!(
         closed.is_some(),
         "<Hangup/> did not end the call; events {:?}\nbaresip: {phone_text}",
-        control.events
+        phone.control.events
     );
     let hooks = app.hooks();
     assert_eq!(hooks.len(), 1, "{hooks:?}");
     assert_eq!(hooks[0].param("SipUsername"), None, "admitted by address");
     assert_eq!(hooks[0].param("SipDomainSid"), Some(sd.as_str()));
     // What the phone decoded: the synthesised speech, not silence.
-    let decoded: Vec<_> = std::fs::read_dir(phone.join("snd"))
+    let decoded: Vec<_> = std::fs::read_dir(phone.dir.join("snd"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -666,6 +817,178 @@ fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
     assert_eq!(decoded.len(), 1, "{decoded:?}\nbaresip: {phone_text}");
     let rms = wav_rms(&decoded[0]);
     assert!(rms > 200.0, "the phone heard silence (RMS {rms})");
+}
+
+/// GETs bytes as the account; returns (status, body).
+fn get_bytes(srv: &Server, a: &Account, path: &str) -> (u16, Vec<u8>) {
+    let mut r = agent()
+        .get(&format!("{}{path}", srv.url()))
+        .header("Authorization", &basic(a))
+        .call()
+        .unwrap();
+    let status = r.status().as_u16();
+    let mut body = Vec::new();
+    r.body_mut().as_reader().read_to_end(&mut body).unwrap();
+    (status, body)
+}
+
+/// The REST API controls a live call: baresip calls a domain whose TwiML would keep it for a
+/// minute; `POST …/Calls/{CA}/Recordings.json` starts a recording (sealed as the audio
+/// arrives, like record-from-answer), which is paused, resumed and stopped over REST; then
+/// `POST …/Calls/{CA}.json` with `Status=completed` sends the phone a BYE. The Calls row goes
+/// completed through the edge's ledger, the recording is stored with source
+/// `StartCallRecordingAPI`, a duration without the paused time, the phone's tone in its audio
+/// and its status callback sent; afterwards the call is not in progress (21220).
+#[test]
+fn rest_records_and_hangs_up_a_live_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        ..
+    } = phone_setup(dir.path(), "34500-34599");
+    app.set(
+        "/voice",
+        "<Response><Say>Hold on.</Say><Pause length=\"60\"/></Response>",
+    );
+    let mut phone = Phone::start(dir.path(), &name, sip_port, "34600-34649");
+    phone.control.command("dial", &format!("sip:alice@{name}"));
+    let established = phone
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
+    assert!(
+        established.is_some(),
+        "the call was not answered; events {:?}\nbaresip: {}",
+        phone.control.events,
+        phone.log()
+    );
+    let hooks = app.hooks();
+    let call_sid = hooks[0].param("CallSid").unwrap().to_owned();
+    let call_uri = format!("/2010-04-01/Accounts/{}/Calls/{call_sid}.json", a.sid);
+    wait_until(
+        "the call to be in progress",
+        Duration::from_secs(10),
+        || get(&srv, &a, &call_uri).1["status"] == "in-progress",
+    );
+    // `canceled` leaves an answered call alone.
+    let (status, call) = post(&srv, &a, &call_uri, &[("Status", "canceled")]);
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["status"], "in-progress");
+
+    // Record: 2 s, pause 2 s (skipped), 2 s more, stop.
+    let recordings = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings.json",
+        a.sid
+    );
+    let (status, rec) = post(
+        &srv,
+        &a,
+        &recordings,
+        &[
+            ("RecordingChannels", "dual"),
+            ("RecordingStatusCallback", &app.url("/recorded")),
+            ("RecordingStatusCallbackEvent", "completed"),
+        ],
+    );
+    assert_eq!(status, 201, "{rec}");
+    assert_eq!(rec["source"], "StartCallRecordingAPI");
+    assert_eq!(rec["status"], "in-progress");
+    assert_eq!(rec["call_sid"], call_sid.as_str());
+    let re = rec["sid"].as_str().unwrap().to_owned();
+    let (status, e) = post(&srv, &a, &recordings, &[]);
+    assert_eq!(status, 400, "a second recording at once: {e}");
+    let rec_uri = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings/{re}.json",
+        a.sid
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, r) = post(&srv, &a, &rec_uri, &[("Status", "paused")]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "paused");
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, r) = post(&srv, &a, &rec_uri, &[("Status", "in-progress")]);
+    assert_eq!(status, 200, "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, r) = post(&srv, &a, &rec_uri, &[("Status", "stopped")]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "stopped");
+    let fetch = format!("/2010-04-01/Accounts/{}/Recordings/{re}.json", a.sid);
+    let mut stored = serde_json::Value::Null;
+    wait_until(
+        "the recording to be stored",
+        Duration::from_secs(10),
+        || {
+            stored = get(&srv, &a, &fetch).1;
+            stored["status"] == "completed"
+        },
+    );
+    assert_eq!(stored["source"], "StartCallRecordingAPI", "{stored}");
+    assert_eq!(stored["call_sid"], call_sid.as_str());
+    assert_eq!(stored["channels"], 2);
+    let duration: u64 = stored["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (3..=5).contains(&duration),
+        "about 4 s recorded, the paused 2 s skipped: {stored}"
+    );
+    // Served decrypted (sealed at rest): a two-channel WAV holding the phone's tone.
+    let (status, wav) = get_bytes(
+        &srv,
+        &a,
+        &format!("/2010-04-01/Accounts/{}/Recordings/{re}.wav", a.sid),
+    );
+    assert_eq!(status, 200);
+    assert!(wav.starts_with(b"RIFF") && &wav[8..12] == b"WAVE");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "two channels");
+    let wav_path = dir.path().join("recording.wav");
+    std::fs::write(&wav_path, &wav).unwrap();
+    let rms = wav_rms(&wav_path);
+    assert!(rms > 100.0, "the recording is silent (RMS {rms})");
+    wait_until(
+        "the recording status callback",
+        Duration::from_secs(15),
+        || app.hooks().iter().any(|h| h.path == "/recorded"),
+    );
+    let cb = app
+        .hooks()
+        .into_iter()
+        .find(|h| h.path == "/recorded")
+        .unwrap();
+    assert_eq!(cb.param("RecordingSid"), Some(re.as_str()));
+    assert_eq!(cb.param("RecordingStatus"), Some("completed"));
+
+    let asked = std::time::Instant::now();
+    let (status, call) = post(&srv, &a, &call_uri, &[("Status", "completed")]);
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["sid"], call_sid.as_str());
+    assert_eq!(call["status"], "completed", "{call}");
+    assert!(call["end_time"].is_string(), "{call}");
+    let closed = phone
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(10));
+    assert!(
+        closed.is_some(),
+        "the phone got no BYE; events {:?}\nbaresip: {}",
+        phone.control.events,
+        phone.log()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the hang-up took {:?}",
+        asked.elapsed()
+    );
+    let duration: u64 = call["duration"].as_str().unwrap().parse().unwrap();
+    assert!((5..40).contains(&duration), "{call}");
+
+    // Over: Twilio's 21220 from then on, for the call and its recordings.
+    let (status, e) = post(&srv, &a, &call_uri, &[("Status", "completed")]);
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["code"], 21220);
+    let (status, e) = post(&srv, &a, &recordings, &[]);
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["code"], 21220);
 }
 
 /// The Twilio helper library drives the SIP resources unchanged

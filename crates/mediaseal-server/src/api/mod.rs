@@ -3,11 +3,13 @@
 
 pub(crate) mod accounts;
 pub(crate) mod auth_tokens;
+pub(crate) mod calls;
 pub(crate) mod intelligence;
 pub(crate) mod notifications;
 pub(crate) mod public_keys;
 pub(crate) mod recordings;
 pub(crate) mod sip;
+pub(crate) mod tokens;
 pub(crate) mod video;
 
 use axum::extract::{FromRequestParts, OriginalUri};

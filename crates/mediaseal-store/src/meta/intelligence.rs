@@ -60,6 +60,7 @@ pub trait IntelligenceStore: Send + Sync {
     ) -> StoreResult<Vec<Transcript>>;
     /// Stores a transcript's new state and queues `callbacks`, in one transaction, unless it was
     /// deleted meanwhile (`false`: nothing changed, and the caller destroys what it stored).
+    /// The lease is left alone, except that a `completed` or `failed` transcript has none.
     async fn update_transcript(
         &self,
         transcript: &Transcript,
@@ -73,4 +74,23 @@ pub trait IntelligenceStore: Send + Sync {
         sid: &str,
         now: i64,
     ) -> StoreResult<Option<Transcript>>;
+    /// Extends the lease of `owner`'s job on transcript `sid` to `lease_until`; `false` when
+    /// `owner` holds it no more (the transcript ended, was deleted, or was taken over).
+    async fn renew_transcript_lease(
+        &self,
+        sid: &str,
+        owner: &str,
+        lease_until: i64,
+    ) -> StoreResult<bool>;
+    /// Claims for `owner`, until `lease_until`, up to `limit` transcripts left `queued` or
+    /// `in-progress` by a job that died: their lease lapsed before `now` (or they have none).
+    /// Each is claimed atomically, so two nodes never both take one; a live job's transcript is
+    /// never returned. Returned with the new lease.
+    async fn claim_abandoned_transcripts(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Transcript>>;
 }

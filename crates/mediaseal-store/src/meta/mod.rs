@@ -6,14 +6,18 @@
 //! implementations in `sql` depend on them, never the other way round.
 
 mod account;
+mod calls;
 mod intelligence;
+mod operators;
 mod outbox;
 mod sip;
 mod video;
 mod voice;
 
 pub use account::AccountStore;
+pub use calls::CallStore;
 pub use intelligence::IntelligenceStore;
+pub use operators::OperatorStore;
 pub use outbox::OutboxStore;
 pub use sip::SipStore;
 pub use video::VideoStore;
@@ -26,7 +30,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the service keeps besides the sealed objects.
 pub trait MetadataStore:
-    AccountStore + VoiceStore + OutboxStore + VideoStore + IntelligenceStore + SipStore
+    AccountStore
+    + VoiceStore
+    + OutboxStore
+    + VideoStore
+    + IntelligenceStore
+    + SipStore
+    + OperatorStore
+    + CallStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -49,6 +49,16 @@ pub trait VideoStore: Send + Sync {
         compositions: &[(Composition, Vec<Callback>)],
     ) -> StoreResult<Option<RoomCompletion>>;
 
+    /// Marks an in-progress room `failed` (its media process died) and queues `callbacks`, but
+    /// only if this call did the transition. `None` when the room does not exist.
+    async fn fail_room(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        now: i64,
+        callbacks: &[Callback],
+    ) -> StoreResult<Option<RoomCompletion>>;
+
     /// Reserves an invisible track recording row before its object is written.
     async fn reserve_track_recording(&self, recording: &TrackRecording) -> StoreResult<()>;
     /// Stores the final, visible state of a track recording and queues its callbacks.

@@ -104,6 +104,11 @@ pub struct Transcript {
     /// The redacted sentences (PII replaced by its type), sealed like the sentences, when the
     /// service redacts.
     pub redacted_object_key: Option<String>,
+    /// The service's `MediaRedaction` at creation: make a copy of the audio with the PII
+    /// silenced.
+    pub media_redaction: bool,
+    /// That copy (a WAV in the source's format), sealed like the sentences.
+    pub redacted_media_key: Option<String>,
     /// Number of sentences sealed.
     pub sentence_count: i64,
     /// Why it failed (never transcript text).
@@ -114,6 +119,11 @@ pub struct Transcript {
     pub date_created: i64,
     /// Last change.
     pub date_updated: i64,
+    /// The node whose job owns a `queued` or `in-progress` transcript (`None` once it ended).
+    pub lease_owner: Option<String>,
+    /// Until when (µs) that job's lease holds; its node renews it while the job lives, so a
+    /// lapsed lease means the job died with its node.
+    pub lease_until: Option<i64>,
 }
 
 /// Filters of the transcript list.

@@ -13,7 +13,9 @@
 //! implementations (`sql`) build on it, never the other way round.
 
 mod account;
+mod calls;
 pub mod intelligence;
+pub mod operators;
 mod outbox;
 mod sip;
 mod spelling;
@@ -21,6 +23,7 @@ pub(crate) mod video;
 mod voice;
 
 pub use account::{Account, AccountStatus, ApiKey, PublicKeyRecord, SecondaryAuthToken};
+pub use calls::{Call, CallChange, CallDirection, CallFilter, CallStatus};
 pub use outbox::{Callback, CallbackState, HttpMethod};
 pub use sip::{
     SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind, SipMapping,

@@ -18,7 +18,8 @@ const SERVICE_COLS: &str = "sid, account_sid, unique_name, friendly_name, langua
      version, date_created, date_updated";
 const TRANSCRIPT_COLS: &str = "sid, account_sid, service_sid, status, channel, source_sid, language_code, \
      customer_key, media_start_time, duration, data_logging, redaction, encryption_credential_sid, sealing, \
-     object_key, log_object_key, redacted_object_key, sentence_count, error_message, deleted, date_created, date_updated";
+     object_key, log_object_key, redacted_object_key, sentence_count, error_message, deleted, date_created, date_updated, \
+     lease_owner, lease_until, media_redaction, redacted_media_key";
 
 fn service_from(row: &AnyRow) -> StoreResult<IntelligenceService> {
     Ok(IntelligenceService {
@@ -64,6 +65,10 @@ fn transcript_from(row: &AnyRow) -> StoreResult<Transcript> {
         deleted: flag(row, "deleted")?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
+        lease_owner: opt_str(row, "lease_owner")?,
+        lease_until: row.try_get("lease_until")?,
+        media_redaction: flag(row, "media_redaction")?,
+        redacted_media_key: opt_str(row, "redacted_media_key")?,
     })
 }
 
@@ -206,7 +211,7 @@ impl IntelligenceStore for SqlStore {
     async fn insert_transcript(&self, t: &Transcript) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO transcripts ({TRANSCRIPT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
         ))
         .bind(&t.sid)
         .bind(&t.account_sid)
@@ -230,6 +235,10 @@ impl IntelligenceStore for SqlStore {
         .bind(b(t.deleted))
         .bind(t.date_created)
         .bind(t.date_updated)
+        .bind(&t.lease_owner)
+        .bind(t.lease_until)
+        .bind(b(t.media_redaction))
+        .bind(&t.redacted_media_key)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -283,7 +292,10 @@ impl IntelligenceStore for SqlStore {
         let done = sqlx::query(
             "UPDATE transcripts SET status = $3, duration = $4, sealing = $5, object_key = $6, \
              sentence_count = $7, error_message = $8, encryption_credential_sid = $9, date_updated = $10, \
-             log_object_key = $11, redacted_object_key = $12 WHERE account_sid = $1 AND sid = $2 AND deleted = 0",
+             log_object_key = $11, redacted_object_key = $12, redacted_media_key = $13, \
+             lease_owner = CASE WHEN $3 IN ('completed', 'failed') THEN NULL ELSE lease_owner END, \
+             lease_until = CASE WHEN $3 IN ('completed', 'failed') THEN NULL ELSE lease_until END \
+             WHERE account_sid = $1 AND sid = $2 AND deleted = 0",
         )
         .bind(&t.account_sid)
         .bind(&t.sid)
@@ -297,6 +309,7 @@ impl IntelligenceStore for SqlStore {
         .bind(t.date_updated)
         .bind(&t.log_object_key)
         .bind(&t.redacted_object_key)
+        .bind(&t.redacted_media_key)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -321,7 +334,7 @@ impl IntelligenceStore for SqlStore {
         };
         let done = sqlx::query(
             "UPDATE transcripts SET deleted = 1, object_key = NULL, log_object_key = NULL, redacted_object_key = NULL, \
-             sealing = 'none', \
+             redacted_media_key = NULL, sealing = 'none', lease_owner = NULL, lease_until = NULL, \
              date_updated = $3 \
              WHERE account_sid = $1 AND sid = $2 AND deleted = 0",
         )
@@ -331,5 +344,67 @@ impl IntelligenceStore for SqlStore {
         .execute(self.pool())
         .await?;
         Ok((done.rows_affected() > 0).then_some(before))
+    }
+    async fn renew_transcript_lease(
+        &self,
+        sid: &str,
+        owner: &str,
+        lease_until: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE transcripts SET lease_until = $3 WHERE sid = $1 AND lease_owner = $2 \
+             AND deleted = 0 AND status IN ('queued', 'in-progress')",
+        )
+        .bind(sid)
+        .bind(owner)
+        .bind(lease_until)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_abandoned_transcripts(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Transcript>> {
+        const LAPSED: &str = "deleted = 0 AND status IN ('queued', 'in-progress') \
+             AND (lease_until IS NULL OR lease_until < $2)";
+        let candidates = sqlx::query(&format!(
+            "SELECT sid FROM transcripts WHERE {LAPSED} ORDER BY date_created, sid LIMIT $1"
+        ))
+        .bind(limit)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::new();
+        for row in &candidates {
+            let sid: String = row.try_get("sid")?;
+            // Claimed only if the lease is still lapsed: another node may have been faster.
+            let done = sqlx::query(&format!(
+                "UPDATE transcripts SET lease_owner = $3, lease_until = $4 WHERE sid = $1 AND {LAPSED}"
+            ))
+            .bind(&sid)
+            .bind(now)
+            .bind(owner)
+            .bind(lease_until)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            let row = sqlx::query(&format!(
+                "SELECT {TRANSCRIPT_COLS} FROM transcripts WHERE sid = $1"
+            ))
+            .bind(&sid)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(t) = row.as_ref().map(transcript_from).transpose()? {
+                claimed.push(t);
+            }
+        }
+        Ok(claimed)
     }
 }

@@ -7,8 +7,10 @@
 //! queue ([`commit`]), so concurrent uploads share one transaction and one log flush.
 
 mod accounts;
+mod calls;
 mod commit;
 mod intelligence;
+mod operators;
 mod outbox;
 mod rows;
 mod sip;

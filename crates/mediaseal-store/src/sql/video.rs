@@ -414,6 +414,44 @@ impl VideoStore for SqlStore {
             .map(|room| RoomCompletion { room, transitioned }))
     }
 
+    async fn fail_room(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        now: i64,
+        callbacks: &[Callback],
+    ) -> StoreResult<Option<RoomCompletion>> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE rooms SET status = 'failed', end_time = $3, date_updated = $3 \
+             WHERE account_sid = $1 AND sid = $2 AND status = 'in-progress'",
+        )
+        .bind(account_sid)
+        .bind(sid)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let transitioned = done.rows_affected() > 0;
+        if transitioned {
+            for c in callbacks {
+                insert_callback(&mut *tx, c).await?;
+            }
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms WHERE account_sid = $1 AND sid = $2"
+        ))
+        .bind(account_sid)
+        .bind(sid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row
+            .as_ref()
+            .map(room_from)
+            .transpose()?
+            .map(|room| RoomCompletion { room, transitioned }))
+    }
+
     async fn reserve_track_recording(&self, recording: &TrackRecording) -> StoreResult<()> {
         self.commits
             .submit(Write::ReserveTrack(recording.clone()))

@@ -168,6 +168,41 @@ pub(crate) struct ServeArgs {
     /// when it is a specific one].
     #[arg(long, value_name = "IP", env = "MEDIASEAL_MEDIA_ADDRESS")]
     pub(crate) media_address: Option<std::net::IpAddr>,
+    /// A STUN or TURN server handed out by `Tokens.json`, e.g.
+    /// turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349?transport=tcp or
+    /// stun:turn.example.com:3478. Repeatable; the environment variable takes a comma-separated
+    /// list [default: none, and `Tokens.json` answers 503].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MEDIASEAL_TURN_URL",
+        value_delimiter = ','
+    )]
+    pub(crate) turn_url: Vec<String>,
+    /// File holding the TURN server's shared secret (coturn's static-auth-secret, with
+    /// use-auth-secret); required with turn: or turns: URLs.
+    #[arg(long, value_name = "FILE", env = "MEDIASEAL_TURN_SECRET_FILE")]
+    pub(crate) turn_secret_file: Option<PathBuf>,
+    /// Longest lifetime of TURN credentials, in seconds; also their lifetime when the client
+    /// gives no Ttl [default: 86400, Twilio's].
+    #[arg(long, value_name = "SECS", env = "MEDIASEAL_TURN_TTL_MAX")]
+    pub(crate) turn_ttl_max: Option<u64>,
+    /// The room worker run for each group room in progress [default: mediaseal-room-worker
+    /// next to this executable; if it is missing, rooms run without media processes].
+    #[arg(long, value_name = "PATH", env = "MEDIASEAL_ROOM_WORKER")]
+    pub(crate) room_worker: Option<PathBuf>,
+    /// Group rooms this node runs at once; one more is refused (53103) [default: 64].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_ROOMS")]
+    pub(crate) max_rooms: Option<usize>,
+    /// UDP address each room worker binds, port 0 for any free one; participants must reach it
+    /// (it is the room's ICE host candidate). Repeatable [default: 127.0.0.1:0].
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "MEDIASEAL_ROOM_UDP",
+        value_delimiter = ','
+    )]
+    pub(crate) room_udp: Vec<SocketAddr>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -206,6 +241,9 @@ struct FileConfig {
     compose_max_per_account: Option<u32>,
     log_format: Option<String>,
     sip_domain_suffix: Option<String>,
+    turn_url: Option<Vec<String>>,
+    turn_secret_file: Option<PathBuf>,
+    turn_ttl_max: Option<u64>,
     // The other SIP keys are read (and type-checked) by `cmd::sip`; named here so that they
     // pass `deny_unknown_fields`.
     #[serde(rename = "sip_listen")]
@@ -278,6 +316,7 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
     // Before the fields below are moved out of `file`.
     let limits = connection_limits(args, &file)?;
     let compose = compose_limits(args, &file)?;
+    let turn = turn_config(args, &file)?;
     let allow_webhook_networks = webhook_networks(args, &file)?;
     let log_format = args
         .log_format
@@ -367,6 +406,8 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
         limits,
         compose,
         sip_domain_suffix: args.sip_domain_suffix.clone().or(file.sip_domain_suffix),
+        turn,
+        rooms: room_options(args),
     };
     if opts.max_upload_bytes == 0 || opts.max_concurrent_uploads == 0 {
         return Err(CliError::usage(
@@ -374,6 +415,21 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
         ));
     }
     Ok((opts, log_format))
+}
+
+/// `--room-worker`, `--max-rooms`, `--room-udp` over the defaults (flags only for now).
+fn room_options(args: &ServeArgs) -> mediaseal_server::room_processes::RoomOptions {
+    let mut rooms = mediaseal_server::room_processes::RoomOptions {
+        worker: args.room_worker.clone(),
+        ..Default::default()
+    };
+    if let Some(n) = args.max_rooms {
+        rooms.max_rooms = n;
+    }
+    if !args.room_udp.is_empty() {
+        rooms.udp.clone_from(&args.room_udp);
+    }
+    rooms
 }
 
 /// The webhook allow-list: the flags (or environment) if any, else the file's.
@@ -392,6 +448,45 @@ fn webhook_networks(
                 .map_err(|e| CliError::usage(format!("allow_webhook_network: {e}")))
         })
         .collect()
+}
+
+/// The STUN/TURN settings: URLs from the flags (or environment) if any, else the file's; the
+/// secret read from its file (never given inline, so it stays out of `ps` and shell history).
+fn turn_config(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<mediaseal_server::TurnConfig, CliError> {
+    let urls = if args.turn_url.is_empty() {
+        file.turn_url.clone().unwrap_or_default()
+    } else {
+        args.turn_url.clone()
+    };
+    let secret = match args
+        .turn_secret_file
+        .as_ref()
+        .or(file.turn_secret_file.as_ref())
+    {
+        Some(path) => Some(read_turn_secret(path)?),
+        None => None,
+    };
+    let ttl_max = args.turn_ttl_max.or(file.turn_ttl_max);
+    mediaseal_server::TurnConfig::new(&urls, secret, ttl_max)
+        .map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// The TURN secret file's contents without the trailing newline, held in zeroized memory.
+fn read_turn_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, CliError> {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+        CliError::new(format!(
+            "cannot read turn_secret_file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    Ok(zeroize::Zeroizing::new(bytes[..end].to_vec()))
 }
 
 /// The composition bounds from flags, the file and the defaults.
@@ -531,6 +626,31 @@ mod tests {
     }
 
     #[test]
+    fn room_worker_options_come_from_flags() {
+        let (opts, _) = options(&parse(&[])).unwrap();
+        assert_eq!(opts.rooms.worker, None, "next to the executable by default");
+        assert_eq!(opts.rooms.max_rooms, 64);
+        assert_eq!(opts.rooms.udp, [SocketAddr::from(([127, 0, 0, 1], 0))]);
+        let (opts, _) = options(&parse(&[
+            "--room-worker",
+            "/opt/mediaseal/mediaseal-room-worker",
+            "--max-rooms",
+            "8",
+            "--room-udp",
+            "192.0.2.7:0",
+            "--room-udp",
+            "[2001:db8::7]:0",
+        ]))
+        .unwrap();
+        assert_eq!(
+            opts.rooms.worker.as_deref(),
+            Some(Path::new("/opt/mediaseal/mediaseal-room-worker"))
+        );
+        assert_eq!(opts.rooms.max_rooms, 8);
+        assert_eq!(opts.rooms.udp.len(), 2);
+    }
+
+    #[test]
     fn webhook_networks_come_from_flags_or_the_file() {
         let (opts, _) = options(&parse(&[])).unwrap();
         assert!(opts.allow_webhook_networks.is_empty(), "strict by default");
@@ -621,5 +741,51 @@ mod tests {
         }
         let e = options(&parse(&["--config", "/nonexistent/mediaseal.toml"])).unwrap_err();
         assert!(e.message.contains("/nonexistent/mediaseal.toml"));
+    }
+    #[test]
+    fn turn_settings_come_from_flags_or_the_file_and_the_secret_from_a_file() {
+        let (opts, _) = options(&parse(&[])).unwrap();
+        assert!(opts.turn.urls().is_empty(), "no TURN by default");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("turn.secret");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        let (opts, _) = options(&parse(&[
+            "--turn-url",
+            "turn:127.0.0.1:3478?transport=udp",
+            "--turn-url",
+            "stun:127.0.0.1:3478",
+            "--turn-secret-file",
+            secret.to_str().unwrap(),
+            "--turn-ttl-max",
+            "600",
+        ]))
+        .unwrap();
+        let urls: Vec<&str> = opts.turn.urls().iter().map(|u| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["turn:127.0.0.1:3478?transport=udp", "stun:127.0.0.1:3478"]
+        );
+        assert_eq!(opts.turn.ttl_max(), 600);
+        assert!(
+            !format!("{opts:?}").contains("hunter2"),
+            "Debug shows the secret"
+        );
+
+        let e = options(&parse(&["--turn-url", "turn:127.0.0.1"])).unwrap_err();
+        assert!(e.message.contains("--turn-secret-file"), "{}", e.message);
+        let e = options(&parse(&["--turn-url", "http://x"])).unwrap_err();
+        assert!(e.message.contains("http://x"), "{}", e.message);
+
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "turn_url = [\"turns:t.example.com:5349?transport=tcp\"]\nturn_secret_file = {:?}\nturn_ttl_max = 86401\n",
+                secret.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let e = options(&parse(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(e.message.contains("86401"), "{}", e.message);
     }
 }

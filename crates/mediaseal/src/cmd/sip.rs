@@ -11,8 +11,8 @@ use std::sync::Arc;
 use mediaseal_server::AppState;
 use mediaseal_server::serve::{ServeError, Sidecar};
 use mediaseal_voice::{
-    HttpWebhooks, LoggingLedger, SealedCallRecorder, Seams, StoreDirectory, StoreTokens,
-    VoiceConfig, VoiceEdge,
+    HttpWebhooks, SealedCallRecorder, Seams, StoreDirectory, StoreLedger, StoreTokens, VoiceConfig,
+    VoiceEdge,
 };
 use serde::Deserialize;
 
@@ -177,11 +177,13 @@ pub(crate) async fn start_edge(
         directory: Arc::new(StoreDirectory::new(state.meta.clone(), passwords)),
         webhooks: Arc::new(HttpWebhooks::new(http, tokens).with_policy(policy)),
         recorder: Arc::new(SealedCallRecorder::new(state.services.clone(), &public_url)),
-        ledger: Arc::new(LoggingLedger),
+        ledger: Arc::new(StoreLedger::new(state.services.clone())),
     };
     let handle = VoiceEdge::start(config, seams)
         .await
         .map_err(|e| ServeError::Config(format!("the SIP edge could not start: {e}")))?;
+    // The REST API ends live calls through the edge (`POST …/Calls/{CA}.json`).
+    state.set_live_calls(Arc::new(handle.live_calls()));
     tracing::info!(
         sip = ?handle.sip_addr(),
         tls = ?handle.tls_addr(),

@@ -1,10 +1,13 @@
 //! Conversational Intelligence v2 (seed 002): services (`GA…`), transcripts (`GT…`) of voice
-//! recordings, their sentences, and the encrypted sentences download.
+//! recordings, their sentences, and the encrypted sentences download; language operators
+//! (`EY…` types, `LY…` operators) attached to services, and their results.
 //!
 //! Every resource belongs to the authenticated account (v2 paths carry no account), and every
 //! lookup is scoped to it: another account's SID is a 404, as a SID that does not exist. The
 //! work is done by `mediaseal-intelligence`; these handlers parse, call it and render.
 
+mod media_url;
+mod operators;
 mod services;
 mod transcripts;
 
@@ -14,6 +17,7 @@ use axum::routing::get;
 use futures::StreamExt;
 use std::sync::Arc;
 
+use mediaseal_intelligence::recovery::{Abandoned, Recovered, Sources};
 use mediaseal_intelligence::tap::IngestTap;
 use mediaseal_intelligence::transcripts::{AudioSource, TranscriptRequest};
 use mediaseal_intelligence::{ChannelSpec, channel::MediaProperties};
@@ -49,6 +53,43 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v2/Transcripts/{sid}/Sentences/Encrypted",
             get(transcripts::encrypted_sentences),
+        )
+        .route("/v2/Transcripts/{sid}/Media", get(transcripts::media))
+        .route("/v2/OperatorTypes", get(operators::list_types))
+        .route("/v2/OperatorTypes/{sid}", get(operators::fetch_type))
+        .route("/v2/Operators", get(operators::list))
+        .route("/v2/Operators/PreBuilt", get(operators::list_prebuilt))
+        .route(
+            "/v2/Operators/PreBuilt/{sid}",
+            get(operators::fetch_prebuilt),
+        )
+        .route("/v2/Operators/{sid}", get(operators::fetch))
+        .route(
+            "/v2/Operators/Custom",
+            get(operators::list_custom).post(operators::create_custom),
+        )
+        .route(
+            "/v2/Operators/Custom/{sid}",
+            get(operators::fetch_custom)
+                .post(operators::update_custom)
+                .delete(operators::delete_custom),
+        )
+        .route("/v2/Services/{sid}/Operators", get(operators::attachments))
+        .route(
+            "/v2/Services/{sid}/Operators/{operator}",
+            axum::routing::post(operators::attach).delete(operators::detach),
+        )
+        .route(
+            "/v2/Transcripts/{sid}/OperatorResults",
+            get(operators::results),
+        )
+        .route(
+            "/v2/Transcripts/{sid}/OperatorResults/Encrypted",
+            get(operators::encrypted_results),
+        )
+        .route(
+            "/v2/Transcripts/{sid}/OperatorResults/{operator}",
+            get(operators::result),
         )
 }
 
@@ -165,6 +206,26 @@ pub(crate) async fn auto_transcribe(st: &AppState, rec: &Recording, tap: Option<
             }
         }
     }
+}
+
+/// Resolves the transcripts whose job died with its node: run again from recordings sealed at
+/// rest, failed (with the webhook) when their audio cannot be read again. At the start of a node
+/// alone on its SQLite database every unfinished transcript is its dead predecessor's; on a
+/// shared PostgreSQL only those whose lease lapsed are taken, so other nodes' live jobs are left
+/// alone (the sweeper repeats this every pass).
+pub async fn recover_transcripts(st: &AppState, at_start: bool) -> Recovered {
+    let which = if at_start && st.meta.backend() == "sqlite" {
+        Abandoned::AllUnfinished
+    } else {
+        Abandoned::LapsedLeases
+    };
+    let sources = Sources {
+        at_rest: Arc::new(AtRestSource(st.reader.clone())),
+        url: Arc::new(media_url::UrlSource::new(
+            st.services.config.webhook_policy.clone(),
+        )),
+    };
+    st.intelligence.recover_abandoned(&sources, which).await
 }
 
 /// Switches data logging of Intelligence Service `sid` on or off: an operator's command on the

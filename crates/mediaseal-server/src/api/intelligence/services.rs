@@ -35,7 +35,7 @@ pub(crate) struct ServiceResource {
     friendly_name: Option<String>,
     language_code: String,
     media_redaction: bool,
-    /// Operators are not implemented yet: always empty.
+    /// The operators attached (`/v2/Services/{GA}/Operators/{LY}`), in attachment order.
     read_only_attached_operator_sids: Vec<String>,
     sid: String,
     unique_name: String,
@@ -46,7 +46,7 @@ pub(crate) struct ServiceResource {
 }
 
 impl ServiceResource {
-    fn from_record(base: &str, s: &IntelligenceService) -> Self {
+    fn from_record(base: &str, s: &IntelligenceService, attached: Vec<String>) -> Self {
         Self {
             account_sid: s.account_sid.clone(),
             auto_redaction: s.auto_redaction,
@@ -58,7 +58,7 @@ impl ServiceResource {
             friendly_name: s.friendly_name.clone(),
             language_code: s.language_code.clone(),
             media_redaction: s.media_redaction,
-            read_only_attached_operator_sids: Vec::new(),
+            read_only_attached_operator_sids: attached,
             sid: s.sid.clone(),
             unique_name: s.unique_name.clone(),
             url: format!("{base}/v2/Services/{}", s.sid),
@@ -73,9 +73,23 @@ fn etag(s: &IntelligenceService) -> String {
     format!("\"{}\"", s.version)
 }
 
+/// The operators attached to `s`.
+async fn attached(st: &AppState, s: &IntelligenceService) -> ApiResult<Vec<String>> {
+    Ok(st.meta.attached_operators(&s.account_sid, &s.sid).await?)
+}
+
 /// The answer for one service, with its `ETag`.
-fn render(base: &str, s: &IntelligenceService, status: StatusCode) -> Response {
-    let mut response = (status, Json(ServiceResource::from_record(base, s))).into_response();
+fn render(
+    base: &str,
+    s: &IntelligenceService,
+    attached: Vec<String>,
+    status: StatusCode,
+) -> Response {
+    let mut response = (
+        status,
+        Json(ServiceResource::from_record(base, s, attached)),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&etag(s)) {
         response.headers_mut().insert(header::ETAG, v);
     }
@@ -224,7 +238,12 @@ pub(crate) async fn create(
         return Err(duplicate(&name));
     }
     tracing::info!(service = %service.sid, account = %account, "intelligence service created");
-    Ok(render(&auth.base_url, &service, StatusCode::CREATED))
+    Ok(render(
+        &auth.base_url,
+        &service,
+        Vec::new(),
+        StatusCode::CREATED,
+    ))
 }
 
 pub(crate) async fn list(
@@ -241,16 +260,23 @@ pub(crate) async fn list(
         date_created: s.date_created,
         sid: s.sid.clone(),
     });
+    let mut shown = Vec::with_capacity(page.items.len());
+    for s in &page.items {
+        shown.push((s, attached(&st, s).await?));
+    }
     let base = auth.base_url.clone();
     Ok(Json(envelope_v1(
         "services",
         &base,
         "/v2/Services",
-        &page,
+        &Page {
+            items: shown,
+            next: page.next.clone(),
+        },
         &req,
         q,
         &[],
-        |s| ServiceResource::from_record(&base, s),
+        |(s, ops)| ServiceResource::from_record(&base, s, ops.clone()),
     )))
 }
 
@@ -276,7 +302,8 @@ pub(crate) async fn fetch(
     Path(sid): Path<String>,
 ) -> ApiResult<Response> {
     let s = find(&st, auth.principal.sid(), &sid, &auth.path).await?;
-    Ok(render(&auth.base_url, &s, StatusCode::OK))
+    let ops = attached(&st, &s).await?;
+    Ok(render(&auth.base_url, &s, ops, StatusCode::OK))
 }
 
 /// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`), or `*`/absent: `None`.
@@ -376,7 +403,10 @@ pub(crate) async fn update(
         .update_intelligence_service(&s, before.version)
         .await?
     {
-        ServiceUpdate::Updated => Ok(render(&auth.base_url, &s, StatusCode::OK)),
+        ServiceUpdate::Updated => {
+            let ops = attached(&st, &s).await?;
+            Ok(render(&auth.base_url, &s, ops, StatusCode::OK))
+        }
         ServiceUpdate::DuplicateName => Err(duplicate(&s.unique_name)),
         ServiceUpdate::VersionMismatch => Err(stale()),
     }
@@ -393,6 +423,9 @@ pub(crate) async fn delete(
         .delete_intelligence_service(auth.principal.sid(), &sid)
         .await?
     {
+        st.meta
+            .detach_all_operators(auth.principal.sid(), &sid)
+            .await?;
         tracing::info!(service = %sid, account = %auth.principal.sid(), "intelligence service deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -8,6 +8,10 @@
 //! seed's `s3-gcm` format: plain `/Sentences` is refused and `/Sentences/Encrypted` answers a
 //! signed URL of the sealed bytes with their `x-amz-meta-x-amz-key`/`-iv` headers. Without a key
 //! they are sealed at rest and `/Sentences` serves them, decrypted in memory.
+//!
+//! A `media_url` source is fetched by the job through the webhook egress policy (see
+//! `media_url`). `/Media` hands out a signed URL of the redacted audio (`MediaRedaction`) or of
+//! the original.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,11 +23,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_intelligence::ChannelSpec;
 use mediaseal_intelligence::sentences::{SentencesDoc, Word};
-use mediaseal_intelligence::transcripts::{MAX_AUDIO_BYTES, TranscriptRequest};
+use mediaseal_intelligence::transcripts::{AudioSource, MAX_AUDIO_BYTES, TranscriptRequest};
 use mediaseal_store::model::intelligence::{Transcript, TranscriptFilter, TranscriptStatus};
 use mediaseal_store::model::{Cursor, Sealing};
 use serde::Serialize;
 
+use super::media_url::UrlSource;
 use super::{AtRestSource, MAX_PAGE};
 use crate::api::Authed;
 use crate::clock::{iso8601, now_us, parse_date};
@@ -147,10 +152,53 @@ pub(crate) async fn create(
         })?),
     };
 
-    let source_sid = channel.source_sid().unwrap_or_default().to_owned();
+    let (audio_key, source): (String, Arc<dyn AudioSource>) = match channel.media_url() {
+        Some(url) => {
+            let fetcher = UrlSource::new(st.services.config.webhook_policy.clone());
+            fetcher
+                .check(url)
+                .map_err(|e| ApiError::bad_param("Channel", e))?;
+            (url.to_owned(), Arc::new(fetcher))
+        }
+        None => (
+            recording_audio(&st, &account, channel.source_sid().unwrap_or_default()).await?,
+            Arc::new(AtRestSource(st.reader.clone())),
+        ),
+    };
+    let seal = match st.intelligence.transcript_seal(&service).await? {
+        Ok(seal) => seal,
+        Err(refusal) => {
+            return Err(cannot_transcribe(format!(
+                "{refusal}; set the service's EncryptionCredentialSid to an existing public key, or clear it"
+            )));
+        }
+    };
+    let request = TranscriptRequest {
+        account_sid: account,
+        service: service.clone(),
+        channel,
+        customer_key,
+        media_start_time,
+    };
+    let transcript = st.intelligence.create_transcript(request, &seal).await?;
+    // The job runs on after this answer; its end is visible in the status and the webhook.
+    drop(
+        st.intelligence
+            .start(transcript.clone(), service, seal, audio_key, source),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(TranscriptResource::from_record(&auth.base_url, &transcript)),
+    )
+        .into_response())
+}
+
+/// The object key of recording `source_sid` of `account`, if the server can read it to
+/// transcribe it.
+async fn recording_audio(st: &AppState, account: &str, source_sid: &str) -> ApiResult<String> {
     let recording = st
         .meta
-        .recording(&account, &source_sid, false)
+        .recording(account, source_sid, false)
         .await?
         .ok_or_else(|| {
             ApiError::bad_param(
@@ -178,33 +226,7 @@ pub(crate) async fn create(
             "Recording {source_sid} is larger than the {MAX_AUDIO_BYTES} bytes a transcript can be made of"
         )));
     }
-    let seal = match st.intelligence.transcript_seal(&service).await? {
-        Ok(seal) => seal,
-        Err(refusal) => {
-            return Err(cannot_transcribe(format!(
-                "{refusal}; set the service's EncryptionCredentialSid to an existing public key, or clear it"
-            )));
-        }
-    };
-    let request = TranscriptRequest {
-        account_sid: account,
-        service: service.clone(),
-        channel,
-        customer_key,
-        media_start_time,
-    };
-    let transcript = st.intelligence.create_transcript(request, &seal).await?;
-    let source = Arc::new(AtRestSource(st.reader.clone()));
-    // The job runs on after this answer; its end is visible in the status and the webhook.
-    drop(
-        st.intelligence
-            .start(transcript.clone(), service, seal, audio_key, source),
-    );
-    Ok((
-        StatusCode::CREATED,
-        Json(TranscriptResource::from_record(&auth.base_url, &transcript)),
-    )
-        .into_response())
+    Ok(audio_key)
 }
 
 fn date_param(q: &Params, name: &str) -> ApiResult<Option<i64>> {
@@ -270,7 +292,12 @@ pub(crate) async fn list(
     )))
 }
 
-async fn find(st: &AppState, account: &str, sid: &str, path: &str) -> ApiResult<Transcript> {
+pub(super) async fn find(
+    st: &AppState,
+    account: &str,
+    sid: &str,
+    path: &str,
+) -> ApiResult<Transcript> {
     if !is_sid(sid, "GT") {
         return Err(ApiError::not_found(path));
     }
@@ -304,6 +331,7 @@ pub(crate) async fn delete(
         before.object_key,
         before.log_object_key,
         before.redacted_object_key,
+        before.redacted_media_key,
     ]
     .into_iter()
     .flatten()
@@ -313,6 +341,9 @@ pub(crate) async fn delete(
             tracing::warn!(transcript = %sid, error = %e, "sentences deletion deferred to the sweeper");
         }
     }
+    st.intelligence
+        .purge_operator_results(auth.principal.sid(), &sid)
+        .await;
     tracing::info!(transcript = %sid, account = %auth.principal.sid(), "transcript deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -465,26 +496,7 @@ pub(crate) async fn encrypted_sentences(
             ));
         }
     };
-    let presigned = if st.config.media_from_store {
-        st.objects
-            .presign_get(&key, Duration::from_secs(LOCATION_TTL))
-            .await?
-    } else {
-        None
-    };
-    let location = match presigned {
-        Some(url) => url,
-        None => {
-            let token = sign(
-                &st.config.url_signing_key,
-                &key,
-                ServeMode::Sealed,
-                "application/octet-stream",
-                unix_now() + LOCATION_TTL,
-            );
-            format!("{}/v1/MediaDownload/{token}", auth.base_url)
-        }
-    };
+    let location = location_of(&st, &auth.base_url, &key).await?;
     Ok(Json(EncryptedSentences {
         location,
         transcript_sid: t.sid.clone(),
@@ -493,4 +505,121 @@ pub(crate) async fn encrypted_sentences(
             auth.base_url, t.sid
         ),
     }))
+}
+
+/// A signed URL of the sealed object `key`: the object store's own when media is served from
+/// it, else this server's download, which carries the key material as `x-amz-meta-*` headers.
+pub(super) async fn location_of(st: &AppState, base_url: &str, key: &str) -> ApiResult<String> {
+    let presigned = if st.config.media_from_store {
+        st.objects
+            .presign_get(key, Duration::from_secs(LOCATION_TTL))
+            .await?
+    } else {
+        None
+    };
+    Ok(match presigned {
+        Some(url) => url,
+        None => {
+            let token = sign(
+                &st.config.url_signing_key,
+                key,
+                ServeMode::Sealed,
+                "application/octet-stream",
+                unix_now() + LOCATION_TTL,
+            );
+            format!("{base_url}/v1/MediaDownload/{token}")
+        }
+    })
+}
+
+/// `GET /v2/Transcripts/{GT}/Media` (fields in alphabetical order).
+#[derive(Debug, Serialize)]
+pub(crate) struct TranscriptMedia {
+    account_sid: String,
+    media_url: String,
+    service_sid: String,
+    sid: String,
+    url: String,
+}
+
+/// `GET /v2/Transcripts/{GT}/Media`: a signed URL (an hour) of the audio. `Redacted` (default:
+/// the transcript's `redaction`) asks for the copy with the PII silenced (`MediaRedaction`),
+/// else the recording it was made of. Sealed with the customer's key, the download is the sealed
+/// bytes with the `x-amz-meta-*` headers, like `/Sentences/Encrypted`; sealed at rest, the WAV
+/// decrypted on the way out.
+pub(crate) async fn media(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<TranscriptMedia>> {
+    let account = auth.principal.sid();
+    let t = find(&st, account, &sid, &auth.path).await?;
+    let no_media = |why: String| ApiError::new(StatusCode::NOT_FOUND, 20404, why);
+    let redacted = auth.query.boolean("Redacted")?.unwrap_or(t.redaction);
+    let media_url = if redacted {
+        let Some(key) = &t.redacted_media_key else {
+            let why = if t.status == TranscriptStatus::Completed.as_str() {
+                "its service did not have MediaRedaction when it was made".to_owned()
+            } else {
+                format!("it is {}", t.status)
+            };
+            return Err(no_media(format!(
+                "Transcript {sid} has no redacted media: {why}; ask with Redacted=false for the recording it was \
+                 made of"
+            )));
+        };
+        download_url(&st, &auth.base_url, key, t.sealing).await?
+    } else if let Some(url) = ChannelSpec::parse(&t.channel)
+        .ok()
+        .and_then(|c| c.media_url().map(str::to_owned))
+    {
+        // Made of the customer's own URL: that is where the original is.
+        url
+    } else {
+        let source = t.source_sid.as_deref().unwrap_or_default();
+        let recording = st
+            .meta
+            .recording(account, source, false)
+            .await?
+            .filter(|r| r.status == "completed");
+        match recording
+            .as_ref()
+            .and_then(|r| Some((r.object_key.as_deref()?, r.sealing)))
+        {
+            Some((key, sealing)) => download_url(&st, &auth.base_url, key, sealing).await?,
+            None => {
+                return Err(no_media(format!(
+                    "Transcript {sid} has no media: recording {source} no longer exists"
+                )));
+            }
+        }
+    };
+    Ok(Json(TranscriptMedia {
+        account_sid: t.account_sid.clone(),
+        media_url,
+        service_sid: t.service_sid.clone(),
+        sid: t.sid.clone(),
+        url: format!("{}/v2/Transcripts/{}/Media", auth.base_url, t.sid),
+    }))
+}
+
+/// A signed URL of the audio object `key`: the sealed bytes with their key material when sealed
+/// with the customer's key ([`location_of`]), else the WAV decrypted by this server.
+async fn download_url(
+    st: &AppState,
+    base_url: &str,
+    key: &str,
+    sealing: Sealing,
+) -> ApiResult<String> {
+    if sealing == Sealing::Customer {
+        return location_of(st, base_url, key).await;
+    }
+    let token = sign(
+        &st.config.url_signing_key,
+        key,
+        ServeMode::AtRest,
+        "audio/x-wav",
+        unix_now() + LOCATION_TTL,
+    );
+    Ok(format!("{base_url}/v1/MediaDownload/{token}"))
 }

@@ -9,7 +9,7 @@ mod compositions;
 mod hooks;
 mod media;
 mod recordings;
-mod rooms;
+pub(crate) mod rooms;
 mod settings;
 
 use axum::Router;

@@ -1,6 +1,8 @@
 //! A minimal Room resource (`RM…`), shaped like Twilio's so the helper libraries parse it: it
-//! groups track recordings, and completing it runs the account's composition hooks. Participants,
-//! tracks and media transport belong to the rooms issue.
+//! groups track recordings, and completing it runs the account's composition hooks. A group room
+//! owns a media process while it is in progress when the state has room processes
+//! ([`crate::room_processes`]): started on create, ended on `Status=completed`, and the room is
+//! `failed` if the process dies. Participants and signalling belong to the rooms issue.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_store::model::Callback;
-use mediaseal_store::video::{Composition, Room, RoomFilter};
+use mediaseal_store::video::{Composition, Room, RoomCompletion, RoomFilter};
 use serde::Serialize;
 
 use super::{MAX_PAGE, cursor, date_param, one_of};
@@ -221,7 +223,26 @@ pub(crate) async fn create(
     let callbacks: Vec<Callback> = room_callback(&st, &room, "room-created", &[])
         .into_iter()
         .collect();
-    st.meta.insert_room(&room, &callbacks).await?;
+    // The process first: a node that cannot run one more room refuses before a row exists.
+    let processes = st
+        .room_processes()
+        .filter(|_| has_media_process(&room.room_type));
+    if let Some(processes) = processes {
+        processes.start(&room).await.map_err(|e| {
+            tracing::error!(room = %room.sid, error = %e, "the room's media process did not start");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                53103,
+                format!("Unable to create Room: {e}"),
+            )
+        })?;
+    }
+    if let Err(e) = st.meta.insert_room(&room, &callbacks).await {
+        if let Some(processes) = processes {
+            processes.complete(&room.sid).await;
+        }
+        return Err(e.into());
+    }
     tracing::info!(room = %room.sid, account = %account, "room created");
     Ok((
         StatusCode::CREATED,
@@ -310,31 +331,95 @@ pub(crate) async fn update(
         )
             .into_response());
     }
-    let now = now_us();
-    let mut ended = room.clone();
-    ended.status = "completed".to_owned();
-    ended.end_time = Some(now);
-    let duration = ((now - room.date_created) / 1_000_000).to_string();
-    let callbacks: Vec<Callback> =
-        room_callback(&st, &ended, "room-ended", &[("RoomDuration", duration)])
-            .into_iter()
-            .collect();
-    let compositions: Vec<(Composition, Vec<Callback>)> =
-        super::hooks::compositions_for(&st, &ended).await?;
-    let done = st
-        .meta
-        .complete_room(&account, &room.sid, now, &callbacks, &compositions)
+    let done = complete_now(&st, &room)
         .await?
         .ok_or_else(|| ApiError::not_found(&auth.path))?;
-    if done.transitioned {
-        tracing::info!(room = %room.sid, account = %account, hooks = compositions.len(), "room completed");
-        if !compositions.is_empty() {
-            st.services.compositions.kick();
-        }
+    // The row says completed before the process is told, so its exit is not taken for a crash.
+    if let Some(processes) = st.room_processes() {
+        processes.complete(&room.sid).await;
     }
     Ok((
         StatusCode::ACCEPTED,
         Json(RoomResource::from_record(&auth.base_url, &done.room)),
     )
         .into_response())
+}
+
+/// Rooms whose media runs in a room process of this node (peer-to-peer and Go rooms relay
+/// signalling only).
+fn has_media_process(room_type: &str) -> bool {
+    matches!(room_type, "group" | "group-small")
+}
+
+/// Completes `room` in the store now: `room-ended` to its status callback and a composition for
+/// every enabled hook, if this call ended it. `None` when the room is gone.
+async fn complete_now(st: &AppState, room: &Room) -> ApiResult<Option<RoomCompletion>> {
+    let now = now_us();
+    let mut ended = room.clone();
+    ended.status = "completed".to_owned();
+    ended.end_time = Some(now);
+    let duration = ((now - room.date_created) / 1_000_000).to_string();
+    let callbacks: Vec<Callback> =
+        room_callback(st, &ended, "room-ended", &[("RoomDuration", duration)])
+            .into_iter()
+            .collect();
+    let compositions: Vec<(Composition, Vec<Callback>)> =
+        super::hooks::compositions_for(st, &ended).await?;
+    let done = st
+        .meta
+        .complete_room(&room.account_sid, &room.sid, now, &callbacks, &compositions)
+        .await?;
+    if done.as_ref().is_some_and(|d| d.transitioned) {
+        tracing::info!(room = %room.sid, account = %room.account_sid, hooks = compositions.len(), "room completed");
+        if !compositions.is_empty() {
+            st.services.compositions.kick();
+        }
+    }
+    Ok(done)
+}
+
+/// A room process ended. Asked to: nothing to do. It ended the room itself (empty or unused
+/// room timeout): the room completes as if by REST. It died: the room is `failed`, and its
+/// status callback hears `room-ended` with `RoomStatus=failed` (no compositions: the room's
+/// recordings may be cut short).
+pub(crate) async fn worker_exited(
+    st: &AppState,
+    exit: &crate::room_processes::RoomExit,
+) -> ApiResult<()> {
+    use crate::room_processes::ExitOutcome;
+    if exit.outcome == ExitOutcome::Completed {
+        return Ok(());
+    }
+    let Some(room) = st.meta.room(&exit.account_sid, &exit.room_sid).await? else {
+        return Ok(());
+    };
+    if room.status != "in-progress" {
+        return Ok(());
+    }
+    match &exit.outcome {
+        ExitOutcome::Completed => {}
+        ExitOutcome::Ended(reason) => {
+            tracing::info!(room = %room.sid, ?reason, "the room's process ended the room");
+            complete_now(st, &room).await?;
+        }
+        ExitOutcome::Failed(how) => {
+            let now = now_us();
+            let mut failed = room.clone();
+            failed.status = "failed".to_owned();
+            failed.end_time = Some(now);
+            let duration = ((now - room.date_created) / 1_000_000).to_string();
+            let callbacks: Vec<Callback> =
+                room_callback(st, &failed, "room-ended", &[("RoomDuration", duration)])
+                    .into_iter()
+                    .collect();
+            let done = st
+                .meta
+                .fail_room(&room.account_sid, &room.sid, now, &callbacks)
+                .await?;
+            if done.is_some_and(|d| d.transitioned) {
+                tracing::warn!(room = %room.sid, account = %room.account_sid, exit = %how, "room failed: its media process died");
+            }
+        }
+    }
+    Ok(())
 }

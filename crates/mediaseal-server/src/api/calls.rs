@@ -1,0 +1,592 @@
+//! Calls (api/2010-04-01 `Calls`): the calls the SIP edge has carried, kept by its ledger, with
+//! Twilio's list filters. `Calls/{CA}/Recordings.json` is served with the recordings.
+//!
+//! Owners and their parent accounts see a call; anyone else gets the 404 of a call that does not
+//! exist. `Status=completed|canceled` ends a live call through the SIP edge's live-call seam
+//! ([`mediaseal_service::calls::LiveCalls`], installed by `serve` when it starts the edge);
+//! redirecting a live call (`Url`, `Twiml`) is not supported yet and is refused with a 400
+//! that says so.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use mediaseal_service::calls::{HangUp, LiveCallError, LiveRecordingOptions, RecordingChange};
+use mediaseal_store::model::Recording;
+use mediaseal_store::model::{Call, CallFilter, CallStatus, Cursor};
+use serde::Serialize;
+
+use crate::api::{Authed, json_sid};
+use crate::auth::accessible_account;
+use crate::clock::{DAY_US, parse_date, rfc2822};
+use crate::error::{ApiError, ApiResult};
+use crate::paging::{Envelope2010, Page, PageRequest, envelope_2010};
+use crate::params::Params;
+use crate::state::AppState;
+
+/// Twilio's "Call is not in-progress" (an update of a call that has ended).
+const ERROR_CALL_NOT_IN_PROGRESS: u32 = 21220;
+
+/// The Calls routes.
+pub(crate) fn routes() -> Router<AppState> {
+    const BASE: &str = "/2010-04-01/Accounts/{account}";
+    Router::new()
+        .route(&format!("{BASE}/Calls.json"), get(list).post(create))
+        // `{call}`, as the recordings route below it names the same segment.
+        .route(&format!("{BASE}/Calls/{{call}}"), get(fetch).post(update))
+        // `POST …/Calls/{CA}/Recordings.json` (start) is routed with the list, in `lib.rs`.
+        .route(
+            &format!("{BASE}/Calls/{{call}}/Recordings/{{file}}"),
+            axum::routing::post(update_recording),
+        )
+}
+
+/// The lists under a call.
+#[derive(Debug, Serialize)]
+pub(crate) struct CallSubresources {
+    notifications: String,
+    recordings: String,
+}
+
+/// A call as the API shows it (fields in alphabetical order, as clients have always seen them).
+#[derive(Debug, Serialize)]
+pub(crate) struct CallResource {
+    account_sid: String,
+    annotation: Option<String>,
+    answered_by: Option<String>,
+    api_version: &'static str,
+    caller_name: Option<String>,
+    date_created: String,
+    date_updated: String,
+    direction: &'static str,
+    duration: Option<String>,
+    end_time: Option<String>,
+    forwarded_from: Option<String>,
+    from: String,
+    from_formatted: String,
+    group_sid: Option<String>,
+    parent_call_sid: Option<String>,
+    phone_number_sid: Option<String>,
+    price: Option<String>,
+    price_unit: &'static str,
+    queue_time: &'static str,
+    sid: String,
+    start_time: Option<String>,
+    status: &'static str,
+    subresource_uris: CallSubresources,
+    to: String,
+    to_formatted: String,
+    trunk_sid: Option<String>,
+    uri: String,
+}
+
+impl CallResource {
+    fn from_record(c: &Call) -> Self {
+        let base = format!("/2010-04-01/Accounts/{}/Calls/{}", c.account_sid, c.sid);
+        Self {
+            account_sid: c.account_sid.clone(),
+            annotation: None,
+            answered_by: None,
+            api_version: "2010-04-01",
+            caller_name: None,
+            date_created: rfc2822(c.date_created),
+            date_updated: rfc2822(c.date_updated),
+            direction: c.direction.as_str(),
+            duration: c.duration.map(|d| d.to_string()),
+            end_time: c.end_time.map(rfc2822),
+            forwarded_from: None,
+            from: c.from.clone(),
+            from_formatted: c.from.clone(),
+            group_sid: None,
+            parent_call_sid: c.parent_call_sid.clone(),
+            phone_number_sid: None,
+            price: None,
+            price_unit: "USD",
+            queue_time: "0",
+            sid: c.sid.clone(),
+            start_time: c.start_time.map(rfc2822),
+            status: c.status.as_str(),
+            subresource_uris: CallSubresources {
+                notifications: format!("{base}/Notifications.json"),
+                recordings: format!("{base}/Recordings.json"),
+            },
+            to: c.to.clone(),
+            to_formatted: c.to.clone(),
+            trunk_sid: None,
+            uri: format!("{base}.json"),
+        }
+    }
+}
+
+/// The filters of a list request. Dates are `YYYY-MM-DD` (a whole day) or
+/// `YYYY-MM-DDTHH:MM:SSZ`; `StartTime>`/`StartTime<` mean on or after / on or before.
+fn filter(q: &Params) -> ApiResult<CallFilter> {
+    let date = |name: &str| -> ApiResult<Option<(i64, bool)>> {
+        match q.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
+                ApiError::bad_param(
+                    name,
+                    format!("'{v}' is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"),
+                )
+            }),
+        }
+    };
+    // (on the day or at the second, on or before, on or after) → [from, before)
+    let range = |name: &str| -> ApiResult<(Option<i64>, Option<i64>)> {
+        let (mut from, mut before) = (None, None);
+        if let Some((t, day)) = date(name)? {
+            from = Some(t);
+            before = Some(if day { t + DAY_US } else { t + 1_000_000 });
+        }
+        if let Some((t, day)) = date(&format!("{name}<"))? {
+            before = Some(if day { t + DAY_US } else { t + 1 });
+        }
+        if let Some((t, _)) = date(&format!("{name}>"))? {
+            from = Some(t);
+        }
+        Ok((from, before))
+    };
+    let status = match q.get("Status") {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<CallStatus>()
+                .map_err(|e| ApiError::bad_param("Status", e))?,
+        ),
+    };
+    let text = |name: &str| q.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
+    let (started_from, started_before) = range("StartTime")?;
+    let (ended_from, ended_before) = range("EndTime")?;
+    Ok(CallFilter {
+        to: text("To"),
+        from: text("From"),
+        status,
+        parent_call_sid: q.sid("ParentCallSid", "CA")?.map(str::to_owned),
+        started_from,
+        started_before,
+        ended_from,
+        ended_before,
+    })
+}
+
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(account_sid): Path<String>,
+) -> ApiResult<Json<Envelope2010<CallResource>>> {
+    let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
+    let q = &auth.query;
+    let req = PageRequest::from_params(q, 1000)?;
+    let filter = filter(q)?;
+    let rows = st
+        .services
+        .list_calls(
+            &account.sid,
+            &filter,
+            req.cursor.as_ref(),
+            req.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let page = Page::cut(rows, &req, |c| Cursor {
+        date_created: c.date_created,
+        sid: c.sid.clone(),
+    });
+    let path = auth.path.clone();
+    Ok(Json(envelope_2010(
+        "calls",
+        &path,
+        &page,
+        &req,
+        q,
+        &[
+            "To",
+            "From",
+            "Status",
+            "ParentCallSid",
+            "StartTime",
+            "StartTime<",
+            "StartTime>",
+            "EndTime",
+            "EndTime<",
+            "EndTime>",
+        ],
+        CallResource::from_record,
+    )))
+}
+
+/// The call `file` (`CA….json`) of an account the caller may see; else 404.
+async fn owned(st: &AppState, auth: &Authed, account_sid: &str, file: &str) -> ApiResult<Call> {
+    let account = accessible_account(st, &auth.principal, account_sid, &auth.path).await?;
+    let sid = json_sid(file, "CA", &auth.path)?;
+    st.services
+        .call(&account.sid, sid)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(&auth.path))
+}
+
+pub(crate) async fn fetch(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> ApiResult<Json<CallResource>> {
+    let call = owned(&st, &auth, &account_sid, &file).await?;
+    Ok(Json(CallResource::from_record(&call)))
+}
+
+/// `POST …/Calls/{CA}.json`: `Status=completed` ends a live call (BYE to both legs, 487 to a
+/// ringing caller), `Status=canceled` ends it if it has not been answered (an answered call is
+/// left alone, as on Twilio), through the SIP edge's live-call seam. A call that has ended, or
+/// that no edge in this process carries, gets Twilio's 21220. Redirecting (`Url`, `Twiml`)
+/// is refused with a 400 that says so.
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, file)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<CallResource>> {
+    let call = owned(&st, &auth, &account_sid, &file).await?;
+    let form = Params::from_form(&body);
+    let how = match form.get("Status") {
+        None | Some("") => None,
+        Some("completed") => Some(HangUp::Completed),
+        Some("canceled") => Some(HangUp::Canceled),
+        Some(s) => {
+            return Err(ApiError::bad_param(
+                "Status",
+                format!("'{s}' is not completed or canceled"),
+            ));
+        }
+    };
+    let not_in_progress = |why: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_CALL_NOT_IN_PROGRESS,
+            format!(
+                "Call is not in-progress. Cannot redirect. (call {} {why})",
+                call.sid
+            ),
+        )
+    };
+    if call.status.is_final() {
+        return Err(not_in_progress(&format!("is {}", call.status.as_str())));
+    }
+    let redirect = ["Url", "Twiml"]
+        .into_iter()
+        .find(|k| form.get(k).is_some_and(|v| !v.is_empty()));
+    if let Some(name) = redirect
+        && how.is_none()
+    {
+        return Err(ApiError::bad_param(
+            name,
+            "redirecting a live call to new TwiML is not supported by this server yet; \
+             Status=completed ends the call",
+        ));
+    }
+    let Some(how) = how else {
+        return Err(ApiError::bad_param(
+            "Status",
+            "a call update needs Status=completed or Status=canceled",
+        ));
+    };
+    let Some(live) = st.live_calls() else {
+        return Err(not_in_progress(
+            "is not carried by a SIP edge in this server",
+        ));
+    };
+    match live.hang_up(&call.account_sid, &call.sid, how).await {
+        Ok(()) => {}
+        // Twilio leaves an answered call alone on `canceled` and answers with the call.
+        Err(LiveCallError::Answered { .. }) => return Ok(Json(CallResource::from_record(&call))),
+        Err(e) => return Err(live_call_error(&e)),
+    }
+    // The edge's ledger writes the final status as the call ends; answer with it when it
+    // lands soon (it normally takes milliseconds), else with the row as it is.
+    let mut latest = call;
+    for _ in 0..40 {
+        match st.services.call(&latest.account_sid, &latest.sid).await {
+            Ok(Some(c)) if c.status.is_final() => return Ok(Json(CallResource::from_record(&c))),
+            Ok(Some(c)) => latest = c,
+            Ok(None) | Err(_) => break,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(Json(CallResource::from_record(&latest)))
+}
+
+/// A recording of a call as `…/Calls/{CA}/Recordings…` shows it (Twilio's `call_recording`,
+/// fields in alphabetical order).
+#[derive(Debug, Serialize)]
+pub(crate) struct CallRecordingResource {
+    account_sid: String,
+    api_version: &'static str,
+    call_sid: Option<String>,
+    channels: i64,
+    conference_sid: Option<String>,
+    date_created: String,
+    date_updated: String,
+    /// Seconds, as a string; `"-1"` until known.
+    duration: String,
+    encryption_details: Option<serde_json::Value>,
+    error_code: Option<i64>,
+    price: Option<String>,
+    price_unit: &'static str,
+    sid: String,
+    source: String,
+    start_time: String,
+    status: String,
+    track: Option<String>,
+    uri: String,
+}
+
+impl CallRecordingResource {
+    /// `status` overrides the row's (the row says `in-progress` until it is stored; the API
+    /// answers a pause or stop with the state asked for, as Twilio does).
+    fn from_record(call_sid: &str, r: &Recording, status: Option<&str>) -> Self {
+        Self {
+            account_sid: r.account_sid.clone(),
+            api_version: "2010-04-01",
+            call_sid: r.call_sid.clone(),
+            channels: r.channels,
+            conference_sid: r.conference_sid.clone(),
+            date_created: rfc2822(r.date_created),
+            date_updated: rfc2822(r.date_updated),
+            duration: r
+                .duration
+                .map_or_else(|| "-1".to_owned(), |d| d.to_string()),
+            encryption_details: r
+                .encryption_details
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
+            error_code: r.error_code,
+            price: None,
+            price_unit: "USD",
+            sid: r.sid.clone(),
+            source: r.source.clone(),
+            start_time: rfc2822(r.start_time),
+            status: status.unwrap_or(&r.status).to_owned(),
+            track: r.track.clone(),
+            uri: format!(
+                "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings/{}.json",
+                r.account_sid, r.sid
+            ),
+        }
+    }
+}
+
+/// The API's answer to a refusal of the SIP edge.
+fn live_call_error(e: &LiveCallError) -> ApiError {
+    match e {
+        LiveCallError::NotLive { .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_CALL_NOT_IN_PROGRESS,
+            format!("Call is not in-progress. ({e})"),
+        ),
+        LiveCallError::Unavailable { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 20503, e.to_string())
+        }
+        LiveCallError::NotRecording { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, 20404, e.to_string())
+        }
+        // The call is live but not in the state the request needs.
+        LiveCallError::Answered { .. } | LiveCallError::NotAnswered { .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_CALL_NOT_IN_PROGRESS,
+            e.to_string(),
+        ),
+        LiveCallError::AlreadyRecording { .. } | LiveCallError::RecordingFailed { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, 20001, e.to_string())
+        }
+    }
+}
+
+/// A live call of an account the caller may see, by its bare `CA…` SID, and the edge that
+/// carries it; 404 for a call the caller cannot see, 21220 for one that has ended or that no
+/// edge here carries.
+async fn live_call(
+    st: &AppState,
+    auth: &Authed,
+    account_sid: &str,
+    call_sid: &str,
+) -> ApiResult<(
+    Call,
+    std::sync::Arc<dyn mediaseal_service::calls::LiveCalls>,
+)> {
+    let account = accessible_account(st, &auth.principal, account_sid, &auth.path).await?;
+    if !crate::sid::is_sid(call_sid, "CA") {
+        return Err(ApiError::not_found(&auth.path));
+    }
+    let call = st
+        .services
+        .call(&account.sid, call_sid)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(&auth.path))?;
+    let not_in_progress = |why: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_CALL_NOT_IN_PROGRESS,
+            format!("Call is not in-progress. (call {} {why})", call.sid),
+        )
+    };
+    if call.status.is_final() {
+        return Err(not_in_progress(&format!("is {}", call.status.as_str())));
+    }
+    let Some(live) = st.live_calls().cloned() else {
+        return Err(not_in_progress(
+            "is not carried by a SIP edge in this server",
+        ));
+    };
+    Ok((call, live))
+}
+
+/// `POST …/Calls/{CA}/Recordings.json`: starts recording a live call (source
+/// `StartCallRecordingAPI`), sealed as the audio arrives like every call recording; 201 with
+/// the recording (`in-progress`, duration `-1` until it is stored).
+pub(crate) async fn start_recording(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, call_sid)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let form = Params::from_form(&body);
+    // Every parameter is checked before the edge is asked.
+    let policy = &st.services.config.webhook_policy;
+    let status_callback =
+        crate::params::webhook_url(&form, "RecordingStatusCallback", policy)?.map(str::to_owned);
+    let status_callback_method = form.method("RecordingStatusCallbackMethod")?;
+    let mut status_callback_events = Vec::new();
+    for e in form.all("RecordingStatusCallbackEvent") {
+        // Twilio takes repeated keys or one space-separated value.
+        for name in e.split([' ', ',']).filter(|n| !n.is_empty()) {
+            if !["in-progress", "completed", "absent", "failed"].contains(&name) {
+                return Err(ApiError::bad_param(
+                    "RecordingStatusCallbackEvent",
+                    format!("'{name}' is not in-progress, completed, absent or failed"),
+                ));
+            }
+            status_callback_events.push(name.to_owned());
+        }
+    }
+    let dual = match form.get("RecordingChannels") {
+        None | Some("") | Some("mono") => false,
+        Some("dual") => true,
+        Some(v) => {
+            return Err(ApiError::bad_param(
+                "RecordingChannels",
+                format!("'{v}' is not mono or dual"),
+            ));
+        }
+    };
+    let inbound_only = match form.get("RecordingTrack") {
+        None | Some("") | Some("both") => false,
+        Some("inbound") => true,
+        Some(v) => {
+            return Err(ApiError::bad_param(
+                "RecordingTrack",
+                format!("'{v}' is not inbound or both (outbound is not supported yet)"),
+            ));
+        }
+    };
+    let trim_silence = match form.get("Trim") {
+        None | Some("") | Some("trim-silence") => true,
+        Some("do-not-trim") => false,
+        Some(v) => {
+            return Err(ApiError::bad_param(
+                "Trim",
+                format!("'{v}' is not trim-silence or do-not-trim"),
+            ));
+        }
+    };
+    let options = LiveRecordingOptions {
+        dual,
+        inbound_only,
+        trim_silence,
+        status_callback,
+        status_callback_method,
+        status_callback_events,
+    };
+    let (call, live) = live_call(&st, &auth, &account_sid, &call_sid).await?;
+    let rec = live
+        .start_recording(&call.account_sid, &call.sid, &options)
+        .await
+        .map_err(|e| live_call_error(&e))?;
+    Ok((
+        StatusCode::CREATED,
+        // The row is `processing` until stored; to the API it is recording.
+        Json(CallRecordingResource::from_record(
+            &call.sid,
+            &rec,
+            Some("in-progress"),
+        )),
+    )
+        .into_response())
+}
+
+/// `POST …/Calls/{CA}/Recordings/{RE}.json` with `Status=paused|in-progress|stopped`: pauses
+/// (the paused time is left out: `PauseBehavior=skip`), resumes or stops a recording the API
+/// started. A stopped recording is stored and its callback sent as for any recording.
+pub(crate) async fn update_recording(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account_sid, call_sid, file)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<CallRecordingResource>> {
+    let recording_sid = json_sid(&file, "RE", &auth.path)?.to_owned();
+    let form = Params::from_form(&body);
+    let change = match form.get("Status") {
+        Some("paused") => RecordingChange::Paused,
+        Some("in-progress") => RecordingChange::InProgress,
+        Some("stopped") => RecordingChange::Stopped,
+        None | Some("") => {
+            return Err(ApiError::bad_param(
+                "Status",
+                "required: paused, in-progress or stopped",
+            ));
+        }
+        Some(v) => {
+            return Err(ApiError::bad_param(
+                "Status",
+                format!("'{v}' is not paused, in-progress or stopped"),
+            ));
+        }
+    };
+    match form.get("PauseBehavior") {
+        None | Some("") | Some("skip") => {}
+        Some(v) => {
+            return Err(ApiError::bad_param(
+                "PauseBehavior",
+                format!("'{v}' is not supported: paused audio is skipped (skip)"),
+            ));
+        }
+    }
+    let (call, live) = live_call(&st, &auth, &account_sid, &call_sid).await?;
+    let rec = live
+        .change_recording(&call.account_sid, &call.sid, &recording_sid, change)
+        .await
+        .map_err(|e| live_call_error(&e))?;
+    Ok(Json(CallRecordingResource::from_record(
+        &call.sid,
+        &rec,
+        Some(change.as_str()),
+    )))
+}
+
+/// `POST …/Calls.json`: placing calls through the API is not supported yet.
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path(account_sid): Path<String>,
+) -> ApiResult<Json<CallResource>> {
+    accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        20001,
+        "Placing calls through the API (POST Calls.json) is not supported by this server yet; \
+         calls come in through SIP Domains and go out with <Dial><Sip>",
+    ))
+}

@@ -1,0 +1,202 @@
+//! The edge's side of the live-call seam ([`mediaseal_service::calls::LiveCalls`]): each API
+//! request becomes an input of the signalling task, which hands it to the call core with the
+//! time and answers on a one-shot channel. The core never waits on the API, and the API never
+//! touches a call except through the core.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use mediaseal_call::recording::{Layout, TapTracks};
+use mediaseal_call::{
+    ApiRecording, CallId, HangUpError, HangUpMode, LiveRecordingError, RecordingControl,
+    RecordingId,
+};
+use mediaseal_service::calls::{
+    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, RecordingChange,
+};
+use mediaseal_store::model::Recording;
+use mediaseal_twiml::{Callback, FetchTarget, HttpMethod, RecordingEvents, Trim};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::edge::EdgeEvent;
+use crate::recorder::PauseFlag;
+
+/// The answer to a recording request of the API.
+pub(crate) type RecordingReply = oneshot::Sender<Result<Recording, LiveCallError>>;
+
+/// What the signalling task keeps for the API's recordings.
+#[derive(Debug, Default)]
+pub(crate) struct LiveState {
+    /// Starts waiting for the recorder (the row has the SID the API answers with).
+    pub(crate) starting: HashMap<(CallId, RecordingId), (String, RecordingReply)>,
+    /// Running API recordings by `RE…`: the call, the core's id and the row as started.
+    pub(crate) running: HashMap<String, (CallId, RecordingId, Recording)>,
+    /// The pause switch of every running recording (shared with its consumer).
+    pub(crate) pauses: HashMap<(CallId, RecordingId), PauseFlag>,
+}
+
+/// The API's error for a core refusal.
+pub(crate) fn recording_error(
+    e: LiveRecordingError,
+    call_sid: &str,
+    recording_sid: &str,
+) -> LiveCallError {
+    let call_sid = call_sid.to_owned();
+    match e {
+        LiveRecordingError::NotLive => LiveCallError::NotLive { call_sid },
+        LiveRecordingError::NotAnswered => LiveCallError::NotAnswered { call_sid },
+        LiveRecordingError::Busy => LiveCallError::AlreadyRecording { call_sid },
+        LiveRecordingError::NotRecording => LiveCallError::NotRecording {
+            call_sid,
+            recording_sid: recording_sid.to_owned(),
+        },
+    }
+}
+
+/// The core's recording request from the API's options.
+fn api_recording(options: &LiveRecordingOptions) -> Result<ApiRecording, String> {
+    let status_callback = match &options.status_callback {
+        None => None,
+        Some(url) => {
+            let url = url
+                .parse()
+                .map_err(|e| format!("RecordingStatusCallback '{url}' is not a URL: {e}"))?;
+            let method = match options.status_callback_method.to_ascii_uppercase().as_str() {
+                "GET" => HttpMethod::Get,
+                _ => HttpMethod::Post,
+            };
+            let mut events = RecordingEvents {
+                in_progress: false,
+                completed: false,
+                absent: false,
+                failed: false,
+            };
+            for e in &options.status_callback_events {
+                match e.as_str() {
+                    "in-progress" => events.in_progress = true,
+                    "completed" => events.completed = true,
+                    "absent" => events.absent = true,
+                    "failed" => events.failed = true,
+                    _ => {}
+                }
+            }
+            if options.status_callback_events.is_empty() {
+                events = RecordingEvents::default();
+            }
+            Some(Callback {
+                target: FetchTarget { url, method },
+                events,
+            })
+        }
+    };
+    Ok(ApiRecording {
+        layout: if options.dual {
+            Layout::Dual
+        } else {
+            Layout::Mono
+        },
+        tracks: if options.inbound_only {
+            TapTracks::CallerOnly
+        } else {
+            TapTracks::Both
+        },
+        trim: if options.trim_silence {
+            Trim::TrimSilence
+        } else {
+            Trim::DoNotTrim
+        },
+        status_callback,
+    })
+}
+
+/// The live calls of one running edge ([`crate::VoiceEdgeHandle::live_calls`]).
+#[derive(Debug, Clone)]
+pub struct EdgeLiveCalls {
+    pub(crate) events: mpsc::UnboundedSender<EdgeEvent>,
+}
+
+fn gone() -> LiveCallError {
+    LiveCallError::Unavailable {
+        reason: "the SIP edge has stopped".to_owned(),
+    }
+}
+
+#[async_trait]
+impl LiveCalls for EdgeLiveCalls {
+    async fn hang_up(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        how: HangUp,
+    ) -> Result<(), LiveCallError> {
+        let (reply, answer) = oneshot::channel();
+        let mode = match how {
+            HangUp::Completed => HangUpMode::Complete,
+            HangUp::Canceled => HangUpMode::Cancel,
+        };
+        self.events
+            .send(EdgeEvent::HangUp {
+                account_sid: account_sid.to_owned(),
+                call_sid: call_sid.to_owned(),
+                mode,
+                reply,
+            })
+            .map_err(|_| gone())?;
+        match answer.await.map_err(|_| gone())? {
+            Ok(()) => Ok(()),
+            Err(HangUpError::NotLive) => Err(LiveCallError::NotLive {
+                call_sid: call_sid.to_owned(),
+            }),
+            Err(HangUpError::Answered) => Err(LiveCallError::Answered {
+                call_sid: call_sid.to_owned(),
+            }),
+        }
+    }
+
+    async fn start_recording(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        options: &LiveRecordingOptions,
+    ) -> Result<Recording, LiveCallError> {
+        let options = api_recording(options).map_err(|reason| LiveCallError::RecordingFailed {
+            call_sid: call_sid.to_owned(),
+            reason,
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.events
+            .send(EdgeEvent::StartApiRecording {
+                account_sid: account_sid.to_owned(),
+                call_sid: call_sid.to_owned(),
+                options: Box::new(options),
+                reply,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn change_recording(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        recording_sid: &str,
+        change: RecordingChange,
+    ) -> Result<Recording, LiveCallError> {
+        let control = match change {
+            RecordingChange::Paused => RecordingControl::Pause,
+            RecordingChange::InProgress => RecordingControl::Resume,
+            RecordingChange::Stopped => RecordingControl::Stop,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.events
+            .send(EdgeEvent::ControlApiRecording {
+                account_sid: account_sid.to_owned(),
+                call_sid: call_sid.to_owned(),
+                recording_sid: recording_sid.to_owned(),
+                control,
+                reply,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
