@@ -36,6 +36,9 @@ cargo deny check bans licenses sources || status=1
 
 echo "== build the workspace's tests"
 cargo test --workspace --locked --no-run -q || status=1
+# The room tests spawn the worker this build made: `cargo build -p mediaseal-room-worker` from
+# inside a test would resolve features for that package alone and recompile its dependencies.
+export MEDIASEAL_TEST_ROOM_WORKER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mediaseal-room-worker"
 
 # The fuzz targets (sanitizer flags, their own target directory) build at the lowest CPU priority
 # while the tests run: the tests mostly wait on real peers and keep the CPU whenever they need it.

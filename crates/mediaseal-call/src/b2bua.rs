@@ -18,6 +18,10 @@
 //! ```
 //!
 //! Nothing past authentication happens for a caller who is not allowed: no webhook, no media.
+//!
+//! A call the API places ([`CallCore::originate`]) starts at our INVITE instead (built as for
+//! `<Dial><Sip>`); its answer is ACKed, keys the leg and starts the script on it, and from then
+//! on it is driven by the same code as an inbound call whose "caller" is that leg.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -140,9 +144,11 @@ enum TimerKind {
     DialRing,
     DialLimit,
     RecordMax,
+    /// An API-placed call was not answered in its `Timeout`.
+    OriginateRing,
 }
 
-const TIMER_KINDS: usize = 5;
+const TIMER_KINDS: usize = 6;
 
 impl TimerKind {
     fn index(self) -> usize {
@@ -153,6 +159,8 @@ impl TimerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientPurpose {
     DialInvite,
+    /// The INVITE of a call the API placed.
+    Originate,
     Bye,
 }
 
@@ -245,12 +253,26 @@ struct ActiveRecording {
     api: bool,
 }
 
+/// The UAC side of a call the API placed (`POST …/Calls.json`): the party the script runs on
+/// is the one we call, so its INVITE is ours and its answer starts the script.
+#[derive(Debug)]
+struct OutboundApi {
+    txn: Option<ClientTransactionId>,
+    offer: Option<Offer>,
+    status_callback: Option<Callback<CallProgressEvents>>,
+    ringing: bool,
+    final_code: Option<u16>,
+}
+
 #[derive(Debug)]
 struct Call {
     id: CallId,
     sid: String,
     invite: Request,
-    invite_txn: ServerTransactionId,
+    /// The caller's INVITE transaction; `None` for a call the API placed (we sent the INVITE).
+    invite_txn: Option<ServerTransactionId>,
+    /// For a call the API placed: the state of our INVITE.
+    outbound: Option<OutboundApi>,
     transport: Transport,
     source: SocketAddr,
     sip_call_id: String,
@@ -281,6 +303,15 @@ impl Call {
     fn serial(&mut self) -> u64 {
         self.next_serial += 1;
         self.next_serial
+    }
+
+    /// `inbound`, or `outbound-api` for a call the API placed.
+    fn direction(&self) -> &'static str {
+        if self.outbound.is_some() {
+            "outbound-api"
+        } else {
+            "inbound"
+        }
     }
 
     fn caller_target(&self) -> Target {
@@ -332,6 +363,41 @@ pub struct CallCore {
     timers: BTreeSet<(Instant, CallId, TimerKind)>,
     out: VecDeque<Output>,
     stats: CoreStats,
+}
+
+/// A call the API places (`POST …/Calls.json`): [`CallCore::originate`] calls `to` and, once
+/// it answers, runs `script` on that leg as on an inbound call.
+#[derive(Debug, Clone)]
+pub struct Originate {
+    /// The owner (`AC…`).
+    pub account_sid: String,
+    /// Whom to call: `sip:…` (`;secure=true` → TLS to 5061, verified, one `_80` crypto line,
+    /// as `<Dial><Sip>`).
+    pub to: mediaseal_twiml::SipUri,
+    /// The caller ID (`From`): a SIP URI's user part or the value itself is the From user.
+    pub from: String,
+    /// `Url`+`Method` to fetch once answered, or the inline `Twiml`.
+    pub script: mediaseal_twiml::Script,
+    /// `FallbackUrl`+`FallbackMethod`, fetched when the first document fails.
+    pub fallback: Option<FetchTarget>,
+    /// `StatusCallback` with the `StatusCallbackEvent`s asked for.
+    pub status_callback: Option<Callback<CallProgressEvents>>,
+    /// How long it may ring (`Timeout`) before it ends `no-answer`.
+    pub timeout: Duration,
+}
+
+/// [`CallCore::originate`] could not place the call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginateError {
+    /// Every RTP port is in use, or the core carries its most calls.
+    #[error("the SIP edge is at capacity (no free RTP port or too many calls); try again later")]
+    Overloaded,
+    /// The `To` URI cannot be turned into a SIP request (a host we cannot address).
+    #[error("'{0}' cannot be called: it is not a SIP URI with a host")]
+    BadUri(String),
+    /// No randomness for the SRTP key.
+    #[error("no SRTP key could be generated")]
+    Random,
 }
 
 /// How [`CallCore::hang_up`] ends a call: Twilio's `Status=completed` or `Status=canceled`.
@@ -583,6 +649,18 @@ impl CallCore {
     /// The answer to [`Effect::Resolve`].
     pub fn resolved(&mut self, call: CallId, addr: Option<SocketAddr>, now: Instant) {
         self.with_call(call, now, |core, call, now| {
+            let originating = call.outbound.as_ref().is_some_and(|o| o.txn.is_none())
+                && call.phase == Phase::Ringing;
+            if originating {
+                match addr {
+                    Some(addr) => {
+                        call.source = addr;
+                        core.send_originate(call, now);
+                    }
+                    None => core.originate_failed(call, "failed", now),
+                }
+                return;
+            }
             let resolving = call
                 .dial
                 .as_ref()
@@ -859,6 +937,347 @@ impl CallCore {
         result
     }
 
+    /// The API places a call ([`Originate`]): an INVITE to `to` (over TLS with an SRTP offer
+    /// of exactly one `AES_CM_128_HMAC_SHA1_80` line for `;secure=true`, as `<Dial><Sip>`),
+    /// the Calls row `queued` at once, then `ringing`, `in-progress` on the answer (ACK, then
+    /// the script: `Url` fetched with `Direction=outbound-api`, or the inline `Twiml`) and a
+    /// final status (`completed`, `busy`, `no-answer`, `failed`, `canceled`). Returns the
+    /// call and its `CA…` SID.
+    pub fn originate(
+        &mut self,
+        request: Originate,
+        now: Instant,
+    ) -> Result<(CallId, String), OriginateError> {
+        if self.calls.len() >= self.config.max_calls {
+            return Err(OriginateError::Overloaded);
+        }
+        let secure = request.to.requires_tls() && request.to.secure;
+        let bad_uri = || OriginateError::BadUri(request.to.as_str().to_owned());
+        let Ok(Uri::Sip(mut request_uri)) = Uri::parse(request.to.as_str()) else {
+            return Err(bad_uri());
+        };
+        let offer = if secure {
+            Some(
+                Offer::new(&[SrtpProfile::AesCm128HmacSha1_80])
+                    .map_err(|_| OriginateError::Random)?,
+            )
+        } else {
+            None
+        };
+        let port = self.ports.take().ok_or(OriginateError::Overloaded)?;
+        let cfg = AudioConfig::new(self.config.media_address, port);
+        let sdp = audio_offer(&cfg, offer.as_ref().map_or(&[], |o| o.attributes()));
+        let transport = if secure || request_uri.scheme == Scheme::Sips {
+            Transport::Tls
+        } else {
+            match request_uri.transport_param().as_deref() {
+                Some("tcp") => Transport::Tcp,
+                Some("tls") => Transport::Tls,
+                _ => Transport::Udp,
+            }
+        };
+        // `;secure=true` is ours to interpret: the callee sees a plain sip: URI.
+        request_uri.params.remove("secure");
+        let host = request_uri.host.clone();
+        let target_port = request_uri.port.unwrap_or(transport.default_port());
+        // `From` may be a SIP URI or a bare caller ID (`+15551230000`, `alice`).
+        let from_user = match Uri::parse(&request.from) {
+            Ok(Uri::Sip(u)) => u.user,
+            _ => None,
+        }
+        .or_else(|| {
+            let v = request.from.trim();
+            let ok = !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()&=$,;?/".contains(c));
+            ok.then(|| v.to_owned())
+        })
+        .unwrap_or_else(|| "anonymous".to_owned());
+        let from_uri = SipUri::new(
+            Scheme::Sip,
+            Some(&from_user),
+            host_of(self.config.sip_address),
+        );
+        let to_uri = SipUri {
+            params: Default::default(),
+            headers: Vec::new(),
+            password: None,
+            ..request_uri.clone()
+        };
+        let mut invite = new_invite(
+            Uri::Sip(request_uri),
+            NameAddr::new(from_uri),
+            &NameAddr::new(to_uri),
+            &self.contact(transport),
+            None,
+        );
+        invite.set_body("application/sdp", sdp.to_bytes());
+        let sip_call_id = invite.headers.call_id().unwrap_or_default().to_owned();
+        let local_tag = invite
+            .headers
+            .from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .unwrap_or_default();
+        let addr = host.ip().map(|ip| SocketAddr::new(ip, target_port));
+        let Some(addr) = addr.or_else(|| {
+            // A name: resolved by the shell (`Effect::Resolve`); the source is set then.
+            matches!(host, Host::Domain(_)).then_some(SocketAddr::new(self.config.sip_address, 0))
+        }) else {
+            self.ports.give(port);
+            return Err(bad_uri());
+        };
+        let mut icfg = InterpreterConfig::outbound(request.script);
+        icfg.reject_status = self.config.reject_status;
+        icfg.fallback = request.fallback.clone();
+        // The account's calls are looked up by their domain; an API call has a domain of its
+        // own that carries the owner, the fallback and the `completed` callback.
+        let completed_cb = request
+            .status_callback
+            .as_ref()
+            .filter(|cb| cb.events.completed);
+        let domain = Domain {
+            sid: String::new(),
+            account_sid: request.account_sid.clone(),
+            name: String::new(),
+            secure,
+            voice_url: None,
+            voice_method: mediaseal_twiml::HttpMethod::Post,
+            voice_fallback_url: request.fallback.as_ref().map(|f| f.url.clone()),
+            voice_fallback_method: request
+                .fallback
+                .as_ref()
+                .map_or(mediaseal_twiml::HttpMethod::Post, |f| f.method),
+            voice_status_callback_url: completed_cb.map(|cb| cb.target.url.clone()),
+            voice_status_callback_method: completed_cb
+                .map_or(mediaseal_twiml::HttpMethod::Post, |cb| cb.target.method),
+            ip_ranges: Vec::new(),
+            credentials: Vec::new(),
+        };
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let sid = new_sid();
+        let mut call = Call {
+            id,
+            sid: sid.clone(),
+            invite,
+            invite_txn: None,
+            outbound: Some(OutboundApi {
+                txn: None,
+                offer,
+                status_callback: request.status_callback,
+                ringing: false,
+                final_code: None,
+            }),
+            transport,
+            source: addr,
+            sip_call_id: sip_call_id.clone(),
+            local_tag,
+            phase: Phase::Ringing,
+            domain: Some(domain),
+            username: None,
+            // The codec is the one the callee answers with; set then.
+            media: Some(CallerMedia {
+                port,
+                answer: Vec::new(),
+                law: Law::Mu,
+                codec: AudioCodec::Pcmu,
+            }),
+            dialog: None,
+            interp: Some(Interpreter::new(icfg)),
+            rang: true,
+            caller_gone: false,
+            answered_at: None,
+            pending_fetch: None,
+            next_serial: 0,
+            activity: Activity::Idle,
+            dial: None,
+            dial_outcome: None,
+            recording: None,
+            deadlines: [None; TIMER_KINDS],
+            // The row says what the API was asked: `From` and `To` as given.
+            from: request.from.clone(),
+            to: request.to.without_headers().to_owned(),
+            final_status: "failed",
+        };
+        self.by_sip_call_id.insert(sip_call_id, (id, Side::Caller));
+        self.effect(Effect::Media(MediaCommand::OpenLeg {
+            call: id,
+            side: Side::Caller,
+            port,
+        }));
+        self.ledger(&call, "queued");
+        self.set_timer(&mut call, TimerKind::OriginateRing, now + request.timeout);
+        self.calls.insert(id, call);
+        self.with_call(id, now, |core, call, now| {
+            if host.ip().is_some() {
+                core.send_originate(call, now);
+            } else if let Host::Domain(name) = host {
+                core.effect(Effect::Resolve {
+                    call: call.id,
+                    host: name,
+                    port: target_port,
+                    transport,
+                });
+            }
+        });
+        Ok((id, sid))
+    }
+
+    /// Sends the INVITE of a call the API placed to `call.source`.
+    fn send_originate(&mut self, call: &mut Call, now: Instant) {
+        let target = call.caller_target();
+        if target.transport == Transport::Tls {
+            let server_name = call
+                .invite
+                .uri
+                .as_sip()
+                .map(|u| match &u.host {
+                    Host::Domain(n) => n.clone(),
+                    other => other
+                        .ip()
+                        .map_or_else(|| other.to_string(), |ip| ip.to_string()),
+                })
+                .unwrap_or_default();
+            self.effect(Effect::TlsServerName {
+                addr: target.addr,
+                server_name,
+            });
+        }
+        match self.endpoint.send_request(call.invite.clone(), target, now) {
+            Ok(txn) => {
+                if let Some(o) = call.outbound.as_mut() {
+                    o.txn = Some(txn);
+                }
+                self.by_client_txn
+                    .insert(txn, (call.id, ClientPurpose::Originate));
+                self.progress(call, "initiated");
+            }
+            Err(_) => self.originate_failed(call, "failed", now),
+        }
+    }
+
+    /// `StatusCallback` for an event of a call the API placed; `completed` travels with the
+    /// final Calls row (see [`Self::release`]).
+    fn progress(&mut self, call: &mut Call, event: &'static str) {
+        let Some(cb) = call
+            .outbound
+            .as_ref()
+            .and_then(|o| o.status_callback.as_ref())
+        else {
+            return;
+        };
+        let wanted = match event {
+            "initiated" => cb.events.initiated,
+            "ringing" => cb.events.ringing,
+            _ => cb.events.answered,
+        };
+        if !wanted {
+            return;
+        }
+        let target = cb.target.clone();
+        let mut params = self.base_params(call);
+        if let Some(p) = params.iter_mut().find(|(k, _)| k == "CallStatus") {
+            p.1 = match event {
+                "answered" => "in-progress",
+                other => other,
+            }
+            .to_owned();
+        }
+        params.push((
+            "CallbackSource".to_owned(),
+            "call-progress-events".to_owned(),
+        ));
+        self.status_callback(call, &target, params);
+    }
+
+    /// A call the API placed ended before an answer with `status`.
+    fn originate_failed(&mut self, call: &mut Call, status: &'static str, now: Instant) {
+        call.final_status = status;
+        self.clear_timer(call, TimerKind::OriginateRing);
+        call.phase = Phase::Over;
+        self.caller_gone(call, now);
+    }
+
+    /// A response to the INVITE of a call the API placed.
+    fn on_originate_response(
+        &mut self,
+        call: &mut Call,
+        txn: ClientTransactionId,
+        response: &Response,
+        now: Instant,
+    ) {
+        if call.phase != Phase::Ringing {
+            return;
+        }
+        let code = response.status.as_u16();
+        if response.status.is_provisional() {
+            let first = call
+                .outbound
+                .as_mut()
+                .is_some_and(|o| code > 100 && !std::mem::replace(&mut o.ringing, true));
+            if first {
+                self.ledger(call, "ringing");
+                self.progress(call, "ringing");
+            }
+            return;
+        }
+        if let Some(o) = call.outbound.as_mut() {
+            o.final_code = Some(code);
+        }
+        if !response.status.is_success() {
+            let status = match code {
+                486 | 600 => "busy",
+                408 | 480 => "no-answer",
+                487 => "canceled",
+                _ => "failed",
+            };
+            // A CANCEL we sent (API hang-up, timeout) already chose the status.
+            let status = if call.final_status == "failed" {
+                status
+            } else {
+                call.final_status
+            };
+            self.originate_failed(call, status, now);
+            return;
+        }
+        let Some(sent) = self.endpoint.client_request(txn).cloned() else {
+            return;
+        };
+        let target = call.caller_target();
+        let Ok(mut dialog) = Dialog::new_uac(&sent, response) else {
+            self.originate_failed(call, "failed", now);
+            return;
+        };
+        let _ = self.endpoint.send_ack(txn, dialog.ack(), target, now);
+        let offer = call.outbound.as_ref().and_then(|o| o.offer.as_ref());
+        let answered = answer_setup(&response.body, offer);
+        call.dialog = Some(dialog);
+        let Some((setup, codec)) = answered else {
+            // The answer does not fit the offer (no SRTP for ;secure=true, unknown codec):
+            // end the dialog we just confirmed.
+            self.bye_caller(call, now);
+            self.originate_failed(call, "failed", now);
+            return;
+        };
+        if let Some(m) = call.media.as_mut() {
+            m.law = setup.law;
+            m.codec = codec;
+        }
+        self.clear_timer(call, TimerKind::OriginateRing);
+        self.effect(Effect::Media(MediaCommand::ConfigureLeg {
+            call: call.id,
+            side: Side::Caller,
+            setup: Box::new(setup),
+        }));
+        call.phase = Phase::Answered;
+        call.answered_at = Some(now);
+        self.stats.calls_accepted += 1;
+        self.ledger(call, "in-progress");
+        self.progress(call, "answered");
+        self.feed(call, TwimlEvent::Answered, now);
+    }
+
     /// The call `call_sid` of `account_sid` whose script still runs.
     fn live_call(&self, account_sid: &str, call_sid: &str) -> Result<CallId, LiveRecordingError> {
         self.calls
@@ -1114,7 +1533,8 @@ impl CallCore {
             id,
             sid: new_sid(),
             invite,
-            invite_txn: txn,
+            invite_txn: Some(txn),
+            outbound: None,
             transport,
             source,
             sip_call_id: sip_call_id.clone(),
@@ -1166,11 +1586,19 @@ impl CallCore {
         warning: Option<Warning>,
         now: Instant,
     ) {
+        let Some(txn) = call.invite_txn else {
+            // A call we placed and that has not been answered: CANCEL our INVITE instead.
+            if let Some(t) = call.outbound.as_ref().and_then(|o| o.txn) {
+                let _ = self.endpoint.cancel(t, now);
+            }
+            call.phase = Phase::Over;
+            return;
+        };
         let mut r = Response::for_request(&call.invite, status).with_to_tag(&call.local_tag);
         if let Some(w) = warning {
             r = r.with_header(HeaderName::WARNING, w.to_string());
         }
-        self.respond(call.invite_txn, r, now);
+        self.respond(txn, r, now);
         call.phase = Phase::Over;
     }
 
@@ -1389,7 +1817,9 @@ impl CallCore {
             stale,
             &call.local_tag,
         );
-        self.respond(call.invite_txn, r, now);
+        if let Some(txn) = call.invite_txn {
+            self.respond(txn, r, now);
+        }
         call.final_status = "failed";
         call.phase = Phase::Over;
     }
@@ -1418,13 +1848,14 @@ impl CallCore {
         match command {
             Command::Ring if !call.rang && call.phase == Phase::Ringing => {
                 call.rang = true;
+                let Some(txn) = call.invite_txn else { return };
                 let r = Response::for_request(&call.invite, StatusCode::RINGING)
                     .with_to_tag(&call.local_tag)
                     .with_header(
                         HeaderName::CONTACT,
                         self.contact(call.transport).to_string(),
                     );
-                self.respond(call.invite_txn, r, now);
+                self.respond(txn, r, now);
             }
             Command::Ring => {}
             Command::Answer => self.answer_caller(call, now),
@@ -1536,7 +1967,7 @@ impl CallCore {
         if call.phase != Phase::Ringing {
             return;
         }
-        let Some(media) = call.media.as_ref() else {
+        let (Some(media), Some(txn)) = (call.media.as_ref(), call.invite_txn) else {
             return;
         };
         let ok = Response::for_request(&call.invite, StatusCode::OK)
@@ -1547,7 +1978,7 @@ impl CallCore {
             )
             .with_body("application/sdp", media.answer.clone());
         call.dialog = Dialog::new_uas(&call.invite, &ok).ok();
-        self.respond(call.invite_txn, ok, now);
+        self.respond(txn, ok, now);
         call.phase = Phase::Answered;
         call.answered_at = Some(now);
         self.ledger(call, "in-progress");
@@ -1573,14 +2004,20 @@ impl CallCore {
             ("CallStatus".to_owned(), status.to_owned()),
             ("Called".to_owned(), call.to.clone()),
             ("Caller".to_owned(), call.from.clone()),
-            ("Direction".to_owned(), "inbound".to_owned()),
+            ("Direction".to_owned(), call.direction().to_owned()),
             ("From".to_owned(), call.from.clone()),
             ("To".to_owned(), call.to.clone()),
+        ];
+        if call.outbound.is_some() {
+            p.push(("SipCallId".to_owned(), call.sip_call_id.clone()));
+            return p;
+        }
+        p.extend([
             ("SipDomain".to_owned(), domain_name),
             ("SipDomainSid".to_owned(), domain_sid),
             ("SipCallId".to_owned(), call.sip_call_id.clone()),
             ("SipSourceIp".to_owned(), call.source.ip().to_string()),
-        ];
+        ]);
         if let Some(u) = &call.username {
             p.push(("SipUsername".to_owned(), u.clone()));
         }
@@ -1654,7 +2091,7 @@ impl CallCore {
             call_sid: call.sid.clone(),
             account_sid: d.account_sid.clone(),
             parent_call_sid: None,
-            direction: "inbound",
+            direction: call.direction(),
             from: call.from.clone(),
             to: call.to.clone(),
             status,
@@ -1775,6 +2212,13 @@ impl CallCore {
             TimerKind::RecordMax => {
                 if matches!(call.activity, Activity::Record(_)) {
                     self.stop_record_verb(call);
+                }
+            }
+            TimerKind::OriginateRing => {
+                if call.outbound.is_some() && call.phase == Phase::Ringing {
+                    call.final_status = "no-answer";
+                    self.final_response(call, StatusCode::REQUEST_TERMINATED, None, now);
+                    self.caller_gone(call, now);
                 }
             }
         }
@@ -2146,6 +2590,21 @@ impl CallCore {
         if purpose == ClientPurpose::Bye {
             return;
         }
+        if purpose == ClientPurpose::Originate {
+            let current = self
+                .calls
+                .get(&id)
+                .and_then(|c| c.outbound.as_ref())
+                .is_some_and(|o| o.txn == Some(txn));
+            if current {
+                self.with_call(id, now, |core, call, now| {
+                    core.on_originate_response(call, txn, response, now);
+                });
+            } else if response.status.is_success() {
+                self.ack_and_bye_stray(txn, response, now);
+            }
+            return;
+        }
         let current = self
             .calls
             .get(&id)
@@ -2466,6 +2925,21 @@ impl CallCore {
                 let Some((call, purpose)) = self.by_client_txn.remove(&txn) else {
                     return;
                 };
+                if purpose == ClientPurpose::Originate {
+                    // Timed out, or the connection (TLS verification) failed.
+                    self.with_call(call, now, |core, call, now| {
+                        let ours = call.outbound.as_ref().is_some_and(|o| o.txn == Some(txn));
+                        if ours && call.phase == Phase::Ringing {
+                            let status = if call.final_status == "failed" {
+                                "failed"
+                            } else {
+                                call.final_status
+                            };
+                            core.originate_failed(call, status, now);
+                        }
+                    });
+                    return;
+                }
                 if purpose != ClientPurpose::DialInvite {
                     return;
                 }
@@ -2608,7 +3082,7 @@ impl CallCore {
                     call_sid: call.sid.clone(),
                     account_sid: d.account_sid.clone(),
                     parent_call_sid: None,
-                    direction: "inbound",
+                    direction: call.direction(),
                     from: call.from.clone(),
                     to: call.to.clone(),
                     status,
@@ -2621,6 +3095,32 @@ impl CallCore {
         call.interp = None;
         call.phase = Phase::Over;
     }
+}
+
+/// The setup of the leg a call the API placed from the callee's SDP answer, checked against
+/// our offer (as [`callee_setup`], but the codec is whichever G.711 law the callee chose).
+fn answer_setup(body: &[u8], offer: Option<&Offer>) -> Option<(LegSetup, AudioCodec)> {
+    let sd = SessionDescription::parse(body).ok()?;
+    let index = sd.active_audio().next()?;
+    let media = sd.media.get(index)?;
+    let codec = media.formats.iter().find_map(|f| {
+        let pt = f.parse::<u8>().ok()?;
+        let map = media.rtpmap(pt)?;
+        [AudioCodec::Pcmu, AudioCodec::Pcma]
+            .into_iter()
+            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding()) && map.clock_rate == 8000)
+    })?;
+    let law = match codec {
+        AudioCodec::Pcmu => Law::Mu,
+        AudioCodec::Pcma => Law::A,
+    };
+    let caller = CallerMedia {
+        port: 0,
+        answer: Vec::new(),
+        law,
+        codec,
+    };
+    Some((callee_setup(body, offer, Some(&caller))?, codec))
 }
 
 /// The callee leg's setup from its SDP answer, checked against our offer: `None` when the

@@ -41,7 +41,7 @@ pub mod rtp;
 
 pub use b2bua::{
     ApiRecording, CallCore, CoreConfig, CoreError, CoreStats, HangUpError, HangUpMode,
-    LiveRecordingError, Output, RecordingControl,
+    LiveRecordingError, Originate, OriginateError, Output, RecordingControl,
 };
 pub use domain::{Domain, DomainCredential, IpRange};
 pub use effect::{

@@ -12,6 +12,12 @@
 //! `tracing` with the room SID (the worker never logs media). The worker gets a cleared
 //! environment (only `RUST_LOG` passes), so the server's credentials never reach it. If the
 //! server process dies, the pipes close and every worker exits on its own.
+//!
+//! [`RoomHost::subscribe`] is the signalling endpoint's view of a room: who is connected and
+//! what is published now, then every participant and track event from that moment on. Events
+//! go out on a bounded broadcast ring ([`EVENT_BUFFER`] per room); a subscriber that falls
+//! that far behind loses its place (`RecvError::Lagged`) instead of holding the worker's pipe
+//! up, so one slow participant never stalls a room.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,9 +30,10 @@ use mediaseal_rooms::control::{
     FrameDecoder, FrameError, HardeningReport, Request, WorkerEvent, encode_frame,
 };
 use mediaseal_rooms::room::RoomEndReason;
+use mediaseal_rooms::signal::{ParticipantInfo, TrackInfo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 /// File name of the worker binary, looked for next to the current executable by default.
@@ -37,6 +44,9 @@ const MAX_LOG_LINE: u64 = 4096;
 
 /// How long a worker may leave a control request unread before it counts as hung.
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Worker events a room's subscribers may be behind by before they lose their place.
+pub const EVENT_BUFFER: usize = 512;
 
 /// How a [`RoomHost`] runs workers.
 #[derive(Debug, Clone)]
@@ -191,6 +201,82 @@ struct Handle {
     pid: u32,
     control: mpsc::Sender<Control>,
     exited: watch::Receiver<bool>,
+    view: Arc<Mutex<RoomView>>,
+}
+
+/// What the worker reported so far: the participants connected and the tracks published now,
+/// and the ring their events go out on. Updated and sent under one lock, so a
+/// [`RoomHost::subscribe`] snapshot and the events after it neither miss nor repeat one.
+#[derive(Debug)]
+struct RoomView {
+    participants: Vec<ParticipantInfo>,
+    tracks: Vec<PublishedTrack>,
+    events: broadcast::Sender<Arc<WorkerEvent>>,
+}
+
+impl RoomView {
+    fn new() -> Self {
+        Self {
+            participants: Vec::new(),
+            tracks: Vec::new(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    fn apply(&mut self, event: WorkerEvent) {
+        match &event {
+            WorkerEvent::ParticipantConnected {
+                participant_sid,
+                identity,
+            } => self.participants.push(ParticipantInfo {
+                sid: participant_sid.clone(),
+                identity: identity.clone(),
+            }),
+            WorkerEvent::ParticipantDisconnected {
+                participant_sid, ..
+            } => {
+                self.participants.retain(|p| &p.sid != participant_sid);
+                self.tracks
+                    .retain(|t| &t.participant_sid != participant_sid);
+            }
+            WorkerEvent::TrackPublished {
+                participant_sid,
+                track,
+            } => self.tracks.push(PublishedTrack {
+                participant_sid: participant_sid.clone(),
+                track: track.clone(),
+            }),
+            WorkerEvent::TrackUnpublished { track_sid, .. } => {
+                self.tracks.retain(|t| &t.track.sid != track_sid);
+            }
+            _ => {}
+        }
+        // No subscriber is not an error: nobody is listening yet.
+        let _ = self.events.send(Arc::new(event));
+    }
+}
+
+/// A track published in a room, with its publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    /// `PA…` SID of the publisher.
+    pub participant_sid: String,
+    /// The track.
+    pub track: TrackInfo,
+}
+
+/// A room as a new subscriber finds it ([`RoomHost::subscribe`]).
+#[derive(Debug)]
+pub struct RoomSubscription {
+    /// Participants whose media connection is up.
+    pub participants: Vec<ParticipantInfo>,
+    /// Tracks published now.
+    pub tracks: Vec<PublishedTrack>,
+    /// Every worker event after the snapshot except `ready`, `stats` and `room_ended`
+    /// (answers, offers and errors for every participant: filter by `participant_sid`).
+    /// Closed when the worker is gone; `RecvError::Lagged` when this subscriber fell
+    /// [`EVENT_BUFFER`] events behind.
+    pub events: broadcast::Receiver<Arc<WorkerEvent>>,
 }
 
 #[derive(Debug)]
@@ -326,12 +412,14 @@ impl RoomHost {
         };
         let (control, control_rx) = mpsc::channel(64);
         let (exited_tx, exited) = watch::channel(false);
+        let view = Arc::new(Mutex::new(RoomView::new()));
         self.rooms().insert(
             spec.room_sid.clone(),
             Slot::Running(Handle {
                 pid: info.pid,
                 control,
                 exited,
+                view: view.clone(),
             }),
         );
         tracing::info!(room = %spec.room_sid, pid = info.pid, udp = ?info.udp, "room worker ready");
@@ -344,6 +432,7 @@ impl RoomHost {
             decoder,
             control: control_rx,
             exited: exited_tx,
+            view,
         };
         tokio::spawn(worker.supervise());
         Ok(info)
@@ -370,6 +459,21 @@ impl RoomHost {
             _ => return false,
         };
         control.send(Control::Request(request)).await.is_ok()
+    }
+
+    /// What the room's worker reported so far and its events from now on; `None` if the room
+    /// has no running worker.
+    pub fn subscribe(&self, room_sid: &str) -> Option<RoomSubscription> {
+        let view = match self.rooms().get(room_sid) {
+            Some(Slot::Running(h)) => h.view.clone(),
+            _ => return None,
+        };
+        let view = lock(&view);
+        Some(RoomSubscription {
+            participants: view.participants.clone(),
+            tracks: view.tracks.clone(),
+            events: view.events.subscribe(),
+        })
     }
 
     /// The process id of the room's worker, while it runs.
@@ -402,6 +506,13 @@ struct Worker {
     decoder: FrameDecoder,
     control: mpsc::Receiver<Control>,
     exited: watch::Sender<bool>,
+    view: Arc<Mutex<RoomView>>,
+}
+
+/// Locks a room view; a panic while it was held leaves plain data behind: keep using it.
+fn lock(view: &Mutex<RoomView>) -> MutexGuard<'_, RoomView> {
+    view.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Worker {
@@ -473,6 +584,8 @@ impl Worker {
             _ => tracing::info!(room = %room, "room worker exited"),
         }
         self.host.rooms().remove(&room);
+        // Subscribers see their event stream close once the last sender is gone.
+        drop(self.view);
         let _ = self.exited.send(true);
         let _ = self.host.inner.exits.send(RoomExit {
             room_sid: room,
@@ -496,9 +609,12 @@ impl Worker {
         loop {
             match self.decoder.next_message::<WorkerEvent>() {
                 Ok(Some(WorkerEvent::RoomEnded { reason })) => *ended = Some(reason),
-                // Nothing relays participant events yet (the signalling endpoint will).
+                Ok(Some(event @ (WorkerEvent::Ready { .. } | WorkerEvent::Stats { .. }))) => {
+                    tracing::debug!(room = %room, event = event_name(&event), "room worker event");
+                }
                 Ok(Some(event)) => {
                     tracing::debug!(room = %room, event = event_name(&event), "room worker event");
+                    lock(&self.view).apply(event);
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -595,6 +711,70 @@ fn is_room_sid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn track(sid: &str) -> TrackInfo {
+        TrackInfo {
+            sid: sid.to_owned(),
+            kind: mediaseal_rooms::signal::TrackKind::Audio,
+            name: "mic".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_room_view_follows_participants_and_tracks_and_fans_events_out() {
+        let mut view = RoomView::new();
+        let mut early = view.events.subscribe();
+        view.apply(WorkerEvent::ParticipantConnected {
+            participant_sid: "PA1".into(),
+            identity: "alice".into(),
+        });
+        view.apply(WorkerEvent::TrackPublished {
+            participant_sid: "PA1".into(),
+            track: track("MT1"),
+        });
+        view.apply(WorkerEvent::ParticipantConnected {
+            participant_sid: "PA2".into(),
+            identity: "bob".into(),
+        });
+        view.apply(WorkerEvent::TrackPublished {
+            participant_sid: "PA2".into(),
+            track: track("MT2"),
+        });
+        view.apply(WorkerEvent::TrackUnpublished {
+            participant_sid: "PA2".into(),
+            track_sid: "MT2".into(),
+        });
+        view.apply(WorkerEvent::ParticipantDisconnected {
+            participant_sid: "PA1".into(),
+            identity: "alice".into(),
+            reason: mediaseal_rooms::room::DisconnectReason::Left,
+            code: None,
+        });
+        let sids: Vec<&str> = view.participants.iter().map(|p| p.sid.as_str()).collect();
+        assert_eq!(sids, ["PA2"]);
+        assert!(view.tracks.is_empty(), "{:?}", view.tracks);
+        let mut seen = 0;
+        while early.try_recv().is_ok() {
+            seen += 1;
+        }
+        assert_eq!(seen, 6, "every event reaches a subscriber");
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_loses_its_place_not_the_room() {
+        let mut view = RoomView::new();
+        let mut slow = view.events.subscribe();
+        for n in 0..EVENT_BUFFER + 10 {
+            view.apply(WorkerEvent::TrackUnpublished {
+                participant_sid: "PA1".into(),
+                track_sid: format!("MT{n}"),
+            });
+        }
+        assert!(matches!(
+            slow.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(10))
+        ));
+    }
 
     #[test]
     fn sids_are_checked_before_they_become_arguments() {

@@ -10,40 +10,6 @@ use mediaseal_room_host::{ExitOutcome, HostConfig, RoomExit, RoomHost, RoomSpec,
 use mediaseal_rooms::control::Request;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// Builds the worker (a no-op when it is up to date) and returns its path in this test's
-/// target directory: `env!("CARGO_BIN_EXE_…")` only exists in the worker's own crate.
-fn worker_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(build_worker).clone()
-}
-
-fn build_worker() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "mediaseal-room-worker",
-            "--bin",
-            "mediaseal-room-worker",
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build -p mediaseal-room-worker failed"
-    );
-    // target/<profile>/deps/<this test> → target/<profile>/mediaseal-room-worker
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory")
-        .join("mediaseal-room-worker");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
-
 fn spec(n: u32) -> RoomSpec {
     RoomSpec {
         room_sid: format!("RM{n:032x}"),
@@ -67,7 +33,7 @@ async fn next_exit(exits: &mut UnboundedReceiver<RoomExit>) -> RoomExit {
 
 #[tokio::test]
 async fn a_room_owns_a_hardened_worker_until_it_completes() {
-    let (host, mut exits) = RoomHost::new(HostConfig::new(worker_bin()));
+    let (host, mut exits) = RoomHost::new(HostConfig::new(mediaseal_test_support::room_worker()));
     let info = host.start(spec(1)).await.expect("worker starts");
     assert!(
         info.hardening.no_new_privs && info.hardening.not_dumpable,
@@ -115,7 +81,7 @@ async fn a_room_owns_a_hardened_worker_until_it_completes() {
 
 #[tokio::test]
 async fn a_killed_worker_fails_its_room_only() {
-    let (host, mut exits) = RoomHost::new(HostConfig::new(worker_bin()));
+    let (host, mut exits) = RoomHost::new(HostConfig::new(mediaseal_test_support::room_worker()));
     let a = host.start(spec(2)).await.unwrap();
     let b = host.start(spec(3)).await.unwrap();
     assert_ne!(a.pid, b.pid, "one process per room");
@@ -141,7 +107,7 @@ async fn a_killed_worker_fails_its_room_only() {
 
 #[tokio::test]
 async fn the_node_cap_refuses_one_room_too_many() {
-    let mut config = HostConfig::new(worker_bin());
+    let mut config = HostConfig::new(mediaseal_test_support::room_worker());
     config.max_rooms = 1;
     let (host, _exits) = RoomHost::new(config);
     host.start(spec(4)).await.unwrap();
@@ -166,7 +132,7 @@ async fn bad_sids_and_missing_or_broken_workers_are_clear_errors() {
     assert!(matches!(host.start(bad).await, Err(StartError::BadSid(_))));
 
     // A worker that cannot bind its address exits before `ready`.
-    let mut config = HostConfig::new(worker_bin());
+    let mut config = HostConfig::new(mediaseal_test_support::room_worker());
     config.udp = vec!["192.0.2.1:9".parse().unwrap()];
     let (host, _exits) = RoomHost::new(config);
     let e = host.start(spec(7)).await.unwrap_err();

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod access_token_keys;
 mod api;
 pub mod auth;
 pub mod error;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use mediaseal_room_host::{
-    ExitOutcome, HostConfig, RoomExit, RoomHost, RoomSpec, StartError, WORKER_BIN,
+    ExitOutcome, HostConfig, PublishedTrack, RoomExit, RoomHost, RoomSpec, RoomSubscription,
+    StartError, WORKER_BIN,
 };
+use mediaseal_rooms::control::Request;
 use mediaseal_store::video::Room;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -26,6 +28,16 @@ pub trait RoomProcesses: Send + Sync {
     async fn complete(&self, room_sid: &str) -> bool;
     /// The process id of the room's process, while it runs.
     fn pid(&self, room_sid: &str) -> Option<u32>;
+    /// Relays a participant's request to the room's process; `false` if it has none. (The
+    /// default is for stand-ins without participants.)
+    async fn send(&self, _room_sid: &str, _request: Request) -> bool {
+        false
+    }
+    /// The room's participants and tracks now and its events from now on (the signalling
+    /// endpoint's view); `None` if it has no process.
+    fn subscribe(&self, _room_sid: &str) -> Option<RoomSubscription> {
+        None
+    }
 }
 
 #[async_trait]
@@ -45,6 +57,14 @@ impl RoomProcesses for RoomHost {
 
     fn pid(&self, room_sid: &str) -> Option<u32> {
         Self::pid(self, room_sid)
+    }
+
+    async fn send(&self, room_sid: &str, request: Request) -> bool {
+        Self::send(self, room_sid, request).await
+    }
+
+    fn subscribe(&self, room_sid: &str) -> Option<RoomSubscription> {
+        Self::subscribe(self, room_sid)
     }
 }
 
@@ -117,4 +137,16 @@ async fn watch_exits(state: AppState, mut exits: UnboundedReceiver<RoomExit>) {
             tracing::error!(room = %exit.room_sid, error = ?e, "the room's status could not be updated after its process ended");
         }
     }
+}
+
+/// Where the signalling endpoint finds the secret of the API key a room Access Token names in
+/// `iss` (HS256 needs the secret itself, not the SHA-256 requests are authenticated with).
+/// Installed with [`AppState::set_access_token_keys`] (`serve` installs
+/// [`crate::access_token_keys::StoredApiKeys`]); without one every token is refused with
+/// 20107, exactly as a token signed by an unknown key.
+#[async_trait]
+pub trait AccessTokenKeys: Send + Sync {
+    /// API key `api_key_sid` (`SK…`): its account and secret, or `None` if there is no such
+    /// key.
+    async fn api_key(&self, api_key_sid: &str) -> Option<mediaseal_rooms::token::ApiKey>;
 }

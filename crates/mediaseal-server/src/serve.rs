@@ -378,6 +378,10 @@ where
     Fut: Future<Output = Result<Option<Sidecar>, ServeError>>,
 {
     let (state, s3) = build_state_with(&opts).await?;
+    // Room Access Tokens are verified with the secrets of the API keys this service minted.
+    if !crate::access_token_keys::install(&state) {
+        tracing::warn!("room Access Tokens will all be refused: API key secrets cannot be opened");
+    }
     // Temporary object files a crash left behind go before the first request (the sweeper job
     // repeats this every `sweep_every`).
     mediaseal_service::sweep::sweep_partial_objects(&state.services).await;

@@ -98,6 +98,10 @@ pub struct AppState {
     /// Seals SIP credential passwords (derived from the at-rest key); `None` only if the key
     /// could not be encoded, and then SIP credentials cannot be created.
     pub sip_passwords: Option<Arc<mediaseal_service::sip_passwords::SipPasswordKey>>,
+    /// Seals API key secrets (derived from the at-rest key), kept so room Access Tokens
+    /// (HS256) can be verified; `None` only if the key could not be encoded, and then API keys
+    /// cannot be created.
+    pub api_key_secrets: Option<Arc<mediaseal_service::sealed::SealingKey>>,
     /// The calls this node's SIP edge carries right now, installed once by the sidecar that
     /// starts the edge ([`Self::set_live_calls`]); empty without one, and then changing a
     /// live call through the API is refused.
@@ -106,6 +110,10 @@ pub struct AppState {
     /// `serve` through [`crate::room_processes::install_room_host`]); without them a room is
     /// only a row.
     pub room_processes: Arc<std::sync::OnceLock<Arc<dyn crate::room_processes::RoomProcesses>>>,
+    /// Where room Access Tokens find their API key secrets, installed once
+    /// ([`Self::set_access_token_keys`]); without it every token is refused (20107).
+    pub access_token_keys:
+        Arc<std::sync::OnceLock<Arc<dyn crate::room_processes::AccessTokenKeys>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -145,6 +153,16 @@ impl AppState {
                 None
             }
         };
+        let api_key_secrets = match mediaseal_service::sealed::SealingKey::derive(
+            &at_rest,
+            mediaseal_service::sealed::Purpose::ApiKeySecrets,
+        ) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                tracing::error!(error = %e, "API keys cannot be created");
+                None
+            }
+        };
         let reader = AtRestReader::new(objects.clone(), Arc::new(at_rest));
         let composer = Composer::new(
             services.clone(),
@@ -165,8 +183,10 @@ impl AppState {
             intelligence,
             config: Arc::new(config),
             sip_passwords,
+            api_key_secrets,
             live_calls: Arc::default(),
             room_processes: Arc::default(),
+            access_token_keys: Arc::default(),
         }
     }
 
@@ -188,6 +208,15 @@ impl AppState {
         processes: Arc<dyn crate::room_processes::RoomProcesses>,
     ) -> bool {
         self.room_processes.set(processes).is_ok()
+    }
+
+    /// Installs the API key secrets room Access Tokens are verified with, in this state and
+    /// every clone of it. A second is refused: `false`.
+    pub fn set_access_token_keys(
+        &self,
+        keys: Arc<dyn crate::room_processes::AccessTokenKeys>,
+    ) -> bool {
+        self.access_token_keys.set(keys).is_ok()
     }
 
     /// The room processes, when installed.

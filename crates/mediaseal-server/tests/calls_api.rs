@@ -1,6 +1,7 @@
 //! The Calls resource (`/2010-04-01/Accounts/{AC}/Calls…`) in Twilio's shapes: list with
 //! filters and paging, fetch, the call's recordings, owner/parent access only, and clear
-//! refusals for what is not supported (redirecting a live call, placing a call), and hanging
+//! refusals for what is not supported (redirecting a live call, placing a call without a SIP
+//! edge), placing a call through the live-call seam (its parameters checked first), and hanging
 //! up a live call through the live-call seam (a fake edge here; `mediaseal/tests/sip_edge.rs`
 //! hangs up a real call).
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use mediaseal_server::sid::new_sid;
 use mediaseal_service::calls::{
-    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, RecordingChange,
+    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall, RecordingChange,
 };
 use mediaseal_store::model::{
     Account, Call, CallChange, CallDirection, CallStatus, Recording, Sealing,
@@ -816,4 +817,213 @@ async fn the_recordings_api_starts_and_controls_a_live_calls_recording() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
     assert_eq!(edge.changed.lock().unwrap().len(), 3);
+}
+
+/// An edge that places calls as the real one reports them: a `queued` row through the ledger.
+struct Placer {
+    services: mediaseal_service::Services,
+    placed: std::sync::Mutex<Vec<(String, OutboundCall)>>,
+}
+
+#[async_trait::async_trait]
+impl LiveCalls for Placer {
+    async fn hang_up(&self, _: &str, call_sid: &str, _: HangUp) -> Result<(), LiveCallError> {
+        Err(LiveCallError::NotLive {
+            call_sid: call_sid.to_owned(),
+        })
+    }
+
+    async fn start_recording(
+        &self,
+        _: &str,
+        call_sid: &str,
+        _: &LiveRecordingOptions,
+    ) -> Result<Recording, LiveCallError> {
+        Err(LiveCallError::NotLive {
+            call_sid: call_sid.to_owned(),
+        })
+    }
+
+    async fn change_recording(
+        &self,
+        _: &str,
+        call_sid: &str,
+        _: &str,
+        _: RecordingChange,
+    ) -> Result<Recording, LiveCallError> {
+        Err(LiveCallError::NotLive {
+            call_sid: call_sid.to_owned(),
+        })
+    }
+
+    async fn originate(
+        &self,
+        account_sid: &str,
+        call: &OutboundCall,
+    ) -> Result<String, LiveCallError> {
+        if call.twiml.as_deref() == Some("<Response><Nope/></Response>") {
+            return Err(LiveCallError::Invalid {
+                param: "Twiml".to_owned(),
+                reason: "the TwiML does not parse: unknown verb Nope".to_owned(),
+            });
+        }
+        self.placed
+            .lock()
+            .unwrap()
+            .push((account_sid.to_owned(), call.clone()));
+        let sid = new_sid("CA");
+        let change = CallChange {
+            sid: sid.clone(),
+            account_sid: account_sid.to_owned(),
+            parent_call_sid: None,
+            direction: CallDirection::OutboundApi,
+            from: call.from.clone(),
+            to: call.to.clone(),
+            status: CallStatus::Queued,
+            duration_secs: None,
+            sip_call_id: None,
+            at: JAN_2,
+        };
+        self.services
+            .record_call_change(&change, None)
+            .await
+            .unwrap();
+        Ok(sid)
+    }
+}
+
+#[tokio::test]
+async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let b = base(&a.sid);
+    let url = format!("{b}/Calls.json");
+    let placer = Arc::new(Placer {
+        services: app.state.services.clone(),
+        placed: Default::default(),
+    });
+    assert!(app.state.set_live_calls(placer.clone()));
+
+    // Refusals name the parameter, with Twilio's codes where it has one; nothing is placed.
+    for (form, code, names) in [
+        (
+            vec![("From", "+15550001111"), ("Url", "https://example.com/a")],
+            21201,
+            "To",
+        ),
+        (
+            vec![
+                ("To", "+15550002222"),
+                ("From", "+15550001111"),
+                ("Url", "https://example.com/a"),
+            ],
+            21211,
+            "To",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("Url", "https://example.com/a"),
+            ],
+            21213,
+            "From",
+        ),
+        (
+            vec![("To", "sip:jack@example.com"), ("From", "+15550001111")],
+            21205,
+            "Url or Twiml",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Url", "ftp://example.com/a"),
+            ],
+            20001,
+            "Url",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("StatusCallbackEvent", "dialing"),
+            ],
+            20001,
+            "StatusCallbackEvent",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("Timeout", "0"),
+            ],
+            20001,
+            "Timeout",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response><Nope/></Response>"),
+            ],
+            20001,
+            "Twiml",
+        ),
+    ] {
+        let r = app.post_form(&url, &c, &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form:?}: {:?}", r.body);
+        let body = r.json();
+        assert_eq!(body["code"], code, "{form:?}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(names),
+            "{form:?}: {body}"
+        );
+    }
+    assert!(placer.placed.lock().unwrap().is_empty());
+
+    let r = app
+        .post_form(
+            &url,
+            &c,
+            &[
+                ("To", "sip:jack@callee.example.com;secure=true"),
+                ("From", "+15550001111"),
+                ("Url", "https://app.example.com/outbound"),
+                ("Method", "GET"),
+                ("StatusCallback", "https://app.example.com/status"),
+                ("StatusCallbackEvent", "initiated ringing"),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "completed"),
+                ("Timeout", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let body = r.json();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["direction"], "outbound-api");
+    assert_eq!(body["to"], "sip:jack@callee.example.com;secure=true");
+    assert_eq!(body["from"], "+15550001111");
+    let sid = body["sid"].as_str().unwrap().to_owned();
+    let placed = placer.placed.lock().unwrap().clone();
+    assert_eq!(placed.len(), 1);
+    let (owner, call) = &placed[0];
+    assert_eq!(owner, &a.sid);
+    assert_eq!(
+        call.url.as_deref(),
+        Some("https://app.example.com/outbound")
+    );
+    assert_eq!(call.method, "GET");
+    assert_eq!(call.timeout_secs, 20);
+    assert_eq!(
+        call.status_callback_events,
+        vec!["initiated", "ringing", "answered", "completed"]
+    );
+    // The row is there for the list and fetch at once.
+    let r = app.get(&format!("{b}/Calls/{sid}.json"), &c).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "queued");
 }

@@ -12,11 +12,8 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use mediaseal_intelligence::Speech;
 use mediaseal_intelligence::asr::audio::parse_wav;
-use mediaseal_intelligence::asr::{
-    AsrOptions, AsrSegment, AsrWord, SpeechEngine, TranscribeError, Transcript as AsrTranscript,
-};
 use mediaseal_store::model::Account;
-use support::{Creds, TestApp, test_key, wav_with_marker};
+use support::{Creds, ScriptedSpeech, TestApp, test_key, wav_with_marker};
 
 /// In the source audio every 4,000 bytes: found on disk only if plaintext audio rested there.
 const MARKER: &[u8] = b"media-redaction-marker";
@@ -31,64 +28,6 @@ const LINES: [(f32, &str); 3] = [
 /// Where the PII is, seconds: the words' times, padded by `media::PAD`.
 const CARD_SPAN: (f64, f64) = (3.3 - 0.25, 4.05 + 0.25);
 const PHONE_SPAN: (f64, f64) = (7.5 - 0.25, 8.05 + 0.25);
-
-#[derive(Debug)]
-struct Scripted;
-
-impl SpeechEngine for Scripted {
-    fn id(&self) -> &str {
-        "scripted"
-    }
-
-    fn transcribe(
-        &self,
-        _pcm: &[i16],
-        _options: &AsrOptions,
-    ) -> Result<AsrTranscript, TranscribeError> {
-        let segments = LINES
-            .iter()
-            .map(|(start, text)| AsrSegment {
-                start: *start,
-                end: start + 2.0,
-                text: (*text).to_owned(),
-                confidence: Some(0.9),
-                words: text
-                    .split_whitespace()
-                    .enumerate()
-                    .map(|(i, w)| AsrWord {
-                        text: w.to_owned(),
-                        start: start + 0.2 * i as f32,
-                        end: start + 0.2 * i as f32 + 0.15,
-                        confidence: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(AsrTranscript {
-            language: Some("en".to_owned()),
-            segments,
-        })
-    }
-}
-
-async fn scripted_app() -> TestApp {
-    let mut app = TestApp::new().await;
-    app.state = app
-        .state
-        .clone()
-        .with_speech(Speech::given(Arc::new(Scripted)));
-    app.router = mediaseal_server::app(app.state.clone());
-    app
-}
-
-async fn create_service(app: &TestApp, a: &Account, extra: &[(&str, &str)]) -> String {
-    let name = format!("svc-{}", &mediaseal_server::sid::new_sid("XX")[2..12]);
-    let mut form = vec![("UniqueName", name.as_str())];
-    form.extend_from_slice(extra);
-    let r = app.post_form("/v2/Services", &Creds::of(a), &form).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    r.json()["sid"].as_str().unwrap().to_owned()
-}
 
 /// A completed transcript of `audio` (a new recording of `a`) under service `ga`.
 async fn transcribe(app: &TestApp, a: &Account, ga: &str, audio: Vec<u8>) -> (String, String) {
@@ -189,14 +128,11 @@ fn plaintext_at_rest(app: &TestApp) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn without_a_key_the_redacted_media_is_sealed_at_rest_and_served_as_wav() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
-    let ga = create_service(
-        &app,
-        &a,
-        &[("AutoRedaction", "true"), ("MediaRedaction", "true")],
-    )
-    .await;
+    let ga = app
+        .create_intelligence_service(&a, &[("AutoRedaction", "true"), ("MediaRedaction", "true")])
+        .await;
     let source = wav_with_marker(10, MARKER);
     let (gt, re) = transcribe(&app, &a, &ga, source.clone()).await;
 
@@ -258,9 +194,11 @@ async fn without_a_key_the_redacted_media_is_sealed_at_rest_and_served_as_wav() 
 
 #[tokio::test]
 async fn without_media_redaction_there_is_only_the_recording() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
-    let ga = create_service(&app, &a, &[("AutoRedaction", "true")]).await;
+    let ga = app
+        .create_intelligence_service(&a, &[("AutoRedaction", "true")])
+        .await;
     let source = wav_with_marker(10, MARKER);
     let (gt, _) = transcribe(&app, &a, &ga, source.clone()).await;
     let r = app
@@ -312,19 +250,19 @@ fn seed_decrypt(wrapped: &str, iv: &str, ciphertext: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn with_a_key_the_redacted_media_is_sealed_for_the_customer() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
     let key = app.add_public_key(&a, test_key(0)).await;
-    let ga = create_service(
-        &app,
-        &a,
-        &[
-            ("EncryptionCredentialSid", &key),
-            ("AutoRedaction", "true"),
-            ("MediaRedaction", "true"),
-        ],
-    )
-    .await;
+    let ga = app
+        .create_intelligence_service(
+            &a,
+            &[
+                ("EncryptionCredentialSid", &key),
+                ("AutoRedaction", "true"),
+                ("MediaRedaction", "true"),
+            ],
+        )
+        .await;
     let source = wav_with_marker(10, MARKER);
     let (gt, _) = transcribe(&app, &a, &ga, source.clone()).await;
     let row = app
@@ -412,18 +350,18 @@ async fn create_from_url(app: &TestApp, a: &Account, ga: &str, url: &str) -> (St
 /// a recording; a URL that fails fails the transcript with the reason.
 #[tokio::test]
 async fn a_media_url_is_fetched_into_memory_and_transcribed() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
-    let ga = create_service(
-        &app,
-        &a,
-        &[
-            ("AutoRedaction", "true"),
-            ("MediaRedaction", "true"),
-            ("WebhookUrl", "http://127.0.0.1:9/hook"),
-        ],
-    )
-    .await;
+    let ga = app
+        .create_intelligence_service(
+            &a,
+            &[
+                ("AutoRedaction", "true"),
+                ("MediaRedaction", "true"),
+                ("WebhookUrl", "http://127.0.0.1:9/hook"),
+            ],
+        )
+        .await;
     let source = wav_with_marker(10, MARKER);
     let base = origin(source.clone()).await;
     let url = format!("{base}/call.wav");
@@ -480,10 +418,10 @@ async fn a_media_url_on_a_private_address_is_refused() {
     app.state = app
         .state
         .clone()
-        .with_speech(Speech::given(Arc::new(Scripted)));
+        .with_speech(Speech::given(Arc::new(ScriptedSpeech::new(&LINES))));
     app.router = mediaseal_server::app(app.state.clone());
     let a = app.account().await;
-    let ga = create_service(&app, &a, &[]).await;
+    let ga = app.create_intelligence_service(&a, &[]).await;
     for url in [
         "http://127.0.0.1:9/call.wav",
         "http://10.1.2.3/call.wav",

@@ -8,14 +8,9 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use mediaseal_intelligence::Speech;
-use mediaseal_intelligence::asr::{
-    AsrOptions, AsrSegment, AsrWord, SpeechEngine, TranscribeError, Transcript as AsrTranscript,
-};
 use mediaseal_store::model::Account;
 use serde_json::Value;
 use support::{Creds, TestApp, test_key, wav_with_marker};
@@ -40,64 +35,6 @@ const SPOKEN: [&str; 5] = [
     "415 555 0132",
     "hello I lost",
 ];
-
-#[derive(Debug)]
-struct Scripted;
-
-impl SpeechEngine for Scripted {
-    fn id(&self) -> &str {
-        "scripted"
-    }
-
-    fn transcribe(
-        &self,
-        _pcm: &[i16],
-        _options: &AsrOptions,
-    ) -> Result<AsrTranscript, TranscribeError> {
-        let segments = LINES
-            .iter()
-            .map(|(start, text)| AsrSegment {
-                start: *start,
-                end: start + 2.0,
-                text: (*text).to_owned(),
-                confidence: Some(0.9),
-                words: text
-                    .split_whitespace()
-                    .enumerate()
-                    .map(|(i, w)| AsrWord {
-                        text: w.to_owned(),
-                        start: start + 0.2 * i as f32,
-                        end: start + 0.2 * i as f32 + 0.15,
-                        confidence: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(AsrTranscript {
-            language: Some("en".to_owned()),
-            segments,
-        })
-    }
-}
-
-async fn scripted_app() -> TestApp {
-    let mut app = TestApp::new().await;
-    app.state = app
-        .state
-        .clone()
-        .with_speech(Speech::given(Arc::new(Scripted)));
-    app.router = mediaseal_server::app(app.state.clone());
-    app
-}
-
-async fn create_service(app: &TestApp, a: &Account, extra: &[(&str, &str)]) -> String {
-    let name = format!("svc-{}", &mediaseal_server::sid::new_sid("XX")[2..12]);
-    let mut form = vec![("UniqueName", name.as_str())];
-    form.extend_from_slice(extra);
-    let r = app.post_form("/v2/Services", &Creds::of(a), &form).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    r.json()["sid"].as_str().unwrap().to_owned()
-}
 
 async fn create_phrase_operator(app: &TestApp, a: &Account) -> String {
     let r = app
@@ -459,10 +396,10 @@ async fn operators_attach_to_services_of_the_account_only() {
     let a = app.account().await;
     let other = app.account().await;
     let creds = Creds::of(&a);
-    let ga = create_service(&app, &a, &[]).await;
+    let ga = app.create_intelligence_service(&a, &[]).await;
     let ly = create_phrase_operator(&app, &a).await;
     let their_ly = create_phrase_operator(&app, &other).await;
-    let their_ga = create_service(&app, &other, &[]).await;
+    let their_ga = app.create_intelligence_service(&other, &[]).await;
 
     attach(&app, &a, &ga, PII).await;
     let r = app
@@ -543,11 +480,11 @@ async fn operators_attach_to_services_of_the_account_only() {
 
 #[tokio::test]
 async fn without_a_key_results_are_sealed_at_rest_and_served_plain() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
     let other = app.account().await;
     let creds = Creds::of(&a);
-    let ga = create_service(&app, &a, &[]).await;
+    let ga = app.create_intelligence_service(&a, &[]).await;
     let ly = create_phrase_operator(&app, &a).await;
     attach(&app, &a, &ga, PII).await;
     attach(&app, &a, &ga, &ly).await;
@@ -701,11 +638,13 @@ fn seed_decrypt(wrapped: &str, iv: &str, ciphertext: &[u8]) -> Value {
 
 #[tokio::test]
 async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&LINES).await;
     let a = app.account().await;
     let creds = Creds::of(&a);
     let key = app.add_public_key(&a, test_key(0)).await;
-    let ga = create_service(&app, &a, &[("EncryptionCredentialSid", &key)]).await;
+    let ga = app
+        .create_intelligence_service(&a, &[("EncryptionCredentialSid", &key)])
+        .await;
     let ly = create_phrase_operator(&app, &a).await;
     attach(&app, &a, &ga, PII).await;
     attach(&app, &a, &ga, &ly).await;

@@ -4,55 +4,14 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use mediaseal_intelligence::Speech;
-use mediaseal_intelligence::asr::{
-    AsrOptions, AsrSegment, SpeechEngine, TranscribeError, Transcript as AsrTranscript,
-};
 use mediaseal_intelligence::recovery::Recovered;
 use mediaseal_store::model::intelligence::Transcript;
 use mediaseal_store::model::{Account, Sealing};
 use serde_json::Value;
 use support::{Creds, TestApp, test_key, wav_with_marker};
-
-#[derive(Debug)]
-struct Scripted;
-
-impl SpeechEngine for Scripted {
-    fn id(&self) -> &str {
-        "scripted"
-    }
-
-    fn transcribe(
-        &self,
-        _pcm: &[i16],
-        _options: &AsrOptions,
-    ) -> Result<AsrTranscript, TranscribeError> {
-        Ok(AsrTranscript {
-            language: Some("en".to_owned()),
-            segments: vec![AsrSegment {
-                start: 0.0,
-                end: 1.0,
-                text: "hello again".to_owned(),
-                confidence: Some(0.9),
-                words: Vec::new(),
-            }],
-        })
-    }
-}
-
-async fn scripted_app() -> TestApp {
-    let mut app = TestApp::new().await;
-    app.state = app
-        .state
-        .clone()
-        .with_speech(Speech::given(Arc::new(Scripted)));
-    app.router = mediaseal_server::app(app.state.clone());
-    app
-}
 
 async fn ingest(app: &TestApp, a: &Account, marker: &[u8]) -> String {
     let r = app.ingest(a, "", wav_with_marker(1, marker)).await;
@@ -141,7 +100,7 @@ async fn wait_done(app: &TestApp, a: &Account, gt: &str) -> Value {
 /// database, at once).
 #[tokio::test]
 async fn abandoned_transcripts_run_again_or_fail_and_live_ones_are_left_alone() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&[(0.0, "hello again")]).await;
     let a = app.account().await;
     let r = app
         .post_form(
@@ -261,7 +220,7 @@ async fn abandoned_transcripts_run_again_or_fail_and_live_ones_are_left_alone() 
 /// pass while it runs (or waits) leaves it alone, and it ends with no lease.
 #[tokio::test]
 async fn a_live_job_holds_its_lease_and_ends_without_one() {
-    let app = scripted_app().await;
+    let app = TestApp::with_scripted_speech(&[(0.0, "hello again")]).await;
     let a = app.account().await;
     let r = app
         .post_form("/v2/Services", &Creds::of(&a), &[("UniqueName", "live")])

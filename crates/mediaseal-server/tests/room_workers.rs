@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,41 +12,9 @@ use axum::http::StatusCode;
 use mediaseal_server::room_processes::{HostConfig, RoomHost, install_room_host};
 use support::{Creds, TestApp};
 
-/// Builds the worker (a no-op when it is up to date) and returns its path in this test's
-/// target directory: `env!("CARGO_BIN_EXE_…")` only exists in the worker's own crate.
-fn worker_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "mediaseal-room-worker",
-                "--bin",
-                "mediaseal-room-worker",
-            ])
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build -p mediaseal-room-worker failed"
-        );
-        let exe = std::env::current_exe().expect("test executable path");
-        let bin = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target directory")
-            .join("mediaseal-room-worker");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
-}
-
 async fn app_with_rooms(max_rooms: usize) -> (TestApp, RoomHost) {
     let app = TestApp::new().await;
-    let mut config = HostConfig::new(worker_bin());
+    let mut config = HostConfig::new(mediaseal_test_support::room_worker());
     config.max_rooms = max_rooms;
     let host = install_room_host(&app.state, config).expect("first room host");
     (app, host)

@@ -100,6 +100,15 @@ pub enum LiveCallError {
         /// The recording.
         recording_sid: String,
     },
+    /// A parameter of a call the API places cannot be used (a `To` that is not a SIP URI,
+    /// TwiML that does not parse…).
+    #[error("{param}: {reason}")]
+    Invalid {
+        /// The parameter, as Twilio names it.
+        param: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The recording could not start: refused under the account's RecordingSettings (seed
     /// 000: encryption on and no usable key; the failed recording is published with 16104)
     /// or the store failed.
@@ -127,6 +136,35 @@ pub struct LiveRecordingOptions {
     pub status_callback_method: String,
     /// `RecordingStatusCallbackEvent`: any of `in-progress`, `completed`, `absent`, `failed`.
     pub status_callback_events: Vec<String>,
+}
+
+/// A call the API places (`POST …/Calls.json`), as the API checked it: `To` is a `sip:` URI,
+/// exactly one of `url` and `twiml` is set, URLs passed the webhook egress policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundCall {
+    /// `To`: `sip:…`, `;secure=true` for TLS and SRTP.
+    pub to: String,
+    /// `From`: the caller ID.
+    pub from: String,
+    /// `Url`: the TwiML to fetch once answered.
+    pub url: Option<String>,
+    /// `Method`: `GET` or `POST`.
+    pub method: String,
+    /// `Twiml`: the document to run once answered.
+    pub twiml: Option<String>,
+    /// `FallbackUrl`.
+    pub fallback_url: Option<String>,
+    /// `FallbackMethod`.
+    pub fallback_method: String,
+    /// `StatusCallback`.
+    pub status_callback: Option<String>,
+    /// `StatusCallbackMethod`.
+    pub status_callback_method: String,
+    /// `StatusCallbackEvent`: any of `initiated`, `ringing`, `answered`, `completed`
+    /// (`completed` alone when none is given).
+    pub status_callback_events: Vec<String>,
+    /// `Timeout`: seconds it may ring.
+    pub timeout_secs: u32,
 }
 
 /// What the API does to a recording it started: Twilio's recording `Status`.
@@ -187,6 +225,20 @@ pub trait LiveCalls: Send + Sync {
         recording_sid: &str,
         change: RecordingChange,
     ) -> Result<mediaseal_store::model::Recording, LiveCallError>;
+
+    /// Places a call for `account_sid` (`POST …/Calls.json`): the Calls row appears `queued`
+    /// through the edge's ledger and moves on as the call does. Returns its `CA…` SID. An edge
+    /// that cannot place calls keeps this default.
+    async fn originate(
+        &self,
+        account_sid: &str,
+        call: &OutboundCall,
+    ) -> Result<String, LiveCallError> {
+        let _ = (account_sid, call);
+        Err(LiveCallError::Unavailable {
+            reason: "this SIP edge does not place calls".to_owned(),
+        })
+    }
 }
 
 impl Services {

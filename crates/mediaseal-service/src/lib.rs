@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod limits;
 pub mod outbox;
 pub mod runner;
+pub mod sealed;
 pub mod sid;
 pub mod sip_passwords;
 pub mod sweep;

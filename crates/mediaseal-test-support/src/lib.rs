@@ -2,6 +2,7 @@
 //!
 //! - [`workspace_root`], [`python`], [`require_tool`], [`free_port`]: finding the real peers the
 //!   interop tests drive. A missing peer fails the test with a hint; nothing here skips.
+//! - [`room_worker`]: the `mediaseal-room-worker` binary the room tests spawn.
 //! - [`wav`]: deterministic PCM WAV files, with markers a plaintext scan can look for.
 //! - [`scan`]: the plaintext scanner that checks nothing readable reached the disk.
 
@@ -96,6 +97,51 @@ pub fn free_udp_port() -> u16 {
 /// Whether `needle` occurs anywhere in `haystack` (an empty needle never does).
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The `mediaseal-room-worker` binary for tests that run rooms: `$MEDIASEAL_TEST_ROOM_WORKER` when
+/// set (the README's test command points it at the binary its workspace build made, so nothing
+/// is rebuilt with another feature set), else built once per test binary with
+/// `cargo build -p mediaseal-room-worker` into the calling test's target directory.
+pub fn room_worker() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("MEDIASEAL_TEST_ROOM_WORKER") {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "MEDIASEAL_TEST_ROOM_WORKER={} is not a file",
+                path.display()
+            );
+            return path;
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "mediaseal-room-worker",
+                "--bin",
+                "mediaseal-room-worker",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build -p mediaseal-room-worker failed"
+        );
+        // target/<profile>/deps/<test> → target/<profile>/mediaseal-room-worker
+        let exe = std::env::current_exe().expect("test executable path");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory")
+            .join("mediaseal-room-worker");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+    .clone()
 }
 
 #[cfg(test)]

@@ -84,6 +84,11 @@ pub(crate) enum EdgeEvent {
         options: Box<mediaseal_call::ApiRecording>,
         reply: crate::live::RecordingReply,
     },
+    /// The API places a call.
+    Originate {
+        request: Box<mediaseal_call::Originate>,
+        reply: tokio::sync::oneshot::Sender<Result<String, mediaseal_call::OriginateError>>,
+    },
     /// The API pauses, resumes or stops a recording it started.
     ControlApiRecording {
         account_sid: String,
@@ -298,6 +303,10 @@ impl Edge {
                     .control_api_recording(&account_sid, &call_sid, recording, control, now)
                     .map(|()| row)
                     .map_err(|e| crate::live::recording_error(e, &call_sid, &recording_sid));
+                let _ = reply.send(result);
+            }
+            EdgeEvent::Originate { request, reply } => {
+                let result = self.core.originate(*request, now).map(|(_, sid)| sid);
                 let _ = reply.send(result);
             }
             EdgeEvent::Shutdown => {}

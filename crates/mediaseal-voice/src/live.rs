@@ -12,10 +12,12 @@ use mediaseal_call::{
     RecordingId,
 };
 use mediaseal_service::calls::{
-    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, RecordingChange,
+    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall, RecordingChange,
 };
 use mediaseal_store::model::Recording;
-use mediaseal_twiml::{Callback, FetchTarget, HttpMethod, RecordingEvents, Trim};
+use mediaseal_twiml::{
+    CallProgressEvents, Callback, FetchTarget, HttpMethod, RecordingEvents, Script, SipUri, Trim,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::edge::EdgeEvent;
@@ -109,6 +111,100 @@ fn api_recording(options: &LiveRecordingOptions) -> Result<ApiRecording, String>
     })
 }
 
+fn http_method(m: &str) -> HttpMethod {
+    if m.eq_ignore_ascii_case("GET") {
+        HttpMethod::Get
+    } else {
+        HttpMethod::Post
+    }
+}
+
+/// The core's request for a call the API places; `Invalid` names the parameter that cannot be
+/// used.
+fn originate_request(
+    account_sid: &str,
+    call: &OutboundCall,
+) -> Result<mediaseal_call::Originate, LiveCallError> {
+    let invalid = |param: &str, reason: String| LiveCallError::Invalid {
+        param: param.to_owned(),
+        reason,
+    };
+    let url = |param: &str, v: &str| {
+        v.parse::<url::Url>()
+            .map_err(|e| invalid(param, format!("'{v}' is not an absolute URL: {e}")))
+    };
+    let to = SipUri::parse(&call.to).map_err(|e| {
+        invalid(
+            "To",
+            format!("'{}' is not a SIP URI this server can call: {e}", call.to),
+        )
+    })?;
+    let script = match (&call.url, &call.twiml) {
+        (_, Some(doc)) => {
+            let parsed = mediaseal_twiml::Response::parse_with(
+                doc.as_bytes(),
+                &mediaseal_twiml::ParseOptions {
+                    unknown_attributes: mediaseal_twiml::AttributePolicy::Ignore,
+                    ..mediaseal_twiml::ParseOptions::default()
+                },
+            )
+            .map_err(|e| invalid("Twiml", format!("the TwiML does not parse: {e}")))?;
+            Script::Inline(parsed.response)
+        }
+        (Some(u), None) => Script::Fetch(FetchTarget {
+            url: url("Url", u)?,
+            method: http_method(&call.method),
+        }),
+        (None, None) => return Err(invalid("Url", "Url or Twiml is required".to_owned())),
+    };
+    let fallback = call
+        .fallback_url
+        .as_deref()
+        .map(|u| {
+            Ok::<_, LiveCallError>(FetchTarget {
+                url: url("FallbackUrl", u)?,
+                method: http_method(&call.fallback_method),
+            })
+        })
+        .transpose()?;
+    let status_callback = call
+        .status_callback
+        .as_deref()
+        .map(|u| {
+            let mut events = CallProgressEvents {
+                initiated: false,
+                ringing: false,
+                answered: false,
+                completed: call.status_callback_events.is_empty(),
+            };
+            for e in &call.status_callback_events {
+                match e.as_str() {
+                    "initiated" => events.initiated = true,
+                    "ringing" => events.ringing = true,
+                    "answered" => events.answered = true,
+                    _ => events.completed = true,
+                }
+            }
+            Ok::<_, LiveCallError>(Callback {
+                target: FetchTarget {
+                    url: url("StatusCallback", u)?,
+                    method: http_method(&call.status_callback_method),
+                },
+                events,
+            })
+        })
+        .transpose()?;
+    Ok(mediaseal_call::Originate {
+        account_sid: account_sid.to_owned(),
+        to,
+        from: call.from.clone(),
+        script,
+        fallback,
+        status_callback,
+        timeout: std::time::Duration::from_secs(u64::from(call.timeout_secs)),
+    })
+}
+
 /// The live calls of one running edge ([`crate::VoiceEdgeHandle::live_calls`]).
 #[derive(Debug, Clone)]
 pub struct EdgeLiveCalls {
@@ -198,5 +294,29 @@ impl LiveCalls for EdgeLiveCalls {
             })
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    async fn originate(
+        &self,
+        account_sid: &str,
+        call: &OutboundCall,
+    ) -> Result<String, LiveCallError> {
+        let request = originate_request(account_sid, call)?;
+        let (reply, answer) = oneshot::channel();
+        self.events
+            .send(EdgeEvent::Originate {
+                request: Box::new(request),
+                reply,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(|e| match e {
+            mediaseal_call::OriginateError::BadUri(_) => LiveCallError::Invalid {
+                param: "To".to_owned(),
+                reason: e.to_string(),
+            },
+            other => LiveCallError::Unavailable {
+                reason: other.to_string(),
+            },
+        })
     }
 }

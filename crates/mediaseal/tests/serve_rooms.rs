@@ -7,7 +7,6 @@
 mod server;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,21 +15,7 @@ use server::{Account, Server, agent, basic, create_account};
 /// Builds the worker into the target directory `mediaseal` runs from, where `serve` looks for
 /// it by default.
 fn build_worker() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "mediaseal-room-worker",
-            "--bin",
-            "mediaseal-room-worker",
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build -p mediaseal-room-worker failed"
-    );
+    mediaseal_test_support::room_worker();
     let next_to_serve = PathBuf::from(server::bin()).with_file_name("mediaseal-room-worker");
     assert!(next_to_serve.is_file(), "{}", next_to_serve.display());
 }

@@ -7,7 +7,9 @@
 //! TwiML it gets back (`<Say>` heard as media through the relay on `--rtp-ports`, then
 //! `<Hangup/>`, a BYE). The call then shows in the Calls resource, completed with a duration,
 //! and the domain's `VoiceStatusCallbackUrl` gets a signed `completed` callback through the
-//! outbox. Changes over REST take effect on the next call.
+//! outbox. Changes over REST take effect on the next call. `POST Calls.json` places a secure
+//! call to a TLS callee (`interop/voice/tls_uas.py`), over REST and through twilio-python
+//! (`interop/twilio/outbound_calls.py`).
 
 mod server;
 
@@ -1017,4 +1019,274 @@ fn twilio_helper_library_manages_sip_resources() {
         status.success(),
         "the helper-library run failed (see its output above)"
     );
+}
+
+/// A CA and a leaf for `ips` signed by it, as PEM files in `dir`: (ca, cert, key).
+fn tls_certs(
+    dir: &Path,
+    ips: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mediaseal e2e CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    for ip in ips {
+        leaf.subject_alt_names
+            .push(rcgen::SanType::IpAddress(ip.parse().unwrap()));
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("cert.pem", cert.pem()),
+        write("key.pem", key.serialize_pem()),
+    )
+}
+
+/// `POST Calls.json` with `To=sip:…;secure=true`: the real `serve` calls a TLS callee
+/// (`interop/voice/tls_uas.py`, which records the offer) on 5061 with its certificate
+/// verified against `--sip-ca` and exactly one `AES_CM_128_HMAC_SHA1_80` line, fetches `Url`
+/// once answered (signed, `Direction=outbound-api`), plays its `<Say>` as SRTP the callee
+/// decrypts, hangs up on `<Hangup/>`; the call ends `completed` in Calls and the requested
+/// status callbacks arrive signed.
+#[test]
+fn rest_places_a_secure_call_to_a_tls_callee_and_runs_its_twiml() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("serve.log");
+    let a = create_account(&data);
+    // 127.0.0.6 is this test's own: the callee listens on its 5061.
+    let callee_ip = "127.0.0.6";
+    let (ca, cert, key) = tls_certs(dir.path(), &["127.0.0.1", callee_ip]);
+    let (sip_port, tls_port) = (free_port(), free_port());
+    let srv = Server::start(
+        &data,
+        &log,
+        &[
+            "--sip-listen",
+            &format!("127.0.0.1:{sip_port}"),
+            "--sip-tls-listen",
+            &format!("127.0.0.1:{tls_port}"),
+            "--sip-tls-cert",
+            cert.to_str().unwrap(),
+            "--sip-tls-key",
+            key.to_str().unwrap(),
+            "--sip-ca",
+            ca.to_str().unwrap(),
+            "--sip-domain-suffix",
+            SUFFIX,
+            "--rtp-ports",
+            "34600-34699",
+        ],
+    );
+    wait_until("the SIP edge to start", Duration::from_secs(10), || {
+        log_text(&log).contains("SIP edge started")
+    });
+    let app = TwimlApp::start();
+    app.set(
+        "/outbound",
+        "<Response><Say>Hello from mediaseal, this call was placed over the API.</Say><Hangup/></Response>",
+    );
+    let status_app = TwimlApp::start();
+    let status_url = status_app.url("/status");
+    let voice = app.url("/outbound");
+
+    let mut callee = Command::new(mediaseal_test_support::python(&["pylibsrtp"]))
+        .arg(workspace_root().join("interop/voice/tls_uas.py"))
+        .args(["--host", callee_ip, "--hold", "5", "--timeout", "30"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut callee_out = BufReader::new(callee.stdout.take().unwrap());
+    let mut ready = String::new();
+    callee_out.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY", "tls_uas.py did not start");
+
+    let calls = format!("/2010-04-01/Accounts/{}/Calls.json", a.sid);
+    // A phone number is refused: this server calls SIP endpoints only.
+    let (status, err) = post(
+        &srv,
+        &a,
+        &calls,
+        &[
+            ("To", "+15550002222"),
+            ("From", "+15550001111"),
+            ("Url", &voice),
+        ],
+    );
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["code"], 21211, "{err}");
+    let to = format!("sip:jack@{callee_ip};secure=true");
+    let (status, created) = post(
+        &srv,
+        &a,
+        &calls,
+        &[
+            ("To", &to),
+            ("From", "+15550001111"),
+            ("Url", &voice),
+            ("StatusCallback", &status_url),
+            (
+                "StatusCallbackEvent",
+                "initiated ringing answered completed",
+            ),
+        ],
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["direction"], "outbound-api");
+    assert_eq!(created["to"], to.as_str());
+    let call_sid = created["sid"].as_str().unwrap().to_owned();
+
+    let mut line = String::new();
+    callee_out.read_line(&mut line).unwrap();
+    let _ = callee.wait();
+    let got: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("tls_uas.py output ({e}): {line}\nserve: {}", log_text(&log)));
+    assert_eq!(got["handshake_failed"], false, "{got}");
+    assert_eq!(got["invite"], true, "no INVITE over TLS on 5061: {got}");
+    assert!(
+        got["via"].as_str().unwrap().starts_with("SIP/2.0/TLS "),
+        "{got}"
+    );
+    assert_eq!(got["request_uri"], format!("sip:jack@{callee_ip}").as_str());
+    assert_eq!(got["offer_proto"], "RTP/SAVP", "{got}");
+    let offered = got["offer_crypto"].as_array().unwrap();
+    assert_eq!(offered.len(), 1, "exactly one crypto line: {got}");
+    let line80 = offered[0].as_str().unwrap();
+    assert!(
+        line80.contains(" AES_CM_128_HMAC_SHA1_80 inline:") && !line80.contains('|'),
+        "{got}"
+    );
+    // The <Say> reached the callee as SRTP it authenticated with the offered key.
+    assert!(got["rx_packets"].as_u64().unwrap() > 25, "{got}");
+    assert_eq!(got["rx_auth_fail"], 0, "{got}");
+    assert_eq!(got["got_bye"], true, "<Hangup/> sends a BYE: {got}");
+
+    let hooks = app.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let h = &hooks[0];
+    assert_eq!(h.param("CallSid"), Some(call_sid.as_str()));
+    assert_eq!(h.param("Direction"), Some("outbound-api"));
+    assert_eq!(h.param("CallStatus"), Some("in-progress"));
+    assert_eq!(h.param("To"), Some(to.as_str()));
+    assert_eq!(h.param("From"), Some("+15550001111"));
+    let expected = mediaseal_server::callbacks::signature(&a.token, &voice, &h.params);
+    assert_eq!(h.headers.get("x-twilio-signature"), Some(&expected));
+
+    let call_uri = format!("/2010-04-01/Accounts/{}/Calls/{call_sid}.json", a.sid);
+    let mut call = serde_json::Value::Null;
+    wait_until("the call to be completed", Duration::from_secs(10), || {
+        call = get(&srv, &a, &call_uri).1;
+        call["status"] == "completed"
+    });
+    assert_eq!(call["direction"], "outbound-api", "{call}");
+    assert!(call["start_time"].is_string(), "{call}");
+
+    wait_until("the completed callback", Duration::from_secs(20), || {
+        status_app
+            .hooks()
+            .iter()
+            .any(|h| h.param("CallStatus") == Some("completed"))
+    });
+    let events: Vec<String> = status_app
+        .hooks()
+        .iter()
+        .map(|h| h.param("CallStatus").unwrap_or_default().to_owned())
+        .collect();
+    for e in ["initiated", "ringing", "in-progress", "completed"] {
+        assert!(events.iter().any(|x| x == e), "{e} missing from {events:?}");
+    }
+    for h in status_app.hooks() {
+        assert_eq!(h.param("CallSid"), Some(call_sid.as_str()));
+        assert_eq!(h.param("Direction"), Some("outbound-api"));
+        let expected = mediaseal_server::callbacks::signature(&a.token, &status_url, &h.params);
+        assert_eq!(
+            h.headers.get("x-twilio-signature"),
+            Some(&expected),
+            "{:?} is signed",
+            h.param("CallStatus")
+        );
+    }
+}
+
+/// twilio-python places a secure call unchanged (`client.calls.create(to=…, from_=…,
+/// twiml=…)`), then fetches and lists it (`interop/twilio/outbound_calls.py`); the TLS callee
+/// on 127.0.0.7:5061 answers it.
+#[test]
+fn twilio_helper_library_places_a_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("serve.log");
+    let a = create_account(&data);
+    let callee_ip = "127.0.0.7";
+    let (ca, cert, key) = tls_certs(dir.path(), &[callee_ip]);
+    let srv = Server::start(
+        &data,
+        &log,
+        &[
+            "--sip-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--sip-ca",
+            ca.to_str().unwrap(),
+            "--sip-domain-suffix",
+            SUFFIX,
+            "--rtp-ports",
+            "34700-34799",
+        ],
+    );
+    wait_until("the SIP edge to start", Duration::from_secs(10), || {
+        log_text(&log).contains("SIP edge started")
+    });
+    let mut callee = Command::new(mediaseal_test_support::python(&["pylibsrtp"]))
+        .arg(workspace_root().join("interop/voice/tls_uas.py"))
+        .args(["--host", callee_ip, "--hold", "3", "--timeout", "30"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut callee_out = BufReader::new(callee.stdout.take().unwrap());
+    let mut ready = String::new();
+    callee_out.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY", "tls_uas.py did not start");
+    let status = Command::new(python())
+        .arg(workspace_root().join("interop/twilio/outbound_calls.py"))
+        .args([
+            srv.url(),
+            a.sid.clone(),
+            a.token,
+            format!("sip:jack@{callee_ip};secure=true"),
+        ])
+        .status()
+        .unwrap();
+    let mut line = String::new();
+    callee_out.read_line(&mut line).unwrap();
+    let _ = callee.wait();
+    assert!(
+        status.success(),
+        "the helper-library run failed (see its output above); callee: {line}\nserve: {}",
+        log_text(&log)
+    );
+    let got: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(got["invite"], true, "{got}");
+    assert_eq!(got["offer_crypto"].as_array().unwrap().len(), 1, "{got}");
 }

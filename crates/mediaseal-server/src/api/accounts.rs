@@ -246,19 +246,29 @@ pub(crate) async fn create_key(
         .friendly_name("FriendlyName", 64)?
         .unwrap_or("")
         .to_owned();
+    let sealing = st
+        .api_key_secrets
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("the API key secret sealing key is unavailable"))?;
     let secret = new_secret();
+    let sid = new_sid("SK");
+    // Sealed as well as hashed: the hash authenticates requests, the sealed secret verifies
+    // the HS256 room Access Tokens the key signs.
+    let secret_sealed = sealing.seal(&sid, &secret).map_err(ApiError::internal)?;
     let now = now_us();
     let key = ApiKey {
-        sid: new_sid("SK"),
+        sid,
         account_sid: account.sid.clone(),
         friendly_name: name,
         secret_hash: hash_secret(&secret),
+        secret_sealed: Some(secret_sealed),
         date_created: now,
         date_updated: now,
     };
     st.meta.insert_api_key(&key).await?;
     tracing::info!(key = %key.sid, account = %account.sid, "API key created");
-    // The secret is shown here once and never again; only its hash is kept.
+    // The secret is shown here once and never again; only its hash and its sealed form are
+    // kept.
     Ok((
         StatusCode::CREATED,
         Json(KeyResource::from_record(&key, Some(secret))),

@@ -5,7 +5,7 @@
 //! exist. `Status=completed|canceled` ends a live call through the SIP edge's live-call seam
 //! ([`mediaseal_service::calls::LiveCalls`], installed by `serve` when it starts the edge);
 //! redirecting a live call (`Url`, `Twiml`) is not supported yet and is refused with a 400
-//! that says so.
+//! that says so. `POST …/Calls.json` places a call to a `sip:` URI through the same seam.
 
 use axum::Json;
 use axum::Router;
@@ -13,9 +13,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use mediaseal_service::calls::{HangUp, LiveCallError, LiveRecordingOptions, RecordingChange};
+use mediaseal_service::calls::{
+    HangUp, LiveCallError, LiveRecordingOptions, OutboundCall, RecordingChange,
+};
 use mediaseal_store::model::Recording;
-use mediaseal_store::model::{Call, CallFilter, CallStatus, Cursor};
+use mediaseal_store::model::{Call, CallDirection, CallFilter, CallStatus, Cursor};
 use serde::Serialize;
 
 use crate::api::{Authed, json_sid};
@@ -397,7 +399,9 @@ fn live_call_error(e: &LiveCallError) -> ApiError {
             ERROR_CALL_NOT_IN_PROGRESS,
             e.to_string(),
         ),
-        LiveCallError::AlreadyRecording { .. } | LiveCallError::RecordingFailed { .. } => {
+        LiveCallError::AlreadyRecording { .. }
+        | LiveCallError::RecordingFailed { .. }
+        | LiveCallError::Invalid { .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, 20001, e.to_string())
         }
     }
@@ -576,17 +580,196 @@ pub(crate) async fn update_recording(
     )))
 }
 
-/// `POST …/Calls.json`: placing calls through the API is not supported yet.
+/// Twilio's "No 'To' number is specified".
+const ERROR_TO_MISSING: u32 = 21201;
+/// Twilio's "Invalid 'To' Phone Number" (here: not a `sip:` URI).
+const ERROR_TO_INVALID: u32 = 21211;
+/// Twilio's "Invalid URL" (also: neither `Url` nor `Twiml` given).
+const ERROR_URL: u32 = 21205;
+/// Twilio's "No 'From' number is specified".
+const ERROR_FROM_MISSING: u32 = 21213;
+
+/// The outbound call a `POST …/Calls.json` form asks for, every parameter checked before the
+/// edge is asked.
+fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
+    let policy = &st.services.config.webhook_policy;
+    let to = match form.get("To").map(str::trim) {
+        None | Some("") => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ERROR_TO_MISSING,
+                "No 'To' number is specified: To must be a SIP URI (sip:user@host, \
+                 ;secure=true for TLS and SRTP)",
+            ));
+        }
+        Some(v) => v,
+    };
+    let is_sip = to.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("sip:"))
+        && to.len() > 4
+        && to.len() <= 1024
+        && !to.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !is_sip {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_TO_INVALID,
+            format!(
+                "Invalid 'To': '{}' is not a sip: URI; this server places calls to SIP \
+                 endpoints only (sip:user@host, ;secure=true for TLS and SRTP)",
+                mediaseal_service::egress::bounded(to, 100)
+            ),
+        ));
+    }
+    let from = match form.get("From").map(str::trim) {
+        None | Some("") => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ERROR_FROM_MISSING,
+                "No 'From' number is specified: From is the caller ID (a number or a SIP URI)",
+            ));
+        }
+        Some(v) if v.len() > 256 || v.chars().any(char::is_control) => {
+            return Err(ApiError::bad_param(
+                "From",
+                "must be at most 256 characters without control characters",
+            ));
+        }
+        Some(v) => v.to_owned(),
+    };
+    let url = crate::params::webhook_url(form, "Url", policy)?.map(str::to_owned);
+    let twiml = form
+        .get("Twiml")
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_owned);
+    if let Some(t) = &twiml
+        && t.len() > 64 * 1024
+    {
+        return Err(ApiError::bad_param("Twiml", "must be at most 64 KiB"));
+    }
+    match (&url, &twiml) {
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ERROR_URL,
+                "Url or Twiml is required: the TwiML to run once the call is answered",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_param("Twiml", "give Url or Twiml, not both"));
+        }
+        _ => {}
+    }
+    if form.has("ApplicationSid") {
+        return Err(ApiError::bad_param(
+            "ApplicationSid",
+            "applications are not supported by this server; give Url or Twiml",
+        ));
+    }
+    // Recording from the API's create is not wired yet; the start-recording API records a
+    // live call (`POST …/Calls/{CA}/Recordings.json`).
+    if form.boolean("Record")? == Some(true) {
+        return Err(ApiError::bad_param(
+            "Record",
+            "recording a call from its creation is not supported by this server yet; start it \
+             with POST …/Calls/{CallSid}/Recordings.json once the call is in progress",
+        ));
+    }
+    let mut status_callback_events = Vec::new();
+    for e in form.all("StatusCallbackEvent") {
+        for name in e.split([' ', ',']).filter(|n| !n.is_empty()) {
+            if !["initiated", "ringing", "answered", "completed"].contains(&name) {
+                return Err(ApiError::bad_param(
+                    "StatusCallbackEvent",
+                    format!("'{name}' is not initiated, ringing, answered or completed"),
+                ));
+            }
+            status_callback_events.push(name.to_owned());
+        }
+    }
+    let timeout = form.int_in("Timeout", 1..=600)?.unwrap_or(60);
+    Ok(OutboundCall {
+        to: to.to_owned(),
+        from,
+        url,
+        method: form.method("Method")?,
+        twiml,
+        fallback_url: crate::params::webhook_url(form, "FallbackUrl", policy)?.map(str::to_owned),
+        fallback_method: form.method("FallbackMethod")?,
+        status_callback: crate::params::webhook_url(form, "StatusCallback", policy)?
+            .map(str::to_owned),
+        status_callback_method: form.method("StatusCallbackMethod")?,
+        status_callback_events,
+        // Bounded above to 600.
+        timeout_secs: u32::try_from(timeout).unwrap_or(60),
+    })
+}
+
+/// `POST …/Calls.json`: places a call to a `sip:` URI through the SIP edge (`;secure=true`:
+/// TLS to 5061 with the peer's certificate verified and an SRTP offer, as `<Dial><Sip>`), runs
+/// `Url` (fetched, signed, `Direction=outbound-api`) or `Twiml` once answered, and sends the
+/// `StatusCallbackEvent`s asked for. 201 with the call, `queued` until it rings.
 pub(crate) async fn create(
     State(st): State<AppState>,
     auth: Authed,
     Path(account_sid): Path<String>,
-) -> ApiResult<Json<CallResource>> {
-    accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
-    Err(ApiError::new(
-        StatusCode::BAD_REQUEST,
-        20001,
-        "Placing calls through the API (POST Calls.json) is not supported by this server yet; \
-         calls come in through SIP Domains and go out with <Dial><Sip>",
-    ))
+    body: Bytes,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let account = accessible_account(&st, &auth.principal, &account_sid, &auth.path).await?;
+    let form = Params::from_form(&body);
+    let request = outbound_call(&form, &st)?;
+    let Some(live) = st.live_calls().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "Placing calls through the API (POST Calls.json) is not supported by this server \
+             without its SIP edge; start serve with --sip-listen or --sip-tls-listen",
+        ));
+    };
+    let sid = live
+        .originate(&account.sid, &request)
+        .await
+        .map_err(|e| match e {
+            LiveCallError::Invalid { param, reason } => {
+                let code = if param == "To" {
+                    ERROR_TO_INVALID
+                } else {
+                    20001
+                };
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    format!("Invalid parameter {param}: {reason}"),
+                )
+            }
+            other => live_call_error(&other),
+        })?;
+    // The edge's ledger writes the `queued` row as the call is placed; answer with it (it
+    // normally lands in milliseconds), else with the call as it was asked for.
+    for _ in 0..40 {
+        if let Ok(Some(c)) = st.services.call(&account.sid, &sid).await {
+            return Ok((StatusCode::CREATED, Json(CallResource::from_record(&c))).into_response());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let now = st.services.now_us();
+    let queued = Call {
+        sid,
+        account_sid: account.sid.clone(),
+        parent_call_sid: None,
+        direction: CallDirection::OutboundApi,
+        from: request.from,
+        to: request.to,
+        status: CallStatus::Queued,
+        start_time: None,
+        end_time: None,
+        duration: None,
+        sip_call_id: None,
+        date_created: now,
+        date_updated: now,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(CallResource::from_record(&queued)),
+    )
+        .into_response())
 }

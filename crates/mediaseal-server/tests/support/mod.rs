@@ -260,3 +260,83 @@ impl TestApp {
 pub fn wav_with_marker(seconds: u32, marker: &[u8]) -> Vec<u8> {
     mediaseal_test_support::wav::with_marker(seconds, marker)
 }
+
+/// A speech engine that "hears" fixed lines, whatever the audio: each `(start, text)` becomes a
+/// two-second segment whose words start 0.2 s apart and last 0.15 s, so what the operators and
+/// the redaction must find, and where, is known in advance.
+#[derive(Debug)]
+pub struct ScriptedSpeech {
+    lines: Vec<(f32, String)>,
+}
+
+impl ScriptedSpeech {
+    pub fn new(lines: &[(f32, &str)]) -> Self {
+        Self {
+            lines: lines.iter().map(|(t, s)| (*t, (*s).to_owned())).collect(),
+        }
+    }
+}
+
+impl mediaseal_intelligence::asr::SpeechEngine for ScriptedSpeech {
+    fn id(&self) -> &str {
+        "scripted"
+    }
+
+    fn transcribe(
+        &self,
+        _pcm: &[i16],
+        _options: &mediaseal_intelligence::asr::AsrOptions,
+    ) -> Result<mediaseal_intelligence::asr::Transcript, mediaseal_intelligence::asr::TranscribeError>
+    {
+        use mediaseal_intelligence::asr::{AsrSegment, AsrWord};
+        let segments = self
+            .lines
+            .iter()
+            .map(|(start, text)| AsrSegment {
+                start: *start,
+                end: start + 2.0,
+                text: text.clone(),
+                confidence: Some(0.9),
+                words: text
+                    .split_whitespace()
+                    .enumerate()
+                    .map(|(i, w)| AsrWord {
+                        text: w.to_owned(),
+                        start: start + 0.2 * i as f32,
+                        end: start + 0.2 * i as f32 + 0.15,
+                        confidence: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(mediaseal_intelligence::asr::Transcript {
+            language: Some("en".to_owned()),
+            segments,
+        })
+    }
+}
+
+impl TestApp {
+    /// A service under test whose speech engine is [`ScriptedSpeech`] over `lines`.
+    pub async fn with_scripted_speech(lines: &[(f32, &str)]) -> Self {
+        let mut app = Self::new().await;
+        app.state = app
+            .state
+            .clone()
+            .with_speech(mediaseal_intelligence::Speech::given(Arc::new(
+                ScriptedSpeech::new(lines),
+            )));
+        app.router = mediaseal_server::app(app.state.clone());
+        app
+    }
+
+    /// A new Conversational Intelligence service of `a` (a unique name plus `extra`); its SID.
+    pub async fn create_intelligence_service(&self, a: &Account, extra: &[(&str, &str)]) -> String {
+        let name = format!("svc-{}", &mediaseal_server::sid::new_sid("XX")[2..12]);
+        let mut form = vec![("UniqueName", name.as_str())];
+        form.extend_from_slice(extra);
+        let r = self.post_form("/v2/Services", &Creds::of(a), &form).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.json()["sid"].as_str().unwrap().to_owned()
+    }
+}

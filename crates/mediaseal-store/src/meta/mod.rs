@@ -10,6 +10,7 @@ mod calls;
 mod intelligence;
 mod operators;
 mod outbox;
+mod participants;
 mod sip;
 mod video;
 mod voice;
@@ -19,6 +20,7 @@ pub use calls::CallStore;
 pub use intelligence::IntelligenceStore;
 pub use operators::OperatorStore;
 pub use outbox::OutboxStore;
+pub use participants::ParticipantStore;
 pub use sip::SipStore;
 pub use video::VideoStore;
 pub use voice::VoiceStore;
@@ -38,6 +40,7 @@ pub trait MetadataStore:
     + SipStore
     + OperatorStore
     + CallStore
+    + ParticipantStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

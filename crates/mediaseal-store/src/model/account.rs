@@ -55,8 +55,11 @@ pub struct ApiKey {
     pub account_sid: String,
     /// Display name.
     pub friendly_name: String,
-    /// Hex SHA-256 of the secret.
+    /// Hex SHA-256 of the secret (request authentication).
     pub secret_hash: String,
+    /// The secret sealed for this key's SID (`mediaseal_service::sealed`), for verifying the
+    /// HS256 Access Tokens it signs; `None` for keys made before it was kept.
+    pub secret_sealed: Option<String>,
     /// Creation time.
     pub date_created: i64,
     /// Last change.

@@ -17,6 +17,7 @@ mod calls;
 pub mod intelligence;
 pub mod operators;
 mod outbox;
+pub mod participants;
 mod sip;
 mod spelling;
 pub(crate) mod video;

@@ -49,6 +49,7 @@ fn api_key_from(row: &AnyRow) -> StoreResult<ApiKey> {
         account_sid: row.try_get("account_sid")?,
         friendly_name: row.try_get("friendly_name")?,
         secret_hash: row.try_get("secret_hash")?,
+        secret_sealed: opt_str(row, "secret_sealed")?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
     })
@@ -199,13 +200,14 @@ impl AccountStore for SqlStore {
 
     async fn insert_api_key(&self, k: &ApiKey) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_hash, date_created, date_updated) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_hash, secret_sealed, \
+             date_created, date_updated) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&k.sid)
         .bind(&k.account_sid)
         .bind(&k.friendly_name)
         .bind(&k.secret_hash)
+        .bind(&k.secret_sealed)
         .bind(k.date_created)
         .bind(k.date_updated)
         .execute(&self.pool)
@@ -215,7 +217,7 @@ impl AccountStore for SqlStore {
 
     async fn api_key(&self, sid: &str) -> StoreResult<Option<ApiKey>> {
         let row = sqlx::query(
-            "SELECT sid, account_sid, friendly_name, secret_hash, date_created, date_updated FROM api_keys WHERE sid = $1",
+            "SELECT sid, account_sid, friendly_name, secret_hash, secret_sealed, date_created, date_updated FROM api_keys WHERE sid = $1",
         )
         .bind(sid)
         .fetch_optional(&self.pool)
@@ -229,7 +231,7 @@ impl AccountStore for SqlStore {
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<ApiKey>> {
-        let mut sql = "SELECT sid, account_sid, friendly_name, secret_hash, date_created, date_updated FROM api_keys \
+        let mut sql = "SELECT sid, account_sid, friendly_name, secret_hash, secret_sealed, date_created, date_updated FROM api_keys \
                        WHERE account_sid = $1"
             .to_owned();
         newest_first_page(&mut sql, after, 3);

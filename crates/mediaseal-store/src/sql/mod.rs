@@ -12,6 +12,7 @@ mod commit;
 mod intelligence;
 mod operators;
 mod outbox;
+mod participants;
 mod rows;
 mod sip;
 #[cfg(test)]

@@ -795,3 +795,52 @@ async fn due_callbacks_are_found_and_leased_per_account() {
         assert_eq!(rest[0].id, format!("CB{u}a3"), "{name}");
     }
 }
+
+#[tokio::test]
+async fn api_keys_keep_their_sealed_secret_or_none() {
+    use crate::model::ApiKey;
+    for Backend { store, name, .. } in backends().await {
+        let u = unique();
+        let key = |sid: &str, sealed: Option<&str>| ApiKey {
+            sid: sid.to_owned(),
+            account_sid: format!("AC{u}"),
+            friendly_name: "k".to_owned(),
+            secret_hash: "ab".repeat(32),
+            secret_sealed: sealed.map(str::to_owned),
+            date_created: 1,
+            date_updated: 1,
+        };
+        let sealed = key(&format!("SK{u}1"), Some("v1:c2VhbGVk"));
+        let legacy = key(&format!("SK{u}2"), None);
+        store.insert_api_key(&sealed).await.unwrap();
+        store.insert_api_key(&legacy).await.unwrap();
+        assert_eq!(
+            store.api_key(&sealed.sid).await.unwrap(),
+            Some(sealed.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.api_key(&legacy.sid).await.unwrap(),
+            Some(legacy.clone()),
+            "{name}"
+        );
+        let listed = store
+            .list_api_keys(&sealed.account_sid, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2, "{name}");
+        assert!(
+            listed.contains(&sealed) && listed.contains(&legacy),
+            "{name}"
+        );
+        // Renaming keeps the sealed secret; deleting takes it with the row.
+        let renamed = store
+            .update_api_key(&sealed.sid, "renamed", 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(renamed.secret_sealed, sealed.secret_sealed, "{name}");
+        assert!(store.delete_api_key(&sealed.sid).await.unwrap(), "{name}");
+        assert_eq!(store.api_key(&sealed.sid).await.unwrap(), None, "{name}");
+    }
+}

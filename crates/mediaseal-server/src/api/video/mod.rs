@@ -6,8 +6,10 @@
 //! lookup is scoped to it: another account's SID is a 404, as a SID that does not exist.
 
 mod compositions;
+mod connect;
 mod hooks;
 mod media;
+mod participants;
 mod recordings;
 pub(crate) mod rooms;
 mod settings;
@@ -36,6 +38,20 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/v1/Rooms", get(rooms::list).post(rooms::create))
         .route("/v1/Rooms/{room}", get(rooms::fetch).post(rooms::update))
+        .route("/v1/Rooms/{room}/Connect", get(connect::connect))
+        .route("/v1/Rooms/{room}/Participants", get(participants::list))
+        .route(
+            "/v1/Rooms/{room}/Participants/{participant}",
+            get(participants::fetch).post(participants::update),
+        )
+        .route(
+            "/v1/Rooms/{room}/Participants/{participant}/PublishedTracks",
+            get(participants::list_tracks),
+        )
+        .route(
+            "/v1/Rooms/{room}/Participants/{participant}/PublishedTracks/{track}",
+            get(participants::fetch_track),
+        )
         .route(
             "/v1/Rooms/{room}/Recordings",
             get(recordings::list_for_room).post(recordings::ingest),

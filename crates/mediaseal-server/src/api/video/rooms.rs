@@ -2,7 +2,9 @@
 //! groups track recordings, and completing it runs the account's composition hooks. A group room
 //! owns a media process while it is in progress when the state has room processes
 //! ([`crate::room_processes`]): started on create, ended on `Status=completed`, and the room is
-//! `failed` if the process dies. Participants and signalling belong to the rooms issue.
+//! `failed` if the process dies. Participants join through the signalling WebSocket
+//! (`connect`); their status callbacks are queued here, and their rows written by
+//! `participants::record`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -244,6 +246,19 @@ pub(crate) async fn create(
         return Err(e.into());
     }
     tracing::info!(room = %room.sid, account = %account, "room created");
+    if let Some(events) = processes.and_then(|p| p.subscribe(&room.sid)) {
+        tokio::spawn(super::participants::record(
+            st.clone(),
+            room.clone(),
+            events,
+        ));
+    }
+    if let Some(events) = processes
+        .filter(|_| room.status_callback.is_some())
+        .and_then(|p| p.subscribe(&room.sid))
+    {
+        tokio::spawn(participant_callbacks(st.clone(), room.clone(), events));
+    }
     Ok((
         StatusCode::CREATED,
         Json(RoomResource::from_record(&auth.base_url, &room)),
@@ -376,6 +391,103 @@ async fn complete_now(st: &AppState, room: &Room) -> ApiResult<Option<RoomComple
         }
     }
     Ok(done)
+}
+
+/// The room's participant and track events as status callbacks (`participant-connected`,
+/// `participant-disconnected` with `ParticipantDuration`, `track-added`), until its process
+/// ends. Callbacks are queued in the outbox like every other room callback; one that cannot be
+/// queued, or events missed by falling behind the room, are logged and skipped.
+async fn participant_callbacks(
+    st: AppState,
+    room: Room,
+    mut events: crate::room_processes::RoomSubscription,
+) {
+    use mediaseal_rooms::control::WorkerEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    // Participant SID → (identity, connected at): for durations and track callbacks.
+    let mut connected: std::collections::HashMap<String, (String, i64)> =
+        std::collections::HashMap::new();
+    loop {
+        let event = match events.events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Closed) => return,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(room = %room.sid, missed = n, "participant status callbacks fell behind the room; some were skipped");
+                continue;
+            }
+        };
+        let callback = match event.as_ref() {
+            WorkerEvent::ParticipantConnected {
+                participant_sid,
+                identity,
+            } => {
+                connected.insert(participant_sid.clone(), (identity.clone(), now_us()));
+                room_callback(
+                    &st,
+                    &room,
+                    "participant-connected",
+                    &[
+                        ("ParticipantSid", participant_sid.clone()),
+                        ("ParticipantIdentity", identity.clone()),
+                        ("ParticipantStatus", "connected".to_owned()),
+                    ],
+                )
+            }
+            WorkerEvent::ParticipantDisconnected {
+                participant_sid,
+                identity,
+                ..
+            } => {
+                let Some((_, since)) = connected.remove(participant_sid) else {
+                    // It never connected (a refused or abandoned join): Twilio reports nothing.
+                    continue;
+                };
+                room_callback(
+                    &st,
+                    &room,
+                    "participant-disconnected",
+                    &[
+                        ("ParticipantSid", participant_sid.clone()),
+                        ("ParticipantIdentity", identity.clone()),
+                        ("ParticipantStatus", "disconnected".to_owned()),
+                        (
+                            "ParticipantDuration",
+                            ((now_us() - since) / 1_000_000).to_string(),
+                        ),
+                    ],
+                )
+            }
+            WorkerEvent::TrackPublished {
+                participant_sid,
+                track,
+            } => {
+                let identity = connected
+                    .get(participant_sid)
+                    .map(|(identity, _)| identity.clone())
+                    .unwrap_or_default();
+                let kind = serde_json::to_string(&track.kind).unwrap_or_default();
+                room_callback(
+                    &st,
+                    &room,
+                    "track-added",
+                    &[
+                        ("ParticipantSid", participant_sid.clone()),
+                        ("ParticipantIdentity", identity),
+                        ("ParticipantStatus", "connected".to_owned()),
+                        ("TrackSid", track.sid.clone()),
+                        ("TrackKind", kind.trim_matches('"').to_owned()),
+                        ("TrackName", track.name.clone()),
+                    ],
+                )
+            }
+            _ => None,
+        };
+        if let Some(callback) = callback
+            && let Err(e) = st.meta.enqueue_callbacks(&[callback]).await
+        {
+            tracing::error!(room = %room.sid, error = %e, "a participant status callback could not be queued");
+        }
+    }
 }
 
 /// A room process ended. Asked to: nothing to do. It ended the room itself (empty or unused

@@ -1,0 +1,472 @@
+//! Calls the API places (`POST …/Calls.json`) through the call core, sans-IO: the INVITE that
+//! goes out, the answer that starts the script on that leg, and the final status of a call
+//! that is busy, unanswered or answered without the media it was offered.
+
+#![allow(clippy::disallowed_methods)] // tests read the clock for an epoch
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mediaseal_call::b2bua::Output;
+use mediaseal_call::{CallCore, CoreConfig, Effect, MediaCommand, MediaEvent, Originate, Side};
+use mediaseal_sip::message::{ParseLimits, Request, Response, SipMessage, StatusCode, Transport};
+use mediaseal_twiml::{CallProgressEvents, Callback, FetchTarget, HttpMethod, Script, SipUri};
+
+const KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+fn core(now: Instant) -> CallCore {
+    let mut c = CoreConfig::new([127, 0, 0, 1].into(), 5060, 5061, "sip.example.test");
+    c.rtp_ports = 40000..=40009;
+    CallCore::new(c, now).unwrap()
+}
+
+fn request(to: &str, script: Script) -> Originate {
+    Originate {
+        account_sid: "AC0001".into(),
+        to: SipUri::parse(to).unwrap(),
+        from: "+15550001111".into(),
+        script,
+        fallback: None,
+        status_callback: Some(Callback {
+            target: FetchTarget {
+                url: "https://app.example.test/status".parse().unwrap(),
+                method: HttpMethod::Post,
+            },
+            events: CallProgressEvents {
+                initiated: true,
+                ringing: true,
+                answered: true,
+                completed: true,
+            },
+        }),
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// What came out: SIP requests sent (with their destination and transport), effects.
+#[derive(Default)]
+struct Out {
+    requests: Vec<(Request, SocketAddr, Transport)>,
+    effects: Vec<Effect>,
+}
+
+impl Out {
+    fn statuses(&self) -> Vec<&'static str> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::CallStatus(u) => Some(u.status),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn methods(&self) -> Vec<String> {
+        self.requests
+            .iter()
+            .map(|(r, _, _)| r.method.to_string())
+            .collect()
+    }
+
+    fn callbacks(&self) -> Vec<String> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::StatusCallback => w
+                    .params
+                    .iter()
+                    .find(|(k, _)| k == "CallStatus")
+                    .map(|(_, v)| v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn drain(c: &mut CallCore) -> Out {
+    let mut out = Out::default();
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit(t) => {
+                if let Ok(SipMessage::Request(r)) =
+                    SipMessage::parse(&t.bytes, &ParseLimits::default())
+                {
+                    out.requests.push((r, t.destination, t.transport));
+                }
+            }
+            Output::Effect(e) => out.effects.push(e),
+        }
+    }
+    out
+}
+
+fn answer_sdp(proto: &str, crypto: &str) -> Vec<u8> {
+    let crypto = if crypto.is_empty() {
+        String::new()
+    } else {
+        format!("a=crypto:{crypto}\r\n")
+    };
+    format!(
+        "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
+         m=audio 4100 {proto} 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n{crypto}"
+    )
+    .into_bytes()
+}
+
+fn respond(
+    c: &mut CallCore,
+    invite: &Request,
+    status: StatusCode,
+    body: Option<Vec<u8>>,
+    from: SocketAddr,
+    transport: Transport,
+    now: Instant,
+) {
+    let mut r = Response::for_request(invite, status).with_to_tag("callee");
+    if let Some(b) = body {
+        r = r
+            .with_header(
+                mediaseal_sip::message::HeaderName::CONTACT,
+                "<sip:jack@198.51.100.20:5061;transport=tls>",
+            )
+            .with_body("application/sdp", b);
+    }
+    c.handle_message(SipMessage::Response(r), transport, from, now);
+}
+
+#[test]
+fn a_secure_api_call_invites_over_tls_with_one_80_line_then_runs_its_url_on_answer() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let url: url::Url = "https://app.example.test/outbound".parse().unwrap();
+    let (call, sid) = c
+        .originate(
+            request(
+                "sip:jack@198.51.100.20;secure=true",
+                Script::Fetch(FetchTarget {
+                    url: url.clone(),
+                    method: HttpMethod::Post,
+                }),
+            ),
+            t0,
+        )
+        .unwrap();
+    assert!(sid.starts_with("CA") && sid.len() == 34);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec!["queued"]);
+    assert!(out.effects.iter().any(
+        |e| matches!(e, Effect::TlsServerName { server_name, .. } if server_name == "198.51.100.20")
+    ));
+    assert!(out.effects.iter().any(|e| matches!(
+        e,
+        Effect::Media(MediaCommand::OpenLeg {
+            side: Side::Caller,
+            ..
+        })
+    )));
+    assert_eq!(out.callbacks(), vec!["initiated"]);
+    let (invite, dest, transport) = out.requests.into_iter().next().expect("the INVITE");
+    assert_eq!(invite.method.to_string(), "INVITE");
+    assert_eq!(transport, Transport::Tls);
+    assert_eq!(dest, "198.51.100.20:5061".parse().unwrap());
+    let sdp = String::from_utf8(invite.body.clone()).unwrap();
+    assert!(sdp.contains("RTP/SAVP"), "{sdp}");
+    let crypto: Vec<&str> = sdp.lines().filter(|l| l.starts_with("a=crypto:")).collect();
+    assert_eq!(crypto.len(), 1, "{sdp}");
+    assert!(crypto[0].contains(" AES_CM_128_HMAC_SHA1_80 inline:"));
+    assert!(
+        !crypto[0].contains('|'),
+        "no MKI or lifetime: {}",
+        crypto[0]
+    );
+    assert!(!invite.uri.to_string().contains("secure"));
+    // Nothing is fetched before the answer.
+    assert!(
+        !drain(&mut c)
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Webhook(_)))
+    );
+
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::RINGING,
+        None,
+        dest,
+        transport,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec!["ringing"]);
+    assert_eq!(out.callbacks(), vec!["ringing"]);
+
+    let body = answer_sdp(
+        "RTP/SAVP",
+        &format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"),
+    );
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::OK,
+        Some(body),
+        dest,
+        transport,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK"]);
+    assert_eq!(out.statuses(), vec!["in-progress"]);
+    assert_eq!(out.callbacks(), vec!["in-progress"]);
+    let configured = out.effects.iter().find_map(|e| match e {
+        Effect::Media(MediaCommand::ConfigureLeg {
+            side: Side::Caller,
+            setup,
+            ..
+        }) => Some(setup),
+        _ => None,
+    });
+    let setup = configured.expect("the leg is configured from the answer");
+    assert!(setup.srtp.is_some());
+    assert_eq!(setup.payload_type, 8, "the callee's codec (PCMA) is kept");
+    let fetch = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::Twiml => Some(w.clone()),
+            _ => None,
+        })
+        .expect("the Url is fetched once answered");
+    assert_eq!(fetch.url, url);
+    assert_eq!(fetch.account_sid, "AC0001");
+    for p in [
+        ("Direction", "outbound-api"),
+        ("CallStatus", "in-progress"),
+        ("CallSid", sid.as_str()),
+        ("From", "+15550001111"),
+        ("To", "sip:jack@198.51.100.20;secure=true"),
+    ] {
+        assert!(
+            fetch.params.contains(&(p.0.to_owned(), p.1.to_owned())),
+            "{p:?} in {:?}",
+            fetch.params
+        );
+    }
+    assert!(!fetch.params.iter().any(|(k, _)| k == "SipDomain"));
+
+    // The script runs on that leg: <Say> plays, then the call ends with a BYE.
+    c.webhook_done(
+        call,
+        fetch.fetch,
+        Ok(b"<Response><Say>Hello</Say><Hangup/></Response>".to_vec()),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert!(
+        out.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaCommand::Play { .. })))
+    );
+    c.media_event(call, MediaEvent::PlaybackDone, t0 + Duration::from_secs(3));
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["BYE"]);
+    let done = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallStatus(u) => Some(u.clone()),
+            _ => None,
+        })
+        .expect("the final status");
+    assert_eq!(done.status, "completed");
+    assert_eq!(done.direction, "outbound-api");
+    assert_eq!(done.duration_secs, Some(3));
+    let cb = done
+        .status_callback
+        .expect("the completed callback travels with the row");
+    assert_eq!(cb.url.as_str(), "https://app.example.test/status");
+    assert!(
+        cb.params
+            .contains(&("Direction".into(), "outbound-api".into()))
+    );
+}
+
+#[test]
+fn inline_twiml_runs_without_a_fetch() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let doc = mediaseal_twiml::Response::parse(b"<Response><Hangup/></Response>").unwrap();
+    c.originate(request("sip:jack@198.51.100.20", Script::Inline(doc)), t0)
+        .unwrap();
+    let out = drain(&mut c);
+    let (invite, dest, transport) = out.requests.into_iter().next().unwrap();
+    assert_eq!(transport, Transport::Udp);
+    assert_eq!(dest, "198.51.100.20:5060".parse().unwrap());
+    assert!(!String::from_utf8_lossy(&invite.body).contains("a=crypto"));
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::OK,
+        Some(answer_sdp("RTP/AVP", "")),
+        dest,
+        transport,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK", "BYE"]);
+    assert!(
+        !out.effects.iter().any(
+            |e| matches!(e, Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::Twiml)
+        )
+    );
+    assert_eq!(out.statuses(), vec!["in-progress", "completed"]);
+}
+
+fn final_status_after(status: StatusCode) -> (Vec<&'static str>, bool) {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    c.originate(
+        request(
+            "sip:jack@198.51.100.20",
+            Script::Fetch(FetchTarget {
+                url: "https://app.example.test/outbound".parse().unwrap(),
+                method: HttpMethod::Post,
+            }),
+        ),
+        t0,
+    )
+    .unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    respond(&mut c, &invite, status, None, dest, transport, t0);
+    let out = drain(&mut c);
+    let fetched = out
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::Twiml));
+    (out.statuses(), fetched)
+}
+
+#[test]
+fn busy_declined_and_unavailable_callees_end_the_call_without_a_fetch() {
+    assert_eq!(
+        final_status_after(StatusCode::BUSY_HERE),
+        (vec!["busy"], false)
+    );
+    assert_eq!(
+        final_status_after(StatusCode::TEMPORARILY_UNAVAILABLE),
+        (vec!["no-answer"], false)
+    );
+    assert_eq!(
+        final_status_after(StatusCode::DECLINE),
+        (vec!["failed"], false)
+    );
+}
+
+#[test]
+fn an_unanswered_call_is_cancelled_at_its_timeout() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let mut req = request(
+        "sip:jack@198.51.100.20",
+        Script::Fetch(FetchTarget {
+            url: "https://app.example.test/outbound".parse().unwrap(),
+            method: HttpMethod::Post,
+        }),
+    );
+    req.timeout = Duration::from_secs(5);
+    c.originate(req, t0).unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::RINGING,
+        None,
+        dest,
+        transport,
+        t0,
+    );
+    drain(&mut c);
+    c.handle_timeout(t0 + Duration::from_secs(6));
+    let out = drain(&mut c);
+    assert!(
+        out.methods().contains(&"CANCEL".to_owned()),
+        "{:?}",
+        out.methods()
+    );
+    assert_eq!(out.statuses(), vec!["no-answer"]);
+    assert_eq!(c.stats().active_calls, 0);
+}
+
+#[test]
+fn a_secure_call_answered_with_plain_rtp_is_hung_up_failed() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    c.originate(
+        request(
+            "sip:jack@198.51.100.20;secure=true",
+            Script::Fetch(FetchTarget {
+                url: "https://app.example.test/outbound".parse().unwrap(),
+                method: HttpMethod::Post,
+            }),
+        ),
+        t0,
+    )
+    .unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::OK,
+        Some(answer_sdp("RTP/AVP", "")),
+        dest,
+        transport,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK", "BYE"]);
+    assert_eq!(out.statuses(), vec!["failed"]);
+    assert!(
+        !out.effects.iter().any(
+            |e| matches!(e, Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::Twiml)
+        )
+    );
+}
+
+#[test]
+fn the_api_cancels_a_ringing_api_call() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let (_, sid) = c
+        .originate(
+            request(
+                "sip:jack@198.51.100.20",
+                Script::Fetch(FetchTarget {
+                    url: "https://app.example.test/outbound".parse().unwrap(),
+                    method: HttpMethod::Post,
+                }),
+            ),
+            t0,
+        )
+        .unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    respond(
+        &mut c,
+        &invite,
+        StatusCode::RINGING,
+        None,
+        dest,
+        transport,
+        t0,
+    );
+    drain(&mut c);
+    assert_eq!(
+        c.hang_up("AC0002", &sid, mediaseal_call::HangUpMode::Complete, t0),
+        Err(mediaseal_call::HangUpError::NotLive),
+        "another account's call is not found"
+    );
+    c.hang_up("AC0001", &sid, mediaseal_call::HangUpMode::Cancel, t0)
+        .unwrap();
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["CANCEL"]);
+    assert_eq!(out.statuses(), vec!["canceled"]);
+}

@@ -1,0 +1,778 @@
+//! Issue 12, the participant signalling WebSocket `GET /v1/Rooms/{Room}/Connect` (docs/ROOMS.md
+//! §3) on a real listener, with a real `mediaseal-room-worker` per group room and Access Tokens
+//! minted by twilio-python (`AccessToken` + `VideoGrant`):
+//!
+//! - refusals: anything before `join`, bad / expired / unknown-key / other-room tokens, an
+//!   unknown room, a completed room, a room without a media process — each an `error` with its
+//!   Twilio code, then the socket closes; a token limited to another room learns nothing about
+//!   whether the room in the path exists;
+//! - two aiortc peers (loopback) join through the WebSocket, the server relays their offers to
+//!   the worker and the answers back, and each decrypts the other's canary audio; the first
+//!   hears `participant_connected` and `track_published` for the second, then
+//!   `participant_disconnected` when REST kicks it (`Participants/{PA}` `Status=disconnected`,
+//!   within 2 s, after REST listed both `connected`); completing the room over REST closes the
+//!   last socket with 53118 and its participant row.
+//!
+//! Needs `.venv` with twilio-python and aiortc (interop/requirements.txt,
+//! interop/rooms/requirements.txt).
+
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use futures::{SinkExt, StreamExt};
+use mediaseal_rooms::signal::{ClientMessage, ServerMessage};
+use mediaseal_rooms::token::ApiKey;
+use mediaseal_server::room_processes::{AccessTokenKeys, HostConfig, RoomHost, install_room_host};
+use serde_json::Value;
+use support::{Creds, TestApp};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const KEY_SID: &str = "SK7777777777777777777777777777777a";
+const KEY_SECRET: &str = "room-signalling-test-api-key-secret";
+
+/// The one API key the tests sign with.
+struct TestKeys {
+    account_sid: String,
+}
+
+#[async_trait]
+impl AccessTokenKeys for TestKeys {
+    async fn api_key(&self, api_key_sid: &str) -> Option<ApiKey> {
+        (api_key_sid == KEY_SID).then(|| ApiKey::new(self.account_sid.clone(), KEY_SECRET))
+    }
+}
+
+/// A server on a real port with room workers and the test key; its account's credentials.
+struct Rig {
+    app: TestApp,
+    host: RoomHost,
+    addr: SocketAddr,
+    creds: Creds,
+    account_sid: String,
+}
+
+async fn rig() -> Rig {
+    let app = TestApp::new().await;
+    let host = install_room_host(
+        &app.state,
+        HostConfig::new(mediaseal_test_support::room_worker()),
+    )
+    .expect("room host");
+    let account = app.account().await;
+    assert!(app.state.set_access_token_keys(Arc::new(TestKeys {
+        account_sid: account.sid.clone(),
+    })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = mediaseal_server::app(app.state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Rig {
+        creds: Creds::of(&account),
+        account_sid: account.sid,
+        app,
+        host,
+        addr,
+    }
+}
+
+impl Rig {
+    async fn create_room(&self, form: &[(&str, &str)]) -> String {
+        let r = self.app.post_form("/v1/Rooms", &self.creds, form).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.json()["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls a list resource (up to 5 s) until `done` holds for its items under `key`.
+    async fn list_until(
+        &self,
+        uri: &str,
+        key: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = self.app.get(uri, &self.creds).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            let rows = r.json()[key].as_array().cloned().unwrap_or_default();
+            if done(&rows) {
+                return rows;
+            }
+            assert!(Instant::now() < end, "{uri}: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The room's connected participants and their tracks as twilio-python reads them
+    /// (`tests/interop/room_participants.py`).
+    async fn twilio_participants(&self, room: &str) -> Value {
+        let Creds::Basic(account_sid, auth_token) = &self.creds else {
+            panic!("the rig's account has credentials")
+        };
+        let python = mediaseal_test_support::python(&["twilio"]);
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/room_participants.py");
+        let input = serde_json::to_vec(&serde_json::json!({
+            "base_url": format!("http://{}", self.addr),
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "room": room,
+        }))
+        .unwrap();
+        let mut child = tokio::process::Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run room_participants.py");
+        child.stdin.take().unwrap().write_all(&input).await.unwrap();
+        let out = child.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "room_participants.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn complete_room(&self, sid: &str) {
+        let r = self
+            .app
+            .post_form(
+                &format!("/v1/Rooms/{sid}"),
+                &self.creds,
+                &[("Status", "completed")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    }
+
+    /// Tokens for `room_name`, minted by twilio-python.
+    fn tokens(&self, room_name: &str) -> Value {
+        let python = mediaseal_test_support::python(&["twilio"]);
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mint_room_tokens.py");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let input = serde_json::to_vec(&serde_json::json!({
+            "now": now,
+            "account_sid": self.account_sid,
+            "api_key_sid": KEY_SID,
+            "api_key_secret": KEY_SECRET,
+            "room_name": room_name,
+        }))
+        .unwrap();
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run mint_room_tokens.py");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "mint_room_tokens.py failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn connect(&self, room: &str) -> Ws {
+        let url = format!("ws://{}/v1/Rooms/{room}/Connect", self.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket upgrade");
+        ws
+    }
+}
+
+async fn send(ws: &mut Ws, message: &ClientMessage) {
+    ws.send(Message::text(message.to_json())).await.unwrap();
+}
+
+/// The next server message; `None` once the socket closed. Fails after 15 s of silence.
+async fn recv(ws: &mut Ws) -> Option<ServerMessage> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a server message within 15 s");
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                return Some(ServerMessage::from_json(text.as_bytes()).unwrap());
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Connects to `room`, sends `first`, and returns the code of the `error` that must follow,
+/// after checking that the socket then closes.
+async fn refused(rig: &Rig, room: &str, first: ClientMessage) -> u32 {
+    let mut ws = rig.connect(room).await;
+    send(&mut ws, &first).await;
+    let code = match recv(&mut ws).await {
+        Some(ServerMessage::Error { code, message }) => {
+            // Nothing about the room in a refusal: neither its path name nor a SID.
+            assert!(!message.contains(room), "{message}");
+            assert!(!message.contains("RM"), "{message}");
+            code
+        }
+        other => panic!("expected an error for {room}, got {other:?}"),
+    };
+    assert_eq!(
+        recv(&mut ws).await,
+        None,
+        "the socket closes after a refusal"
+    );
+    code
+}
+
+fn join(tokens: &Value, case: &str) -> ClientMessage {
+    ClientMessage::Join {
+        token: tokens[case].as_str().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_twilio_codes_and_close_the_socket() {
+    let rig = rig().await;
+    let sid = rig.create_room(&[("UniqueName", "standup")]).await;
+    let tokens = rig.tokens("standup");
+
+    // Anything before join.
+    let offer = ClientMessage::Offer { sdp: "v=0".into() };
+    assert_eq!(refused(&rig, "standup", offer).await, 53004);
+    // Not JSON.
+    let mut ws = rig.connect("standup").await;
+    ws.send(Message::text("hello")).await.unwrap();
+    assert!(matches!(
+        recv(&mut ws).await,
+        Some(ServerMessage::Error { code: 53004, .. })
+    ));
+    assert_eq!(recv(&mut ws).await, None);
+    // Tokens.
+    let garbage = ClientMessage::Join {
+        token: "not.a.jwt".into(),
+    };
+    assert_eq!(refused(&rig, "standup", garbage).await, 20101);
+    for (case, code) in [
+        ("bad_signature", 20107),
+        ("unknown_key", 20107),
+        ("expired", 20104),
+        ("other_room", 20106),
+    ] {
+        assert_eq!(
+            refused(&rig, "standup", join(&tokens, case)).await,
+            code,
+            "{case}"
+        );
+    }
+    // A token for one room cannot tell whether another exists; an any-room token is told.
+    assert_eq!(
+        refused(&rig, "no-such-room", join(&tokens, "other_room")).await,
+        20106
+    );
+    assert_eq!(
+        refused(&rig, "no-such-room", join(&tokens, "any_room")).await,
+        53106
+    );
+    assert_eq!(
+        refused(
+            &rig,
+            "RM00000000000000000000000000000000",
+            join(&tokens, "any_room")
+        )
+        .await,
+        53106
+    );
+
+    // A valid token joins, by UniqueName or SID; then join again is refused but the socket
+    // stays, and an answer before any offer is refused too.
+    for path in ["standup", sid.as_str()] {
+        let mut ws = rig.connect(path).await;
+        send(&mut ws, &join(&tokens, "alice")).await;
+        match recv(&mut ws).await {
+            Some(ServerMessage::Joined {
+                room_sid,
+                room_name,
+                participant,
+                participants,
+            }) => {
+                assert_eq!(room_sid, sid);
+                assert_eq!(room_name, "standup");
+                assert!(participant.sid.starts_with("PA"), "{participant:?}");
+                assert_eq!(participant.identity, "alice");
+                assert!(participants.is_empty());
+            }
+            other => panic!("expected joined, got {other:?}"),
+        }
+        send(&mut ws, &join(&tokens, "alice")).await;
+        assert!(matches!(
+            recv(&mut ws).await,
+            Some(ServerMessage::Error { code: 53004, .. })
+        ));
+        send(&mut ws, &ClientMessage::Answer { sdp: "v=0".into() }).await;
+        assert!(matches!(
+            recv(&mut ws).await,
+            Some(ServerMessage::Error { code: 53004, .. })
+        ));
+        // An offer the worker cannot parse: its error is relayed and the join refused.
+        send(
+            &mut ws,
+            &ClientMessage::Offer {
+                sdp: "v=0\r\nnot sdp".into(),
+            },
+        )
+        .await;
+        match recv(&mut ws).await {
+            Some(ServerMessage::Error { code, .. }) => assert_eq!(code, 53403),
+            other => panic!("expected the worker's error, got {other:?}"),
+        }
+        assert_eq!(recv(&mut ws).await, None);
+    }
+
+    // A room without a media process (peer-to-peer) and a completed room.
+    rig.create_room(&[("UniqueName", "p2p"), ("Type", "peer-to-peer")])
+        .await;
+    assert_eq!(refused(&rig, "p2p", join(&tokens, "any_room")).await, 53000);
+    rig.complete_room(&sid).await;
+    assert_eq!(refused(&rig, &sid, join(&tokens, "any_room")).await, 53118);
+}
+
+/// What a peer's bridge saw.
+#[derive(Debug)]
+enum Seen {
+    Server(ServerMessage),
+    Report(Value),
+    SocketClosed,
+}
+
+/// An aiortc peer (peer.py, JSON lines on stdin/stdout) joined to a room through the
+/// WebSocket: a task relays its SDP to the socket and the server's back.
+struct Peer {
+    sid: String,
+    commands: mpsc::Sender<&'static str>,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    log: Vec<ServerMessage>,
+    child: tokio::process::Child,
+}
+
+impl Peer {
+    async fn join(rig: &Rig, room: &str, token: ClientMessage, index: usize) -> Self {
+        let mut ws = rig.connect(room).await;
+        send(&mut ws, &token).await;
+        let sid = match recv(&mut ws).await {
+            Some(ServerMessage::Joined { participant, .. }) => participant.sid,
+            other => panic!("expected joined, got {other:?}"),
+        };
+        let python = mediaseal_test_support::python(&["aiortc"]);
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../mediaseal-room-worker/tests/interop/peer.py");
+        let mut child = tokio::process::Command::new(python)
+            .arg(script)
+            .args(["--index", &index.to_string(), "--no-video"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn peer.py");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (commands, commands_rx) = mpsc::channel(4);
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        tokio::spawn(bridge(ws, stdin, stdout, commands_rx, seen_tx));
+        Self {
+            sid,
+            commands,
+            seen,
+            log: Vec::new(),
+            child,
+        }
+    }
+
+    /// The peer's report (what it received, keys, payloads).
+    async fn report(&mut self) -> Value {
+        self.commands.send("report").await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.seen.recv())
+                .await
+                .expect("a report within 10 s")
+            {
+                Some(Seen::Report(report)) => return report,
+                Some(Seen::Server(message)) => self.log.push(message),
+                Some(Seen::SocketClosed) => {}
+                None => panic!("the peer's bridge ended"),
+            }
+        }
+    }
+
+    /// Waits until a server message matching `wanted` arrived (or already did).
+    async fn saw(&mut self, what: &str, wanted: impl Fn(&ServerMessage) -> bool) {
+        if self.log.iter().any(&wanted) {
+            return;
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.seen.recv()).await {
+                Ok(Some(Seen::Server(message))) => {
+                    let hit = wanted(&message);
+                    self.log.push(message);
+                    if hit {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => panic!("never saw {what}; saw {:?}", self.log),
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket.
+    async fn closed(&mut self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.seen.recv()).await {
+                Ok(Some(Seen::SocketClosed)) => return,
+                Ok(Some(Seen::Server(message))) => self.log.push(message),
+                Ok(Some(Seen::Report(_))) => {}
+                Ok(None) | Err(_) => panic!("the socket did not close; saw {:?}", self.log),
+            }
+        }
+    }
+}
+
+async fn bridge(
+    mut ws: Ws,
+    mut stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+    mut commands: mpsc::Receiver<&'static str>,
+    seen: mpsc::UnboundedSender<Seen>,
+) {
+    let mut lines = BufReader::new(stdout).lines();
+    let mut socket_open = true;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { return };
+                let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+                let sdp = v["sdp"].as_str().unwrap_or_default().to_owned();
+                match v["type"].as_str() {
+                    Some("offer") if socket_open => {
+                        send(&mut ws, &ClientMessage::Offer { sdp }).await;
+                    }
+                    Some("answer") if socket_open => {
+                        send(&mut ws, &ClientMessage::Answer { sdp }).await;
+                    }
+                    Some("report") => {
+                        let _ = seen.send(Seen::Report(v));
+                    }
+                    _ => {}
+                }
+            }
+            message = ws.next(), if socket_open => {
+                let message = match message {
+                    Some(Ok(Message::Text(text))) => {
+                        ServerMessage::from_json(text.as_bytes()).unwrap()
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        socket_open = false;
+                        let _ = seen.send(Seen::SocketClosed);
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let line = match &message {
+                    ServerMessage::Answer { sdp } => {
+                        Some(serde_json::json!({"type": "answer", "sdp": sdp}))
+                    }
+                    ServerMessage::Offer { sdp } => {
+                        Some(serde_json::json!({"type": "offer", "sdp": sdp}))
+                    }
+                    _ => None,
+                };
+                if let Some(line) = line {
+                    let _ = stdin.write_all(format!("{line}\n").as_bytes()).await;
+                }
+                let _ = seen.send(Seen::Server(message));
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                if command == "leave" {
+                    if socket_open {
+                        send(&mut ws, &ClientMessage::Leave).await;
+                    }
+                    continue;
+                }
+                let line = serde_json::json!({ "type": command });
+                let _ = stdin.write_all(format!("{line}\n").as_bytes()).await;
+            }
+        }
+    }
+}
+
+/// The parameters of one queued callback.
+#[derive(Debug)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// The room's queued status callbacks.
+async fn room_events(app: &TestApp, sid: &str) -> Vec<Params> {
+    let callbacks = app.state.meta.callbacks_for(sid).await.unwrap();
+    callbacks
+        .iter()
+        .map(|c| Params(serde_json::from_str(&c.params).unwrap()))
+        .collect()
+}
+
+/// Audio frames `report` received from publisher `sid`.
+fn audio_frames_from(report: &Value, sid: &str) -> u64 {
+    report["tracks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["publisher"] == sid && t["kind"] == "audio")
+        .map(|t| t["frames"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn payloads<'a>(report: &'a Value, field: &str) -> HashSet<&'a str> {
+    report[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_aiortc_peers_join_through_the_websocket_and_hear_each_other() {
+    let rig = rig().await;
+    let sid = rig
+        .create_room(&[
+            ("UniqueName", "e2e-room"),
+            ("StatusCallback", "http://127.0.0.1:9/rooms"),
+        ])
+        .await;
+    let tokens = rig.tokens("e2e-room");
+
+    let mut alice = Peer::join(&rig, "e2e-room", join(&tokens, "alice"), 0).await;
+    let mut bob = Peer::join(&rig, &sid, join(&tokens, "bob"), 1).await;
+
+    let end = Instant::now() + Duration::from_secs(30);
+    let (a, b) = loop {
+        let a = alice.report().await;
+        let b = bob.report().await;
+        if audio_frames_from(&a, &bob.sid) >= 50 && audio_frames_from(&b, &alice.sid) >= 50 {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < end,
+            "audio did not flow both ways: alice {} {} | bob {} {}",
+            a["state"],
+            a["tracks"],
+            b["state"],
+            b["tracks"]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // What each decrypted is the canary the other sent.
+    for (name, receiver, sender) in [("alice", &a, &b), ("bob", &b, &a)] {
+        let got = payloads(receiver, "received_pcmu");
+        let sent = payloads(sender, "sent_pcmu");
+        assert!(
+            got.intersection(&sent).count() >= 20,
+            "{name} did not decrypt the other's canary"
+        );
+    }
+
+    // Alice heard about Bob: connected, and his track.
+    let bob_sid = bob.sid.clone();
+    alice
+        .saw("participant_connected for bob", |m| {
+            matches!(m, ServerMessage::ParticipantConnected { participant }
+                if participant.sid == bob_sid && participant.identity == "bob")
+        })
+        .await;
+    alice
+        .saw("track_published by bob", |m| {
+            matches!(m, ServerMessage::TrackPublished { participant_sid, track }
+                if *participant_sid == bob_sid && track.sid.starts_with("MT"))
+        })
+        .await;
+
+    // REST sees both participants connected (the room's recorder follows the worker's events).
+    let list = format!("/v1/Rooms/{sid}/Participants");
+    let rows = rig
+        .list_until(
+            &format!("{list}?Status=connected"),
+            "participants",
+            |rows| rows.len() == 2,
+        )
+        .await;
+    let by_identity = |who: &str| {
+        rows.iter()
+            .find(|p| p["identity"] == who)
+            .unwrap_or_else(|| panic!("no {who} in {rows:?}"))
+            .clone()
+    };
+    assert_eq!(by_identity("alice")["sid"], alice.sid.as_str());
+    assert_eq!(by_identity("bob")["sid"], bob_sid.as_str());
+    assert_eq!(by_identity("bob")["room_sid"], sid.as_str());
+    assert_eq!(by_identity("bob")["duration"], Value::Null);
+    // And the track each publishes.
+    let bob_tracks = format!("{list}/{bob_sid}/PublishedTracks");
+    let tracks = rig
+        .list_until(&bob_tracks, "published_tracks", |t| !t.is_empty())
+        .await;
+    assert_eq!(tracks.len(), 1, "{tracks:?}");
+    assert_eq!(tracks[0]["kind"], "audio");
+    assert_eq!(tracks[0]["participant_sid"], bob_sid.as_str());
+    let track_sid = tracks[0]["sid"].as_str().unwrap().to_owned();
+    assert!(track_sid.starts_with("MT"), "{track_sid}");
+    let one = rig
+        .app
+        .get(&format!("{bob_tracks}/{track_sid}"), &rig.creds)
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+    assert_eq!(one.json()["enabled"], true);
+    // twilio-python, unchanged, reads the same.
+    let seen = rig.twilio_participants(&sid).await;
+    assert_eq!(
+        seen["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{seen}"
+    );
+    assert_eq!(seen["by_identity"]["bob"], bob_sid.as_str(), "{seen}");
+    assert_eq!(seen["by_identity"]["alice"], alice.sid.as_str(), "{seen}");
+    assert_eq!(
+        seen["tracks"]["bob"][0]["sid"],
+        track_sid.as_str(),
+        "{seen}"
+    );
+    assert_eq!(seen["tracks"]["bob"][0]["kind"], "audio", "{seen}");
+
+    // REST kicks Bob: his socket closes and Alice hears it within 2 s; his row is closed.
+    let kicked_at = Instant::now();
+    let r = rig
+        .app
+        .post_form(
+            &format!("{list}/{bob_sid}"),
+            &rig.creds,
+            &[("Status", "disconnected")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "disconnected");
+    assert!(r.json()["duration"].is_i64(), "{:?}", r.body);
+    bob.closed().await;
+    alice
+        .saw("participant_disconnected for bob", |m| {
+            matches!(m, ServerMessage::ParticipantDisconnected { participant }
+                if participant.sid == bob_sid)
+        })
+        .await;
+    assert!(
+        kicked_at.elapsed() < Duration::from_secs(2),
+        "the kick took {:?}",
+        kicked_at.elapsed()
+    );
+    let fetched = rig.app.get(&format!("{list}/bob"), &rig.creds).await;
+    assert_eq!(fetched.json()["sid"], bob_sid.as_str());
+    assert_eq!(fetched.json()["status"], "disconnected");
+    assert!(fetched.json()["duration"].as_i64().unwrap() >= 0);
+    assert!(fetched.json()["end_time"].is_string());
+    let gone = rig
+        .app
+        .get(&format!("{bob_tracks}/{track_sid}"), &rig.creds)
+        .await;
+    assert_eq!(
+        gone.status,
+        StatusCode::NOT_FOUND,
+        "a kicked participant publishes nothing"
+    );
+
+    // The room completes over REST: Alice is told 53118 and her socket closes.
+    rig.complete_room(&sid).await;
+    alice.closed().await;
+    assert!(
+        alice
+            .log
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Error { code: 53118, .. })),
+        "{:?}",
+        alice.log
+    );
+    assert!(rig.host.is_empty());
+    // The room's end closed Alice's row too.
+    rig.list_until(
+        &format!("{list}?Status=connected"),
+        "participants",
+        <[Value]>::is_empty,
+    )
+    .await;
+    let alice_row = rig
+        .app
+        .get(&format!("{list}/{}", alice.sid), &rig.creds)
+        .await;
+    assert_eq!(alice_row.json()["status"], "disconnected");
+
+    // The room's status callback heard the participants and their tracks.
+    let events = room_events(&rig.app, &sid).await;
+    let count = |event: &str, who: &str| {
+        events
+            .iter()
+            .filter(|e| e.get("StatusCallbackEvent") == event && e.get("ParticipantSid") == who)
+            .count()
+    };
+    for who in [&alice.sid, &bob.sid] {
+        assert_eq!(count("participant-connected", who), 1, "{events:?}");
+        assert_eq!(count("track-added", who), 1, "{events:?}");
+    }
+    let left = events
+        .iter()
+        .find(|e| {
+            e.get("StatusCallbackEvent") == "participant-disconnected"
+                && e.get("ParticipantSid") == bob.sid
+        })
+        .expect("participant-disconnected for bob");
+    assert_eq!(left.get("ParticipantIdentity"), "bob");
+    assert!(
+        left.get("ParticipantDuration").parse::<u64>().is_ok(),
+        "{left:?}"
+    );
+    let track = events
+        .iter()
+        .find(|e| e.get("StatusCallbackEvent") == "track-added")
+        .unwrap();
+    assert_eq!(track.get("TrackKind"), "audio");
+    assert!(track.get("TrackSid").starts_with("MT"), "{track:?}");
+    for peer in [&mut alice, &mut bob] {
+        let _ = peer.commands.send("close").await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), peer.child.wait()).await;
+    }
+}
