@@ -29,37 +29,6 @@ const LINES: [(f32, &str); 3] = [
 const CARD_SPAN: (f64, f64) = (3.3 - 0.25, 4.05 + 0.25);
 const PHONE_SPAN: (f64, f64) = (7.5 - 0.25, 8.05 + 0.25);
 
-/// A completed transcript of `audio` (a new recording of `a`) under service `ga`.
-async fn transcribe(app: &TestApp, a: &Account, ga: &str, audio: Vec<u8>) -> (String, String) {
-    let r = app.ingest(a, "", audio).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let re = r.json()["sid"].as_str().unwrap().to_owned();
-    let channel = format!(r#"{{"media_properties":{{"source_sid":"{re}"}}}}"#);
-    let r = app
-        .post_form(
-            "/v2/Transcripts",
-            &Creds::of(a),
-            &[("ServiceSid", ga), ("Channel", &channel)],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let gt = r.json()["sid"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = app
-            .get(&format!("/v2/Transcripts/{gt}"), &Creds::of(a))
-            .await
-            .json();
-        match t["status"].as_str() {
-            Some("completed") => return (gt, re),
-            Some("queued" | "in-progress") => {}
-            other => panic!("transcript ended {other:?}: {t}"),
-        }
-        assert!(Instant::now() < deadline, "transcript stuck");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `GET /v2/Transcripts/{gt}/Media{query}` → the download's path on this server.
 async fn media_path(app: &TestApp, a: &Account, gt: &str, query: &str) -> String {
     let r = app
@@ -134,7 +103,7 @@ async fn without_a_key_the_redacted_media_is_sealed_at_rest_and_served_as_wav() 
         .create_intelligence_service(&a, &[("AutoRedaction", "true"), ("MediaRedaction", "true")])
         .await;
     let source = wav_with_marker(10, MARKER);
-    let (gt, re) = transcribe(&app, &a, &ga, source.clone()).await;
+    let (gt, re) = app.transcribe_recording(&a, &ga, source.clone()).await;
 
     // Redacted by default, since the transcript redacts.
     let path = media_path(&app, &a, &gt, "").await;
@@ -200,7 +169,7 @@ async fn without_media_redaction_there_is_only_the_recording() {
         .create_intelligence_service(&a, &[("AutoRedaction", "true")])
         .await;
     let source = wav_with_marker(10, MARKER);
-    let (gt, _) = transcribe(&app, &a, &ga, source.clone()).await;
+    let (gt, _) = app.transcribe_recording(&a, &ga, source.clone()).await;
     let r = app
         .get(&format!("/v2/Transcripts/{gt}/Media"), &Creds::of(&a))
         .await;
@@ -264,7 +233,7 @@ async fn with_a_key_the_redacted_media_is_sealed_for_the_customer() {
         )
         .await;
     let source = wav_with_marker(10, MARKER);
-    let (gt, _) = transcribe(&app, &a, &ga, source.clone()).await;
+    let (gt, _) = app.transcribe_recording(&a, &ga, source.clone()).await;
     let row = app
         .state
         .meta

@@ -8,7 +8,6 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use mediaseal_store::model::Account;
@@ -61,37 +60,6 @@ async fn attach(app: &TestApp, a: &Account, ga: &str, ly: &str) {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-}
-
-/// A completed transcript of a recording of `a` under service `ga`.
-async fn transcribe(app: &TestApp, a: &Account, ga: &str) -> String {
-    let r = app.ingest(a, "", wav_with_marker(2, b"operators")).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let re = r.json()["sid"].as_str().unwrap().to_owned();
-    let channel = format!(r#"{{"media_properties":{{"source_sid":"{re}"}}}}"#);
-    let r = app
-        .post_form(
-            "/v2/Transcripts",
-            &Creds::of(a),
-            &[("ServiceSid", ga), ("Channel", &channel)],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let gt = r.json()["sid"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = app
-            .get(&format!("/v2/Transcripts/{gt}"), &Creds::of(a))
-            .await
-            .json();
-        match t["status"].as_str() {
-            Some("completed") => return gt,
-            Some("queued" | "in-progress") => {}
-            other => panic!("transcript ended {other:?}: {t}"),
-        }
-        assert!(Instant::now() < deadline, "transcript stuck");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// `POST uri` with an `If-Match` header; the status and the JSON answer.
@@ -488,7 +456,10 @@ async fn without_a_key_results_are_sealed_at_rest_and_served_plain() {
     let ly = create_phrase_operator(&app, &a).await;
     attach(&app, &a, &ga, PII).await;
     attach(&app, &a, &ga, &ly).await;
-    let gt = transcribe(&app, &a, &ga).await;
+    let gt = app
+        .transcribe_recording(&a, &ga, wav_with_marker(2, b"operators"))
+        .await
+        .0;
 
     let r = app
         .get(&format!("/v2/Transcripts/{gt}/OperatorResults"), &creds)
@@ -648,7 +619,10 @@ async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
     let ly = create_phrase_operator(&app, &a).await;
     attach(&app, &a, &ga, PII).await;
     attach(&app, &a, &ga, &ly).await;
-    let gt = transcribe(&app, &a, &ga).await;
+    let gt = app
+        .transcribe_recording(&a, &ga, wav_with_marker(2, b"operators"))
+        .await
+        .0;
 
     // The plain resources are refused and say where to go.
     for path in [
@@ -714,7 +688,10 @@ async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
         .await
         .unwrap()
         .unwrap();
-    let logged = transcribe(&app, &a, &ga).await;
+    let logged = app
+        .transcribe_recording(&a, &ga, wav_with_marker(2, b"operators"))
+        .await
+        .0;
     let records = app
         .state
         .meta

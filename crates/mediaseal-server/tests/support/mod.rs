@@ -14,6 +14,7 @@
 )]
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -338,5 +339,41 @@ impl TestApp {
         let r = self.post_form("/v2/Services", &Creds::of(a), &form).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.json()["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// A completed transcript of `audio` (a new recording of `a`) under service `ga`: (GT, RE).
+    pub async fn transcribe_recording(
+        &self,
+        a: &Account,
+        ga: &str,
+        audio: Vec<u8>,
+    ) -> (String, String) {
+        let r = self.ingest(a, "", audio).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let re = r.json()["sid"].as_str().unwrap().to_owned();
+        let channel = format!(r#"{{"media_properties":{{"source_sid":"{re}"}}}}"#);
+        let r = self
+            .post_form(
+                "/v2/Transcripts",
+                &Creds::of(a),
+                &[("ServiceSid", ga), ("Channel", &channel)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let gt = r.json()["sid"].as_str().unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self
+                .get(&format!("/v2/Transcripts/{gt}"), &Creds::of(a))
+                .await
+                .json();
+            match t["status"].as_str() {
+                Some("completed") => return (gt, re),
+                Some("queued" | "in-progress") => {}
+                other => panic!("transcript ended {other:?}: {t}"),
+            }
+            assert!(Instant::now() < deadline, "transcript stuck");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
