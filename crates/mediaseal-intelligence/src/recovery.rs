@@ -13,7 +13,9 @@ use mediaseal_sink::policy::{self, Setting};
 use mediaseal_sink::{Product, Seal};
 use mediaseal_store::StoreError;
 use mediaseal_store::model::Sealing;
-use mediaseal_store::model::intelligence::{IntelligenceService, Transcript, TranscriptStatus};
+use mediaseal_store::model::intelligence::{
+    AbandonedTranscript, IntelligenceService, Transcript, TranscriptStatus,
+};
 
 use crate::Intelligence;
 use crate::channel::ChannelSpec;
@@ -21,6 +23,11 @@ use crate::transcripts::{AudioSource, LEASE, micros};
 
 /// Most transcripts claimed in one pass; the next pass takes the rest.
 const CLAIM_BATCH: i64 = 100;
+
+/// How many times a transcript is run again after its job died. A transcript whose audio takes
+/// its node down every time would otherwise take a node with it on every pass; past this it
+/// fails.
+pub const MAX_RECOVERIES: i64 = 3;
 
 /// Which unfinished transcripts a pass may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +74,11 @@ enum Unrecoverable {
         "the server stopped before the transcript was finished, and its service no longer exists"
     )]
     ServiceGone,
+    #[error(
+        "the server stopped {0} times while this transcript was being made, so it was not run again; \
+         if its audio plays, create a new transcript of it"
+    )]
+    TooManyRecoveries(i64),
     #[error(
         "the server stopped before the transcript was finished, and it cannot be sealed again: {0}"
     )]
@@ -125,9 +137,9 @@ impl Intelligence {
             }
         };
         let mut done = Recovered::default();
-        for t in claimed {
-            let sid = t.sid.clone();
-            match self.resume(t, sources).await {
+        for abandoned in claimed {
+            let sid = abandoned.transcript.sid.clone();
+            match self.resume(abandoned, sources).await {
                 Ok(true) => done.rerun += 1,
                 Ok(false) => done.failed += 1,
                 Err(e) => {
@@ -145,8 +157,16 @@ impl Intelligence {
         done
     }
 
-    /// Runs `t` again (`true`) or fails it (`false`).
-    async fn resume(&self, t: Transcript, sources: &Sources) -> Result<bool, StoreError> {
+    /// Runs a claimed transcript again (`true`) or fails it (`false`).
+    async fn resume(
+        &self,
+        abandoned: AbandonedTranscript,
+        sources: &Sources,
+    ) -> Result<bool, StoreError> {
+        let AbandonedTranscript {
+            transcript: t,
+            recoveries,
+        } = abandoned;
         // Whatever the dead job recorded of its operators goes: a new run writes them afresh,
         // and a failed transcript keeps nothing.
         self.purge_operator_results(&t.account_sid, &t.sid).await;
@@ -155,7 +175,11 @@ impl Intelligence {
             .meta
             .intelligence_service(&t.account_sid, &t.service_sid)
             .await?;
-        let plan = self.rerun_plan(&t, service.clone()).await?;
+        let plan = if recoveries > MAX_RECOVERIES {
+            Err(Unrecoverable::TooManyRecoveries(recoveries))
+        } else {
+            self.rerun_plan(&t, service.clone()).await?
+        };
         let mut row = t;
         row.duration = None;
         row.sealing = Sealing::None;

@@ -262,3 +262,82 @@ async fn a_live_job_holds_its_lease_and_ends_without_one() {
         .unwrap();
     assert_eq!((row.lease_owner, row.lease_until), (None, None));
 }
+
+/// A transcript whose job dies every time it runs is not claimed forever: after
+/// `MAX_RECOVERIES` runs it fails with the reason and the webhook. Each start of a node alone on
+/// its SQLite database claims every unfinished transcript, so the passes below stand for that
+/// many crashed starts; the audio URL never answers, so every run is still going when the next
+/// "start" claims it.
+#[tokio::test]
+async fn a_transcript_that_keeps_dying_fails_after_the_recovery_cap() {
+    let app = TestApp::with_scripted_speech(&[(0.0, "hello again")]).await;
+    if app.state.meta.backend() != "sqlite" {
+        // On a shared database a claim waits for the live job's lease to lapse; the cap is the
+        // same code path, exercised here on SQLite.
+        return;
+    }
+    let a = app.account().await;
+    let r = app
+        .post_form(
+            "/v2/Services",
+            &Creds::of(&a),
+            &[
+                ("UniqueName", "keeps-dying"),
+                ("WebhookUrl", "http://127.0.0.1:9/hook"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let ga = r.json()["sid"].as_str().unwrap().to_owned();
+    // Accepts connections and never answers them.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/call.wav", silent.local_addr().unwrap());
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let now = app.state.services.now_us();
+    let gt = left_behind(&app, &a, &ga, &url, "in-progress", "NDdead", now - 1).await;
+
+    let cap = usize::try_from(mediaseal_intelligence::recovery::MAX_RECOVERIES).unwrap();
+    for pass in 1..=cap {
+        let done = mediaseal_server::recover_transcripts(&app.state, true).await;
+        assert_eq!(done.rerun, 1, "pass {pass}");
+        let status = fetch(&app, &a, &gt).await["status"].clone();
+        assert!(
+            status == "queued" || status == "in-progress",
+            "pass {pass}: {status}"
+        );
+    }
+    let done = mediaseal_server::recover_transcripts(&app.state, true).await;
+    assert_eq!(
+        done,
+        Recovered {
+            rerun: 0,
+            failed: 1
+        }
+    );
+    let t = fetch(&app, &a, &gt).await;
+    assert_eq!(t["status"], "failed", "{t}");
+    let row = app
+        .state
+        .meta
+        .transcript(&a.sid, &gt)
+        .await
+        .unwrap()
+        .unwrap();
+    let message = row.error_message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("stopped {} times", cap + 1)),
+        "{message}"
+    );
+    let callbacks = app.state.meta.callbacks_for(&gt).await.unwrap();
+    assert!(
+        callbacks
+            .iter()
+            .any(|c| c.params.contains("voice_intelligence_transcript_failed")),
+        "{callbacks:?}"
+    );
+}

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::model::intelligence::{
-    IntelligenceService, ServiceUpdate, Transcript, TranscriptFilter,
+    AbandonedTranscript, IntelligenceService, ServiceUpdate, Transcript, TranscriptFilter,
 };
 use crate::model::{Callback, Cursor};
 
@@ -85,12 +85,13 @@ pub trait IntelligenceStore: Send + Sync {
     /// Claims for `owner`, until `lease_until`, up to `limit` transcripts left `queued` or
     /// `in-progress` by a job that died: their lease lapsed before `now` (or they have none).
     /// Each is claimed atomically, so two nodes never both take one; a live job's transcript is
-    /// never returned. Returned with the new lease.
+    /// never returned. Returned with the new lease, and with how many times each was claimed so
+    /// (this claim included).
     async fn claim_abandoned_transcripts(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> StoreResult<Vec<Transcript>>;
+    ) -> StoreResult<Vec<AbandonedTranscript>>;
 }

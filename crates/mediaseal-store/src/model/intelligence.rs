@@ -126,6 +126,15 @@ pub struct Transcript {
     pub lease_until: Option<i64>,
 }
 
+/// A transcript claimed after its job died with its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonedTranscript {
+    /// The row, with the claiming node's lease.
+    pub transcript: Transcript,
+    /// How many times it was claimed so, this claim included.
+    pub recoveries: i64,
+}
+
 /// Filters of the transcript list.
 #[derive(Debug, Clone, Default)]
 pub struct TranscriptFilter {

@@ -9,7 +9,8 @@ use super::outbox::insert_callback;
 use super::rows::{b, checked, flag, is_unique_violation, newest_first_page, opt_str, spelled};
 use crate::meta::{IntelligenceStore, StoreResult};
 use crate::model::intelligence::{
-    IntelligenceService, ServiceUpdate, Transcript, TranscriptFilter, TranscriptStatus,
+    AbandonedTranscript, IntelligenceService, ServiceUpdate, Transcript, TranscriptFilter,
+    TranscriptStatus,
 };
 use crate::model::{Callback, Cursor, Sealing};
 
@@ -369,7 +370,7 @@ impl IntelligenceStore for SqlStore {
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> StoreResult<Vec<Transcript>> {
+    ) -> StoreResult<Vec<AbandonedTranscript>> {
         const LAPSED: &str = "deleted = 0 AND status IN ('queued', 'in-progress') \
              AND (lease_until IS NULL OR lease_until < $2)";
         let candidates = sqlx::query(&format!(
@@ -384,7 +385,8 @@ impl IntelligenceStore for SqlStore {
             let sid: String = row.try_get("sid")?;
             // Claimed only if the lease is still lapsed: another node may have been faster.
             let done = sqlx::query(&format!(
-                "UPDATE transcripts SET lease_owner = $3, lease_until = $4 WHERE sid = $1 AND {LAPSED}"
+                "UPDATE transcripts SET lease_owner = $3, lease_until = $4, recoveries = recoveries + 1 \
+                 WHERE sid = $1 AND {LAPSED}"
             ))
             .bind(&sid)
             .bind(now)
@@ -396,13 +398,16 @@ impl IntelligenceStore for SqlStore {
                 continue;
             }
             let row = sqlx::query(&format!(
-                "SELECT {TRANSCRIPT_COLS} FROM transcripts WHERE sid = $1"
+                "SELECT {TRANSCRIPT_COLS}, recoveries FROM transcripts WHERE sid = $1"
             ))
             .bind(&sid)
             .fetch_optional(self.pool())
             .await?;
-            if let Some(t) = row.as_ref().map(transcript_from).transpose()? {
-                claimed.push(t);
+            if let Some(row) = row {
+                claimed.push(AbandonedTranscript {
+                    transcript: transcript_from(&row)?,
+                    recoveries: row.try_get("recoveries")?,
+                });
             }
         }
         Ok(claimed)
