@@ -47,7 +47,7 @@ pub use api::auth_tokens::{
     RotateTokenError, RotatedToken, create_secondary_auth_token, delete_secondary_auth_token,
     promote_secondary_auth_token,
 };
-pub use api::intelligence::{recover_transcripts, set_data_logging};
+pub use api::intelligence::{AutoTranscribeTap, recover_transcripts, set_data_logging};
 pub use api::tokens::{IceUrl, TWILIO_MAX_TTL, TurnConfig, TurnConfigError};
 pub use state::{AppState, Config};
 

@@ -58,6 +58,8 @@ pub use seams::{
 };
 pub use stored::{LoggingLedger, StoreDirectory, StoreLedger, StoreTokens};
 pub use webhook::HttpWebhooks;
+/// The types the [`CallRecorder`] seam speaks, for implementations outside this crate.
+pub use {mediaseal_call::RecordingRequest, mediaseal_twiml::RecordingInfo};
 
 use crate::edge::{Edge, EdgeEvent};
 use crate::relay::RelayPool;

@@ -1290,3 +1290,138 @@ fn twilio_helper_library_places_a_call() {
     assert_eq!(got["invite"], true, "{got}");
     assert_eq!(got["offer_crypto"].as_array().unwrap().len(), 1, "{got}");
 }
+
+/// `AutoTranscribe` follows call recordings like uploaded ones: with voice recording encryption
+/// on (the customer's key, which the server cannot open) and a service that transcribes every
+/// new recording, a recording of a live call is transcribed from its plaintext tap while it is
+/// sealed — the transcript completes — and the same recording asked for later is refused.
+#[test]
+fn a_customer_key_call_recording_is_auto_transcribed_from_its_tap() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        ..
+    } = phone_setup(dir.path(), "34700-34799");
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "openssl genrsa -out private_key.pem 2048 2>/dev/null && \
+             openssl rsa -in private_key.pem -pubout -out public_key.pem 2>/dev/null",
+        )
+        .current_dir(&keys)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let pem = std::fs::read_to_string(keys.join("public_key.pem")).unwrap();
+    let (status, key) = post(
+        &srv,
+        &a,
+        "/v1/Credentials/PublicKeys",
+        &[("PublicKey", &pem), ("FriendlyName", "customer")],
+    );
+    assert_eq!(status, 201, "{key}");
+    let (status, settings) = post(
+        &srv,
+        &a,
+        &format!("/2010-04-01/Accounts/{}/RecordingSettings.json", a.sid),
+        &[
+            ("EncryptionEnabled", "true"),
+            ("EncryptionPublicKeySid", key["sid"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(status, 200, "{settings}");
+    let (status, service) = post(
+        &srv,
+        &a,
+        "/v2/Services",
+        &[("UniqueName", "calls"), ("AutoTranscribe", "true")],
+    );
+    assert_eq!(status, 201, "{service}");
+    let ga = service["sid"].as_str().unwrap().to_owned();
+
+    app.set(
+        "/voice",
+        "<Response><Say>Thank you for calling.</Say><Pause length=\"60\"/></Response>",
+    );
+    let mut phone = Phone::start(dir.path(), &name, sip_port, "34800-34849");
+    phone.control.command("dial", &format!("sip:alice@{name}"));
+    let established = phone
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
+    assert!(
+        established.is_some(),
+        "the call was not answered; events {:?}\nbaresip: {}",
+        phone.control.events,
+        phone.log()
+    );
+    let call_sid = app.hooks()[0].param("CallSid").unwrap().to_owned();
+    let recordings = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings.json",
+        a.sid
+    );
+    let (status, rec) = post(&srv, &a, &recordings, &[]);
+    assert_eq!(status, 201, "{rec}");
+    let re = rec["sid"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(3));
+    let rec_uri = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings/{re}.json",
+        a.sid
+    );
+    let (status, r) = post(&srv, &a, &rec_uri, &[("Status", "stopped")]);
+    assert_eq!(status, 200, "{r}");
+    let fetch = format!("/2010-04-01/Accounts/{}/Recordings/{re}.json", a.sid);
+    let mut stored = serde_json::Value::Null;
+    wait_until(
+        "the recording to be stored",
+        Duration::from_secs(10),
+        || {
+            stored = get(&srv, &a, &fetch).1;
+            stored["status"] == "completed"
+        },
+    );
+    assert_eq!(stored["encryption_details"]["type"], "rsa-aes", "{stored}");
+
+    // The transcript was made from the tap: the server could not have read the recording.
+    let list = format!("/v2/Transcripts?SourceSid={re}");
+    let mut transcript = serde_json::Value::Null;
+    wait_until(
+        "the auto-transcript to finish",
+        Duration::from_secs(120),
+        || {
+            let (_, page) = get(&srv, &a, &list);
+            transcript = page["transcripts"][0].clone();
+            matches!(transcript["status"].as_str(), Some("completed" | "failed"))
+        },
+    );
+    assert_eq!(transcript["status"], "completed", "{transcript}");
+    assert_eq!(transcript["service_sid"], ga.as_str());
+
+    // Asked for afterwards, the sealed recording cannot be transcribed.
+    let channel = format!(r#"{{"media_properties":{{"source_sid":"{re}"}}}}"#);
+    let (status, e) = post(
+        &srv,
+        &a,
+        "/v2/Transcripts",
+        &[("ServiceSid", &ga), ("Channel", &channel)],
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("public key")),
+        "{e}"
+    );
+    let (status, _) = post(
+        &srv,
+        &a,
+        &format!("/2010-04-01/Accounts/{}/Calls/{call_sid}.json", a.sid),
+        &[("Status", "completed")],
+    );
+    assert_eq!(status, 200);
+}

@@ -300,7 +300,7 @@ pub(crate) async fn ingest(
     };
     // AutoTranscribe keeps the plaintext in memory on its way in (the only way to transcribe a
     // recording sealed with the customer's key).
-    let mut tap = super::intelligence::ingest_tap(&st, &account.sid).await;
+    let mut tap = super::intelligence::AutoTranscribeTap::for_account(&st, &account.sid).await;
     let mut stream = body.into_data_stream();
     while let Some(frame) = stream.next().await {
         let chunk = match frame {
@@ -321,7 +321,7 @@ pub(crate) async fn ingest(
             return Err(refused.into());
         }
         if let Some(tap) = tap.as_mut() {
-            mediaseal_sink::PlainTap::feed(tap, &chunk);
+            tap.feed(&chunk);
         }
         if let Err(e) = recorder.write(&chunk).await {
             // A customer-key sealing failure is seed 000's failed recording; a store failure

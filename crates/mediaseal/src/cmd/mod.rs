@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod account;
+pub(crate) mod call_transcripts;
 pub(crate) mod decrypt;
 pub(crate) mod download;
 pub(crate) mod encrypt;

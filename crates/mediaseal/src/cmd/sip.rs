@@ -16,6 +16,7 @@ use mediaseal_voice::{
 };
 use serde::Deserialize;
 
+use super::call_transcripts::TranscribingRecorder;
 use super::serve::ServeArgs;
 use crate::error::CliError;
 
@@ -176,7 +177,11 @@ pub(crate) async fn start_edge(
     let seams = Seams {
         directory: Arc::new(StoreDirectory::new(state.meta.clone(), passwords)),
         webhooks: Arc::new(HttpWebhooks::new(http, tokens).with_policy(policy)),
-        recorder: Arc::new(SealedCallRecorder::new(state.services.clone(), &public_url)),
+        // AutoTranscribe follows every call recording, from its plaintext tap.
+        recorder: Arc::new(TranscribingRecorder::new(
+            Arc::new(SealedCallRecorder::new(state.services.clone(), &public_url)),
+            state.clone(),
+        )),
         ledger: Arc::new(StoreLedger::new(state.services.clone())),
     };
     let handle = VoiceEdge::start(config, seams)

@@ -145,22 +145,53 @@ async fn auto_services(st: &AppState, account_sid: &str) -> Vec<IntelligenceServ
     }
 }
 
-/// A tap for a recording being ingested, when a service of the account will transcribe it.
-pub(crate) async fn ingest_tap(st: &AppState, account_sid: &str) -> Option<IngestTap> {
-    (!auto_services(st, account_sid).await.is_empty()).then(IngestTap::new)
+/// `AutoTranscribe` for one recording on its way into the sealing sink, whoever produces it (an
+/// upload, a call recorder): the plaintext is kept in memory as it is sealed — the one way to
+/// transcribe a recording sealed with the customer's key — and handed to the transcript jobs
+/// once the recording is published. Nothing of it touches a disk; dropped, it is wiped.
+#[derive(Debug)]
+pub struct AutoTranscribeTap(IngestTap);
+
+impl AutoTranscribeTap {
+    /// A tap for a new recording of `account_sid`, when a service of the account transcribes
+    /// every new recording.
+    pub async fn for_account(st: &AppState, account_sid: &str) -> Option<Self> {
+        (!auto_services(st, account_sid).await.is_empty()).then(|| Self(IngestTap::new()))
+    }
+
+    /// The next plaintext bytes, as they go into the sink.
+    pub fn feed(&mut self, plain: &[u8]) {
+        mediaseal_sink::PlainTap::feed(&mut self.0, plain);
+    }
+
+    /// Recording `recording_sid` was published: each `AutoTranscribe` service of the account
+    /// transcribes it. Failures are logged, never returned: the recording stands either way.
+    pub async fn recorded(self, st: &AppState, account_sid: &str, recording_sid: &str) {
+        match st.meta.recording(account_sid, recording_sid, false).await {
+            Ok(Some(rec)) => auto_transcribe(st, &rec, Some(self)).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(recording = %recording_sid, error = %e, "auto-transcribe: recording not readable");
+            }
+        }
+    }
 }
 
 /// `AutoTranscribe`: a transcript of `rec` under every service of its account that asks for one.
 /// A recording sealed at rest is read back; one sealed with the customer's key is transcribed
 /// from the plaintext `tap` kept in memory while it was sealed (without it, or when it was too
 /// long, it cannot be). Failures are logged and never fail the ingest.
-pub(crate) async fn auto_transcribe(st: &AppState, rec: &Recording, tap: Option<IngestTap>) {
+pub(crate) async fn auto_transcribe(
+    st: &AppState,
+    rec: &Recording,
+    tap: Option<AutoTranscribeTap>,
+) {
     let (Some(key), true) = (rec.object_key.clone(), rec.status == "completed") else {
         return;
     };
     let source: Arc<dyn AudioSource> = match rec.sealing {
         Sealing::AtRest => Arc::new(AtRestSource(st.reader.clone())),
-        Sealing::Customer => match tap.and_then(IngestTap::into_audio) {
+        Sealing::Customer => match tap.and_then(|tap| tap.0.into_audio()) {
             Some(audio) => Arc::new(audio),
             None => {
                 tracing::info!(recording = %rec.sid, "auto-transcribe skipped: no tapped audio of a customer-key recording");
