@@ -5,13 +5,17 @@ Listens on HOST:5061 with the given certificate, accepts one INVITE, records the
 (transport, m= line, every a=crypto line), answers 200 with its own SRTP key (or --status),
 receives SRTP for a while (decrypting with the offered key), then waits for the BYE or sends
 one. Prints one JSON object; when the TLS handshake fails (an edge that does not trust our
-certificate), it says so.
+certificate), it says so. It sends silence, or a sine of --tone Hz; it accepts the
+telephone-event payload type of the offer and reports the RFC 4733 keys it receives
+(`rx_digits`, one per event).
 
 Usage: tls_uas.py --host 127.0.0.3 --cert cert.pem --key key.pem [--status 200] [--hold 2]
+       [--tone 1000]
 """
 import argparse
 import base64
 import json
+import math
 import os
 import re
 import socket
@@ -24,6 +28,18 @@ import uuid
 import pylibsrtp
 
 P = pylibsrtp.Policy
+KEYS = "0123456789*#ABCD"
+
+
+def ulaw(sample):
+    """G.711 mu-law of a 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = 7
+    while exponent > 0 and not magnitude & (0x4000 >> (7 - exponent)):
+        exponent -= 1
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def read_message(conn, buf):
@@ -85,10 +101,11 @@ def main():
     ap.add_argument("--status", type=int, default=200)
     ap.add_argument("--hold", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=15)
+    ap.add_argument("--tone", type=float, default=0, help="send a sine of this frequency")
     a = ap.parse_args()
     out = {"listening": True, "handshake_failed": False, "invite": False, "request_uri": None,
            "via": None, "offer_proto": None, "offer_crypto": [], "answer_crypto": None,
-           "rx_packets": 0, "rx_auth_fail": 0, "got_bye": False}
+           "rx_packets": 0, "rx_auth_fail": 0, "rx_digits": "", "got_bye": False}
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -126,7 +143,11 @@ def main():
     out["via"] = get(hs, "Via")
     offered = {}
     remote = None
+    event_pt = None
     for line in body.splitlines():
+        m = re.match(r"a=rtpmap:(\d+) telephone-event/8000", line)
+        if m:
+            event_pt = int(m.group(1))
         if line.startswith("m=audio"):
             out["offer_proto"] = line.split()[2]
             port = int(line.split()[1])
@@ -156,14 +177,20 @@ def main():
     our_key = os.urandom(30)
     answer_line = f"{tag} {suite} inline:{base64.b64encode(our_key).decode()}"
     out["answer_crypto"] = answer_line
+    events = ""
+    if event_pt is not None:
+        events = f"a=rtpmap:{event_pt} telephone-event/8000\r\na=fmtp:{event_pt} 0-15\r\n"
+    pts = "0" if event_pt is None else f"0 {event_pt}"
     sdp = (f"v=0\r\no=- 2 2 IN IP4 {a.host}\r\ns=-\r\nc=IN IP4 {a.host}\r\nt=0 0\r\n"
-           f"m=audio {rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:{answer_line}\r\na=sendrecv\r\n")
+           f"m=audio {rtp_port} RTP/SAVP {pts}\r\na=rtpmap:0 PCMU/8000\r\n{events}"
+           f"a=crypto:{answer_line}\r\na=sendrecv\r\n")
     contact = f"<sip:jack@{a.host}:{a.port};transport=tls>"
     conn.sendall(response(hs, 200, "OK", to_tag, sdp, contact))
     profile = P.SRTP_PROFILE_AES128_CM_SHA1_80
     rx = pylibsrtp.Session(P(key=their_key, ssrc_type=P.SSRC_ANY_INBOUND, srtp_profile=profile))
     tx = pylibsrtp.Session(P(key=our_key, ssrc_type=P.SSRC_ANY_OUTBOUND, srtp_profile=profile))
     stop = threading.Event()
+    seen_events = set()
 
     def receiver():
         rtp.settimeout(0.2)
@@ -175,17 +202,29 @@ def main():
             if len(data) >= 2 and 192 <= data[1] <= 223:
                 continue
             try:
-                rx.unprotect(data)
+                plain = rx.unprotect(data)
                 out["rx_packets"] += 1
             except pylibsrtp.Error:
                 out["rx_auth_fail"] += 1
+                continue
+            # One key per event: its packets share a timestamp.
+            if event_pt is not None and plain[1] & 0x7F == event_pt and len(plain) >= 16:
+                stamp = plain[4:8]
+                if stamp not in seen_events and plain[12] < len(KEYS):
+                    seen_events.add(stamp)
+                    out["rx_digits"] += KEYS[plain[12]]
 
     threading.Thread(target=receiver, daemon=True).start()
-    # Send silence so the edge has something to relay back.
+    # Send silence (or the tone) so the edge has something to relay back.
     ssrc, seq, ts = 0x1234, 1, 0
     t_end = time.time() + a.hold
     while time.time() < t_end:
-        pkt = struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + b"\xff" * 160
+        if a.tone:
+            payload = bytes(ulaw(int(8000 * math.sin(2 * math.pi * a.tone * (ts + i) / 8000)))
+                            for i in range(160))
+        else:
+            payload = b"\xff" * 160
+        pkt = struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + payload
         rtp.sendto(tx.protect(pkt), remote)
         seq += 1
         ts += 160

@@ -209,6 +209,9 @@ enum Activity {
     Gather(GatherState),
     Dial,
     Record(RecordState),
+    /// A call the API placed with `SendDigits`: the digits go to the answering party before
+    /// its script starts.
+    SendDigits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +265,10 @@ struct OutboundApi {
     status_callback: Option<Callback<CallProgressEvents>>,
     ringing: bool,
     final_code: Option<u16>,
+    /// `Record=true`: recorded from the answer.
+    recording: Option<ApiRecording>,
+    /// `SendDigits`, sent once answered.
+    send_digits: Option<String>,
 }
 
 #[derive(Debug)]
@@ -384,6 +391,35 @@ pub struct Originate {
     pub status_callback: Option<Callback<CallProgressEvents>>,
     /// How long it may ring (`Timeout`) before it ends `no-answer`.
     pub timeout: Duration,
+    /// `Record=true` with its `Recording*` options: recorded from the answer (source
+    /// `OutboundAPI`) until the call ends, like an API recording.
+    pub recording: Option<ApiRecording>,
+    /// `SendDigits`: RFC 4733 events sent to the answering party before its script starts
+    /// (`w` waits half a second). Skipped when it did not negotiate telephone-event.
+    pub send_digits: Option<String>,
+}
+
+/// New TwiML for a live call (`POST …/Calls/{CA}.json` with `Url` or `Twiml`): what the call
+/// does now stops and this runs instead.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    /// `Url`+`Method`, or the inline `Twiml`.
+    pub script: mediaseal_twiml::Script,
+    /// `FallbackUrl`+`FallbackMethod`, fetched when `Url` fails.
+    pub fallback: Option<FetchTarget>,
+}
+
+/// Why [`CallCore::redirect`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectError {
+    /// No call of that account with that SID is in progress here.
+    #[error("the call is not in progress on this SIP edge")]
+    NotLive,
+    /// The SID is the dialled leg of a `<Dial>`, which runs no script of its own here.
+    #[error(
+        "the call is the dialed leg of a <Dial> and runs no TwiML of its own; redirect its parent call"
+    )]
+    DialledLeg,
 }
 
 /// [`CallCore::originate`] could not place the call.
@@ -880,25 +916,136 @@ impl CallCore {
                 result = Err(LiveRecordingError::Busy);
                 return;
             }
-            let recording = RecordingId(call.serial());
-            call.recording = Some(ActiveRecording {
-                id: recording,
-                for_dial: false,
-                stopping: false,
-                api: true,
-            });
-            core.start_recording(
-                call,
-                recording,
-                options.layout,
-                options.tracks,
-                RecordingSource::StartCallRecordingApi,
-                options.trim,
-                options.status_callback,
-            );
+            let recording =
+                core.start_api_tap(call, options, RecordingSource::StartCallRecordingApi);
             result = Ok((call.id, recording));
         });
         result
+    }
+
+    /// Records `call` as the API asked (the start-recording API, or `Record=true` from the
+    /// answer): it runs until the API stops it, the call ends, or a `<Record>` or recording
+    /// `<Dial>` takes the tap.
+    fn start_api_tap(
+        &mut self,
+        call: &mut Call,
+        options: ApiRecording,
+        source: RecordingSource,
+    ) -> RecordingId {
+        let recording = RecordingId(call.serial());
+        call.recording = Some(ActiveRecording {
+            id: recording,
+            for_dial: false,
+            stopping: false,
+            api: true,
+        });
+        self.start_recording(
+            call,
+            recording,
+            options.layout,
+            options.tracks,
+            source,
+            options.trim,
+            options.status_callback,
+        );
+        recording
+    }
+
+    /// The API replaces the script of the live call `call_sid` of `account_sid`
+    /// (`POST …/Calls/{CA}.json` with `Url` or `Twiml`), as Twilio does: what the call is
+    /// doing stops (a prompt, a pause, a `<Gather>`, a `<Record>`, whose recording is
+    /// stored; a pending fetch is forgotten), a `<Dial>`led leg is hung up without its
+    /// `action` being requested, and the new TwiML runs on the call. A ringing inbound call
+    /// keeps ringing until the new TwiML answers it; a call the API placed that has not
+    /// answered runs it on the answer. An API recording goes on.
+    pub fn redirect(
+        &mut self,
+        account_sid: &str,
+        call_sid: &str,
+        redirect: Redirect,
+        now: Instant,
+    ) -> Result<(), RedirectError> {
+        let found = self.calls.values().find_map(|c| {
+            let owned = c
+                .domain
+                .as_ref()
+                .is_some_and(|d| d.account_sid == account_sid);
+            // A script that has ended (the call winding down) is not given a new one.
+            let running = c.interp.as_ref().is_some_and(|i| !i.is_finished());
+            if !owned || !running || c.caller_gone || c.phase == Phase::Over {
+                return None;
+            }
+            if c.sid == call_sid {
+                Some(Ok(c.id))
+            } else if c.dial.as_ref().is_some_and(|d| d.sid == call_sid) {
+                Some(Err(RedirectError::DialledLeg))
+            } else {
+                None
+            }
+        });
+        let id = found.unwrap_or(Err(RedirectError::NotLive))?;
+        let mut result = Ok(());
+        self.with_call(id, now, |core, call, now| {
+            if matches!(call.phase, Phase::Lookup | Phase::Over) {
+                result = Err(RedirectError::NotLive);
+                return;
+            }
+            core.abandon_script(call, now);
+            let ringing_inbound = call.phase == Phase::Ringing && call.outbound.is_none();
+            let mut icfg = InterpreterConfig::outbound(redirect.script);
+            if ringing_inbound {
+                icfg.direction = mediaseal_twiml::CallDirection::Inbound;
+            }
+            icfg.reject_status = core.config.reject_status;
+            icfg.fallback = redirect.fallback;
+            let mut interp = Interpreter::new(icfg);
+            if call.phase == Phase::Answered {
+                let _ = interp.handle(TwimlEvent::Answered);
+            }
+            call.interp = Some(interp);
+            core.drive(call, now);
+        });
+        result
+    }
+
+    /// Stops what the call's script is doing and drops the script, so nothing it started
+    /// reports to the one that replaces it ([`Self::redirect`]).
+    fn abandon_script(&mut self, call: &mut Call, now: Instant) {
+        call.interp = None;
+        call.pending_fetch = None;
+        for kind in [TimerKind::Pause, TimerKind::Gather, TimerKind::RecordMax] {
+            self.clear_timer(call, kind);
+        }
+        match core::mem::replace(&mut call.activity, Activity::Idle) {
+            Activity::Playback | Activity::Gather(_) | Activity::SendDigits => {
+                self.effect(Effect::Media(MediaCommand::StopPlayback { call: call.id }));
+            }
+            Activity::Record(state) => {
+                // The recording is stored and reported as usual; its action is not requested.
+                self.effect(Effect::Media(MediaCommand::StopPlayback { call: call.id }));
+                self.effect(Effect::Media(MediaCommand::ArmSilence {
+                    call: call.id,
+                    timeout: None,
+                }));
+                self.stop_recording(call, state.recording);
+            }
+            Activity::Dial => {
+                let answered = call
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.state == DialState::Answered);
+                let status = if answered {
+                    DialCallStatus::Completed
+                } else {
+                    DialCallStatus::Canceled
+                };
+                // With no script, the outcome goes nowhere; a dial recording still being
+                // stored reports to nobody either.
+                self.hang_up_dial(call, status, now);
+                call.dial_outcome = None;
+            }
+            Activity::Pause | Activity::Idle => {}
+        }
     }
 
     /// The API pauses, resumes or stops an API recording of a live call
@@ -1068,6 +1215,8 @@ impl CallCore {
                 status_callback: request.status_callback,
                 ringing: false,
                 final_code: None,
+                recording: request.recording,
+                send_digits: request.send_digits.filter(|d| !d.is_empty()),
             }),
             transport,
             source: addr,
@@ -1275,7 +1424,26 @@ impl CallCore {
         self.stats.calls_accepted += 1;
         self.ledger(call, "in-progress");
         self.progress(call, "answered");
-        self.feed(call, TwimlEvent::Answered, now);
+        let (recording, digits) = call
+            .outbound
+            .as_mut()
+            .map(|o| (o.recording.take(), o.send_digits.take()))
+            .unwrap_or_default();
+        if let Some(options) = recording {
+            // `Record=true`: from the answer, through the same tap as the start-recording API.
+            self.start_api_tap(call, options, RecordingSource::OutboundApi);
+        }
+        match digits {
+            Some(digits) => {
+                // The script starts once the digits are out (`on_playback_done`).
+                call.activity = Activity::SendDigits;
+                self.effect(Effect::Media(MediaCommand::Play {
+                    call: call.id,
+                    prompts: vec![(Prompt::Digits(digits), Repeat::default())],
+                }));
+            }
+            None => self.feed(call, TwimlEvent::Answered, now),
+        }
     }
 
     /// The call `call_sid` of `account_sid` whose script still runs.
@@ -2114,6 +2282,10 @@ impl CallCore {
                 g.prompting = false;
                 let timeout = g.timeout;
                 self.set_timer(call, TimerKind::Gather, now + timeout);
+            }
+            Activity::SendDigits => {
+                call.activity = Activity::Idle;
+                self.feed(call, TwimlEvent::Answered, now);
             }
             _ => {}
         }

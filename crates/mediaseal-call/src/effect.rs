@@ -224,6 +224,8 @@ pub enum RecordingSource {
     RecordVerb,
     /// `POST …/Calls/{CA}/Recordings.json`.
     StartCallRecordingApi,
+    /// `POST …/Calls.json` with `Record=true`.
+    OutboundApi,
 }
 
 impl RecordingSource {
@@ -233,6 +235,7 @@ impl RecordingSource {
             Self::DialVerb => "DialVerb",
             Self::RecordVerb => "RecordVerb",
             Self::StartCallRecordingApi => "StartCallRecordingAPI",
+            Self::OutboundApi => "OutboundAPI",
         }
     }
 }

@@ -41,7 +41,8 @@ pub mod rtp;
 
 pub use b2bua::{
     ApiRecording, CallCore, CoreConfig, CoreError, CoreStats, HangUpError, HangUpMode,
-    LiveRecordingError, Originate, OriginateError, Output, RecordingControl,
+    LiveRecordingError, Originate, OriginateError, Output, RecordingControl, Redirect,
+    RedirectError,
 };
 pub use domain::{Domain, DomainCredential, IpRange};
 pub use effect::{

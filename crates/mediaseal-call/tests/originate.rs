@@ -40,6 +40,8 @@ fn request(to: &str, script: Script) -> Originate {
             },
         }),
         timeout: Duration::from_secs(30),
+        recording: None,
+        send_digits: None,
     }
 }
 
@@ -469,4 +471,214 @@ fn the_api_cancels_a_ringing_api_call() {
     let out = drain(&mut c);
     assert_eq!(out.methods(), vec!["CANCEL"]);
     assert_eq!(out.statuses(), vec!["canceled"]);
+}
+
+fn inline(doc: &str) -> Script {
+    Script::Inline(mediaseal_twiml::Response::parse(doc.as_bytes()).unwrap())
+}
+
+fn plays(out: &Out) -> Vec<mediaseal_call::Prompt> {
+    out.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Media(MediaCommand::Play { prompts, .. }) => Some(prompts.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// An answered plain call placed with `req`; the INVITE's destination.
+fn answered(
+    c: &mut CallCore,
+    req: Originate,
+    t0: Instant,
+) -> (mediaseal_call::CallId, String, Out) {
+    let (call, sid) = c.originate(req, t0).unwrap();
+    let (invite, dest, transport) = drain(c).requests.into_iter().next().unwrap();
+    respond(
+        c,
+        &invite,
+        StatusCode::OK,
+        Some(answer_sdp("RTP/AVP", "")),
+        dest,
+        transport,
+        t0,
+    );
+    (call, sid, drain(c))
+}
+
+#[test]
+fn record_and_send_digits_start_at_the_answer_and_a_redirect_replaces_the_script() {
+    use mediaseal_call::recording::{Layout, TapTracks};
+    use mediaseal_call::{ApiRecording, Prompt, RecordingSource};
+
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let mut req = request(
+        "sip:jack@198.51.100.20",
+        inline("<Response><Say>Hello</Say><Pause length=\"60\"/></Response>"),
+    );
+    req.recording = Some(ApiRecording {
+        layout: Layout::Dual,
+        tracks: TapTracks::Both,
+        trim: mediaseal_twiml::Trim::DoNotTrim,
+        status_callback: None,
+    });
+    req.send_digits = Some("1w2#".into());
+    let (call, sid, out) = answered(&mut c, req, t0);
+    let started = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::StartRecording(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("Record=true records from the answer");
+    assert_eq!(started.source, RecordingSource::OutboundApi);
+    assert_eq!(started.source.as_str(), "OutboundAPI");
+    assert_eq!(started.layout, Layout::Dual);
+    assert_eq!(started.call_sid, sid);
+    // The digits go first; the script waits for them.
+    assert_eq!(plays(&out), vec![Prompt::Digits("1w2#".into())]);
+    c.media_event(call, MediaEvent::PlaybackDone, t0);
+    let out = drain(&mut c);
+    assert!(
+        matches!(plays(&out).as_slice(), [Prompt::Say { text, .. }] if text == "Hello"),
+        "{:?}",
+        plays(&out)
+    );
+
+    // Redirected mid-<Say>: the prompt stops and the new TwiML runs: its <Hangup/> ends the
+    // call, which (as for any ending) first stores the recording, then sends the BYE.
+    assert_eq!(
+        c.redirect(
+            "AC0002",
+            &sid,
+            mediaseal_call::Redirect {
+                script: inline("<Response><Hangup/></Response>"),
+                fallback: None,
+            },
+            t0
+        ),
+        Err(mediaseal_call::RedirectError::NotLive),
+        "another account's call is not found"
+    );
+    c.redirect(
+        "AC0001",
+        &sid,
+        mediaseal_call::Redirect {
+            script: inline("<Response><Hangup/></Response>"),
+            fallback: None,
+        },
+        t0 + Duration::from_secs(2),
+    )
+    .unwrap();
+    let out = drain(&mut c);
+    assert!(
+        out.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(MediaCommand::StopPlayback { .. })))
+    );
+    assert!(out.effects.iter().any(
+        |e| matches!(e, Effect::StopRecording { recording, .. } if *recording == started.recording)
+    ));
+    assert!(out.methods().is_empty(), "{:?}", out.methods());
+    c.recording_finished(call, started.recording, None, t0 + Duration::from_secs(2));
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["BYE"]);
+    assert_eq!(out.statuses(), vec!["completed"]);
+    assert_eq!(c.stats().active_calls, 0);
+}
+
+#[test]
+fn a_redirect_during_a_dial_hangs_up_the_dialled_leg_and_skips_its_action() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let (call, sid, out) = answered(
+        &mut c,
+        request(
+            "sip:jack@198.51.100.20",
+            inline(
+                "<Response><Dial action=\"https://app.example.test/after\">\
+                 <Sip>sip:bob@198.51.100.30</Sip></Dial></Response>",
+            ),
+        ),
+        t0,
+    );
+    let (dial_invite, dial_dest, dial_transport) = out
+        .requests
+        .into_iter()
+        .find(|(r, _, _)| r.method.to_string() == "INVITE")
+        .expect("the dial's INVITE");
+    assert_eq!(dial_dest, "198.51.100.30:5060".parse().unwrap());
+    respond(
+        &mut c,
+        &dial_invite,
+        StatusCode::OK,
+        Some(answer_sdp("RTP/AVP", "")),
+        dial_dest,
+        dial_transport,
+        t0,
+    );
+    let out = drain(&mut c);
+    let leg_sid = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallStatus(u) if u.parent_call_sid.as_deref() == Some(sid.as_str()) => {
+                Some(u.call_sid.clone())
+            }
+            _ => None,
+        })
+        .expect("the dialled leg's row");
+    let next: url::Url = "https://app.example.test/next".parse().unwrap();
+    let to_next = || mediaseal_call::Redirect {
+        script: Script::Fetch(FetchTarget {
+            url: next.clone(),
+            method: HttpMethod::Post,
+        }),
+        fallback: None,
+    };
+    assert_eq!(
+        c.redirect("AC0001", &leg_sid, to_next(), t0),
+        Err(mediaseal_call::RedirectError::DialledLeg)
+    );
+    c.redirect("AC0001", &sid, to_next(), t0).unwrap();
+    let out = drain(&mut c);
+    let byes: Vec<SocketAddr> = out
+        .requests
+        .iter()
+        .filter(|(r, _, _)| r.method.to_string() == "BYE")
+        .map(|(_, d, _)| *d)
+        .collect();
+    assert_eq!(byes, vec![dial_dest], "only the dialled leg is hung up");
+    let fetches: Vec<(url::Url, mediaseal_call::FetchId)> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Webhook(w) if w.kind != mediaseal_call::WebhookKind::StatusCallback => {
+                Some((w.url.clone(), w.fetch))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fetches.len(), 1, "{fetches:?}");
+    assert_eq!(fetches[0].0, next, "the new Url, not the dial's action");
+    c.webhook_done(
+        call,
+        fetches[0].1,
+        Ok(b"<Response><Hangup/></Response>".to_vec()),
+        t0,
+    );
+    let out = drain(&mut c);
+    let byes: Vec<SocketAddr> = out
+        .requests
+        .iter()
+        .filter(|(r, _, _)| r.method.to_string() == "BYE")
+        .map(|(_, d, _)| *d)
+        .collect();
+    assert_eq!(byes, vec!["198.51.100.20:5060".parse().unwrap()]);
+    assert_eq!(out.statuses(), vec!["completed"]);
 }

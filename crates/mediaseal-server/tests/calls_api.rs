@@ -1,9 +1,10 @@
 //! The Calls resource (`/2010-04-01/Accounts/{AC}/Calls…`) in Twilio's shapes: list with
 //! filters and paging, fetch, the call's recordings, owner/parent access only, and clear
-//! refusals for what is not supported (redirecting a live call, placing a call without a SIP
-//! edge), placing a call through the live-call seam (its parameters checked first), and hanging
-//! up a live call through the live-call seam (a fake edge here; `mediaseal/tests/sip_edge.rs`
-//! hangs up a real call).
+//! refusals for what is not supported (changing or placing a call without a SIP edge), placing
+//! a call through the live-call seam (its parameters checked first, `Record=true` and
+//! `SendDigits` among them), and hanging up or redirecting a live call through the live-call
+//! seam (a fake edge here; `mediaseal/tests/sip_edge.rs` hangs up a real call and
+//! `mediaseal-voice/tests/originate.rs` records, sends digits to and redirects real ones).
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use mediaseal_server::sid::new_sid;
 use mediaseal_service::calls::{
-    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall, RecordingChange,
+    CallRedirect, HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall,
+    RecordingChange,
 };
 use mediaseal_store::model::{
     Account, Call, CallChange, CallDirection, CallStatus, Recording, Sealing,
@@ -393,12 +395,11 @@ async fn bad_sids_and_unsupported_changes_get_clear_errors() {
             &[("Url", "https://example.com/next")],
         )
         .await;
+    // A redirect too: no SIP edge here carries the call.
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.json()["code"], 21220);
     assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported"),
+        r.json()["message"].as_str().unwrap().contains("SIP edge"),
         "{:?}",
         r.body
     );
@@ -483,6 +484,7 @@ struct FakeEdge {
     /// Recording requests: the options of starts, the changes of the one recording.
     started: std::sync::Mutex<Vec<LiveRecordingOptions>>,
     changed: std::sync::Mutex<Vec<RecordingChange>>,
+    redirected: std::sync::Mutex<Vec<CallRedirect>>,
 }
 
 const RE: &str = "RE0123456789abcdef0123456789abcdef";
@@ -591,6 +593,121 @@ impl LiveCalls for FakeEdge {
         self.changed.lock().unwrap().push(change);
         Ok(self.recording(true))
     }
+
+    async fn redirect(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        to: &CallRedirect,
+    ) -> Result<(), LiveCallError> {
+        self.check(account_sid, call_sid)?;
+        self.redirected.lock().unwrap().push(to.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn url_or_twiml_redirects_a_live_call_through_the_edge() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let b = base(&a.sid);
+    use CallStatus::*;
+    let live = call(
+        &app,
+        &a,
+        "sip:bob@d.sip.test",
+        None,
+        &[Ringing, InProgress],
+        JAN_2,
+        None,
+    )
+    .await;
+    let elsewhere = call(
+        &app,
+        &a,
+        "sip:bob@d.sip.test",
+        None,
+        &[Ringing, InProgress],
+        JAN_2,
+        None,
+    )
+    .await;
+    let edge = Arc::new(FakeEdge {
+        services: app.state.services.clone(),
+        live: live.clone(),
+        answered: true,
+        asked: Default::default(),
+        started: Default::default(),
+        changed: Default::default(),
+        redirected: Default::default(),
+    });
+    assert!(app.state.set_live_calls(edge.clone()));
+    let update = |sid: &str| format!("{b}/Calls/{sid}.json");
+    let twiml = "<Response><Say>Moved.</Say><Hangup/></Response>";
+
+    // Refusals name the parameter; the edge is not asked.
+    for form in [
+        &[("Url", "ftp://example.com/next")][..],
+        &[("Url", "https://example.com/next"), ("Twiml", twiml)][..],
+        &[("Url", "https://example.com/next"), ("Method", "PUT")][..],
+    ] {
+        let r = app.post_form(&update(&live.sid), &c, form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form:?}: {:?}", r.body);
+        assert_eq!(r.json()["code"], 20001, "{form:?}: {:?}", r.body);
+    }
+    assert!(edge.redirected.lock().unwrap().is_empty());
+
+    let r = app
+        .post_form(
+            &update(&live.sid),
+            &c,
+            &[("Url", "https://example.com/next"), ("Method", "GET")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["sid"], live.sid.as_str());
+    assert_eq!(r.json()["status"], "in-progress", "the call goes on");
+    let r = app
+        .post_form(&update(&live.sid), &c, &[("Twiml", twiml)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        *edge.redirected.lock().unwrap(),
+        vec![
+            CallRedirect {
+                url: Some("https://example.com/next".into()),
+                method: "GET".into(),
+                twiml: None,
+                fallback_url: None,
+                fallback_method: "POST".into(),
+            },
+            CallRedirect {
+                url: None,
+                method: "POST".into(),
+                twiml: Some(twiml.into()),
+                fallback_url: None,
+                fallback_method: "POST".into(),
+            },
+        ]
+    );
+    // A call no edge here carries: Twilio's 21220, as for a hang-up.
+    let r = app
+        .post_form(&update(&elsewhere.sid), &c, &[("Twiml", twiml)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.json()["code"], 21220);
+    // `Status` wins over a redirect given with it.
+    let r = app
+        .post_form(
+            &update(&live.sid),
+            &c,
+            &[("Status", "completed"), ("Twiml", twiml)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "completed");
+    assert_eq!(edge.redirected.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -629,6 +746,7 @@ async fn status_completed_hangs_up_a_live_call_through_the_edge() {
         asked: Default::default(),
         started: Default::default(),
         changed: Default::default(),
+        redirected: Default::default(),
     });
     assert!(app.state.set_live_calls(edge.clone()));
     let update = |sid: &str| format!("{b}/Calls/{sid}.json");
@@ -723,6 +841,7 @@ async fn the_recordings_api_starts_and_controls_a_live_calls_recording() {
         asked: Default::default(),
         started: Default::default(),
         changed: Default::default(),
+        redirected: Default::default(),
     });
     assert!(app.state.set_live_calls(edge.clone()));
 
@@ -972,6 +1091,48 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
             20001,
             "Twiml",
         ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("SendDigits", "12x"),
+            ],
+            20001,
+            "SendDigits",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("SendDigits", "123456789012345678901234567890123"),
+            ],
+            20001,
+            "SendDigits",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("Record", "true"),
+                ("RecordingChannels", "stereo"),
+            ],
+            20001,
+            "RecordingChannels",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("Record", "true"),
+                ("RecordingTrack", "outbound"),
+            ],
+            20001,
+            "RecordingTrack",
+        ),
     ] {
         let r = app.post_form(&url, &c, &form).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form:?}: {:?}", r.body);
@@ -998,6 +1159,15 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
                 ("StatusCallbackEvent", "answered"),
                 ("StatusCallbackEvent", "completed"),
                 ("Timeout", "20"),
+                ("Record", "true"),
+                ("RecordingChannels", "dual"),
+                (
+                    "RecordingStatusCallback",
+                    "https://app.example.com/recorded",
+                ),
+                ("RecordingStatusCallbackMethod", "GET"),
+                ("RecordingStatusCallbackEvent", "in-progress completed"),
+                ("SendDigits", "1234w#W9"),
             ],
         )
         .await;
@@ -1022,6 +1192,18 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
         call.status_callback_events,
         vec!["initiated", "ringing", "answered", "completed"]
     );
+    assert_eq!(
+        call.record,
+        Some(LiveRecordingOptions {
+            dual: true,
+            inbound_only: false,
+            trim_silence: true,
+            status_callback: Some("https://app.example.com/recorded".to_owned()),
+            status_callback_method: "GET".to_owned(),
+            status_callback_events: vec!["in-progress".to_owned(), "completed".to_owned()],
+        })
+    );
+    assert_eq!(call.send_digits.as_deref(), Some("1234w#W9"));
     // The row is there for the list and fetch at once.
     let r = app.get(&format!("{b}/Calls/{sid}.json"), &c).await;
     assert_eq!(r.status, StatusCode::OK);

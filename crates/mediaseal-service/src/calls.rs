@@ -165,6 +165,28 @@ pub struct OutboundCall {
     pub status_callback_events: Vec<String>,
     /// `Timeout`: seconds it may ring.
     pub timeout_secs: u32,
+    /// `Record=true`: record from the answer (source `OutboundAPI`) with these
+    /// `RecordingChannels`, `RecordingTrack`, `Trim` and `RecordingStatusCallback*` options.
+    pub record: Option<LiveRecordingOptions>,
+    /// `SendDigits`: keys sent as RFC 4733 events once answered, before the TwiML runs
+    /// (`0-9`, `A-D`, `*`, `#`; `w` waits half a second, `W` a second).
+    pub send_digits: Option<String>,
+}
+
+/// New TwiML for a live call (`POST …/Calls/{CA}.json` with `Url` or `Twiml`), as the API
+/// checked it: exactly one of `url` and `twiml` is set, URLs passed the webhook egress policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRedirect {
+    /// `Url`: the TwiML to fetch now.
+    pub url: Option<String>,
+    /// `Method`: `GET` or `POST`.
+    pub method: String,
+    /// `Twiml`: the document to run now.
+    pub twiml: Option<String>,
+    /// `FallbackUrl`.
+    pub fallback_url: Option<String>,
+    /// `FallbackMethod`.
+    pub fallback_method: String,
 }
 
 /// What the API does to a recording it started: Twilio's recording `Status`.
@@ -225,6 +247,21 @@ pub trait LiveCalls: Send + Sync {
         recording_sid: &str,
         change: RecordingChange,
     ) -> Result<mediaseal_store::model::Recording, LiveCallError>;
+
+    /// Replaces the TwiML of the live call `call_sid` of `account_sid`: what it is doing
+    /// stops (a `<Dial>`led leg is hung up) and the new TwiML runs on it. An edge that cannot
+    /// redirect calls keeps this default.
+    async fn redirect(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        to: &CallRedirect,
+    ) -> Result<(), LiveCallError> {
+        let _ = (account_sid, call_sid, to);
+        Err(LiveCallError::Unavailable {
+            reason: "this SIP edge does not redirect calls".to_owned(),
+        })
+    }
 
     /// Places a call for `account_sid` (`POST …/Calls.json`): the Calls row appears `queued`
     /// through the edge's ledger and moves on as the call does. Returns its `CA…` SID. An edge

@@ -84,6 +84,13 @@ pub(crate) enum EdgeEvent {
         options: Box<mediaseal_call::ApiRecording>,
         reply: crate::live::RecordingReply,
     },
+    /// The API gives a live call new TwiML.
+    Redirect {
+        account_sid: String,
+        call_sid: String,
+        redirect: Box<mediaseal_call::Redirect>,
+        reply: tokio::sync::oneshot::Sender<Result<(), mediaseal_call::RedirectError>>,
+    },
     /// The API places a call.
     Originate {
         request: Box<mediaseal_call::Originate>,
@@ -238,6 +245,14 @@ impl Edge {
                             ));
                         }
                     }
+                } else if let Some(row) = row
+                    .filter(|r| r.source == mediaseal_call::RecordingSource::OutboundApi.as_str())
+                {
+                    // `Record=true` of `POST …/Calls.json`: the API controls it by its SID
+                    // like a recording it started.
+                    self.live
+                        .running
+                        .insert(row.sid.clone(), (call, recording, *row));
                 }
                 let state = self.recordings.get_mut(&(call, recording));
                 if let Some(s @ RecordingState::Starting { stop: false }) = state {
@@ -303,6 +318,15 @@ impl Edge {
                     .control_api_recording(&account_sid, &call_sid, recording, control, now)
                     .map(|()| row)
                     .map_err(|e| crate::live::recording_error(e, &call_sid, &recording_sid));
+                let _ = reply.send(result);
+            }
+            EdgeEvent::Redirect {
+                account_sid,
+                call_sid,
+                redirect,
+                reply,
+            } => {
+                let result = self.core.redirect(&account_sid, &call_sid, *redirect, now);
                 let _ = reply.send(result);
             }
             EdgeEvent::Originate { request, reply } => {

@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use mediaseal_call::recording::{Layout, TapTracks};
 use mediaseal_call::{
     ApiRecording, CallId, HangUpError, HangUpMode, LiveRecordingError, RecordingControl,
-    RecordingId,
+    RecordingId, RedirectError,
 };
 use mediaseal_service::calls::{
-    HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall, RecordingChange,
+    CallRedirect, HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall,
+    RecordingChange,
 };
 use mediaseal_store::model::Recording;
 use mediaseal_twiml::{
@@ -119,27 +120,25 @@ fn http_method(m: &str) -> HttpMethod {
     }
 }
 
-/// The core's request for a call the API places; `Invalid` names the parameter that cannot be
-/// used.
-fn originate_request(
-    account_sid: &str,
-    call: &OutboundCall,
-) -> Result<mediaseal_call::Originate, LiveCallError> {
-    let invalid = |param: &str, reason: String| LiveCallError::Invalid {
+fn invalid(param: &str, reason: String) -> LiveCallError {
+    LiveCallError::Invalid {
         param: param.to_owned(),
         reason,
-    };
-    let url = |param: &str, v: &str| {
-        v.parse::<url::Url>()
-            .map_err(|e| invalid(param, format!("'{v}' is not an absolute URL: {e}")))
-    };
-    let to = SipUri::parse(&call.to).map_err(|e| {
-        invalid(
-            "To",
-            format!("'{}' is not a SIP URI this server can call: {e}", call.to),
-        )
-    })?;
-    let script = match (&call.url, &call.twiml) {
+    }
+}
+
+fn absolute_url(param: &str, v: &str) -> Result<url::Url, LiveCallError> {
+    v.parse::<url::Url>()
+        .map_err(|e| invalid(param, format!("'{v}' is not an absolute URL: {e}")))
+}
+
+/// The script of `Url`+`Method` or `Twiml` (parsed here, so bad TwiML is the API's 400).
+fn script_of(
+    url: Option<&str>,
+    method: &str,
+    twiml: Option<&str>,
+) -> Result<Script, LiveCallError> {
+    Ok(match (url, twiml) {
         (_, Some(doc)) => {
             let parsed = mediaseal_twiml::Response::parse_with(
                 doc.as_bytes(),
@@ -152,17 +151,52 @@ fn originate_request(
             Script::Inline(parsed.response)
         }
         (Some(u), None) => Script::Fetch(FetchTarget {
-            url: url("Url", u)?,
-            method: http_method(&call.method),
+            url: absolute_url("Url", u)?,
+            method: http_method(method),
         }),
         (None, None) => return Err(invalid("Url", "Url or Twiml is required".to_owned())),
+    })
+}
+
+/// The core's request for a call the API places; `Invalid` names the parameter that cannot be
+/// used.
+fn originate_request(
+    account_sid: &str,
+    call: &OutboundCall,
+) -> Result<mediaseal_call::Originate, LiveCallError> {
+    let to = SipUri::parse(&call.to).map_err(|e| {
+        invalid(
+            "To",
+            format!("'{}' is not a SIP URI this server can call: {e}", call.to),
+        )
+    })?;
+    let script = script_of(call.url.as_deref(), &call.method, call.twiml.as_deref())?;
+    let recording = call
+        .record
+        .as_ref()
+        .map(|options| {
+            api_recording(options).map_err(|reason| invalid("RecordingStatusCallback", reason))
+        })
+        .transpose()?;
+    let send_digits = match call.send_digits.as_deref() {
+        None | Some("") => None,
+        Some(d) => {
+            if let Some(c) = d.chars().find(|c| !"0123456789ABCDabcd*#wW".contains(*c)) {
+                return Err(invalid(
+                    "SendDigits",
+                    format!("'{c}' is not a key (0-9, A-D, *, #) or a pause (w, W)"),
+                ));
+            }
+            // The generator's pause is `w`, half a second; `W` is a second.
+            Some(d.replace('W', "ww"))
+        }
     };
     let fallback = call
         .fallback_url
         .as_deref()
         .map(|u| {
             Ok::<_, LiveCallError>(FetchTarget {
-                url: url("FallbackUrl", u)?,
+                url: absolute_url("FallbackUrl", u)?,
                 method: http_method(&call.fallback_method),
             })
         })
@@ -187,7 +221,7 @@ fn originate_request(
             }
             Ok::<_, LiveCallError>(Callback {
                 target: FetchTarget {
-                    url: url("StatusCallback", u)?,
+                    url: absolute_url("StatusCallback", u)?,
                     method: http_method(&call.status_callback_method),
                 },
                 events,
@@ -202,6 +236,25 @@ fn originate_request(
         fallback,
         status_callback,
         timeout: std::time::Duration::from_secs(u64::from(call.timeout_secs)),
+        recording,
+        send_digits,
+    })
+}
+
+/// The core's redirect for the API's `Url`/`Twiml`.
+fn redirect_request(to: &CallRedirect) -> Result<mediaseal_call::Redirect, LiveCallError> {
+    Ok(mediaseal_call::Redirect {
+        script: script_of(to.url.as_deref(), &to.method, to.twiml.as_deref())?,
+        fallback: to
+            .fallback_url
+            .as_deref()
+            .map(|u| {
+                Ok::<_, LiveCallError>(FetchTarget {
+                    url: absolute_url("FallbackUrl", u)?,
+                    method: http_method(&to.fallback_method),
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -294,6 +347,31 @@ impl LiveCalls for EdgeLiveCalls {
             })
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    async fn redirect(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        to: &CallRedirect,
+    ) -> Result<(), LiveCallError> {
+        let redirect = redirect_request(to)?;
+        let (reply, answer) = oneshot::channel();
+        self.events
+            .send(EdgeEvent::Redirect {
+                account_sid: account_sid.to_owned(),
+                call_sid: call_sid.to_owned(),
+                redirect: Box::new(redirect),
+                reply,
+            })
+            .map_err(|_| gone())?;
+        match answer.await.map_err(|_| gone())? {
+            Ok(()) => Ok(()),
+            Err(RedirectError::NotLive) => Err(LiveCallError::NotLive {
+                call_sid: call_sid.to_owned(),
+            }),
+            Err(e @ RedirectError::DialledLeg) => Err(invalid("CallSid", e.to_string())),
+        }
     }
 
     async fn originate(

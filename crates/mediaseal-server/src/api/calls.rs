@@ -2,10 +2,10 @@
 //! Twilio's list filters. `Calls/{CA}/Recordings.json` is served with the recordings.
 //!
 //! Owners and their parent accounts see a call; anyone else gets the 404 of a call that does not
-//! exist. `Status=completed|canceled` ends a live call through the SIP edge's live-call seam
-//! ([`mediaseal_service::calls::LiveCalls`], installed by `serve` when it starts the edge);
-//! redirecting a live call (`Url`, `Twiml`) is not supported yet and is refused with a 400
-//! that says so. `POST …/Calls.json` places a call to a `sip:` URI through the same seam.
+//! exist. `Status=completed|canceled` ends a live call and `Url`/`Twiml` give it new TwiML
+//! through the SIP edge's live-call seam ([`mediaseal_service::calls::LiveCalls`], installed
+//! by `serve` when it starts the edge). `POST …/Calls.json` places a call to a `sip:` URI
+//! through the same seam, recorded from the answer with `Record=true`.
 
 use axum::Json;
 use axum::Router;
@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use mediaseal_service::calls::{
-    HangUp, LiveCallError, LiveRecordingOptions, OutboundCall, RecordingChange,
+    CallRedirect, HangUp, LiveCallError, LiveRecordingOptions, OutboundCall, RecordingChange,
 };
 use mediaseal_store::model::Recording;
 use mediaseal_store::model::{Call, CallDirection, CallFilter, CallStatus, Cursor};
@@ -241,9 +241,10 @@ pub(crate) async fn fetch(
 
 /// `POST …/Calls/{CA}.json`: `Status=completed` ends a live call (BYE to both legs, 487 to a
 /// ringing caller), `Status=canceled` ends it if it has not been answered (an answered call is
-/// left alone, as on Twilio), through the SIP edge's live-call seam. A call that has ended, or
-/// that no edge in this process carries, gets Twilio's 21220. Redirecting (`Url`, `Twiml`)
-/// is refused with a 400 that says so.
+/// left alone, as on Twilio), through the SIP edge's live-call seam. Without `Status`, `Url`
+/// (+`Method`, `FallbackUrl`, `FallbackMethod`) or `Twiml` redirects the call: its current
+/// TwiML stops (a `<Dial>`led leg is hung up) and the new TwiML runs. A call that has ended,
+/// or that no edge in this process carries, gets Twilio's 21220.
 pub(crate) async fn update(
     State(st): State<AppState>,
     auth: Authed,
@@ -276,28 +277,37 @@ pub(crate) async fn update(
     if call.status.is_final() {
         return Err(not_in_progress(&format!("is {}", call.status.as_str())));
     }
-    let redirect = ["Url", "Twiml"]
-        .into_iter()
-        .find(|k| form.get(k).is_some_and(|v| !v.is_empty()));
-    if let Some(name) = redirect
-        && how.is_none()
-    {
-        return Err(ApiError::bad_param(
-            name,
-            "redirecting a live call to new TwiML is not supported by this server yet; \
-             Status=completed ends the call",
-        ));
-    }
-    let Some(how) = how else {
+    // `Status` wins over a redirect given with it, as on Twilio.
+    let redirect = match how {
+        Some(_) => None,
+        None => redirect_of(&form, &st)?,
+    };
+    if how.is_none() && redirect.is_none() {
         return Err(ApiError::bad_param(
             "Status",
-            "a call update needs Status=completed or Status=canceled",
+            "a call update needs Status=completed or Status=canceled, or Url or Twiml to \
+             redirect the call",
         ));
-    };
+    }
     let Some(live) = st.live_calls() else {
         return Err(not_in_progress(
             "is not carried by a SIP edge in this server",
         ));
+    };
+    let Some(how) = how else {
+        if let Some(to) = redirect {
+            live.redirect(&call.account_sid, &call.sid, &to)
+                .await
+                .map_err(|e| live_call_error(&e))?;
+        }
+        // The call goes on under its new TwiML: answer with its row as it is now.
+        let latest = st
+            .services
+            .call(&call.account_sid, &call.sid)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or(call);
+        return Ok(Json(CallResource::from_record(&latest)));
     };
     match live.hang_up(&call.account_sid, &call.sid, how).await {
         Ok(()) => {}
@@ -459,9 +469,29 @@ pub(crate) async fn start_recording(
     use axum::response::IntoResponse;
     let form = Params::from_form(&body);
     // Every parameter is checked before the edge is asked.
+    let options = recording_options(&form, &st)?;
+    let (call, live) = live_call(&st, &auth, &account_sid, &call_sid).await?;
+    let rec = live
+        .start_recording(&call.account_sid, &call.sid, &options)
+        .await
+        .map_err(|e| live_call_error(&e))?;
+    Ok((
+        StatusCode::CREATED,
+        // The row is `processing` until stored; to the API it is recording.
+        Json(CallRecordingResource::from_record(
+            &call.sid,
+            &rec,
+            Some("in-progress"),
+        )),
+    )
+        .into_response())
+}
+
+/// The `Recording*` and `Trim` options of the start-recording API and of `Record=true`.
+fn recording_options(form: &Params, st: &AppState) -> ApiResult<LiveRecordingOptions> {
     let policy = &st.services.config.webhook_policy;
     let status_callback =
-        crate::params::webhook_url(&form, "RecordingStatusCallback", policy)?.map(str::to_owned);
+        crate::params::webhook_url(form, "RecordingStatusCallback", policy)?.map(str::to_owned);
     let status_callback_method = form.method("RecordingStatusCallbackMethod")?;
     let mut status_callback_events = Vec::new();
     for e in form.all("RecordingStatusCallbackEvent") {
@@ -506,29 +536,14 @@ pub(crate) async fn start_recording(
             ));
         }
     };
-    let options = LiveRecordingOptions {
+    Ok(LiveRecordingOptions {
         dual,
         inbound_only,
         trim_silence,
         status_callback,
         status_callback_method,
         status_callback_events,
-    };
-    let (call, live) = live_call(&st, &auth, &account_sid, &call_sid).await?;
-    let rec = live
-        .start_recording(&call.account_sid, &call.sid, &options)
-        .await
-        .map_err(|e| live_call_error(&e))?;
-    Ok((
-        StatusCode::CREATED,
-        // The row is `processing` until stored; to the API it is recording.
-        Json(CallRecordingResource::from_record(
-            &call.sid,
-            &rec,
-            Some("in-progress"),
-        )),
-    )
-        .into_response())
+    })
 }
 
 /// `POST …/Calls/{CA}/Recordings/{RE}.json` with `Status=paused|in-progress|stopped`: pauses
@@ -664,15 +679,32 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
             "applications are not supported by this server; give Url or Twiml",
         ));
     }
-    // Recording from the API's create is not wired yet; the start-recording API records a
-    // live call (`POST …/Calls/{CA}/Recordings.json`).
-    if form.boolean("Record")? == Some(true) {
-        return Err(ApiError::bad_param(
-            "Record",
-            "recording a call from its creation is not supported by this server yet; start it \
-             with POST …/Calls/{CallSid}/Recordings.json once the call is in progress",
-        ));
-    }
+    // `Record=true`: from the answer, with the start-recording API's options.
+    let record = match form.boolean("Record")? {
+        Some(true) => Some(recording_options(form, st)?),
+        _ => None,
+    };
+    let send_digits = match form.get("SendDigits") {
+        None | Some("") => None,
+        Some(d) if d.chars().count() > MAX_SEND_DIGITS => {
+            return Err(ApiError::bad_param(
+                "SendDigits",
+                format!("must be at most {MAX_SEND_DIGITS} keys and pauses"),
+            ));
+        }
+        Some(d) => {
+            if let Some(c) = d.chars().find(|c| !SEND_DIGITS_KEYS.contains(*c)) {
+                return Err(ApiError::bad_param(
+                    "SendDigits",
+                    format!(
+                        "'{}' is not a key (0-9, A-D, *, #) or a pause (w: half a second, W: a second)",
+                        c.escape_default()
+                    ),
+                ));
+            }
+            Some(d.to_owned())
+        }
+    };
     let mut status_callback_events = Vec::new();
     for e in form.all("StatusCallbackEvent") {
         for name in e.split([' ', ',']).filter(|n| !n.is_empty()) {
@@ -700,7 +732,43 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
         status_callback_events,
         // Bounded above to 600.
         timeout_secs: u32::try_from(timeout).unwrap_or(60),
+        record,
+        send_digits,
     })
+}
+
+/// Twilio's bound on `SendDigits`.
+const MAX_SEND_DIGITS: usize = 32;
+/// What `SendDigits` may hold: keys, and `w`/`W` pauses.
+const SEND_DIGITS_KEYS: &str = "0123456789ABCDabcd*#wW";
+
+/// The redirect a call update asks for (`Url`+`Method`, `Twiml`, `FallbackUrl`+
+/// `FallbackMethod`), checked as for a new call; `None` without `Url` or `Twiml`.
+fn redirect_of(form: &Params, st: &AppState) -> ApiResult<Option<CallRedirect>> {
+    let policy = &st.services.config.webhook_policy;
+    let url = crate::params::webhook_url(form, "Url", policy)?.map(str::to_owned);
+    let twiml = form
+        .get("Twiml")
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_owned);
+    if let Some(t) = &twiml
+        && t.len() > 64 * 1024
+    {
+        return Err(ApiError::bad_param("Twiml", "must be at most 64 KiB"));
+    }
+    if url.is_some() && twiml.is_some() {
+        return Err(ApiError::bad_param("Twiml", "give Url or Twiml, not both"));
+    }
+    if url.is_none() && twiml.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(CallRedirect {
+        url,
+        method: form.method("Method")?,
+        twiml,
+        fallback_url: crate::params::webhook_url(form, "FallbackUrl", policy)?.map(str::to_owned),
+        fallback_method: form.method("FallbackMethod")?,
+    }))
 }
 
 /// `POST …/Calls.json`: places a call to a `sip:` URI through the SIP edge (`;secure=true`:
