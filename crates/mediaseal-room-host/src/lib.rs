@@ -62,6 +62,9 @@ pub struct HostConfig {
     pub ready_timeout: Duration,
     /// How long a worker may take to exit after `complete` before it is killed.
     pub complete_grace: Duration,
+    /// More arguments for every worker, after the ones the host sets (e.g. `--dtls 1.3`,
+    /// `--ice-lite`; see `mediaseal-room-worker --help`).
+    pub worker_args: Vec<String>,
 }
 
 impl HostConfig {
@@ -73,6 +76,7 @@ impl HostConfig {
             max_rooms: 64,
             ready_timeout: Duration::from_secs(10),
             complete_grace: Duration::from_secs(1),
+            worker_args: Vec::new(),
         }
     }
 }
@@ -361,6 +365,7 @@ impl RoomHost {
         for addr in &config.udp {
             command.arg("--udp").arg(addr.to_string());
         }
+        command.args(&config.worker_args);
         let mut child = command.spawn().map_err(|source| StartError::Spawn {
             path: config.worker.clone(),
             source,

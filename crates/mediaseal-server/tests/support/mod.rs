@@ -13,6 +13,8 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod rooms;
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 

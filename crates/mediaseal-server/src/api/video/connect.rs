@@ -2,13 +2,12 @@
 //! (docs/ROOMS.md §3): a participant's door into a group room's media process.
 //!
 //! No HTTP authentication: the first message must be `join` with a Twilio Access Token,
-//! verified with the secret of the API key it names
-//! ([`crate::room_processes::AccessTokenKeys`]). The token's account
-//! scopes the room lookup, so a refusal says nothing about rooms of other accounts, and a
-//! token limited to one room learns nothing about the others (20106 whether or not the room
-//! in the path exists). Then the server allots the participant's `PA…` SID, relays its SDP and
-//! candidates to the room's worker ([`RoomProcesses::send`]) and the worker's answers, offers,
-//! errors and the room's participant and track events back ([`RoomProcesses::subscribe`]).
+//! admitted by the rules every door into a room shares ([`super::room_access`]: the token's
+//! account scopes the room lookup, so a refusal says nothing about rooms of other accounts,
+//! and a token limited to one room learns nothing about the others). Then the server allots
+//! the participant's `PA…` SID, relays its SDP and candidates to the room's worker
+//! ([`RoomProcesses::send`]) and the worker's answers, offers, errors and the room's
+//! participant and track events back ([`RoomProcesses::subscribe`]).
 //!
 //! Bounds: messages are at most [`MAX_MESSAGE_LEN`] (checked by the WebSocket layer before
 //! they are buffered, and again by the parser); `join` must come within [`JOIN_TIMEOUT`]; a
@@ -23,21 +22,17 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mediaseal_rooms::control::{Request, WorkerEvent};
 use mediaseal_rooms::signal::{
     ClientMessage, MAX_MESSAGE_LEN, ParticipantInfo, ServerMessage, SignalError,
 };
-use mediaseal_rooms::token::{
-    AccessTokenError, ApiKey, RoomRef, VerifiedAccessToken, VerifyOptions, verify_access_token,
-};
-use mediaseal_store::video::Room;
-use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::room_access::{
+    AccessError, CODE_ROOM_COMPLETED, CODE_SIGNALING, find_room, room_media, verify,
+};
 use crate::room_processes::{RoomProcesses, RoomSubscription};
-use crate::sid::{is_sid, new_sid};
+use crate::sid::new_sid;
 use crate::state::AppState;
 
 /// How long a new connection may take to send `join`.
@@ -46,13 +41,6 @@ pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings (below the listener's 60 s idle timeout).
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(20);
-
-/// Twilio's "Room not found".
-const CODE_ROOM_NOT_FOUND: u32 = 53106;
-/// Twilio's "Room completed".
-const CODE_ROOM_COMPLETED: u32 = 53118;
-/// Twilio's "Signaling connection error".
-const CODE_SIGNALING: u32 = 53000;
 
 /// `GET /v1/Rooms/{RoomSidOrUniqueName}/Connect`.
 pub(crate) async fn connect(
@@ -80,9 +68,9 @@ impl Refusal {
     }
 }
 
-impl From<AccessTokenError> for Refusal {
-    fn from(e: AccessTokenError) -> Self {
-        Self::new(e.code(), e.to_string())
+impl From<AccessError> for Refusal {
+    fn from(e: AccessError) -> Self {
+        Self::new(e.code(), e.message())
     }
 }
 
@@ -143,19 +131,7 @@ async fn admit(
     };
     let verified = verify(st, &token).await?;
     let room = find_room(st, &verified, ident).await?;
-    match room.status.as_str() {
-        "in-progress" => {}
-        _ => return Err(Refusal::new(CODE_ROOM_COMPLETED, "Room completed")),
-    }
-    let no_process = || {
-        Refusal::new(
-            CODE_SIGNALING,
-            "this room has no media process on this node (only group rooms on a node with room \
-             workers take participants)",
-        )
-    };
-    let processes = st.room_processes().ok_or_else(no_process)?.clone();
-    let subscription = processes.subscribe(&room.sid).ok_or_else(no_process)?;
+    let (processes, subscription) = room_media(st, &room)?;
     let participant = Participant {
         room_sid: room.sid.clone(),
         sid: new_sid("PA"),
@@ -187,88 +163,6 @@ async fn admit(
         }
     }
     Ok(Some((participant, subscription)))
-}
-
-/// The claims read before verification, only to fetch the key that verifies them.
-#[derive(Deserialize)]
-struct Issuer {
-    iss: String,
-}
-
-async fn verify(st: &AppState, token: &str) -> Result<VerifiedAccessToken, Refusal> {
-    // The key lookup is async and the verifier's is not: fetch the key `iss` names first.
-    // Anything unreadable here is refused by the verifier below with its own code.
-    let issuer = token
-        .split('.')
-        .nth(1)
-        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
-        .and_then(|json| serde_json::from_slice::<Issuer>(&json).ok())
-        .map(|claims| claims.iss)
-        .filter(|iss| is_sid(iss, "SK"));
-    let keys = st.access_token_keys.get();
-    // Once per process: unauthenticated clients must not be able to flood the log.
-    static WARNED: std::sync::Once = std::sync::Once::new();
-    if keys.is_none() {
-        WARNED.call_once(|| {
-            tracing::warn!(
-                "a room Access Token was refused because this server has no API key secrets to \
-             verify it with (no AccessTokenKeys installed)"
-            );
-        });
-    }
-    let key = match (issuer, keys) {
-        (Some(iss), Some(keys)) => keys.api_key(&iss).await.map(|k| (iss, k)),
-        _ => None,
-    };
-    let lookup = |sid: &str| {
-        key.as_ref()
-            .filter(|(iss, _)| iss == sid)
-            .map(|(_, k)| ApiKey::new(k.account_sid.clone(), k.secret.to_vec()))
-    };
-    let now = u64::try_from(crate::clock::now_us() / 1_000_000).unwrap_or(0);
-    let verified = verify_access_token(token, now, &lookup, VerifyOptions::default())?;
-    // A key of a suspended or closed account signs nothing: the same answer as a bad key.
-    match st.meta.account(&verified.account_sid).await {
-        Ok(Some(account)) if account.status == "active" => Ok(verified),
-        Ok(_) => Err(AccessTokenError::InvalidSignature.into()),
-        Err(e) => {
-            tracing::error!(error = %e, "the account of an Access Token could not be read");
-            Err(Refusal::new(CODE_SIGNALING, "internal error; try again"))
-        }
-    }
-}
-
-/// The room `ident` (SID or UniqueName) of the token's account, if its grant covers it.
-async fn find_room(
-    st: &AppState,
-    verified: &VerifiedAccessToken,
-    ident: &str,
-) -> Result<Room, Refusal> {
-    let account = verified.account_sid.as_str();
-    let found = if is_sid(ident, "RM") {
-        st.meta.room(account, ident).await
-    } else if !ident.is_empty() && ident.len() <= 128 {
-        st.meta.room_by_name(account, ident).await
-    } else {
-        Ok(None)
-    };
-    let found = found.map_err(|e| {
-        tracing::error!(error = %e, "a room could not be read");
-        Refusal::new(CODE_SIGNALING, "internal error; try again")
-    })?;
-    match found {
-        Some(room) => {
-            verified.authorize_room(RoomRef {
-                sid: &room.sid,
-                unique_name: &room.unique_name,
-            })?;
-            Ok(room)
-        }
-        // A token limited to another room is told only that: whether this one exists is not
-        // its business.
-        None if verified.room.is_some() => Err(AccessTokenError::RoomNotGranted.into()),
-        None => Err(Refusal::new(CODE_ROOM_NOT_FOUND, "Room not found")),
-    }
 }
 
 /// Relays until the client leaves, the participant is removed, or the room ends.

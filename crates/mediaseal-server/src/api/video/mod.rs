@@ -8,14 +8,17 @@
 mod compositions;
 mod connect;
 mod hooks;
+mod join;
 mod media;
 mod participants;
 mod recordings;
+mod room_access;
 pub(crate) mod rooms;
 mod settings;
+mod whip;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use mediaseal_store::model::Cursor;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -39,6 +42,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/Rooms", get(rooms::list).post(rooms::create))
         .route("/v1/Rooms/{room}", get(rooms::fetch).post(rooms::update))
         .route("/v1/Rooms/{room}/Connect", get(connect::connect))
+        .route(
+            "/v1/Rooms/{room}/Whip",
+            post(whip::publish).options(whip::options),
+        )
+        .route(
+            "/v1/Rooms/{room}/Whip/{participant}",
+            delete(whip::end_publish).patch(whip::patch),
+        )
+        .route(
+            "/v1/Rooms/{room}/Whep",
+            post(whip::watch).options(whip::options),
+        )
+        .route(
+            "/v1/Rooms/{room}/Whep/{participant}",
+            delete(whip::end_watch).patch(whip::patch),
+        )
+        .route("/rooms/join", get(join::page))
+        .route("/rooms/join.js", get(join::script))
         .route("/v1/Rooms/{room}/Participants", get(participants::list))
         .route(
             "/v1/Rooms/{room}/Participants/{participant}",
