@@ -114,6 +114,8 @@ pub struct AppState {
     /// ([`Self::set_access_token_keys`]); without it every token is refused (20107).
     pub access_token_keys:
         Arc<std::sync::OnceLock<Arc<dyn crate::room_processes::AccessTokenKeys>>>,
+    /// Live WHIP and WHEP sessions (who may `DELETE` them).
+    pub(crate) whip_sessions: Arc<crate::api::video::whip::WhipSessions>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -185,6 +187,7 @@ impl AppState {
             sip_passwords,
             api_key_secrets,
             live_calls: Arc::default(),
+            whip_sessions: Arc::default(),
             room_processes: Arc::default(),
             access_token_keys: Arc::default(),
         }

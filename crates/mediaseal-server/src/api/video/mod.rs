@@ -15,7 +15,7 @@ mod recordings;
 mod room_access;
 pub(crate) mod rooms;
 mod settings;
-mod whip;
+pub(crate) mod whip;
 
 use axum::Router;
 use axum::routing::{delete, get, post};

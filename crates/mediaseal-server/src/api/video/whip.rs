@@ -15,7 +15,7 @@
 //! offer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -74,15 +74,19 @@ struct Session {
     identity: String,
 }
 
-/// Live sessions by participant SID. Process-wide, like the room workers they point into;
-/// keys are fresh random `PA…` SIDs, and every lookup checks the room and account too.
-static SESSIONS: LazyLock<Mutex<HashMap<String, Session>>> = LazyLock::new(Default::default);
+/// Live WHIP and WHEP sessions of one server, by participant SID (fresh random `PA…` SIDs;
+/// every lookup checks the room and account too). Held in [`AppState`] beside the room
+/// processes the sessions point into.
+#[derive(Default)]
+pub(crate) struct WhipSessions(Mutex<HashMap<String, Session>>);
 
-fn sessions() -> std::sync::MutexGuard<'static, HashMap<String, Session>> {
-    // A panic elsewhere while holding the lock leaves the map itself consistent.
-    SESSIONS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl WhipSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A panic elsewhere while holding the lock leaves the map itself consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// An error answer in the usual JSON shape; a 401 challenges for a bearer token.
@@ -345,7 +349,7 @@ async fn create(
         }
     };
     guard.armed = false;
-    sessions().insert(
+    st.whip_sessions.lock().insert(
         participant_sid.clone(),
         Session {
             kind,
@@ -354,7 +358,11 @@ async fn create(
             identity: verified.identity.clone(),
         },
     );
-    tokio::spawn(forget_when_gone(participant_sid.clone(), events));
+    tokio::spawn(forget_when_gone(
+        st.whip_sessions.clone(),
+        participant_sid.clone(),
+        events,
+    ));
     tracing::info!(room = %room.sid, participant = %participant_sid, kind = kind.segment(), "WHIP/WHEP session started");
     Ok(created(kind, &room, &participant_sid, answer))
 }
@@ -452,6 +460,7 @@ fn created(kind: Kind, room: &Room, participant_sid: &str, answer: String) -> Re
 /// Drops the session's entry once its participant is gone from the worker (left, timed out,
 /// kicked, replaced, the room ended).
 async fn forget_when_gone(
+    sessions: Arc<WhipSessions>,
     participant_sid: String,
     mut events: broadcast::Receiver<Arc<WorkerEvent>>,
 ) {
@@ -473,7 +482,7 @@ async fn forget_when_gone(
             Err(RecvError::Closed) => break,
         }
     }
-    sessions().remove(&participant_sid);
+    sessions.lock().remove(&participant_sid);
 }
 
 async fn end(
@@ -499,7 +508,7 @@ async fn end(
         return Err(not_found());
     }
     {
-        let sessions = sessions();
+        let sessions = st.whip_sessions.lock();
         let session = sessions
             .get(participant_sid)
             .filter(|s| {
@@ -520,7 +529,7 @@ async fn end(
         // `false`: the room's process is gone, and the participant with it.
         processes.send(&room.sid, leave).await;
     }
-    sessions().remove(participant_sid);
+    st.whip_sessions.lock().remove(participant_sid);
     tracing::info!(room = %room.sid, participant = %participant_sid, kind = kind.segment(), "WHIP/WHEP session ended by DELETE");
     Ok(StatusCode::OK.into_response())
 }
