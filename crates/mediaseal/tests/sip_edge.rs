@@ -751,6 +751,20 @@ impl Phone {
         }
     }
 
+    /// Calls `alice@{name}` and waits for the answer.
+    fn dial_answered(&mut self, name: &str) {
+        self.control.command("dial", &format!("sip:alice@{name}"));
+        let established = self
+            .control
+            .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
+        assert!(
+            established.is_some(),
+            "the call was not answered; events {:?}\nbaresip: {}",
+            self.control.events,
+            self.log()
+        );
+    }
+
     fn log(&self) -> String {
         log_text(&self.dir.join("baresip.log"))
     }
@@ -857,16 +871,7 @@ fn rest_records_and_hangs_up_a_live_call() {
         "<Response><Say>Hold on.</Say><Pause length=\"60\"/></Response>",
     );
     let mut phone = Phone::start(dir.path(), &name, sip_port, "34600-34649");
-    phone.control.command("dial", &format!("sip:alice@{name}"));
-    let established = phone
-        .control
-        .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
-    assert!(
-        established.is_some(),
-        "the call was not answered; events {:?}\nbaresip: {}",
-        phone.control.events,
-        phone.log()
-    );
+    phone.dial_answered(&name);
     let hooks = app.hooks();
     let call_sid = hooks[0].param("CallSid").unwrap().to_owned();
     let call_uri = format!("/2010-04-01/Accounts/{}/Calls/{call_sid}.json", a.sid);
@@ -1350,16 +1355,7 @@ fn a_customer_key_call_recording_is_auto_transcribed_from_its_tap() {
         "<Response><Say>Thank you for calling.</Say><Pause length=\"60\"/></Response>",
     );
     let mut phone = Phone::start(dir.path(), &name, sip_port, "34800-34849");
-    phone.control.command("dial", &format!("sip:alice@{name}"));
-    let established = phone
-        .control
-        .wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
-    assert!(
-        established.is_some(),
-        "the call was not answered; events {:?}\nbaresip: {}",
-        phone.control.events,
-        phone.log()
-    );
+    phone.dial_answered(&name);
     let call_sid = app.hooks()[0].param("CallSid").unwrap().to_owned();
     let recordings = format!(
         "/2010-04-01/Accounts/{}/Calls/{call_sid}/Recordings.json",
