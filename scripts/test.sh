@@ -42,7 +42,7 @@ export MEDIASEAL_TEST_ROOM_WORKER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/media
 
 # The fuzz targets (sanitizer flags, their own target directory) build at the lowest CPU priority
 # while the tests run: the tests mostly wait on real peers and keep the CPU whenever they need it.
-(cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz build -O) >"$LOGS/fuzz-build.log" 2>&1 &
+(cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz build --dev) >"$LOGS/fuzz-build.log" 2>&1 &
 fuzz_build=$!
 
 echo "== services: PostgreSQL + Garage on loopback"

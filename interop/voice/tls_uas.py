@@ -4,16 +4,20 @@
 Listens on HOST:5061 with the given certificate, accepts one INVITE, records the offer
 (transport, m= line, every a=crypto line), answers 200 with its own SRTP key (or --status),
 receives SRTP for a while (decrypting with the offered key), then waits for the BYE or sends
-one. Prints one JSON object; when the TLS handshake fails (an edge that does not trust our
+one (reporting the edge's answer to it as `bye_response`). Prints one JSON object; when the TLS handshake fails (an edge that does not trust our
 certificate), it says so. It sends silence, or a sine of --tone Hz; it accepts the
 telephone-event payload type of the offer and reports the RFC 4733 keys it receives
 (`rx_digits`, one per event).
 
+With --digest user:pass it first answers 401 with an MD5 digest challenge and reports whether
+the INVITE that follows answered it (`auth`: "ok", or "failed" and a 403).
+
 Usage: tls_uas.py --host 127.0.0.3 --cert cert.pem --key key.pem [--status 200] [--hold 2]
-       [--tone 1000]
+       [--tone 1000] [--digest user:pass]
 """
 import argparse
 import base64
+import hashlib
 import json
 import math
 import os
@@ -74,7 +78,7 @@ def get(hs, name):
     return None
 
 
-def response(hs, code, reason, to_tag, body="", contact=None):
+def response(hs, code, reason, to_tag, body="", contact=None, extra=""):
     r = f"SIP/2.0 {code} {reason}\r\n"
     for k, v in hs:
         if k.lower() == "via":
@@ -86,6 +90,7 @@ def response(hs, code, reason, to_tag, body="", contact=None):
     r += f"To: {to}\r\nCall-ID: {get(hs, 'Call-ID')}\r\nCSeq: {get(hs, 'CSeq')}\r\n"
     if contact:
         r += f"Contact: {contact}\r\n"
+    r += extra
     if body:
         r += "Content-Type: application/sdp\r\n"
     r += f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
@@ -102,10 +107,13 @@ def main():
     ap.add_argument("--hold", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=15)
     ap.add_argument("--tone", type=float, default=0, help="send a sine of this frequency")
+    ap.add_argument("--digest", default=None,
+                    help="user:pass: challenge the INVITE with 401 (MD5, qop=auth) once")
     a = ap.parse_args()
     out = {"listening": True, "handshake_failed": False, "invite": False, "request_uri": None,
            "via": None, "offer_proto": None, "offer_crypto": [], "answer_crypto": None,
-           "rx_packets": 0, "rx_auth_fail": 0, "rx_digits": "", "got_bye": False}
+           "rx_packets": 0, "rx_auth_fail": 0, "rx_digits": "", "got_bye": False,
+           "bye_response": None, "auth": None}
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -139,6 +147,37 @@ def main():
         print(json.dumps(out), flush=True)
         return
     out["invite"] = True
+    if a.digest:
+        # 401 with an MD5 challenge; the INVITE that follows must answer it (RFC 2617, qop=auth).
+        user, password = a.digest.split(":", 1)
+        realm, nonce = "callee.test", uuid.uuid4().hex
+        challenge = (f'WWW-Authenticate: Digest realm="{realm}", nonce="{nonce}", '
+                     f'qop="auth", algorithm=MD5\r\n')
+        conn.sendall(response(hs, 401, "Unauthorized", uuid.uuid4().hex[:8], extra=challenge))
+        try:
+            head, body, buf = read_message(conn, buf)  # the ACK
+            head, body, buf = read_message(conn, buf)
+        except (socket.timeout, ssl.SSLError, EOFError, OSError):
+            out["auth"] = "no retry"
+            print(json.dumps(out), flush=True)
+            return
+        start, hs = headers_of(head)
+        creds = dict(re.findall(r'(\w+)="?([^",]*)"?', get(hs, "Authorization") or ""))
+        md5 = lambda t: hashlib.md5(t.encode()).hexdigest()
+        ha1 = md5(f"{user}:{realm}:{password}")
+        ha2 = md5(f"INVITE:{creds.get('uri', '')}")
+        want = md5(f"{ha1}:{nonce}:{creds.get('nc', '')}:{creds.get('cnonce', '')}:auth:{ha2}")
+        ok = (start.startswith("INVITE ") and creds.get("username") == user
+              and creds.get("nonce") == nonce and creds.get("response") == want)
+        out["auth"] = "ok" if ok else "failed"
+        if not ok:
+            conn.sendall(response(hs, 403, "Forbidden", uuid.uuid4().hex[:8]))
+            try:
+                read_message(conn, buf)  # the ACK
+            except Exception:
+                pass
+            print(json.dumps(out), flush=True)
+            return
     out["request_uri"] = start.split()[1]
     out["via"] = get(hs, "Via")
     offered = {}
@@ -251,8 +290,15 @@ def main():
         bye = bye.replace(f"BYE {contact.strip('<>')}", f"BYE {target_uri}")
         try:
             conn.sendall(bye.encode())
-            time.sleep(0.5)
-        except OSError:
+            # The edge's answer to our BYE (`bye_response`: its status code).
+            conn.settimeout(5.0)
+            while True:
+                head, body, buf = read_message(conn, buf)
+                start, _ = headers_of(head)
+                if start.startswith("SIP/2.0 "):
+                    out["bye_response"] = int(start.split()[1])
+                    break
+        except (socket.timeout, ssl.SSLError, EOFError, OSError, ValueError):
             pass
     stop.set()
     time.sleep(0.25)

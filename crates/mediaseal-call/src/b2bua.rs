@@ -269,6 +269,12 @@ struct OutboundApi {
     recording: Option<ApiRecording>,
     /// `SendDigits`, sent once answered.
     send_digits: Option<String>,
+    /// Answers the callee's first 401/407.
+    sip_auth: Option<(String, mediaseal_twiml::SipPassword)>,
+    /// The INVITE went again with credentials: a second challenge ends the call.
+    auth_attempted: bool,
+    /// `SequenceNumber` of the next `StatusCallback`.
+    sequence: u32,
 }
 
 #[derive(Debug)]
@@ -304,6 +310,9 @@ struct Call {
     from: String,
     to: String,
     final_status: &'static str,
+    /// When the call ended for its parties (their BYE, or ours): the duration ends here even
+    /// when the call is released later, once its recording is stored.
+    hung_up_at: Option<Instant>,
 }
 
 impl Call {
@@ -397,6 +406,9 @@ pub struct Originate {
     /// `SendDigits`: RFC 4733 events sent to the answering party before its script starts
     /// (`w` waits half a second). Skipped when it did not negotiate telephone-event.
     pub send_digits: Option<String>,
+    /// `SipAuthUsername` + `SipAuthPassword`: the INVITE is sent again once with digest
+    /// credentials when the callee answers 401/407, as for `<Dial><Sip username password>`.
+    pub sip_auth: Option<(String, mediaseal_twiml::SipPassword)>,
 }
 
 /// New TwiML for a live call (`POST …/Calls/{CA}.json` with `Url` or `Twiml`): what the call
@@ -1217,6 +1229,9 @@ impl CallCore {
                 final_code: None,
                 recording: request.recording,
                 send_digits: request.send_digits.filter(|d| !d.is_empty()),
+                sip_auth: request.sip_auth,
+                auth_attempted: false,
+                sequence: 0,
             }),
             transport,
             source: addr,
@@ -1248,6 +1263,7 @@ impl CallCore {
             from: request.from.clone(),
             to: request.to.without_headers().to_owned(),
             final_status: "failed",
+            hung_up_at: None,
         };
         self.by_sip_call_id.insert(sip_call_id, (id, Side::Caller));
         self.effect(Effect::Media(MediaCommand::OpenLeg {
@@ -1255,7 +1271,9 @@ impl CallCore {
             side: Side::Caller,
             port,
         }));
-        self.ledger(&call, "queued");
+        // `initiated` travels with the `queued` row: both say the call is being placed.
+        let initiated = self.progress_callback(&mut call, "initiated");
+        self.ledger_with(&call, "queued", initiated);
         self.set_timer(&mut call, TimerKind::OriginateRing, now + request.timeout);
         self.calls.insert(id, call);
         self.with_call(id, now, |core, call, now| {
@@ -1300,29 +1318,27 @@ impl CallCore {
                 }
                 self.by_client_txn
                     .insert(txn, (call.id, ClientPurpose::Originate));
-                self.progress(call, "initiated");
             }
             Err(_) => self.originate_failed(call, "failed", now),
         }
     }
 
-    /// `StatusCallback` for an event of a call the API placed; `completed` travels with the
-    /// final Calls row (see [`Self::release`]).
-    fn progress(&mut self, call: &mut Call, event: &'static str) {
-        let Some(cb) = call
-            .outbound
-            .as_ref()
-            .and_then(|o| o.status_callback.as_ref())
-        else {
-            return;
-        };
+    /// `StatusCallback` for an event of a call the API placed, when it was asked for. It travels
+    /// with the status change it reports, so the ledger queues it in the outbox with the row:
+    /// signed, retried, and delivered in order. `completed` is built in [`Self::release`].
+    fn progress_callback(
+        &mut self,
+        call: &mut Call,
+        event: &'static str,
+    ) -> Option<Box<CallStatusCallback>> {
+        let cb = call.outbound.as_ref()?.status_callback.as_ref()?;
         let wanted = match event {
             "initiated" => cb.events.initiated,
             "ringing" => cb.events.ringing,
             _ => cb.events.answered,
         };
         if !wanted {
-            return;
+            return None;
         }
         let target = cb.target.clone();
         let mut params = self.base_params(call);
@@ -1337,7 +1353,58 @@ impl CallCore {
             "CallbackSource".to_owned(),
             "call-progress-events".to_owned(),
         ));
-        self.status_callback(call, &target, params);
+        let o = call.outbound.as_mut()?;
+        params.push(("SequenceNumber".to_owned(), o.sequence.to_string()));
+        o.sequence += 1;
+        Some(Box::new(CallStatusCallback {
+            url: target.url,
+            method: target.method,
+            params,
+        }))
+    }
+
+    /// A 401/407 to the INVITE of a call the API placed, with `SipAuth*` given and not yet
+    /// tried: the INVITE goes again with digest credentials (a new transaction, CSeq + 1).
+    /// `false` when the response is not such a challenge or cannot be answered.
+    fn reoriginate_with_credentials(
+        &mut self,
+        call: &mut Call,
+        response: &Response,
+        now: Instant,
+    ) -> bool {
+        let challenged = matches!(
+            response.status,
+            StatusCode::UNAUTHORIZED | StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        );
+        let target = call.caller_target();
+        let Some(o) = call.outbound.as_mut() else {
+            return false;
+        };
+        let Some((user, pass)) = o
+            .sip_auth
+            .as_ref()
+            .filter(|_| challenged && !o.auth_attempted)
+        else {
+            return false;
+        };
+        // The INVITE as we sent it, kept on the call: over TCP and TLS the endpoint forgets a
+        // client transaction as soon as its final response arrives.
+        let mut retry = call.invite.clone();
+        if authorize(&mut retry, response, user, pass.expose()).is_err() {
+            return false;
+        }
+        o.auth_attempted = true;
+        o.final_code = None;
+        match self.endpoint.send_request(retry.clone(), target, now) {
+            Ok(t) => {
+                o.txn = Some(t);
+                call.invite = retry;
+                self.by_client_txn
+                    .insert(t, (call.id, ClientPurpose::Originate));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// A call the API placed ended before an answer with `status`.
@@ -1366,13 +1433,16 @@ impl CallCore {
                 .as_mut()
                 .is_some_and(|o| code > 100 && !std::mem::replace(&mut o.ringing, true));
             if first {
-                self.ledger(call, "ringing");
-                self.progress(call, "ringing");
+                let ringing = self.progress_callback(call, "ringing");
+                self.ledger_with(call, "ringing", ringing);
             }
             return;
         }
         if let Some(o) = call.outbound.as_mut() {
             o.final_code = Some(code);
+        }
+        if self.reoriginate_with_credentials(call, response, now) {
+            return;
         }
         if !response.status.is_success() {
             let status = match code {
@@ -1422,8 +1492,8 @@ impl CallCore {
         call.phase = Phase::Answered;
         call.answered_at = Some(now);
         self.stats.calls_accepted += 1;
-        self.ledger(call, "in-progress");
-        self.progress(call, "answered");
+        let answered = self.progress_callback(call, "answered");
+        self.ledger_with(call, "in-progress", answered);
         let (recording, digits) = call
             .outbound
             .as_mut()
@@ -1726,6 +1796,7 @@ impl CallCore {
             from,
             to,
             final_status: "completed",
+            hung_up_at: None,
         };
         self.by_server_txn.insert(txn, id);
         self.by_sip_call_id.insert(sip_call_id, (id, Side::Caller));
@@ -2252,6 +2323,16 @@ impl CallCore {
     }
 
     fn ledger(&mut self, call: &Call, status: &'static str) {
+        self.ledger_with(call, status, None);
+    }
+
+    /// The ledger's row for `status`, with the `StatusCallback` that reports it.
+    fn ledger_with(
+        &mut self,
+        call: &Call,
+        status: &'static str,
+        status_callback: Option<Box<CallStatusCallback>>,
+    ) {
         let Some(d) = call.domain.as_ref() else {
             return;
         };
@@ -2265,7 +2346,7 @@ impl CallCore {
             status,
             sip_call_id: call.sip_call_id.clone(),
             duration_secs: None,
-            status_callback: None,
+            status_callback,
         }));
     }
 
@@ -2846,13 +2927,11 @@ impl CallCore {
         );
         if challenged
             && !d.auth_attempted
-            && let (Some((user, pass)), Some(target), Some(sent)) = (
-                d.credentials.clone(),
-                d.target,
-                self.endpoint.client_request(txn).cloned(),
-            )
+            && let (Some((user, pass)), Some(target)) = (d.credentials.clone(), d.target)
         {
-            let mut retry = sent;
+            // The INVITE as sent, kept on the leg: over TCP and TLS the endpoint forgets the
+            // transaction as soon as its final response arrives.
+            let mut retry = d.invite.clone();
             if authorize(&mut retry, response, &user, &pass).is_ok() {
                 d.auth_attempted = true;
                 d.invite = retry.clone();
@@ -3130,6 +3209,7 @@ impl CallCore {
             return;
         }
         call.caller_gone = true;
+        call.hung_up_at.get_or_insert(now);
         if let Some(d) = call.dialog.as_mut() {
             d.terminate();
         }
@@ -3187,6 +3267,18 @@ impl CallCore {
             self.end_api_recording(call);
         }
         let busy = call.dial.is_some() || call.recording.is_some() || call.dial_outcome.is_some();
+        if call.phase == Phase::Answered
+            && script_over
+            && !call.caller_gone
+            && call.dial.is_none()
+            && call.dial_outcome.is_none()
+            && call.recording.is_some()
+        {
+            // Only the recording is left to seal and store: the party is hung up on now, not
+            // once the store answers; the call is released when the recording is finished.
+            self.bye_caller(call, now);
+            call.hung_up_at.get_or_insert(now);
+        }
         if call.phase != Phase::Over && (busy || !script_over) {
             return;
         }
@@ -3225,8 +3317,9 @@ impl CallCore {
         }
         if was_accepted {
             self.effect(Effect::Media(MediaCommand::Close { call: call.id }));
+            let ended = call.hung_up_at.unwrap_or(now);
             let duration = call.answered_at.map(|at| {
-                u32::try_from(now.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+                u32::try_from(ended.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
             });
             let status = if call.answered_at.is_some() {
                 "completed"
@@ -3243,6 +3336,14 @@ impl CallCore {
                     }
                     if let Some(dur) = duration {
                         params.push(("CallDuration".to_owned(), dur.to_string()));
+                    }
+                    // A call the API placed: the last of its numbered progress events.
+                    if let Some(o) = call.outbound.as_ref() {
+                        params.push((
+                            "CallbackSource".to_owned(),
+                            "call-progress-events".to_owned(),
+                        ));
+                        params.push(("SequenceNumber".to_owned(), o.sequence.to_string()));
                     }
                     Box::new(CallStatusCallback {
                         url,

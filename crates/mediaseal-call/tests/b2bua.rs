@@ -648,3 +648,56 @@ fn the_api_records_a_live_call_until_stopped_or_hung_up() {
     );
     assert_eq!(c.stats().active_calls, 0);
 }
+
+/// `<Sip username password>` over TCP: the callee's 407 is answered with one INVITE carrying
+/// the credentials, though a reliable transport's client transaction ends with its final
+/// response.
+#[test]
+fn a_dialled_leg_over_tcp_answers_a_digest_challenge() {
+    use mediaseal_sip::auth::{ChallengeKind, DigestAlgorithm, DigestServer};
+    let now = Instant::now();
+    let mut c = core(now);
+    running_call(
+        &mut c,
+        now,
+        "<Response><Dial><Sip username=\"jack\" password=\"s3cret\">sip:jack@198.51.100.20;transport=tcp</Sip></Dial></Response>",
+    );
+    let invites = |c: &mut CallCore| {
+        let mut sent = Vec::new();
+        while let Some(o) = c.poll_output() {
+            if let Output::Transmit(t) = o
+                && let Ok(SipMessage::Request(r)) =
+                    SipMessage::parse(&t.bytes, &ParseLimits::default())
+                && r.method.to_string() == "INVITE"
+            {
+                sent.push((r, t.destination, t.transport));
+            }
+        }
+        sent
+    };
+    let (invite, dest, transport) = invites(&mut c).pop().expect("the dial INVITE");
+    assert_eq!(transport, Transport::Tcp);
+    let callee = DigestServer::new(b"callee secret", now, Duration::from_secs(30));
+    let challenge = callee.challenge_response(
+        &invite,
+        ChallengeKind::Proxy,
+        "callee.example.test",
+        &[DigestAlgorithm::Md5],
+        dest.ip(),
+        now,
+        false,
+        "jt",
+    );
+    c.handle_message(SipMessage::Response(challenge), transport, dest, now);
+    let retry = invites(&mut c);
+    assert_eq!(retry.len(), 1, "one INVITE with credentials");
+    let (retry, retry_dest, _) = &retry[0];
+    assert_eq!(*retry_dest, dest);
+    let creds = DigestServer::credentials(retry, ChallengeKind::Proxy, "callee.example.test")
+        .expect("Proxy-Authorization");
+    let password =
+        mediaseal_sip::auth::StoredCredential::Password(zeroize::Zeroizing::new("s3cret".into()));
+    callee
+        .verify(retry, &creds, &password, dest.ip(), now)
+        .expect("the callee accepts it");
+}

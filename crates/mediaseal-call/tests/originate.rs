@@ -42,6 +42,7 @@ fn request(to: &str, script: Script) -> Originate {
         timeout: Duration::from_secs(30),
         recording: None,
         send_digits: None,
+        sip_auth: None,
     }
 }
 
@@ -70,15 +71,32 @@ impl Out {
             .collect()
     }
 
+    /// The `CallStatus` of each `StatusCallback`, all of which travel with a status change
+    /// (the ledger queues them in the durable outbox); none is a best-effort webhook.
     fn callbacks(&self) -> Vec<String> {
+        assert!(
+            !self.effects.iter().any(|e| matches!(
+                e,
+                Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::StatusCallback
+            )),
+            "a status callback was sent outside the outbox"
+        );
         self.effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::StatusCallback => w
-                    .params
-                    .iter()
-                    .find(|(k, _)| k == "CallStatus")
-                    .map(|(_, v)| v.clone()),
+                Effect::CallStatus(u) => u.status_callback.as_ref().and_then(|cb| {
+                    let param = |name: &str| {
+                        cb.params
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.clone())
+                    };
+                    Some(format!(
+                        "{}#{}",
+                        param("CallStatus")?,
+                        param("SequenceNumber")?
+                    ))
+                }),
                 _ => None,
             })
             .collect()
@@ -166,7 +184,7 @@ fn a_secure_api_call_invites_over_tls_with_one_80_line_then_runs_its_url_on_answ
             ..
         })
     )));
-    assert_eq!(out.callbacks(), vec!["initiated"]);
+    assert_eq!(out.callbacks(), vec!["initiated#0"]);
     let (invite, dest, transport) = out.requests.into_iter().next().expect("the INVITE");
     assert_eq!(invite.method.to_string(), "INVITE");
     assert_eq!(transport, Transport::Tls);
@@ -201,7 +219,7 @@ fn a_secure_api_call_invites_over_tls_with_one_80_line_then_runs_its_url_on_answ
     );
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec!["ringing"]);
-    assert_eq!(out.callbacks(), vec!["ringing"]);
+    assert_eq!(out.callbacks(), vec!["ringing#1"]);
 
     let body = answer_sdp(
         "RTP/SAVP",
@@ -219,7 +237,7 @@ fn a_secure_api_call_invites_over_tls_with_one_80_line_then_runs_its_url_on_answ
     let out = drain(&mut c);
     assert_eq!(out.methods(), vec!["ACK"]);
     assert_eq!(out.statuses(), vec!["in-progress"]);
-    assert_eq!(out.callbacks(), vec!["in-progress"]);
+    assert_eq!(out.callbacks(), vec!["in-progress#2"]);
     let configured = out.effects.iter().find_map(|e| match e {
         Effect::Media(MediaCommand::ConfigureLeg {
             side: Side::Caller,
@@ -290,6 +308,11 @@ fn a_secure_api_call_invites_over_tls_with_one_80_line_then_runs_its_url_on_answ
     assert!(
         cb.params
             .contains(&("Direction".into(), "outbound-api".into()))
+    );
+    assert_eq!(
+        out.callbacks(),
+        vec!["completed#3"],
+        "the last of the sequence"
     );
 }
 
@@ -584,11 +607,26 @@ fn record_and_send_digits_start_at_the_answer_and_a_redirect_replaces_the_script
     assert!(out.effects.iter().any(
         |e| matches!(e, Effect::StopRecording { recording, .. } if *recording == started.recording)
     ));
-    assert!(out.methods().is_empty(), "{:?}", out.methods());
-    c.recording_finished(call, started.recording, None, t0 + Duration::from_secs(2));
-    let out = drain(&mut c);
+    // The callee is hung up on now; the call is released once the recording is stored.
     assert_eq!(out.methods(), vec!["BYE"]);
+    assert!(out.statuses().is_empty(), "{:?}", out.statuses());
+    c.recording_finished(call, started.recording, None, t0 + Duration::from_secs(9));
+    let out = drain(&mut c);
+    assert!(out.methods().is_empty(), "{:?}", out.methods());
     assert_eq!(out.statuses(), vec!["completed"]);
+    let completed = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallStatus(u) if u.status == "completed" => Some(u.duration_secs),
+            _ => None,
+        })
+        .flatten();
+    assert_eq!(
+        completed,
+        Some(2),
+        "the call ended at the hang-up, not at the store"
+    );
     assert_eq!(c.stats().active_calls, 0);
 }
 
@@ -681,4 +719,115 @@ fn a_redirect_during_a_dial_hangs_up_the_dialled_leg_and_skips_its_action() {
         .collect();
     assert_eq!(byes, vec!["198.51.100.20:5060".parse().unwrap()]);
     assert_eq!(out.statuses(), vec!["completed"]);
+}
+
+#[test]
+fn sip_auth_answers_the_callees_digest_challenge_once() {
+    use mediaseal_sip::auth::{ChallengeKind, DigestAlgorithm, DigestServer, StoredCredential};
+    let t0 = Instant::now();
+    let callee = DigestServer::new(b"callee secret", t0, Duration::from_secs(30));
+    let realm = "callee.example.test";
+    let script = || {
+        Script::Fetch(FetchTarget {
+            url: "https://app.example.test/outbound".parse().unwrap(),
+            method: HttpMethod::Post,
+        })
+    };
+    let challenge = |invite: &Request, kind: ChallengeKind, dest: SocketAddr| {
+        callee.challenge_response(
+            invite,
+            kind,
+            realm,
+            &[DigestAlgorithm::Md5],
+            dest.ip(),
+            t0,
+            false,
+            "callee",
+        )
+    };
+
+    // With credentials: the 407 is answered with one INVITE carrying them, which the callee's
+    // verifier accepts, and the call goes on to its answer.
+    let mut c = core(t0);
+    let mut req = request("sip:jack@198.51.100.20", script());
+    req.sip_auth = Some((
+        "jack".into(),
+        mediaseal_twiml::SipPassword::new("s3cret".into()),
+    ));
+    c.originate(req, t0).unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    assert!(
+        invite
+            .headers
+            .get(&mediaseal_sip::message::HeaderName::PROXY_AUTHORIZATION)
+            .is_none()
+    );
+    let r = challenge(&invite, ChallengeKind::Proxy, dest);
+    c.handle_message(SipMessage::Response(r), transport, dest, t0);
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK", "INVITE"]);
+    assert!(out.statuses().is_empty(), "{:?}", out.statuses());
+    let (retry, retry_dest, _) = out.requests.into_iter().nth(1).unwrap();
+    assert_eq!(retry_dest, dest);
+    assert_eq!(
+        retry.headers.cseq().unwrap().seq,
+        invite.headers.cseq().unwrap().seq + 1
+    );
+    let creds = DigestServer::credentials(&retry, ChallengeKind::Proxy, realm).expect("creds");
+    assert_eq!(creds.username, "jack");
+    let password = StoredCredential::Password(zeroize::Zeroizing::new("s3cret".into()));
+    callee
+        .verify(&retry, &creds, &password, dest.ip(), t0)
+        .expect("the callee accepts the digest");
+    let wrong = StoredCredential::Password(zeroize::Zeroizing::new("other".into()));
+    assert!(
+        callee
+            .verify(&retry, &creds, &wrong, dest.ip(), t0)
+            .is_err()
+    );
+    respond(
+        &mut c,
+        &retry,
+        StatusCode::OK,
+        Some(answer_sdp("RTP/AVP", "")),
+        dest,
+        transport,
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec!["in-progress"]);
+
+    // A second challenge (wrong password) ends the call `failed`, without a third INVITE.
+    let mut c = core(t0);
+    let mut req = request("sip:jack@198.51.100.20", script());
+    req.sip_auth = Some((
+        "jack".into(),
+        mediaseal_twiml::SipPassword::new("wrong".into()),
+    ));
+    c.originate(req, t0).unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    let r = challenge(&invite, ChallengeKind::Www, dest);
+    c.handle_message(SipMessage::Response(r), transport, dest, t0);
+    let (retry, _, _) = drain(&mut c).requests.into_iter().nth(1).unwrap();
+    assert!(
+        retry
+            .headers
+            .get(&mediaseal_sip::message::HeaderName::AUTHORIZATION)
+            .is_some()
+    );
+    let r = challenge(&retry, ChallengeKind::Www, dest);
+    c.handle_message(SipMessage::Response(r), transport, dest, t0);
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK"]);
+    assert_eq!(out.statuses(), vec!["failed"]);
+
+    // Without credentials a challenge ends the call at once.
+    let mut c = core(t0);
+    c.originate(request("sip:jack@198.51.100.20", script()), t0)
+        .unwrap();
+    let (invite, dest, transport) = drain(&mut c).requests.into_iter().next().unwrap();
+    let r = challenge(&invite, ChallengeKind::Www, dest);
+    c.handle_message(SipMessage::Response(r), transport, dest, t0);
+    let out = drain(&mut c);
+    assert_eq!(out.methods(), vec!["ACK"]);
+    assert_eq!(out.statuses(), vec!["failed"]);
 }

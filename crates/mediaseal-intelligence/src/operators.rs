@@ -357,6 +357,38 @@ pub struct OperatorResult {
     pub utterance_results: Vec<UtteranceResult>,
 }
 
+impl OperatorResult {
+    /// The redacted view (`AutoRedaction`): what a PII operator found is shown by its type
+    /// only, in the extracted values and in the utterances; the plaintext it replaces is wiped.
+    /// Other operators' results are left as they are.
+    pub fn redact(&mut self) {
+        if self.operator_type != PII_TYPE.result_type {
+            return;
+        }
+        for (label, values) in &mut self.extract_results {
+            values.zeroize();
+            *values = vec![format!("[{label}]")];
+        }
+        for u in &mut self.utterance_results {
+            for p in &mut u.utterance_parts {
+                p.text.zeroize();
+                p.text = format!("[{}]", p.label);
+            }
+        }
+    }
+
+    /// Whether a result of `operator_type` has a redacted view distinct from the full one.
+    pub fn has_redacted_view(operator_type: &str) -> bool {
+        operator_type == PII_TYPE.result_type
+    }
+}
+
+/// Object key of the redacted view of the result stored under `object_key` (sealed beside it
+/// with the same key, for PII results of redacting services sealed with the customer's key).
+pub fn redacted_key(object_key: &str) -> String {
+    format!("{object_key}-redacted")
+}
+
 impl fmt::Debug for OperatorResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperatorResult")
@@ -633,8 +665,18 @@ impl Intelligence {
         operator: &Operator,
         sentences: &[Sentence],
     ) -> Result<(), OperatorsError> {
-        let result = run(operator, &row.sid, sentences);
+        let mut result = run(operator, &row.sid, sentences);
         let json = result.to_json();
+        // A redacting service's customer-sealed PII result also gets its redacted view, sealed
+        // beside it now: the server cannot redact what it cannot open (`/Encrypted` serves it
+        // by default, as `/Sentences/Encrypted` does).
+        let redacted_json = (row.redaction
+            && OperatorResult::has_redacted_view(operator.result_type())
+            && matches!(seal, Seal::Customer { .. }))
+        .then(|| {
+            result.redact();
+            result.to_json()
+        });
         drop(result);
         let object_key = format!("{key}-op-{}", operator.sid);
         let stored = self.seal_bytes(&object_key, seal, &json).await?;
@@ -649,6 +691,14 @@ impl Intelligence {
             log_object_key: None,
             date_created: self.services.now_us(),
         };
+        let redacted = redacted_key(&record.object_key);
+        if let Some(view) = &redacted_json
+            && let Err(e) = self.seal_bytes(&redacted, seal, view).await
+        {
+            self.delete_objects([Some(record.object_key.as_str())])
+                .await;
+            return Err(e.into());
+        }
         if row.data_logging && record.sealing == Sealing::Customer {
             match self
                 .seal_bytes(&format!("{object_key}-log"), &Seal::AtRest, &json)
@@ -656,8 +706,11 @@ impl Intelligence {
             {
                 Ok(log) => record.log_object_key = Some(log.object_key),
                 Err(e) => {
-                    self.delete_objects([Some(record.object_key.as_str())])
-                        .await;
+                    self.delete_objects([
+                        Some(record.object_key.as_str()),
+                        redacted_json.as_ref().map(|_| redacted.as_str()),
+                    ])
+                    .await;
                     return Err(e.into());
                 }
             }
@@ -666,6 +719,7 @@ impl Intelligence {
             self.delete_objects([
                 Some(record.object_key.as_str()),
                 record.log_object_key.as_deref(),
+                redacted_json.as_ref().map(|_| redacted.as_str()),
             ])
             .await;
             return Err(e.into());
@@ -703,8 +757,15 @@ impl Intelligence {
         {
             Ok(results) => {
                 for r in &results {
-                    self.delete_objects([Some(r.object_key.as_str()), r.log_object_key.as_deref()])
-                        .await;
+                    // The redacted view may not exist (not PII, not redacting): deleting a
+                    // missing object is not an error.
+                    let redacted = redacted_key(&r.object_key);
+                    self.delete_objects([
+                        Some(r.object_key.as_str()),
+                        r.log_object_key.as_deref(),
+                        Some(redacted.as_str()),
+                    ])
+                    .await;
                 }
             }
             Err(e) => {

@@ -9,6 +9,8 @@
 //!   recorders that do not know the length up front.
 //! - [`matroska`]: the EBML head and segment info of Matroska/WebM tracks, and their length
 //!   measured from their blocks.
+//! - [`mkv_writer`]: a streaming Matroska writer for live tracks (Opus, PCMU, VP8, H.264),
+//!   for sinks that cannot seek.
 //! - [`g711`]: μ-law and A-law samples.
 
 #![deny(missing_docs)]
@@ -16,4 +18,5 @@
 
 pub mod g711;
 pub mod matroska;
+pub mod mkv_writer;
 pub mod wav;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mediaseal_rooms::control::{
-    FrameDecoder, FrameError, HardeningReport, Request, WorkerEvent, encode_frame,
+    FrameDecoder, FrameError, HardeningReport, RecordingSeal, Request, WorkerEvent, encode_frame,
 };
 use mediaseal_rooms::room::RoomEndReason;
 use mediaseal_rooms::signal::{ParticipantInfo, TrackInfo};
@@ -65,6 +65,10 @@ pub struct HostConfig {
     /// More arguments for every worker, after the ones the host sets (e.g. `--dtls 1.3`,
     /// `--ice-lite`; see `mediaseal-room-worker --help`).
     pub worker_args: Vec<String>,
+    /// How long one minute of a room's `EmptyRoomTimeout` / `UnusedRoomTimeout` lasts: 60 s.
+    /// An operator and test knob only (tests set 1 s so a 1-minute timeout ends a room in a
+    /// second); the REST API never changes it.
+    pub room_timeout_minute: Duration,
 }
 
 impl HostConfig {
@@ -77,6 +81,7 @@ impl HostConfig {
             ready_timeout: Duration::from_secs(10),
             complete_grace: Duration::from_secs(1),
             worker_args: Vec::new(),
+            room_timeout_minute: Duration::from_secs(60),
         }
     }
 }
@@ -117,6 +122,12 @@ pub struct RoomSpec {
     pub account_sid: String,
     /// `MaxParticipants`.
     pub max_participants: u32,
+    /// `EmptyRoomTimeout` in minutes: the worker ends the room this long after the last
+    /// participant left (`None`: never).
+    pub empty_room_timeout: Option<u32>,
+    /// `UnusedRoomTimeout` in minutes: the worker ends the room this long after it started if
+    /// nobody joined (`None`: never).
+    pub unused_room_timeout: Option<u32>,
 }
 
 /// A running worker, as reported by its `ready` frame.
@@ -206,6 +217,8 @@ struct Handle {
     control: mpsc::Sender<Control>,
     exited: watch::Receiver<bool>,
     view: Arc<Mutex<RoomView>>,
+    /// The room's `recording_*` events, until [`RoomHost::record`] takes them.
+    recordings: Arc<Mutex<Option<mpsc::UnboundedReceiver<WorkerEvent>>>>,
 }
 
 /// What the worker reported so far: the participants connected and the tracks published now,
@@ -365,6 +378,20 @@ impl RoomHost {
         for addr in &config.udp {
             command.arg("--udp").arg(addr.to_string());
         }
+        // The worker counts in seconds; a minute lasts `room_timeout_minute`.
+        let timeouts = [
+            ("--empty-room-timeout", spec.empty_room_timeout),
+            ("--unused-room-timeout", spec.unused_room_timeout),
+        ];
+        for (flag, minutes) in timeouts {
+            if let Some(minutes) = minutes {
+                let secs = config
+                    .room_timeout_minute
+                    .as_secs()
+                    .saturating_mul(u64::from(minutes));
+                command.arg(flag).arg(secs.max(1).to_string());
+            }
+        }
         command.args(&config.worker_args);
         let mut child = command.spawn().map_err(|source| StartError::Spawn {
             path: config.worker.clone(),
@@ -418,6 +445,9 @@ impl RoomHost {
         let (control, control_rx) = mpsc::channel(64);
         let (exited_tx, exited) = watch::channel(false);
         let view = Arc::new(Mutex::new(RoomView::new()));
+        // Unbounded, not a ring: losing a block of a recording would corrupt it. Only a room
+        // asked to record produces these, and its reader stores them as they come.
+        let (recordings_tx, recordings_rx) = mpsc::unbounded_channel();
         self.rooms().insert(
             spec.room_sid.clone(),
             Slot::Running(Handle {
@@ -425,6 +455,7 @@ impl RoomHost {
                 control,
                 exited,
                 view: view.clone(),
+                recordings: Arc::new(Mutex::new(Some(recordings_rx))),
             }),
         );
         tracing::info!(room = %spec.room_sid, pid = info.pid, udp = ?info.udp, "room worker ready");
@@ -438,6 +469,7 @@ impl RoomHost {
             control: control_rx,
             exited: exited_tx,
             view,
+            recordings: recordings_tx,
         };
         tokio::spawn(worker.supervise());
         Ok(info)
@@ -481,6 +513,30 @@ impl RoomHost {
         })
     }
 
+    /// Starts recording every published track of the room, sealed in the worker as `seal`
+    /// says, and hands over the stream of its `recording_started`, `recording_data`,
+    /// `recording_finished` and `recording_failed` events (closed when the worker is gone).
+    /// `None` if the room has no running worker or is already recording.
+    pub async fn record(
+        &self,
+        room_sid: &str,
+        seal: RecordingSeal,
+    ) -> Option<mpsc::UnboundedReceiver<WorkerEvent>> {
+        let (control, recordings) = match self.rooms().get(room_sid) {
+            Some(Slot::Running(h)) => (h.control.clone(), h.recordings.clone()),
+            _ => return None,
+        };
+        let events = recordings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        control
+            .send(Control::Request(Request::Record { seal }))
+            .await
+            .ok()?;
+        Some(events)
+    }
+
     /// The process id of the room's worker, while it runs.
     pub fn pid(&self, room_sid: &str) -> Option<u32> {
         match self.rooms().get(room_sid) {
@@ -512,6 +568,7 @@ struct Worker {
     control: mpsc::Receiver<Control>,
     exited: watch::Sender<bool>,
     view: Arc<Mutex<RoomView>>,
+    recordings: mpsc::UnboundedSender<WorkerEvent>,
 }
 
 /// Locks a room view; a panic while it was held leaves plain data behind: keep using it.
@@ -617,6 +674,15 @@ impl Worker {
                 Ok(Some(event @ (WorkerEvent::Ready { .. } | WorkerEvent::Stats { .. }))) => {
                     tracing::debug!(room = %room, event = event_name(&event), "room worker event");
                 }
+                Ok(Some(
+                    event @ (WorkerEvent::RecordingStarted { .. }
+                    | WorkerEvent::RecordingData { .. }
+                    | WorkerEvent::RecordingFinished { .. }
+                    | WorkerEvent::RecordingFailed { .. }),
+                )) => {
+                    // Nobody reading: the room was never asked to record; nothing to keep.
+                    let _ = self.recordings.send(event);
+                }
                 Ok(Some(event)) => {
                     tracing::debug!(room = %room, event = event_name(&event), "room worker event");
                     lock(&self.view).apply(event);
@@ -695,6 +761,10 @@ fn event_name(event: &WorkerEvent) -> &'static str {
         WorkerEvent::TrackUnsubscribed { .. } => "track_unsubscribed",
         WorkerEvent::Error { .. } => "error",
         WorkerEvent::Stats { .. } => "stats",
+        WorkerEvent::RecordingStarted { .. } => "recording_started",
+        WorkerEvent::RecordingData { .. } => "recording_data",
+        WorkerEvent::RecordingFinished { .. } => "recording_finished",
+        WorkerEvent::RecordingFailed { .. } => "recording_failed",
         WorkerEvent::RoomEnded { .. } => "room_ended",
     }
 }

@@ -15,6 +15,8 @@ fn spec(n: u32) -> RoomSpec {
         room_sid: format!("RM{n:032x}"),
         account_sid: format!("AC{n:032x}"),
         max_participants: 10,
+        empty_room_timeout: None,
+        unused_room_timeout: None,
     }
 }
 
@@ -103,6 +105,31 @@ async fn a_killed_worker_fails_its_room_only() {
     assert_eq!(host.pid(&spec(3).room_sid), Some(b.pid));
     assert!(host.complete(&spec(3).room_sid).await);
     assert_eq!(next_exit(&mut exits).await.outcome, ExitOutcome::Completed);
+}
+
+#[tokio::test]
+async fn a_room_nobody_joins_ends_itself_after_its_unused_room_timeout() {
+    let mut config = HostConfig::new(mediaseal_test_support::room_worker());
+    // A minute of room timeout lasts a second here.
+    config.room_timeout_minute = Duration::from_secs(1);
+    let (host, mut exits) = RoomHost::new(config);
+    let timed = RoomSpec {
+        unused_room_timeout: Some(1),
+        empty_room_timeout: Some(1),
+        ..spec(4)
+    };
+    let worker = host.start(timed).await.unwrap();
+    // Without timeouts a room stays however long nobody comes.
+    let lasting = host.start(spec(5)).await.unwrap();
+    let exit = next_exit(&mut exits).await;
+    assert_eq!(exit.room_sid, spec(4).room_sid);
+    assert_eq!(
+        exit.outcome,
+        ExitOutcome::Ended(mediaseal_rooms::room::RoomEndReason::UnusedRoomTimeout)
+    );
+    assert!(!alive(worker.pid), "the worker exited");
+    assert!(alive(lasting.pid));
+    assert!(host.complete(&spec(5).room_sid).await);
 }
 
 #[tokio::test]

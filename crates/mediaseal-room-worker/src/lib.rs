@@ -20,6 +20,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod hardening;
+mod recorder;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -33,6 +34,7 @@ use mediaseal_rooms::room::{Input, Output, Room, RoomConfig, RoomEvent, RoomSetu
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 pub use hardening::{harden_process, log_hardening};
+pub use recorder::{RecordSetupError, Recorder};
 
 /// Datagrams read from one socket per wake-up before the loop looks at the others.
 pub const DATAGRAM_BATCH: usize = 64;
@@ -102,6 +104,9 @@ struct Worker<W: Write> {
     hardening: HardeningReport,
     counters: Counters,
     ended: bool,
+    /// Started by `record`; its events go out before the room's next one.
+    recorder: Option<Recorder>,
+    started: Instant,
 }
 
 impl<W: Write> Worker<W> {
@@ -117,11 +122,25 @@ impl<W: Write> Worker<W> {
         }
     }
 
+    /// Writes the recorder's queued events (they precede whatever the room emits next, so a
+    /// recording's last frame goes out before `room_ended`).
+    fn flush_recordings(&mut self) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        for event in recorder.take_events() {
+            self.write_event(&event);
+        }
+    }
+
     /// Sends and reports everything the room has queued; returns its next deadline.
     fn flush(&mut self) -> Instant {
         loop {
             match self.room.poll_output() {
-                Output::Timeout(t) => return t,
+                Output::Timeout(t) => {
+                    self.flush_recordings();
+                    return t;
+                }
                 Output::Transmit(t) => {
                     let Some((socket, _)) = self.sockets.iter().find(|(_, a)| *a == t.source)
                     else {
@@ -137,6 +156,7 @@ impl<W: Write> Worker<W> {
                     }
                 }
                 Output::Event(event) => {
+                    self.flush_recordings();
                     if matches!(event, RoomEvent::RoomEnded { .. }) {
                         self.ended = true;
                     }
@@ -161,6 +181,30 @@ impl<W: Write> Worker<W> {
     }
 
     fn on_request(&mut self, request: Request) {
+        if let Request::Record { seal } = &request {
+            if self.recorder.is_some() {
+                return;
+            }
+            match Recorder::new(seal, self.started) {
+                Ok(recorder) => {
+                    self.room.add_sink(recorder.sink());
+                    self.recorder = Some(recorder);
+                    tracing::info!(
+                        customer_key = seal.customer,
+                        "recording every published track"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording not started");
+                    self.write_event(&WorkerEvent::Error {
+                        participant_sid: None,
+                        code: 53000,
+                        message: format!("Recording could not start: {e}"),
+                    });
+                }
+            }
+            return;
+        }
         match request.into_command() {
             Some(command) => {
                 self.room
@@ -241,6 +285,8 @@ where
             send_errors: 0,
         },
         ended: false,
+        recorder: None,
+        started: Instant::now(),
     };
     tracing::info!(room = %room_sid, udp = ?addrs, "room worker ready");
     worker.write_event(&WorkerEvent::Ready {

@@ -8,12 +8,14 @@
 //! worker from its poll loop.
 //!
 //! Requests ([`Request`], server → worker): `join`, `offer`, `answer`, `candidate`,
-//! `select_layer`, `leave`, `kick`, `complete`, `stats`.
+//! `select_layer`, `leave`, `kick`, `complete`, `stats`, `record`.
 //!
 //! Events ([`WorkerEvent`], worker → server): `ready` (first frame, with the UDP addresses and the
 //! hardening report), `answer`, `offer`, `participant_connected`, `participant_disconnected`,
 //! `track_published`, `track_unpublished`, `track_subscribed`, `track_unsubscribed`, `error`,
-//! `stats`, `room_ended` (last frame before exit). Media never crosses this pipe.
+//! `stats`, `recording_started`, `recording_data`, `recording_finished`, `recording_failed`,
+//! `room_ended` (last frame before exit). Plaintext media never crosses this pipe: track
+//! recordings are sealed in the worker and only their ciphertext does.
 
 use std::net::SocketAddr;
 
@@ -94,6 +96,28 @@ pub enum Request {
     Complete,
     /// Ask for a `stats` event.
     Stats,
+    /// Record every published track, from now on, each as one Matroska file sealed in this
+    /// process as `seal` says; the ciphertext comes back as `recording_*` events. Sent once,
+    /// before the first participant joins, for rooms that record participants on connect.
+    Record {
+        /// How to seal.
+        seal: RecordingSeal,
+    },
+}
+
+/// How a room worker seals its track recordings: one RSA public key (the customer's, or the
+/// service's at-rest key) and the envelope format. Public material only: the worker can seal but
+/// never read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingSeal {
+    /// Sealed with the customer's key (`true`: `s3-cbc`, seed 001) or at rest (`false`).
+    pub customer: bool,
+    /// Envelope format name (`s3-cbc`, `native`).
+    pub format: String,
+    /// The key's id in the envelope: the customer key's `CR…` SID, or the at-rest key id.
+    pub key_id: String,
+    /// The RSA public key, SubjectPublicKeyInfo DER, base64.
+    pub public_key: String,
 }
 
 fn yes() -> bool {
@@ -151,7 +175,7 @@ impl Request {
             Self::Leave { participant_sid } => Command::Leave { participant_sid },
             Self::Kick { participant_sid } => Command::Kick { participant_sid },
             Self::Complete => Command::Complete,
-            Self::Stats => return None,
+            Self::Stats | Self::Record { .. } => return None,
         })
     }
 }
@@ -267,6 +291,50 @@ pub enum WorkerEvent {
         room: RoomStats,
         /// Worker process facts.
         process: ProcessStats,
+    },
+    /// A track's recording began (its first frame was muxed): the server reserves the `RT…`
+    /// recording that the following `recording_data` fill.
+    RecordingStarted {
+        /// `MT…` SID of the track.
+        track_sid: String,
+        /// `PA…` SID of its publisher.
+        participant_sid: String,
+        /// The publisher's track name.
+        track_name: String,
+        /// `audio` or `video`.
+        kind: crate::signal::TrackKind,
+        /// `opus`, `pcmu`, `vp8` or `h264`.
+        codec: String,
+        /// `mka` or `mkv`.
+        container: String,
+        /// Where the track starts, in ms after the room's process started.
+        offset_ms: u64,
+    },
+    /// Sealed bytes of a track recording, in order.
+    RecordingData {
+        /// `MT…` SID of the track.
+        track_sid: String,
+        /// Ciphertext, base64.
+        sealed: String,
+    },
+    /// A track recording is complete: every `recording_data` was sent.
+    RecordingFinished {
+        /// `MT…` SID of the track.
+        track_sid: String,
+        /// Length measured from the muxed frames.
+        duration_ms: u64,
+        /// Plaintext bytes sealed.
+        plain_size: u64,
+        /// Object headers of the sealed object (the `s3-cbc` key material), empty for `native`.
+        #[serde(default)]
+        object_meta: std::collections::BTreeMap<String, String>,
+    },
+    /// A track recording failed in the worker: nothing of it may be kept.
+    RecordingFailed {
+        /// `MT…` SID of the track.
+        track_sid: String,
+        /// Why, for the log.
+        message: String,
     },
     /// The room is over; the worker exits after this frame.
     RoomEnded {

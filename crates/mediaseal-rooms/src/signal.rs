@@ -109,6 +109,20 @@ pub struct TrackInfo {
     pub name: String,
 }
 
+/// A STUN or TURN server, shaped as WebRTC's `RTCIceServer` so a client passes it to
+/// `RTCPeerConnection` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `stuns:`, `turn:` or `turns:` URL.
+    pub urls: String,
+    /// TURN username (coturn's `<expiry unix time>:<name>`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password for `username`; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// A message to a participant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -123,6 +137,10 @@ pub enum ServerMessage {
         participant: ParticipantInfo,
         /// Everyone already in the room.
         participants: Vec<ParticipantInfo>,
+        /// STUN and TURN servers for this participant's peer connection, with short-lived
+        /// TURN credentials; left out when the server has none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The answer to the participant's offer.
     Answer {

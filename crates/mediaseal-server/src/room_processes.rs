@@ -12,7 +12,7 @@ pub use mediaseal_room_host::{
     ExitOutcome, HostConfig, PublishedTrack, RoomExit, RoomHost, RoomSpec, RoomSubscription,
     StartError, WORKER_BIN,
 };
-use mediaseal_rooms::control::Request;
+use mediaseal_rooms::control::{RecordingSeal, Request, WorkerEvent};
 use mediaseal_store::video::Room;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -38,6 +38,16 @@ pub trait RoomProcesses: Send + Sync {
     fn subscribe(&self, _room_sid: &str) -> Option<RoomSubscription> {
         None
     }
+    /// Starts recording every track published in the room, sealed in its process as `seal`
+    /// says; the stream of its `recording_*` events (ciphertext only). `None` if it has no
+    /// process or already records.
+    async fn record(
+        &self,
+        _room_sid: &str,
+        _seal: RecordingSeal,
+    ) -> Option<UnboundedReceiver<WorkerEvent>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -47,6 +57,8 @@ impl RoomProcesses for RoomHost {
             room_sid: room.sid.clone(),
             account_sid: room.account_sid.clone(),
             max_participants: u32::try_from(room.max_participants).unwrap_or(50),
+            empty_room_timeout: u32::try_from(room.empty_room_timeout).ok(),
+            unused_room_timeout: u32::try_from(room.unused_room_timeout).ok(),
         };
         Self::start(self, spec).await.map(|_| ())
     }
@@ -65,6 +77,14 @@ impl RoomProcesses for RoomHost {
 
     fn subscribe(&self, room_sid: &str) -> Option<RoomSubscription> {
         Self::subscribe(self, room_sid)
+    }
+
+    async fn record(
+        &self,
+        room_sid: &str,
+        seal: RecordingSeal,
+    ) -> Option<UnboundedReceiver<WorkerEvent>> {
+        Self::record(self, room_sid, seal).await
     }
 }
 
@@ -129,6 +149,15 @@ pub fn install_room_host(state: &AppState, config: HostConfig) -> Option<RoomHos
     }
     tokio::spawn(watch_exits(state.clone(), exits));
     Some(host)
+}
+
+/// At a node's start, before it runs any room: the group rooms its previous process left
+/// `in-progress` (recorded under this node's [`crate::state::Config::room_node`]) lost their
+/// media processes with it and become `failed`, with `room-ended` (`RoomStatus=failed`) to
+/// their status callbacks. Other nodes' rooms are untouched; a second call fails nothing.
+/// Returns how many rooms it failed. `serve` calls it before installing its room host.
+pub async fn fail_abandoned_rooms(state: &AppState) -> crate::error::ApiResult<usize> {
+    crate::api::video::rooms::fail_abandoned_rooms(state).await
 }
 
 async fn watch_exits(state: AppState, mut exits: UnboundedReceiver<RoomExit>) {

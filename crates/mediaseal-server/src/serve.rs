@@ -287,11 +287,24 @@ async fn build_state_with(
     config.compose = opts.compose;
     config.sip_domain_suffix = opts.sip_domain_suffix.clone();
     config.turn = opts.turn.clone();
+    config.room_node = room_node_name(opts.listen);
     let speech = speech_engine(opts.asr.as_deref()).await?;
     Ok((
         AppState::new(meta, objects, at_rest, config).with_speech(speech),
         s3,
     ))
+}
+
+/// This node's name in `rooms.node`: the host name and the listen address, which stay the
+/// same when the node restarts and differ between nodes (two processes cannot listen on one
+/// address of one host).
+fn room_node_name(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/{listen}")
 }
 
 /// The speech engine `--asr` names, started; without one (or `auto`), the best installed one
@@ -387,6 +400,16 @@ where
     mediaseal_service::sweep::sweep_partial_objects(&state.services).await;
     // Transcripts whose job died with the previous process run again (or fail) now.
     crate::recover_transcripts(&state, true).await;
+    // Rooms whose processes died with this node's previous process, before it runs new ones.
+    match crate::room_processes::fail_abandoned_rooms(&state).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(rooms = n, node = %state.config.room_node, "rooms left in progress by this node's previous process are now failed");
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "rooms left in progress by this node's previous process could not be failed");
+        }
+    }
     if let Some(config) =
         crate::room_processes::host_config(&opts.rooms).map_err(ServeError::Config)?
     {

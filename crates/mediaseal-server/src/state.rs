@@ -45,11 +45,17 @@ pub struct Config {
     /// STUN/TURN URLs and the coturn shared secret behind `Tokens.json` (`--turn-url`,
     /// `--turn-secret-file`); default: none, and `Tokens.json` answers 503.
     pub turn: crate::TurnConfig,
+    /// The name this node's group rooms are recorded under (`rooms.node`), so that the node,
+    /// started again after dying, fails the rooms it left in progress and no other node's.
+    /// Must stay the same across restarts and differ between nodes sharing a database: `serve`
+    /// uses `HOSTNAME/LISTEN-ADDRESS`. Default: this process's node id (fine for one process).
+    pub room_node: String,
 }
 
 impl Config {
     /// Defaults, with the URL-signing secret.
     pub fn new(url_signing_key: [u8; 32]) -> Self {
+        let service = ServiceConfig::default();
         Self {
             public_url: None,
             ffmpeg: find_in_path("ffmpeg"),
@@ -57,10 +63,11 @@ impl Config {
             tls: false,
             scratch_dir: std::env::temp_dir(),
             media_from_store: false,
-            service: ServiceConfig::default(),
             compose: ComposeLimits::default(),
             sip_domain_suffix: None,
             turn: crate::TurnConfig::default(),
+            room_node: service.node_id.clone(),
+            service,
         }
     }
 }

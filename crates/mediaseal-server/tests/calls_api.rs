@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use mediaseal_server::sid::new_sid;
 use mediaseal_service::calls::{
     CallRedirect, HangUp, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall,
-    RecordingChange,
+    RecordingChange, SipAuth,
 };
 use mediaseal_store::model::{
     Account, Call, CallChange, CallDirection, CallStatus, Recording, Sealing,
@@ -1208,4 +1208,108 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
     let r = app.get(&format!("{b}/Calls/{sid}.json"), &c).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["status"], "queued");
+}
+
+#[tokio::test]
+async fn create_refuses_what_it_does_not_implement_and_passes_sip_auth_on() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let url = format!("{}/Calls.json", base(&a.sid));
+    let placer = Arc::new(Placer {
+        services: app.state.services.clone(),
+        placed: Default::default(),
+    });
+    assert!(app.state.set_live_calls(placer.clone()));
+    let call = [
+        ("To", "sip:jack@example.com"),
+        ("From", "+15550001111"),
+        ("Twiml", "<Response/>"),
+    ];
+
+    // Each parameter that would change the call is refused by name, not dropped.
+    for (name, value) in [
+        ("MachineDetection", "Enable"),
+        ("MachineDetection", "DetectMessageEnd"),
+        ("MachineDetectionTimeout", "30"),
+        ("MachineDetectionSpeechThreshold", "2400"),
+        ("MachineDetectionSpeechEndThreshold", "1200"),
+        ("MachineDetectionSilenceTimeout", "5000"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", "https://app.example.com/amd"),
+        ("AsyncAmdStatusCallbackMethod", "GET"),
+        ("Byoc", "BYaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("Trunk", "TKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("CallReason", "Your appointment"),
+        ("CallToken", "token"),
+        ("CallerId", "+15550003333"),
+        ("TimeLimit", "60"),
+        ("ClientNotificationUrl", "https://app.example.com/push"),
+    ] {
+        let mut form = call.to_vec();
+        form.push((name, value));
+        let r = app.post_form(&url, &c, &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}: {:?}", r.body);
+        let body = r.json();
+        assert_eq!(body["code"], 20001, "{name}: {body}");
+        assert_eq!(body["status"], 400, "{name}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("Unsupported parameter {name}: "))
+                && message.contains("not supported by mediaseal"),
+            "{name}: {message}"
+        );
+    }
+    // Credentials come in pairs, within bounds.
+    for (form, named) in [
+        (vec![("SipAuthUsername", "jack")], "SipAuthPassword"),
+        (vec![("SipAuthPassword", "s3cret")], "SipAuthUsername"),
+        (
+            vec![("SipAuthUsername", "ja\nck"), ("SipAuthPassword", "s3cret")],
+            "SipAuthUsername",
+        ),
+    ] {
+        let mut f = call.to_vec();
+        f.extend(form.iter().copied());
+        let r = app.post_form(&url, &c, &f).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form:?}: {:?}", r.body);
+        let body = r.json();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("Invalid parameter {named}:")),
+            "{form:?}: {body}"
+        );
+    }
+    assert!(placer.placed.lock().unwrap().is_empty(), "nothing placed");
+
+    // Empty values ask for nothing, and `AsyncAmd=false` is the default; `Recording*` options
+    // without `Record=true` describe no recording. The credentials reach the edge, which answers
+    // the callee's digest challenge with them.
+    let mut form = call.to_vec();
+    form.extend([
+        ("MachineDetection", ""),
+        ("AsyncAmd", "false"),
+        ("RecordingChannels", "dual"),
+        ("SipAuthUsername", "jack"),
+        ("SipAuthPassword", "s3cret"),
+    ]);
+    let r = app.post_form(&url, &c, &form).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let placed = placer.placed.lock().unwrap().clone();
+    assert_eq!(placed.len(), 1);
+    let call = &placed[0].1;
+    assert_eq!(call.record, None);
+    assert_eq!(
+        call.sip_auth,
+        Some(SipAuth {
+            username: "jack".into(),
+            password: "s3cret".into(),
+        })
+    );
+    assert!(
+        !format!("{call:?}").contains("s3cret"),
+        "the password stays out of Debug"
+    );
 }

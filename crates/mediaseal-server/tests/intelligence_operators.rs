@@ -714,3 +714,99 @@ async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
     let hits = at_rest(&app, &SPOKEN);
     assert!(hits.is_empty(), "{hits:?}");
 }
+
+/// A redacting service (`AutoRedaction`) with a key: the PII result's redacted view is sealed
+/// beside it as it is generated, `/OperatorResults/Encrypted` serves it by default (the seed's
+/// script opens it: types, no digits) and the full one with `Redacted=false`; deleting the
+/// transcript destroys both.
+#[tokio::test]
+async fn a_redacting_service_seals_a_redacted_view_of_encrypted_pii_results() {
+    let app = TestApp::with_scripted_speech(&LINES).await;
+    let a = app.account().await;
+    let creds = Creds::of(&a);
+    let key = app.add_public_key(&a, test_key(0)).await;
+    let ga = app
+        .create_intelligence_service(
+            &a,
+            &[("EncryptionCredentialSid", &key), ("AutoRedaction", "true")],
+        )
+        .await;
+    let ly = create_phrase_operator(&app, &a).await;
+    attach(&app, &a, &ga, PII).await;
+    attach(&app, &a, &ga, &ly).await;
+    let gt = app
+        .transcribe_recording(&a, &ga, wav_with_marker(2, b"redacted-ops"))
+        .await
+        .0;
+
+    let open_all = |query: &'static str| {
+        let app = &app;
+        let creds = &creds;
+        let gt = gt.clone();
+        async move {
+            let r = app
+                .get(
+                    &format!("/v2/Transcripts/{gt}/OperatorResults/Encrypted{query}"),
+                    creds,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            let mut opened = Vec::new();
+            for location in r.json()["locations"].as_array().unwrap() {
+                let path = location
+                    .as_str()
+                    .unwrap()
+                    .strip_prefix("http://mediaseal.test")
+                    .unwrap()
+                    .to_owned();
+                let d = app.get(&path, &Creds::None).await;
+                assert_eq!(d.status, StatusCode::OK);
+                let header = |name: &str| d.headers[name].to_str().unwrap().to_owned();
+                assert!(!mediaseal_test_support::contains(&d.body, CARD.as_bytes()));
+                opened.push(seed_decrypt(
+                    &header("x-amz-meta-x-amz-key"),
+                    &header("x-amz-meta-x-amz-iv"),
+                    &d.body,
+                ));
+            }
+            opened
+        }
+    };
+    // Default (the transcript's `redaction`): the PII result shows types only.
+    let redacted = open_all("").await;
+    assert_eq!(redacted.len(), 2, "{redacted:?}");
+    let pii = redacted.iter().find(|r| r["operator_sid"] == PII).unwrap();
+    assert_eq!(pii["extract_results"]["CREDIT_CARD"][0], "[CREDIT_CARD]");
+    let text = pii.to_string();
+    assert!(!text.contains("4539"), "{text}");
+    assert!(!text.contains("0132"), "{text}");
+    // The phrase result has no redacted view: the same object either way.
+    let phrase = redacted
+        .iter()
+        .find(|r| r["operator_sid"] == ly.as_str())
+        .unwrap();
+    assert_eq!(phrase["extract_match"], true);
+    // `Redacted=false`: the full result.
+    let full = open_all("?Redacted=false").await;
+    let pii = full.iter().find(|r| r["operator_sid"] == PII).unwrap();
+    assert_eq!(pii["extract_results"]["CREDIT_CARD"][0], CARD);
+    let hits = at_rest(&app, &SPOKEN);
+    assert!(hits.is_empty(), "{hits:?}");
+
+    // Both views belong to the result: deleting the transcript destroys them.
+    let objects = app.state.services.objects();
+    let records = app.state.meta.operator_results(&a.sid, &gt).await.unwrap();
+    let pii_key = records
+        .iter()
+        .find(|r| r.operator_sid == PII)
+        .unwrap()
+        .object_key
+        .clone();
+    let view = mediaseal_intelligence::operators::redacted_key(&pii_key);
+    assert!(objects.head(&view).await.is_ok());
+    assert!(app.state.meta.object_in_use(&view).await.unwrap());
+    let r = app.delete(&format!("/v2/Transcripts/{gt}"), &creds).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(objects.head(&pii_key).await.is_err());
+    assert!(objects.head(&view).await.is_err());
+}

@@ -12,6 +12,9 @@
 //!   the page's script runs, with `Page.addScriptToEvaluateOnNewDocument`): the connection fails
 //!   and nothing is decoded, by either side.
 //!
+//! - with TURN configured, the page hands the STUN/TURN servers of `joined` to its
+//!   `RTCPeerConnection` (read back with `getConfiguration()`).
+//!
 //! Needs `chromium` (scripts/apt-packages.txt) and `.venv` with twilio-python and aiortc.
 
 mod support;
@@ -268,6 +271,8 @@ struct Tab {
 #[serde(rename_all = "camelCase")]
 struct PageState {
     phase: String,
+    #[serde(default)]
+    ice_servers: Vec<String>,
     participant_sid: Option<String>,
     connection_state: String,
     transport: Option<Transport>,
@@ -649,5 +654,49 @@ async fn a_tampered_fingerprint_fails_the_connection() {
 
     let _ = bob.commands.send("close").await;
     let _ = tokio::time::timeout(Duration::from_secs(5), bob.child.wait()).await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_gives_its_peer_connection_the_turn_servers_of_joined() {
+    const STUN: &str = "stun:127.0.0.1:3478";
+    const TURN: &str = "turn:127.0.0.1:3478?transport=udp";
+    let _one = ONE_BROWSER.lock().await;
+    let turn = mediaseal_server::TurnConfig::new(
+        &[STUN.to_owned(), TURN.to_owned()],
+        Some(zeroize::Zeroizing::new(b"browser-turn-secret".to_vec())),
+        None,
+    )
+    .unwrap();
+    let rig = Rig::start_with(
+        HostConfig::new(mediaseal_test_support::room_worker()),
+        |c| c.turn = turn,
+    )
+    .await;
+    rig.create_room(&[("UniqueName", "browser-turn")]).await;
+    let tokens = rig.tokens("browser-turn");
+    let mut browser = Browser::launch().await;
+    let tab = browser
+        .open(
+            &page_url(&rig, "browser-turn", token(&tokens, "alice")),
+            None,
+        )
+        .await;
+    joined(&mut browser, &tab).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let state = browser.state(&tab).await.expect("the page's state");
+        // Chromium refuses a TURN server without credentials when the connection is made.
+        assert!(state.errors.is_empty(), "the page failed: {state:?}");
+        if !state.ice_servers.is_empty() {
+            break state;
+        }
+        assert!(
+            Instant::now() < end,
+            "no peer connection within 30 s: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(state.ice_servers, [STUN, TURN]);
     browser.close().await;
 }

@@ -13,6 +13,10 @@
 //!   within 2 s, after REST listed both `connected`); completing the room over REST closes the
 //!   last socket with 53118 and its participant row.
 //!
+//! - with `--turn-url`/`--turn-secret-file` configured, `joined` carries the STUN and TURN
+//!   servers, the TURN ones with coturn shared-secret credentials named after the participant
+//!   (the join page hands them to `RTCPeerConnection`); without, none.
+//!
 //! Needs `.venv` with twilio-python and aiortc (interop/requirements.txt,
 //! interop/rooms/requirements.txt).
 
@@ -120,7 +124,12 @@ async fn refusals_carry_twilio_codes_and_close_the_socket() {
                 room_name,
                 participant,
                 participants,
+                ice_servers,
             }) => {
+                assert!(
+                    ice_servers.is_empty(),
+                    "no TURN configured: {ice_servers:?}"
+                );
                 assert_eq!(room_sid, sid);
                 assert_eq!(room_name, "standup");
                 assert!(participant.sid.starts_with("PA"), "{participant:?}");
@@ -410,4 +419,61 @@ async fn two_aiortc_peers_join_through_the_websocket_and_hear_each_other() {
         let _ = peer.commands.send("close").await;
         let _ = tokio::time::timeout(Duration::from_secs(5), peer.child.wait()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_carries_turn_credentials_for_the_participant_when_turn_is_configured() {
+    use base64::Engine as _;
+    const SECRET: &[u8] = b"room-coturn-shared-secret";
+    const STUN: &str = "stun:127.0.0.1:3478";
+    const TURN: &str = "turn:127.0.0.1:3478?transport=udp";
+    let turn = mediaseal_server::TurnConfig::new(
+        &[STUN.to_owned(), TURN.to_owned()],
+        Some(zeroize::Zeroizing::new(SECRET.to_vec())),
+        None,
+    )
+    .unwrap();
+    let rig = Rig::start_with(
+        HostConfig::new(mediaseal_test_support::room_worker()),
+        |c| c.turn = turn,
+    )
+    .await;
+    rig.create_room(&[("UniqueName", "standup")]).await;
+    let tokens = rig.tokens("standup");
+    let mut ws = rig.connect("standup").await;
+    send(&mut ws, &join(&tokens, "alice")).await;
+    let (participant, ice_servers) = match recv(&mut ws).await {
+        Some(ServerMessage::Joined {
+            participant,
+            ice_servers,
+            ..
+        }) => (participant, ice_servers),
+        other => panic!("expected joined, got {other:?}"),
+    };
+    let urls: Vec<&str> = ice_servers.iter().map(|s| s.urls.as_str()).collect();
+    assert_eq!(urls, [STUN, TURN]);
+    assert_eq!(
+        (&ice_servers[0].username, &ice_servers[0].credential),
+        (&None, &None),
+        "STUN needs no credentials"
+    );
+    let username = ice_servers[1].username.clone().expect("a TURN username");
+    let (expiry, name) = username.split_once(':').expect("coturn's <expiry>:<name>");
+    assert_eq!(name, participant.sid, "named after the participant");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        expiry > now && expiry <= now + 4 * 3600 + 60,
+        "short-lived: expires at {expiry}, now {now}"
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, SECRET);
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::hmac::sign(&key, username.as_bytes()));
+    assert_eq!(
+        ice_servers[1].credential.as_deref(),
+        Some(expected.as_str())
+    );
 }

@@ -27,7 +27,8 @@ use axum::http::StatusCode;
 use mediaseal_server::room_processes::HostConfig;
 use serde_json::Value;
 use support::rooms::Rig;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::whip::Publisher;
+use tokio::io::AsyncWriteExt;
 
 async fn rig() -> Rig {
     Rig::start(HostConfig::new(mediaseal_test_support::room_worker())).await
@@ -300,42 +301,6 @@ async fn whep_watch(url: &str, token: &str) -> Value {
         .unwrap();
     assert!(out.status.success(), "whep_watch.py failed");
     serde_json::from_slice(&out.stdout).expect("whep_watch.py prints its report")
-}
-
-/// An aiortc WHIP publisher (`tests/interop/whip_publish.py`) and its POST's outcome. It
-/// publishes until dropped (killed: it never DELETEs on its own).
-struct Publisher {
-    posted: Value,
-    child: tokio::process::Child,
-}
-
-impl Publisher {
-    async fn start(url: &str, token: &str) -> Self {
-        let python = mediaseal_test_support::python(&["aiortc"]);
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/whip_publish.py");
-        let mut child = tokio::process::Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run whip_publish.py");
-        let line = serde_json::json!({ "url": url, "token": token }).to_string() + "\n";
-        let stdin = child.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let posted = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("whip_publish.py posts within 30 s")
-            .unwrap()
-            .expect("whip_publish.py prints the POST's outcome");
-        Self {
-            posted: serde_json::from_str(&posted).unwrap(),
-            child,
-        }
-    }
 }
 
 /// Debian bookworm's packaged WHIP client, simple-whip-client 0.0~git20230131-1, aborts

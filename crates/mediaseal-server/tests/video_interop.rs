@@ -6,7 +6,7 @@
 #[path = "video_shared.rs"]
 mod shared;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -21,73 +21,6 @@ fn workspace() -> PathBuf {
 /// The test venv's Python, with twilio-python; fails (never skips) when missing.
 fn python() -> PathBuf {
     mediaseal_test_support::python(&["twilio", "requests"])
-}
-
-/// Runs a bash script in `dir`; fails the test on a non-zero exit.
-#[track_caller]
-fn sh(dir: &Path, script: &str) -> std::process::Output {
-    let out = Command::new("bash")
-        .arg("-euo")
-        .arg("pipefail")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "shell step failed:\n{script}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Seed 001, section 5, step by step: download with `wget -S`, take the two headers from its
-/// output, unwrap the key with `openssl rsautl`, decrypt with `openssl enc -d -aes-256-cbc`.
-/// (GNU `base64 -d` stands in for macOS's `-D`.) Returns the decrypted bytes.
-fn seed_001_recipe(dir: &Path, url: &str) -> Vec<u8> {
-    for f in [
-        "encrypted-filename",
-        "decrypted-filename",
-        "key.bin.enc",
-        "key.bin",
-        "iv.bin",
-        "headers.txt",
-    ] {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    sh(
-        dir,
-        &format!("wget -S '{url}' -O encrypted-filename 2> headers.txt"),
-    );
-    let headers = std::fs::read_to_string(dir.join("headers.txt")).unwrap();
-    let value = |name: &str| -> String {
-        headers
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(':'))
-                    .map(|v| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("wget -S showed no {name} header:\n{headers}"))
-    };
-    let (key, iv) = (value("x-amz-meta-x-amz-key"), value("x-amz-meta-x-amz-iv"));
-    assert_eq!(value("x-amz-meta-x-amz-matdesc"), "{}");
-    let script = format!(
-        "base64 -d <<< '{key}' >> key.bin.enc\n\
-         openssl rsautl -decrypt -inkey private_key.pem -in key.bin.enc -out key.bin 2>/dev/null\n\
-         base64 -d <<< '{iv}' >> iv.bin\n\
-         openssl enc -d -aes-256-cbc -in encrypted-filename -out decrypted-filename -K $(hexdump -v -e '/1 \"%02X\"' < key.bin) -iv $(hexdump -v -e '/1 \"%02X\"' < iv.bin)\n"
-    );
-    sh(dir, &script);
-    let plain = std::fs::read(dir.join("decrypted-filename")).unwrap();
-    assert_eq!(
-        value("x-amz-meta-x-amz-unencrypted-content-length"),
-        plain.len().to_string()
-    );
-    plain
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -171,6 +171,26 @@ pub struct OutboundCall {
     /// `SendDigits`: keys sent as RFC 4733 events once answered, before the TwiML runs
     /// (`0-9`, `A-D`, `*`, `#`; `w` waits half a second, `W` a second).
     pub send_digits: Option<String>,
+    /// `SipAuthUsername` + `SipAuthPassword`: answers a 401/407 digest challenge of the
+    /// callee once, as `<Dial><Sip username password>` does.
+    pub sip_auth: Option<SipAuth>,
+}
+
+/// Digest credentials for a callee that challenges. `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SipAuth {
+    /// `SipAuthUsername`.
+    pub username: String,
+    /// `SipAuthPassword`.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SipAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// New TwiML for a live call (`POST …/Calls/{CA}.json` with `Url` or `Twiml`), as the API
@@ -289,10 +309,13 @@ impl Services {
         let callbacks: Vec<_> = callback
             .map(|cb| {
                 let mut params = cb.params.clone();
-                // Twilio's call progress parameters; the domain callback is sent once per call,
-                // so its sequence number is always 0.
+                // Twilio's call progress parameters. The domain callback is sent once per
+                // call, so its sequence number is 0; a call the API placed numbers its events
+                // itself.
                 params.push(("Timestamp".to_owned(), rfc2822(change.at)));
-                params.push(("SequenceNumber".to_owned(), "0".to_owned()));
+                if !params.iter().any(|(k, _)| k == "SequenceNumber") {
+                    params.push(("SequenceNumber".to_owned(), "0".to_owned()));
+                }
                 new_callback(
                     self,
                     &change.account_sid,

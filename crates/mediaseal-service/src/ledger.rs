@@ -12,9 +12,9 @@
 
 use async_trait::async_trait;
 use mediaseal_sink::{Seal, SealingSink, SinkError, Stored};
-use mediaseal_store::model::{Callback, Notification, Recording};
+use mediaseal_store::model::{Callback, Notification, Recording, Sealing};
 use mediaseal_store::video::TrackRecording;
-use mediaseal_store::{MetadataStore, StoreError, StoreResult};
+use mediaseal_store::{MetadataStore, ObjectMeta, StoreError, StoreResult};
 
 use crate::Services;
 
@@ -169,6 +169,36 @@ impl Services {
         })
     }
 
+    /// Like [`reserve`](Self::reserve), for a product sealed by another process (a room
+    /// worker): the sink takes its ciphertext ([`Pending::write_sealed`]).
+    pub async fn reserve_sealed_elsewhere<R: Ledgered>(
+        &self,
+        row: R,
+        sealing: Sealing,
+    ) -> Result<Pending<R>, LedgerError> {
+        let key = row
+            .object_key()
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("{} {} has no object key", R::KIND, row.sid()))
+            })?
+            .to_owned();
+        R::reserve(self.meta.as_ref(), &row).await?;
+        let sink = match self.sinks.open_sealed_elsewhere(&key, sealing).await {
+            Ok(sink) => sink,
+            Err(e) => {
+                R::drop_reservation(self.meta.as_ref(), row.sid()).await?;
+                return Err(e.into());
+            }
+        };
+        Ok(Pending {
+            services: self.clone(),
+            row,
+            sink: Some(sink),
+            stored_key: None,
+            settled: false,
+        })
+    }
+
     /// Publishes a row that never had an object (refused before anything was stored), with
     /// its callbacks and notifications.
     pub async fn publish_without_object<R: Ledgered>(
@@ -215,6 +245,22 @@ impl<R: Ledgered> Pending<R> {
         let stored = sink.finish().await?;
         self.stored_key = Some(stored.object_key.clone());
         Ok(stored)
+    }
+
+    /// Stores ciphertext sealed by another process (see
+    /// [`Services::reserve_sealed_elsewhere`]).
+    pub async fn write_sealed(&mut self, sealed: &[u8]) -> Result<(), SinkError> {
+        self.sink()?.write_sealed(sealed).await
+    }
+
+    /// Finishes a product sealed elsewhere with its object headers: the object is durable
+    /// (nothing points at it until [`publish`](Self::publish)). Returns the bytes stored.
+    pub async fn seal_elsewhere(&mut self, meta: ObjectMeta) -> Result<u64, SinkError> {
+        let sink = self.sink.take().ok_or(SinkError::Poisoned)?;
+        let key = sink.object_key().to_owned();
+        let sealed = sink.finish_sealed(meta).await?;
+        self.stored_key = Some(key);
+        Ok(sealed)
     }
 
     /// Step 3: publishes the row with `callbacks` and `notifications` in one transaction. If

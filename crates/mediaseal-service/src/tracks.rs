@@ -2,12 +2,14 @@
 //! customer's key when video recording encryption is on (and then nobody but the customer can
 //! read or compose them), otherwise at rest; Matroska media only.
 //!
-//! The ingest door uses [`Services::start_track_recording`] today; the room workers will use
-//! it next.
+//! The ingest door uses [`Services::start_track_recording`] (the server seals what is uploaded);
+//! room workers seal as they record and hand over ciphertext through
+//! [`Services::start_live_track_recording`].
 
 use mediaseal_media::matroska::{self, BlockClock, MatroskaError};
 use mediaseal_sink::policy::{self, Setting};
-use mediaseal_sink::{Product, Refusal, SinkError};
+use mediaseal_sink::{Product, Refusal, Seal, SinkError};
+use mediaseal_store::ObjectMeta;
 use mediaseal_store::model::{Callback, Sealing};
 use mediaseal_store::video::{Room, SettingsKind, TrackRecording, VideoSettings};
 
@@ -77,34 +79,77 @@ impl Services {
             .unwrap_or_else(|| VideoSettings::default_for(account_sid, kind)))
     }
 
+    /// How the account's track recordings are sealed now (its video recording settings), or
+    /// why the settings forbid storing any.
+    pub async fn track_recording_seal(
+        &self,
+        account_sid: &str,
+    ) -> Result<Result<Seal, Refusal>, LedgerError> {
+        let settings = self
+            .video_settings(account_sid, SettingsKind::Recording)
+            .await?;
+        let setting = Setting {
+            enabled: settings.encryption_enabled,
+            key_sid: settings.encryption_key_sid.as_deref(),
+        };
+        Ok(policy::resolve(
+            self.meta.as_ref(),
+            Product::TrackRecording,
+            account_sid,
+            setting,
+        )
+        .await?
+        .map(|decision| decision.seal))
+    }
+
     /// Starts a track recording under the account's recording settings, or says why the
     /// settings forbid storing it.
     pub async fn start_track_recording(
         &self,
         req: TrackRequest,
     ) -> Result<Result<TrackRecorder, Refusal>, LedgerError> {
-        let account = req.room.account_sid.clone();
-        let settings = self
-            .video_settings(&account, SettingsKind::Recording)
-            .await?;
-        let setting = Setting {
-            enabled: settings.encryption_enabled,
-            key_sid: settings.encryption_key_sid.as_deref(),
-        };
-        let seal = match policy::resolve(
-            self.meta.as_ref(),
-            Product::TrackRecording,
-            &account,
-            setting,
-        )
-        .await?
-        {
-            Ok(decision) => decision.seal,
+        let seal = match self.track_recording_seal(&req.room.account_sid).await? {
+            Ok(seal) => seal,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        let room = req.room.clone();
+        let pending = self.reserve(self.track_row(req, &seal), &seal).await?;
+        Ok(Ok(TrackRecorder {
+            pending,
+            room,
+            clock: BlockClock::new(),
+        }))
+    }
+
+    /// Starts a track recording that a room worker seals as it records, with `seal` (decided
+    /// by [`track_recording_seal`](Self::track_recording_seal) when the room started and handed
+    /// to the worker): this side stores the worker's ciphertext and publishes the recording.
+    pub async fn start_live_track_recording(
+        &self,
+        req: TrackRequest,
+        seal: &Seal,
+    ) -> Result<LiveTrackRecorder, LedgerError> {
+        let sealing = match seal {
+            Seal::Customer { .. } => Sealing::Customer,
+            Seal::AtRest => Sealing::AtRest,
+        };
+        let room = req.room.clone();
+        let pending = self
+            .reserve_sealed_elsewhere(self.track_row(req, seal), sealing)
+            .await?;
+        Ok(LiveTrackRecorder {
+            pending,
+            room,
+            sealing,
+        })
+    }
+
+    /// The reserved (invisible) row of a new track recording.
+    fn track_row(&self, req: TrackRequest, seal: &Seal) -> TrackRecording {
+        let account = req.room.account_sid.clone();
         let now = self.now_us();
         let sid = new_sid("RT");
-        let rec = TrackRecording {
+        TrackRecording {
             sid: sid.clone(),
             account_sid: account.clone(),
             room_sid: req.room.sid.clone(),
@@ -129,13 +174,7 @@ impl Services {
             date_created: now,
             date_updated: now,
             date_deleted: None,
-        };
-        let pending = self.reserve(rec, &seal).await?;
-        Ok(Ok(TrackRecorder {
-            pending,
-            room: req.room,
-            clock: BlockClock::new(),
-        }))
+        }
     }
 
     /// A room or track status callback about track recording `r`.
@@ -235,38 +274,112 @@ impl TrackRecorder {
             self.pending.abandon().await?;
             return Ok(Err(why));
         }
-        let services = self.pending.services().clone();
-        let now = services.now_us();
-        let rec = self.pending.row_mut();
-        rec.plain_size = i64::try_from(stored.plain_size).unwrap_or(i64::MAX);
-        rec.sealed_size = i64::try_from(stored.sealed_size).unwrap_or(i64::MAX);
-        rec.sealing = stored.sealing;
-        rec.status = "completed".to_owned();
-        rec.visible = true;
-        rec.date_updated = now;
-        let rec = rec.clone();
-        let room = &self.room;
-        let mut callbacks = Vec::new();
-        // Recording events go to the room's status callback, as Twilio's do, and to the track's.
-        for (url, method) in [
-            (
-                room.status_callback.as_deref(),
-                room.status_callback_method.as_str(),
-            ),
-            (
-                rec.status_callback.as_deref(),
-                rec.status_callback_method.as_str(),
-            ),
-        ] {
-            if let Some(url) = url {
-                for event in ["recording-started", "recording-completed"] {
-                    callbacks.push(services.track_callback(url, method, room, &rec, event));
-                }
+        let sealed_size = stored.sealed_size;
+        let plain_size = stored.plain_size;
+        publish_track(
+            self.pending,
+            &self.room,
+            stored.sealing,
+            plain_size,
+            sealed_size,
+        )
+        .await
+        .map(Ok)
+    }
+}
+
+/// A track recording sealed by a room worker: the ciphertext arrives over the worker's control
+/// pipe and is stored here; this side never sees the plaintext.
+#[derive(Debug)]
+pub struct LiveTrackRecorder {
+    pending: Pending<TrackRecording>,
+    room: Room,
+    sealing: Sealing,
+}
+
+impl LiveTrackRecorder {
+    /// The recording's SID.
+    pub fn sid(&self) -> &str {
+        &self.pending.row().sid
+    }
+
+    /// Stores the next ciphertext.
+    pub async fn write_sealed(&mut self, sealed: &[u8]) -> Result<(), SinkError> {
+        self.pending.write_sealed(sealed).await
+    }
+
+    /// The worker's recording stopped short (it failed, or died): nothing is kept.
+    pub async fn interrupted(self) -> Result<(), LedgerError> {
+        self.pending.abandon().await
+    }
+
+    /// The worker finished the recording: `meta` is its receipt's object headers,
+    /// `duration_ms` the length it measured from the frames it muxed, `plain_size` the
+    /// plaintext it sealed. Stores the object and publishes the recording with its callbacks.
+    pub async fn finish(
+        mut self,
+        meta: ObjectMeta,
+        duration_ms: u64,
+        plain_size: u64,
+    ) -> Result<TrackRecording, LedgerError> {
+        let sealed_size = match self.pending.seal_elsewhere(meta).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.pending.abandon().await?;
+                return Err(e.into());
+            }
+        };
+        self.pending.row_mut().duration_ms = i64::try_from(duration_ms).ok();
+        publish_track(
+            self.pending,
+            &self.room,
+            self.sealing,
+            plain_size,
+            sealed_size,
+        )
+        .await
+    }
+}
+
+/// Publishes a stored track recording with its `recording-started` and `recording-completed`
+/// callbacks.
+async fn publish_track(
+    mut pending: Pending<TrackRecording>,
+    room: &Room,
+    sealing: Sealing,
+    plain_size: u64,
+    sealed_size: u64,
+) -> Result<TrackRecording, LedgerError> {
+    let services = pending.services().clone();
+    let now = services.now_us();
+    let rec = pending.row_mut();
+    rec.plain_size = i64::try_from(plain_size).unwrap_or(i64::MAX);
+    rec.sealed_size = i64::try_from(sealed_size).unwrap_or(i64::MAX);
+    rec.sealing = sealing;
+    rec.status = "completed".to_owned();
+    rec.visible = true;
+    rec.date_updated = now;
+    let rec = rec.clone();
+    let mut callbacks = Vec::new();
+    // Recording events go to the room's status callback, as Twilio's do, and to the track's.
+    for (url, method) in [
+        (
+            room.status_callback.as_deref(),
+            room.status_callback_method.as_str(),
+        ),
+        (
+            rec.status_callback.as_deref(),
+            rec.status_callback_method.as_str(),
+        ),
+    ] {
+        if let Some(url) = url {
+            for event in ["recording-started", "recording-completed"] {
+                callbacks.push(services.track_callback(url, method, room, &rec, event));
             }
         }
-        let rec = self.pending.publish(&callbacks, &[]).await?;
-        metrics::counter!("mediaseal_track_recordings_ingested_total", "sealing" => rec.sealing.as_str()).increment(1);
-        tracing::info!(recording = %rec.sid, room = %room.sid, account = %rec.account_sid, sealing = rec.sealing.as_str(), bytes = rec.plain_size, "track recording stored");
-        Ok(Ok(rec))
     }
+    let rec = pending.publish(&callbacks, &[]).await?;
+    metrics::counter!("mediaseal_track_recordings_ingested_total", "sealing" => rec.sealing.as_str()).increment(1);
+    tracing::info!(recording = %rec.sid, room = %room.sid, account = %rec.account_sid, sealing = rec.sealing.as_str(), bytes = rec.plain_size, "track recording stored");
+    Ok(rec)
 }

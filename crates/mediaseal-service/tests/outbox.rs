@@ -432,3 +432,138 @@ async fn credentials_in_a_callback_url_become_basic_auth_and_are_never_recorded(
     outbox.await.unwrap();
     let _ = stop.send(());
 }
+
+/// A receiver that answers 503 to its first request and 204 after; records each request's body
+/// in arrival order.
+async fn refuses_once() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // One request at a time, so the arrival order is the order they were answered in.
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = stream.read(&mut chunk).await else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    break Some(String::from_utf8_lossy(&buf[end + 4..]).into_owned());
+                }
+            };
+            let Some(body) = body else { continue };
+            let status = if std::mem::replace(&mut first, false) {
+                "503 Service Unavailable"
+            } else {
+                "204 No Content"
+            };
+            seen.lock().unwrap().push(format!("{status}: {body}"));
+            let answer =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (addr, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_progress_callbacks_arrive_in_order_after_a_refused_attempt() {
+    use mediaseal_service::calls::CallStatusCallback;
+    use mediaseal_store::model::{CallChange, CallDirection, CallStatus};
+
+    let (addr, seen) = refuses_once().await;
+    let w = world(|c| {
+        c.webhook_policy = WebhookPolicy::allowing(loopback());
+        c.callback_retry_base = Duration::from_millis(300);
+    })
+    .await;
+    let ac = account(&w).await;
+    let ca = new_sid("CA");
+    // As the SIP edge's ledger reports a call the API placed: each progress event travels
+    // with the status change it reports, in the same transaction.
+    for (status, event, sequence) in [
+        (CallStatus::Queued, "initiated", "0"),
+        (CallStatus::Ringing, "ringing", "1"),
+        (CallStatus::InProgress, "in-progress", "2"),
+    ] {
+        let change = CallChange {
+            sid: ca.clone(),
+            account_sid: ac.clone(),
+            parent_call_sid: None,
+            direction: CallDirection::OutboundApi,
+            from: "+15550001111".to_owned(),
+            to: "sip:jack@example.com".to_owned(),
+            status,
+            duration_secs: None,
+            sip_call_id: None,
+            at: w.services.now_us(),
+        };
+        let callback = CallStatusCallback {
+            url: format!("http://127.0.0.1:{}/status", addr.port()),
+            method: "POST".to_owned(),
+            params: vec![
+                ("CallSid".to_owned(), ca.clone()),
+                ("CallStatus".to_owned(), event.to_owned()),
+                ("SequenceNumber".to_owned(), sequence.to_owned()),
+            ],
+        };
+        w.services
+            .record_call_change(&change, Some(&callback))
+            .await
+            .unwrap()
+            .expect("the change moved the call forward");
+    }
+    let queued = w.meta.callbacks_for(&ca).await.unwrap();
+    assert_eq!(queued.len(), 3, "{queued:#?}");
+    let cancel = CancellationToken::new();
+    let outbox = tokio::spawn(run(w.services.clone(), cancel.clone()));
+    let got = wait_for("three deliveries", Duration::from_secs(20), async || {
+        let got = seen.lock().unwrap().clone();
+        (got.iter().filter(|b| b.starts_with("204")).count() >= 3).then_some(got)
+    })
+    .await;
+    cancel.cancel();
+    outbox.await.unwrap();
+    let order: Vec<(&str, &str)> = got
+        .iter()
+        .map(|b| {
+            let (status, body) = b.split_once(": ").unwrap();
+            let event = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("CallStatus="))
+                .unwrap_or("?");
+            (status, event)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("503 Service Unavailable", "initiated"),
+            ("204 No Content", "initiated"),
+            ("204 No Content", "ringing"),
+            ("204 No Content", "in-progress"),
+        ],
+        "{got:#?}"
+    );
+    let body = &got[1];
+    assert!(
+        body.contains("SequenceNumber=0") && !body.contains("SequenceNumber=0&SequenceNumber"),
+        "the edge's sequence number is kept: {body}"
+    );
+}

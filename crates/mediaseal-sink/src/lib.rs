@@ -21,5 +21,7 @@ mod tap;
 
 pub use keys::{StoredKeyError, stored_public_key};
 pub use policy::{CustomerKey, Decision, Notice, Product, Refusal, Seal};
-pub use sink::{AT_REST_KEY_ID, SealingSink, SinkError, SinkFactory, Stored};
+pub use sink::{
+    AT_REST_KEY_ID, SealingSink, SealingStream, SinkError, SinkFactory, Stored, receipt_object_meta,
+};
 pub use tap::{HeadTap, PlainTap};

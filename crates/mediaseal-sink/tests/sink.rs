@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use mediaseal_crypto::{
     Format, PrivateKey, S3Headers, native, open_seekable_to_writer, parse_details,
 };
-use mediaseal_sink::{CustomerKey, Seal, SinkFactory};
+use mediaseal_sink::{
+    CustomerKey, Seal, SealingStream, SinkError, SinkFactory, receipt_object_meta,
+};
 use mediaseal_store::model::Sealing;
 use mediaseal_store::{FsObjectStore, ObjectStore};
 
@@ -107,6 +109,74 @@ async fn every_seal_opens_with_the_right_private_key() {
         };
         assert_eq!(opened, plain, "{seal:?}");
     }
+}
+
+/// A room worker seals with a `SealingStream` (public keys, no store) and the server stores its
+/// ciphertext in a sink opened "sealed elsewhere": the object opens like one the sink sealed
+/// itself, and each half refuses the other's kind of input.
+#[tokio::test]
+async fn ciphertext_sealed_in_another_process_is_stored_as_the_sink_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (objects, sinks) = factory(dir.path());
+    let plain = content(900_000);
+    for (i, seal) in [customer(Format::S3Cbc), Seal::AtRest]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("AC1/RT{i}");
+        let mut stream = SealingStream::new(&seal, sinks.at_rest_key()).unwrap();
+        let mut remote = sinks
+            .open_sealed_elsewhere(&key, stream.sealing())
+            .await
+            .unwrap();
+        assert!(matches!(
+            remote.write(b"plaintext").await,
+            Err(SinkError::SealedElsewhere)
+        ));
+        let mut sealed = Vec::new();
+        for piece in plain.chunks(33_333) {
+            stream.write(piece, &mut sealed).unwrap();
+            remote.write_sealed(&sealed).await.unwrap();
+            sealed.clear();
+        }
+        let (receipt, head) = stream.finish(&mut sealed).unwrap();
+        assert_eq!(&head[..], &plain[..4096]);
+        remote.write_sealed(&sealed).await.unwrap();
+        let stored = remote
+            .finish_sealed(receipt_object_meta(&receipt))
+            .await
+            .unwrap();
+        let bytes = stored_bytes(&objects, &key).await;
+        assert_eq!(bytes.len() as u64, stored);
+        let opened = match &seal {
+            Seal::AtRest => {
+                native::open_stream(Cursor::new(bytes), Vec::new(), &keys().1, 1)
+                    .unwrap()
+                    .1
+            }
+            Seal::Customer { .. } => {
+                let info = objects.head(&key).await.unwrap();
+                let lines: String = info
+                    .meta
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\n"))
+                    .collect();
+                let envelope = S3Headers::from_lines(&lines)
+                    .unwrap()
+                    .to_envelope()
+                    .unwrap();
+                open_seekable_to_writer(Cursor::new(bytes), Vec::new(), &envelope, &keys().0)
+                    .unwrap()
+            }
+        };
+        assert_eq!(opened, plain, "{seal:?}");
+    }
+    // A sink that seals itself takes no ciphertext.
+    let mut local = sinks.open("AC1/RTx", &Seal::AtRest).await.unwrap();
+    assert!(matches!(
+        local.write_sealed(b"sealed").await,
+        Err(SinkError::NotSealedElsewhere)
+    ));
 }
 
 #[tokio::test]

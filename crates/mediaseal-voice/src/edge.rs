@@ -122,6 +122,8 @@ pub(crate) struct Edge {
     pub(crate) events: UnboundedSender<EdgeEvent>,
     pub(crate) finished: UnboundedSender<Finished>,
     pub(crate) seams: Seams,
+    /// Status changes for the ledger, written one after another by [`ledger_writer`].
+    pub(crate) ledger_updates: UnboundedSender<mediaseal_call::CallUpdate>,
     pub(crate) relay: RelayPool,
     pub(crate) metrics: Arc<VoiceMetrics>,
     pub(crate) http: crate::webhook::AudioClient,
@@ -553,8 +555,7 @@ impl Edge {
                 }
             }
             Effect::CallStatus(update) => {
-                let ledger = self.seams.ledger.clone();
-                tokio::spawn(async move { ledger.call_updated(update).await });
+                let _ = self.ledger_updates.send(update);
             }
             _ => {}
         }
@@ -796,5 +797,17 @@ pub(crate) async fn tls_acceptor(
                 Err(_) => tracing::debug!(%peer, "inbound SIP TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Writes the core's status changes to the ledger in the order the core made them: a call's
+/// rows move only forward, and the status callbacks they carry are queued in that order, so a
+/// change stored after a later one would lose its callback.
+pub(crate) async fn ledger_writer(
+    ledger: Arc<dyn crate::CallLedger>,
+    mut updates: UnboundedReceiver<mediaseal_call::CallUpdate>,
+) {
+    while let Some(update) = updates.recv().await {
+        ledger.call_updated(update).await;
     }
 }

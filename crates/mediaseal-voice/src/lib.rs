@@ -304,6 +304,8 @@ impl VoiceEdge {
             webhook::http_client_guarded(config.webhook_timeout, config.webhook_policy.as_ref())?,
             config.webhook_policy.clone(),
         );
+        let (ledger_tx, ledger_rx) = mpsc::unbounded_channel();
+        tokio::spawn(edge::ledger_writer(seams.ledger.clone(), ledger_rx));
         let edge = Edge {
             core,
             udp,
@@ -313,6 +315,7 @@ impl VoiceEdge {
             events: events_tx.clone(),
             finished: finished_tx,
             seams,
+            ledger_updates: ledger_tx,
             relay,
             metrics: metrics.clone(),
             http,

@@ -238,6 +238,12 @@ fn originate_request(
         timeout: std::time::Duration::from_secs(u64::from(call.timeout_secs)),
         recording,
         send_digits,
+        sip_auth: call.sip_auth.as_ref().map(|a| {
+            (
+                a.username.clone(),
+                mediaseal_twiml::SipPassword::new(a.password.clone()),
+            )
+        }),
     })
 }
 

@@ -3,10 +3,12 @@
 //! (`interop/voice/tls_uas.py` on 127.0.0.4:5061, SRTP): `Record=true` records the call from
 //! the answer, sealed with the customer's key, with the callee's tone in it; `SendDigits`
 //! reaches the callee as RFC 4733 events inside SRTP; and a redirect replaces the TwiML of a
-//! live call.
+//! live call. A hang-up during a recording is answered (or sent) before the recording is
+//! stored.
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mediaseal_call::RecordingSource;
@@ -14,6 +16,9 @@ use mediaseal_service::calls::{
     CallRedirect, LiveCallError, LiveCalls, LiveRecordingOptions, OutboundCall,
 };
 use mediaseal_store::model::Sealing;
+use mediaseal_voice::{
+    CallRecorder, MemoryRecorder, RecorderError, RecordingInfo, RecordingRequest, RecordingSink,
+};
 use support::*;
 
 const CALLEE: &str = "127.0.0.4";
@@ -33,6 +38,7 @@ fn outbound(twiml: &str) -> OutboundCall {
         timeout_secs: 30,
         record: None,
         send_digits: None,
+        sip_auth: None,
     }
 }
 
@@ -193,5 +199,170 @@ async fn a_redirect_replaces_the_twiml_of_a_live_call() {
         }),
         "an ended call is not redirected"
     );
+    edge.handle.shutdown().await;
+}
+
+/// A [`MemoryRecorder`] whose recordings are not finished (sealed and published) until the test
+/// opens the gate: whatever the callee sees before that did not wait for the store.
+#[derive(Clone)]
+struct GatedRecorder {
+    inner: MemoryRecorder,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+struct GatedSink {
+    inner: Box<dyn RecordingSink>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl CallRecorder for GatedRecorder {
+    async fn start(
+        &self,
+        request: &RecordingRequest,
+    ) -> Result<Option<Box<dyn RecordingSink>>, RecorderError> {
+        let sink = self.inner.start(request).await?;
+        Ok(sink.map(|inner| {
+            Box::new(GatedSink {
+                inner,
+                gate: self.gate.clone(),
+            }) as Box<dyn RecordingSink>
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordingSink for GatedSink {
+    async fn write(&mut self, wav: &[u8]) -> Result<(), RecorderError> {
+        self.inner.write(wav).await
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        duration: Duration,
+    ) -> Result<Option<RecordingInfo>, RecorderError> {
+        // One permit per recording: taken for good.
+        if let Ok(permit) = self.gate.acquire().await {
+            permit.forget();
+        }
+        self.inner.finish(duration).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await;
+    }
+}
+
+fn recorded() -> LiveRecordingOptions {
+    LiveRecordingOptions {
+        dual: false,
+        inbound_only: false,
+        trim_silence: false,
+        status_callback: None,
+        status_callback_method: "POST".into(),
+        status_callback_events: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_during_a_recording_does_not_wait_for_the_store() {
+    let _serial = serial().await;
+    let certs = certs();
+    let recorder = GatedRecorder {
+        inner: MemoryRecorder::new(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let mut opts = EdgeOptions::new(&certs, 33400);
+    opts.call_recorder = Some(Arc::new(recorder.clone()));
+    let edge = start_edge(opts).await;
+    let live = edge.handle.live_calls();
+    let finished = || {
+        recorder
+            .inner
+            .recordings()
+            .iter()
+            .filter(|r| r.finished)
+            .count()
+    };
+
+    // The script hangs up: the callee gets our BYE while the recording is still held open
+    // (before the fix the BYE waited for the store, and the callee hung up itself).
+    let uas = TlsUas::start(CALLEE, &certs.cert, &certs.key, &["--hold", "8"]).await;
+    let mut call = outbound("<Response><Pause length=\"1\"/><Hangup/></Response>");
+    call.record = Some(recorded());
+    let sid = live.originate(ACCOUNT, &call).await.expect("placed");
+    let callee = uas.result().await;
+    assert_eq!(
+        callee["got_bye"], true,
+        "our BYE, not the callee's: {callee}"
+    );
+    assert_eq!(
+        finished(),
+        0,
+        "the recording is still waiting for the store"
+    );
+    recorder.gate.add_permits(1);
+    wait_status(&edge, &sid, "completed").await;
+    assert_eq!(finished(), 1, "released once the recording is stored");
+
+    // The callee hangs up: its BYE is answered at once while the recording is held open.
+    let uas = TlsUas::start(CALLEE, &certs.cert, &certs.key, &["--hold", "2"]).await;
+    let mut call = outbound("<Response><Pause length=\"60\"/></Response>");
+    call.record = Some(recorded());
+    let sid = live.originate(ACCOUNT, &call).await.expect("placed");
+    let callee = uas.result().await;
+    assert_eq!(callee["got_bye"], false, "{callee}");
+    assert_eq!(callee["bye_response"], 200, "{callee}");
+    assert_eq!(finished(), 1, "the second recording is still waiting");
+    recorder.gate.add_permits(1);
+    wait_status(&edge, &sid, "completed").await;
+    assert_eq!(finished(), 2);
+    edge.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_auth_answers_a_callee_that_challenges() {
+    use mediaseal_service::calls::SipAuth;
+    let _serial = serial().await;
+    let certs = certs();
+    let edge = start_edge(EdgeOptions::new(&certs, 33600)).await;
+    let live = edge.handle.live_calls();
+    let hang_up = "<Response><Pause length=\"1\"/><Hangup/></Response>";
+
+    // The right credentials: the callee's 401 is answered and the call runs.
+    let uas = TlsUas::start(
+        CALLEE,
+        &certs.cert,
+        &certs.key,
+        &["--hold", "4", "--digest", "jack:s3cret"],
+    )
+    .await;
+    let mut call = outbound(hang_up);
+    call.sip_auth = Some(SipAuth {
+        username: "jack".into(),
+        password: "s3cret".into(),
+    });
+    let sid = live.originate(ACCOUNT, &call).await.expect("placed");
+    let callee = uas.result().await;
+    assert_eq!(callee["auth"], "ok", "{callee} {:?}", edge.ledger.updates());
+    assert_eq!(callee["got_bye"], true, "the call ran its TwiML: {callee}");
+    wait_status(&edge, &sid, "completed").await;
+
+    // A wrong password: the callee refuses the second INVITE and the call ends failed.
+    let uas = TlsUas::start(
+        CALLEE,
+        &certs.cert,
+        &certs.key,
+        &["--digest", "jack:s3cret"],
+    )
+    .await;
+    call.sip_auth = Some(SipAuth {
+        username: "jack".into(),
+        password: "wrong".into(),
+    });
+    let sid = live.originate(ACCOUNT, &call).await.expect("placed");
+    let callee = uas.result().await;
+    assert_eq!(callee["auth"], "failed", "{callee}");
+    wait_status(&edge, &sid, "failed").await;
     edge.handle.shutdown().await;
 }

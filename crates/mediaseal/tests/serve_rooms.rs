@@ -2,7 +2,8 @@
 //! `mediaseal-room-worker` next to the executable runs each group room as a hardened child
 //! process whose log reaches the server's log with the room SID; `Status=completed` ends it
 //! within 2 s; and when the server itself is killed, its room workers exit (their control pipe
-//! closed) instead of running on as orphans.
+//! closed) instead of running on as orphans; started again, the server marks the room it left
+//! in progress `failed`.
 
 mod server;
 
@@ -123,6 +124,7 @@ fn serve_runs_each_group_room_in_its_own_worker_process() {
     assert_eq!(code, 201, "{again}");
     let orphan = worker_children(serve_pid);
     assert_eq!(orphan.len(), 1);
+    let later = again["sid"].as_str().unwrap().to_owned();
     server.kill9();
     wait_for(
         "the worker exits with its server",
@@ -132,4 +134,21 @@ fn serve_runs_each_group_room_in_its_own_worker_process() {
                 .map_or(true, |s| s.contains("State:\tZ"))
         },
     );
+
+    // The same node started again: the room it left in progress has no process any more.
+    server.restart();
+    let fetch = |server: &Server| {
+        let mut r = agent()
+            .get(&format!("{}/v1/Rooms/{later}", server.url()))
+            .header("Authorization", basic(&account))
+            .call()
+            .unwrap();
+        serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let room = fetch(&server);
+    assert_eq!(room["status"], "failed", "{room}");
+    assert!(room["end_time"].is_string(), "{room}");
+    // A second start changes nothing more.
+    server.restart();
+    assert_eq!(fetch(&server)["end_time"], room["end_time"]);
 }

@@ -1213,9 +1213,19 @@ fn rest_places_a_secure_call_to_a_tls_callee_and_runs_its_twiml() {
         .iter()
         .map(|h| h.param("CallStatus").unwrap_or_default().to_owned())
         .collect();
-    for e in ["initiated", "ringing", "in-progress", "completed"] {
-        assert!(events.iter().any(|x| x == e), "{e} missing from {events:?}");
-    }
+    // Every event goes through the durable outbox, one call's in the order they happened.
+    assert_eq!(
+        events,
+        vec!["initiated", "ringing", "in-progress", "completed"],
+        "{:?}",
+        status_app.hooks()
+    );
+    let sequence: Vec<String> = status_app
+        .hooks()
+        .iter()
+        .map(|h| h.param("SequenceNumber").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(sequence, vec!["0", "1", "2", "3"]);
     for h in status_app.hooks() {
         assert_eq!(h.param("CallSid"), Some(call_sid.as_str()));
         assert_eq!(h.param("Direction"), Some("outbound-api"));

@@ -164,6 +164,34 @@ impl TurnConfig {
     pub fn ttl_max(&self) -> u32 {
         self.ttl_max
     }
+
+    /// The servers as a room participant's peer connection takes them: TURN URLs carry a
+    /// credential for `name` (coturn's `<expiry>:<name>`) valid `ttl` seconds from `now_secs`
+    /// (at most [`Self::ttl_max`]); STUN URLs carry none. Empty when no URL is configured.
+    pub(crate) fn ice_servers_for(
+        &self,
+        name: &str,
+        now_secs: i64,
+        ttl: u32,
+    ) -> Vec<mediaseal_rooms::signal::IceServer> {
+        let expires = now_secs + i64::from(ttl.min(self.ttl_max));
+        let credentials = self.secret.as_deref().map(|secret| {
+            let username = format!("{expires}:{name}");
+            let password = credential(secret, &username);
+            (username, password)
+        });
+        self.urls
+            .iter()
+            .map(|u| {
+                let creds = credentials.as_ref().filter(|_| u.relay);
+                mediaseal_rooms::signal::IceServer {
+                    urls: u.text.clone(),
+                    username: creds.map(|(n, _)| n.clone()),
+                    credential: creds.map(|(_, p)| p.clone()),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Checks one URL's shape: scheme, a host, an optional port, and only `transport=udp|tcp`.

@@ -14,6 +14,7 @@
 )]
 
 pub mod rooms;
+pub mod whip;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

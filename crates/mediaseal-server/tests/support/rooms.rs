@@ -54,7 +54,16 @@ impl Rig {
     /// Starts the server with room workers run as `config` says (its worker arguments choose
     /// e.g. the DTLS version).
     pub async fn start(config: HostConfig) -> Self {
-        let app = TestApp::new().await;
+        Self::start_with(config, |_| {}).await
+    }
+
+    /// As [`Self::start`], with the server's configuration adjusted first (e.g. its TURN
+    /// servers).
+    pub async fn start_with(
+        config: HostConfig,
+        adjust: impl FnOnce(&mut mediaseal_server::Config),
+    ) -> Self {
+        let app = TestApp::with_config(adjust).await;
         let host = install_room_host(&app.state, config).expect("room host");
         let account = app.account().await;
         assert!(app.state.set_access_token_keys(Arc::new(TestKeys {

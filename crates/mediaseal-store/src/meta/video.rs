@@ -49,6 +49,10 @@ pub trait VideoStore: Send + Sync {
         compositions: &[(Composition, Vec<Callback>)],
     ) -> StoreResult<Option<RoomCompletion>>;
 
+    /// Every room (of any account) still `in-progress` whose media process `node` runs or
+    /// ran, oldest first: at a node's start, the rooms its dead predecessor left behind.
+    async fn rooms_in_progress_on(&self, node: &str) -> StoreResult<Vec<Room>>;
+
     /// Marks an in-progress room `failed` (its media process died) and queues `callbacks`, but
     /// only if this call did the transition. `None` when the room does not exist.
     async fn fail_room(

@@ -180,6 +180,12 @@ pub struct Room {
     pub date_updated: i64,
     /// When it completed.
     pub end_time: Option<i64>,
+    /// Twilio's `EmptyRoomTimeout`: minutes the room stays after its last participant left.
+    pub empty_room_timeout: i64,
+    /// Twilio's `UnusedRoomTimeout`: minutes the room stays if nobody joins.
+    pub unused_room_timeout: i64,
+    /// The node whose media process runs the room (`None`: no media process).
+    pub node: Option<String>,
 }
 
 /// Filters of the room list.

@@ -65,11 +65,12 @@ impl SqlStore {
     ) -> StoreResult<Vec<Callback>> {
         let sql = format!(
             "UPDATE callbacks SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-               SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $3 \
-               AND (lease_until IS NULL OR lease_until < $3) {} ORDER BY next_attempt_at LIMIT $4{}) \
+               SELECT c.id FROM callbacks c WHERE c.state = 'pending' AND c.next_attempt_at <= $3 \
+               AND (c.lease_until IS NULL OR c.lease_until < $3) {} AND {IN_TURN} \
+               ORDER BY c.next_attempt_at LIMIT $4{}) \
              RETURNING {CALLBACK_COLS}",
             if account_sid.is_some() {
-                "AND account_sid = $5"
+                "AND c.account_sid = $5"
             } else {
                 ""
             },
@@ -87,6 +88,14 @@ impl SqlStore {
         rows.iter().map(callback_from).collect()
     }
 }
+
+/// A call's (`CA…`) pending status callback `c` is sent only once every earlier callback of that
+/// call was delivered or given up on, so a receiver sees its progress events in the order they
+/// were queued even when an attempt fails and waits for its retry. Other resources' callbacks are
+/// independent.
+const IN_TURN: &str = "(c.resource_sid NOT LIKE 'CA%' OR NOT EXISTS (SELECT 1 FROM callbacks e \
+     WHERE e.resource_sid = c.resource_sid AND e.state = 'pending' \
+     AND (e.created_at < c.created_at OR (e.created_at = c.created_at AND e.id < c.id))))";
 
 #[async_trait]
 impl OutboxStore for SqlStore {
@@ -110,11 +119,12 @@ impl OutboxStore for SqlStore {
     }
 
     async fn accounts_with_due_callbacks(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT account_sid FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until < $1) \
-             GROUP BY account_sid ORDER BY MIN(next_attempt_at), account_sid LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT c.account_sid FROM callbacks c WHERE c.state = 'pending' \
+                 AND c.next_attempt_at <= $1 AND (c.lease_until IS NULL OR c.lease_until < $1) \
+                 AND {IN_TURN} \
+                 GROUP BY c.account_sid ORDER BY MIN(c.next_attempt_at), c.account_sid LIMIT $2"
+        ))
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)

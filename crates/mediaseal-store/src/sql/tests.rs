@@ -3,6 +3,8 @@
 //! error). Each PostgreSQL run gets a database of its own, because these tests write rows that
 //! other suites sharing the server must never read.
 
+mod outbox_order;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -139,6 +141,9 @@ fn room(account: &str, sid: &str) -> Room {
         date_created: 1,
         date_updated: 1,
         end_time: None,
+        empty_room_timeout: 5,
+        unused_room_timeout: 5,
+        node: None,
     }
 }
 
@@ -842,5 +847,40 @@ async fn api_keys_keep_their_sealed_secret_or_none() {
         assert_eq!(renamed.secret_sealed, sealed.secret_sealed, "{name}");
         assert!(store.delete_api_key(&sealed.sid).await.unwrap(), "{name}");
         assert_eq!(store.api_key(&sealed.sid).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn rooms_in_progress_are_found_by_the_node_that_runs_them() {
+    for Backend { store, name, .. } in backends().await {
+        let u = unique();
+        let acct = format!("AC{u}");
+        let mut mine = room(&acct, &format!("RM{u}mine"));
+        mine.node = Some(format!("node-{u}-a"));
+        mine.empty_room_timeout = 1;
+        mine.unused_room_timeout = 60;
+        let mut done = room(&acct, &format!("RM{u}done"));
+        done.node = mine.node.clone();
+        let mut theirs = room(&acct, &format!("RM{u}theirs"));
+        theirs.node = Some(format!("node-{u}-b"));
+        let rowless = room(&acct, &format!("RM{u}p2p"));
+        for r in [&mine, &done, &theirs, &rowless] {
+            store.insert_room(r, &[]).await.unwrap();
+        }
+        store
+            .complete_room(&acct, &done.sid, 2, &[], &[])
+            .await
+            .unwrap();
+        let found = store
+            .rooms_in_progress_on(mine.node.as_deref().unwrap())
+            .await
+            .unwrap();
+        let sids: Vec<&str> = found.iter().map(|r| r.sid.as_str()).collect();
+        assert_eq!(sids, [mine.sid.as_str()], "{name}");
+        assert_eq!(
+            (found[0].empty_room_timeout, found[0].unused_room_timeout),
+            (1, 60),
+            "{name}: the timeouts round-trip"
+        );
     }
 }

@@ -20,7 +20,8 @@ use crate::model::{Callback, Cursor, HttpMethod, Sealing};
 const SETTINGS_COLS: &str = "account_sid, kind, friendly_name, encryption_enabled, encryption_key_sid, \
      aws_storage_enabled, aws_s3_url, aws_credentials_sid, date_created, date_updated";
 const ROOM_COLS: &str = "sid, account_sid, unique_name, room_type, status, status_callback, status_callback_method, \
-     max_participants, record_participants_on_connect, audio_only, media_region, date_created, date_updated, end_time";
+     max_participants, record_participants_on_connect, audio_only, media_region, date_created, date_updated, end_time, \
+     empty_room_timeout, unused_room_timeout, node";
 const TRACK_COLS: &str = "sid, account_sid, room_sid, participant_sid, source_sid, track_name, media_type, codec, \
      container_format, offset_ms, duration_ms, status, sealing, encryption_key_sid, object_key, sealed_size, plain_size, \
      status_callback, status_callback_method, visible, deleted, date_created, date_updated, date_deleted";
@@ -62,6 +63,9 @@ fn room_from(row: &AnyRow) -> StoreResult<Room> {
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
         end_time: row.try_get("end_time")?,
+        empty_room_timeout: row.try_get("empty_room_timeout")?,
+        unused_room_timeout: row.try_get("unused_room_timeout")?,
+        node: opt_str(row, "node")?,
     })
 }
 
@@ -287,7 +291,7 @@ impl VideoStore for SqlStore {
     async fn insert_room(&self, r: &Room, callbacks: &[Callback]) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO rooms ({ROOM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO rooms ({ROOM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&r.sid)
         .bind(&r.account_sid)
@@ -303,6 +307,9 @@ impl VideoStore for SqlStore {
         .bind(r.date_created)
         .bind(r.date_updated)
         .bind(r.end_time)
+        .bind(r.empty_room_timeout)
+        .bind(r.unused_room_timeout)
+        .bind(&r.node)
         .execute(&mut *tx)
         .await?;
         for c in callbacks {
@@ -310,6 +317,19 @@ impl VideoStore for SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn rooms_in_progress_on(&self, node: &str) -> StoreResult<Vec<Room>> {
+        sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms WHERE node = $1 AND status = 'in-progress' \
+             ORDER BY date_created, sid"
+        ))
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(room_from)
+        .collect()
     }
 
     async fn room(&self, account_sid: &str, sid: &str) -> StoreResult<Option<Room>> {

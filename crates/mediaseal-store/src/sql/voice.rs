@@ -286,14 +286,15 @@ impl VoiceStore for SqlStore {
 
     async fn object_in_use(&self, object_key: &str) -> StoreResult<bool> {
         // Voice recordings, video track recordings, compositions, transcripts and operator results
-        // own objects.
+        // own objects (a PII result's redacted view sits beside it under `{object_key}-redacted`).
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM recordings WHERE object_key = $1) \
              + (SELECT COUNT(*) FROM track_recordings WHERE object_key = $1) \
              + (SELECT COUNT(*) FROM compositions WHERE object_key = $1) \
              + (SELECT COUNT(*) FROM transcripts WHERE object_key = $1 OR log_object_key = $1 \
                 OR redacted_object_key = $1 OR redacted_media_key = $1) \
-             + (SELECT COUNT(*) FROM operator_results WHERE object_key = $1 OR log_object_key = $1) AS n",
+             + (SELECT COUNT(*) FROM operator_results WHERE object_key = $1 OR log_object_key = $1 \
+                OR object_key || '-redacted' = $1) AS n",
         )
         .bind(object_key)
         .fetch_one(&self.pool)

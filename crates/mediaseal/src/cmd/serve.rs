@@ -244,6 +244,9 @@ struct FileConfig {
     turn_url: Option<Vec<String>>,
     turn_secret_file: Option<PathBuf>,
     turn_ttl_max: Option<u64>,
+    room_worker: Option<PathBuf>,
+    max_rooms: Option<usize>,
+    room_udp: Option<Vec<SocketAddr>>,
     // The other SIP keys are read (and type-checked) by `cmd::sip`; named here so that they
     // pass `deny_unknown_fields`.
     #[serde(rename = "sip_listen")]
@@ -318,6 +321,7 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
     let compose = compose_limits(args, &file)?;
     let turn = turn_config(args, &file)?;
     let allow_webhook_networks = webhook_networks(args, &file)?;
+    let rooms = room_options(args, &file);
     let log_format = args
         .log_format
         .clone()
@@ -407,7 +411,7 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
         compose,
         sip_domain_suffix: args.sip_domain_suffix.clone().or(file.sip_domain_suffix),
         turn,
-        rooms: room_options(args),
+        rooms,
     };
     if opts.max_upload_bytes == 0 || opts.max_concurrent_uploads == 0 {
         return Err(CliError::usage(
@@ -417,17 +421,26 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
     Ok((opts, log_format))
 }
 
-/// `--room-worker`, `--max-rooms`, `--room-udp` over the defaults (flags only for now).
-fn room_options(args: &ServeArgs) -> mediaseal_server::room_processes::RoomOptions {
+/// `--room-worker`, `--max-rooms`, `--room-udp` (flags or environment, else the file's
+/// `room_worker`, `max_rooms`, `room_udp`) over the defaults.
+fn room_options(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> mediaseal_server::room_processes::RoomOptions {
     let mut rooms = mediaseal_server::room_processes::RoomOptions {
-        worker: args.room_worker.clone(),
+        worker: args
+            .room_worker
+            .clone()
+            .or_else(|| file.room_worker.clone()),
         ..Default::default()
     };
-    if let Some(n) = args.max_rooms {
+    if let Some(n) = args.max_rooms.or(file.max_rooms) {
         rooms.max_rooms = n;
     }
     if !args.room_udp.is_empty() {
         rooms.udp.clone_from(&args.room_udp);
+    } else if let Some(udp) = file.room_udp.as_ref().filter(|u| !u.is_empty()) {
+        rooms.udp.clone_from(udp);
     }
     rooms
 }
@@ -648,6 +661,51 @@ mod tests {
         );
         assert_eq!(opts.rooms.max_rooms, 8);
         assert_eq!(opts.rooms.udp.len(), 2);
+    }
+
+    #[test]
+    fn room_worker_options_come_from_the_file_under_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "room_worker = \"/opt/w/mediaseal-room-worker\"\nmax_rooms = 3\n\
+             room_udp = [\"192.0.2.9:40000\", \"[2001:db8::9]:0\"]\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let (opts, _) = options(&parse(&["--config", config])).unwrap();
+        assert_eq!(
+            opts.rooms.worker.as_deref(),
+            Some(Path::new("/opt/w/mediaseal-room-worker"))
+        );
+        assert_eq!(opts.rooms.max_rooms, 3);
+        assert_eq!(
+            opts.rooms.udp,
+            [
+                "192.0.2.9:40000".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::9]:0".parse().unwrap()
+            ]
+        );
+        let (opts, _) = options(&parse(&[
+            "--config",
+            config,
+            "--max-rooms",
+            "7",
+            "--room-udp",
+            "198.51.100.1:0",
+        ]))
+        .unwrap();
+        assert_eq!(opts.rooms.max_rooms, 7, "the flag wins");
+        assert_eq!(opts.rooms.udp, ["198.51.100.1:0".parse().unwrap()]);
+        assert_eq!(
+            opts.rooms.worker.as_deref(),
+            Some(Path::new("/opt/w/mediaseal-room-worker")),
+            "unset flags leave the file's value"
+        );
+        std::fs::write(&path, "room_udp = [\"not an address\"]\n").unwrap();
+        let err = options(&parse(&["--config", config])).unwrap_err();
+        assert!(err.message.contains("line 1"), "{}", err.message);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mediaseal_intelligence::operators::{
     OPERATOR_TYPES, OperatorResult, OperatorType, PHRASE_CONFIG_SCHEMA, PII_OPERATOR_NAME,
-    PII_OPERATOR_SID, PII_TYPE, parse_config,
+    PII_OPERATOR_SID, PII_TYPE, parse_config, redacted_key,
 };
 use mediaseal_intelligence::transcripts::{AudioSource as _, MAX_AUDIO_BYTES};
 use mediaseal_store::model::Cursor;
@@ -22,7 +22,6 @@ use mediaseal_store::model::Sealing;
 use mediaseal_store::model::intelligence::Transcript;
 use mediaseal_store::model::operators::{CustomOperator, OperatorResultRecord, OperatorUpdate};
 use serde::Serialize;
-use zeroize::Zeroize as _;
 
 use super::transcripts::{find as find_transcript, location_of};
 use super::{AtRestSource, MAX_PAGE};
@@ -641,18 +640,8 @@ pub(crate) struct OperatorResultResource {
 impl OperatorResultResource {
     /// `r` for `base`; with `redacted`, what a PII operator found is shown as its type only.
     fn of(base: &str, mut r: OperatorResult, redacted: bool) -> ApiResult<Self> {
-        if redacted && r.operator_type == PII_TYPE.result_type {
-            // The plain view of a redacting service shows what was found by its type only.
-            for (label, values) in &mut r.extract_results {
-                values.zeroize();
-                *values = vec![format!("[{label}]")];
-            }
-            for u in &mut r.utterance_results {
-                for p in &mut u.utterance_parts {
-                    p.text.zeroize();
-                    p.text = format!("[{}]", p.label);
-                }
-            }
+        if redacted {
+            r.redact();
         }
         let url = format!(
             "{base}/v2/Transcripts/{}/OperatorResults/{}",
@@ -820,11 +809,24 @@ pub(crate) async fn encrypted_results(
             ),
         ));
     }
+    let redact = redacted(&t, &auth.query)?;
     let mut locations = Vec::new();
     for r in st.meta.operator_results(auth.principal.sid(), &sid).await? {
-        if r.sealing == Sealing::Customer {
-            locations.push(location_of(&st, &auth.base_url, &r.object_key).await?);
+        if r.sealing != Sealing::Customer {
+            continue;
         }
+        // The redacted view was sealed beside the result when it was generated (the server
+        // cannot redact what it cannot open); results from before it existed have none.
+        let redacted_view = redacted_key(&r.object_key);
+        let key = if redact
+            && OperatorResult::has_redacted_view(&r.operator_type)
+            && st.services.objects().head(&redacted_view).await.is_ok()
+        {
+            redacted_view.as_str()
+        } else {
+            r.object_key.as_str()
+        };
+        locations.push(location_of(&st, &auth.base_url, key).await?);
     }
     Ok(Json(EncryptedOperatorResults {
         locations,

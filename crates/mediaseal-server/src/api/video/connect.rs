@@ -41,6 +41,10 @@ pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings (below the listener's 60 s idle timeout).
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Lifetime of the TURN credentials a participant gets in `joined`, in seconds: the longest a
+/// participant may stay (`--max-participant-duration` of the worker, 4 h), since TURN
+/// allocations are refreshed with the same credentials (capped by `--turn-ttl-max`).
+pub(crate) const PARTICIPANT_TURN_TTL: u32 = 14_400;
 
 /// `GET /v1/Rooms/{RoomSidOrUniqueName}/Connect`.
 pub(crate) async fn connect(
@@ -148,6 +152,12 @@ async fn admit(
             identity: participant.identity.clone(),
         },
         participants: subscription.participants.clone(),
+        // TURN credentials named after the participant, living as long as it may stay.
+        ice_servers: st.config.turn.ice_servers_for(
+            &participant.sid,
+            st.services.now_us().div_euclid(1_000_000),
+            PARTICIPANT_TURN_TTL,
+        ),
     };
     if !send(socket, &joined).await {
         return Ok(None);

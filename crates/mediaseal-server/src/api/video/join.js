@@ -26,6 +26,8 @@
     local: [],
     // Every error, as { code, message } (code 0: in the page).
     errors: [],
+    // The STUN/TURN URLs the peer connection was given (credentials are not kept here).
+    iceServers: [],
   };
   window.mediasealState = state;
 
@@ -97,6 +99,7 @@
     const ws = new WebSocket(url);
     let pc = null;
     let media = null;
+    let iceServers = [];
     // Received track id -> the participant SID its stream is named after.
     const owners = {};
     // SDP work happens one step at a time, in the order the messages came.
@@ -112,7 +115,11 @@
       status('Starting camera and microphone…');
       media = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
       $('local').srcObject = media;
-      pc = new RTCPeerConnection({ iceServers: [] });
+      // STUN/TURN from `joined` (short-lived TURN credentials for this participant); none when
+      // the server has no TURN configured.
+      pc = new RTCPeerConnection({ iceServers: iceServers });
+      // What the connection was really given: the URLs, never the credentials.
+      state.iceServers = pc.getConfiguration().iceServers.flatMap((s) => [].concat(s.urls));
       for (const track of media.getTracks()) {
         pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
       }
@@ -161,6 +168,7 @@
           state.participantSid = message.participant.sid;
           state.identity = message.participant.identity;
           for (const p of message.participants) state.participants[p.sid] = p.identity;
+          iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : [];
           serially(publish);
           break;
         case 'answer':

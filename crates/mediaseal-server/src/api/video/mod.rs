@@ -9,6 +9,7 @@ mod compositions;
 mod connect;
 mod hooks;
 mod join;
+mod live_recordings;
 mod media;
 mod participants;
 mod recordings;

@@ -27,6 +27,10 @@ use mediaseal_service::outbox::new_callback;
 
 const TYPES: [&str; 4] = ["group", "go", "peer-to-peer", "group-small"];
 
+/// Twilio's range of `EmptyRoomTimeout` and `UnusedRoomTimeout`, in minutes, and their default.
+const ROOM_TIMEOUT_MINUTES: std::ops::RangeInclusive<i64> = 1..=60;
+const DEFAULT_ROOM_TIMEOUT_MINUTES: i64 = 5;
+
 /// A room as the API shows it (fields in alphabetical order, as clients have always seen them).
 #[derive(Debug, Serialize)]
 pub(crate) struct RoomResource {
@@ -36,7 +40,7 @@ pub(crate) struct RoomResource {
     date_updated: String,
     /// Seconds; null while in progress.
     duration: Option<i64>,
-    empty_room_timeout: u32,
+    empty_room_timeout: i64,
     enable_turn: bool,
     end_time: Option<String>,
     large_room: bool,
@@ -53,7 +57,7 @@ pub(crate) struct RoomResource {
     #[serde(rename = "type")]
     room_type: String,
     unique_name: String,
-    unused_room_timeout: u32,
+    unused_room_timeout: i64,
     url: String,
     video_codecs: [&'static str; 2],
 }
@@ -76,7 +80,7 @@ impl RoomResource {
             date_created: iso8601(r.date_created),
             date_updated: iso8601(r.date_updated),
             duration: r.end_time.map(|end| (end - r.date_created) / 1_000_000),
-            empty_room_timeout: 5,
+            empty_room_timeout: r.empty_room_timeout,
             enable_turn: true,
             end_time: r.end_time.map(iso8601),
             large_room: false,
@@ -97,7 +101,7 @@ impl RoomResource {
             status_callback_method: r.status_callback_method.clone(),
             room_type: r.room_type.clone(),
             unique_name: r.unique_name.clone(),
-            unused_room_timeout: 5,
+            unused_room_timeout: r.unused_room_timeout,
             url,
             video_codecs: ["VP8", "H264"],
         }
@@ -203,6 +207,16 @@ pub(crate) async fn create(
             ));
         }
     };
+    let empty_room_timeout = form
+        .int_in("EmptyRoomTimeout", ROOM_TIMEOUT_MINUTES)?
+        .unwrap_or(DEFAULT_ROOM_TIMEOUT_MINUTES);
+    let unused_room_timeout = form
+        .int_in("UnusedRoomTimeout", ROOM_TIMEOUT_MINUTES)?
+        .unwrap_or(DEFAULT_ROOM_TIMEOUT_MINUTES);
+    // The process first: a node that cannot run one more room refuses before a row exists.
+    let processes = st
+        .room_processes()
+        .filter(|_| has_media_process(&room_type));
     let now = now_us();
     let room = Room {
         sid,
@@ -221,14 +235,14 @@ pub(crate) async fn create(
         date_created: now,
         date_updated: now,
         end_time: None,
+        empty_room_timeout,
+        unused_room_timeout,
+        // Recorded so that this node, started again after dying, fails the rooms it ran.
+        node: processes.map(|_| st.config.room_node.clone()),
     };
     let callbacks: Vec<Callback> = room_callback(&st, &room, "room-created", &[])
         .into_iter()
         .collect();
-    // The process first: a node that cannot run one more room refuses before a row exists.
-    let processes = st
-        .room_processes()
-        .filter(|_| has_media_process(&room.room_type));
     if let Some(processes) = processes {
         processes.start(&room).await.map_err(|e| {
             tracing::error!(room = %room.sid, error = %e, "the room's media process did not start");
@@ -246,6 +260,8 @@ pub(crate) async fn create(
         return Err(e.into());
     }
     tracing::info!(room = %room.sid, account = %account, "room created");
+    // Before the room is announced to its creator, so tracks are recorded from the first.
+    super::live_recordings::start(&st, &room).await;
     if let Some(events) = processes.and_then(|p| p.subscribe(&room.sid)) {
         tokio::spawn(super::participants::record(
             st.clone(),
@@ -515,23 +531,54 @@ pub(crate) async fn worker_exited(
             complete_now(st, &room).await?;
         }
         ExitOutcome::Failed(how) => {
-            let now = now_us();
-            let mut failed = room.clone();
-            failed.status = "failed".to_owned();
-            failed.end_time = Some(now);
-            let duration = ((now - room.date_created) / 1_000_000).to_string();
-            let callbacks: Vec<Callback> =
-                room_callback(st, &failed, "room-ended", &[("RoomDuration", duration)])
-                    .into_iter()
-                    .collect();
-            let done = st
-                .meta
-                .fail_room(&room.account_sid, &room.sid, now, &callbacks)
-                .await?;
-            if done.is_some_and(|d| d.transitioned) {
+            if fail_now(st, &room).await? {
                 tracing::warn!(room = %room.sid, account = %room.account_sid, exit = %how, "room failed: its media process died");
             }
         }
     }
     Ok(())
+}
+
+/// Marks `room` failed in the store now, with `room-ended` (`RoomStatus=failed`) to its status
+/// callback; `true` if this call ended it.
+async fn fail_now(st: &AppState, room: &Room) -> ApiResult<bool> {
+    let now = now_us();
+    let mut failed = room.clone();
+    failed.status = "failed".to_owned();
+    failed.end_time = Some(now);
+    let duration = ((now - room.date_created) / 1_000_000).to_string();
+    let callbacks: Vec<Callback> =
+        room_callback(st, &failed, "room-ended", &[("RoomDuration", duration)])
+            .into_iter()
+            .collect();
+    let done = st
+        .meta
+        .fail_room(&room.account_sid, &room.sid, now, &callbacks)
+        .await?;
+    Ok(done.is_some_and(|d| d.transitioned))
+}
+
+/// At start, before this node runs any room: the rooms a previous process of this node (same
+/// [`crate::state::Config::room_node`]) left `in-progress` lost their media processes with it,
+/// so they become `failed` as if their process had died now, and their participants
+/// `disconnected`. Rooms other nodes run are not touched; running it again changes nothing.
+/// Returns how many rooms it failed.
+pub(crate) async fn fail_abandoned_rooms(st: &AppState) -> ApiResult<usize> {
+    let node = &st.config.room_node;
+    let mut failed = 0;
+    for room in st.meta.rooms_in_progress_on(node).await? {
+        // Its participant recorder died too: nobody is connected, nothing is published. (First,
+        // so that a start that stops half-way leaves the room for the next start to finish.)
+        st.meta
+            .remove_published_tracks(&room.account_sid, &room.sid, None, None)
+            .await?;
+        st.meta
+            .disconnect_room_participants(&room.account_sid, &room.sid, now_us())
+            .await?;
+        if fail_now(st, &room).await? {
+            tracing::warn!(room = %room.sid, account = %room.account_sid, node = %node, "room failed: this node stopped while it ran");
+            failed += 1;
+        }
+    }
+    Ok(failed)
 }

@@ -1,0 +1,184 @@
+//! Live track recordings of group rooms (`RecordParticipantsOnConnect=true`).
+//!
+//! When such a room starts, the account's video recording settings decide the seal (the
+//! customer's key in `s3-cbc`, or the service's at-rest key) and the room's process is told to
+//! record with that public key: it muxes each published track into Matroska and seals it as
+//! the frames arrive. What reaches this task is ciphertext, which it stores through the ledger
+//! ([`Services::start_live_track_recording`]) as one `RT…` recording per track, published with
+//! its callbacks when the worker reports the track finished. A recording the worker could not
+//! finish (it failed, or the process died) leaves nothing behind.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use mediaseal_rooms::control::{RecordingSeal, WorkerEvent};
+use mediaseal_rooms::signal::TrackKind;
+use mediaseal_service::Services;
+use mediaseal_service::tracks::{LiveTrackRecorder, TrackRequest};
+use mediaseal_sink::{AT_REST_KEY_ID, Refusal, Seal};
+use mediaseal_store::video::Room;
+
+use crate::state::AppState;
+
+/// Asks the room's process to record, if the room records participants on connect, and
+/// stores what it sends. Call once, after the room's row exists.
+pub(crate) async fn start(st: &AppState, room: &Room) {
+    if !room.record_participants_on_connect {
+        return;
+    }
+    let Some(processes) = st.room_processes() else {
+        return;
+    };
+    let services = st.services.clone();
+    let seal = match services.track_recording_seal(&room.account_sid).await {
+        Ok(Ok(seal)) => seal,
+        Ok(Err(refusal)) => {
+            let why = match refusal {
+                Refusal::KeyGone { sid, .. } => format!(
+                    "recording encryption is on, but its public key {} no longer exists",
+                    sid.unwrap_or_default()
+                ),
+                other => other.to_string(),
+            };
+            tracing::warn!(room = %room.sid, account = %room.account_sid, reason = %why, "the room's tracks will not be recorded");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(room = %room.sid, error = %e, "the room's recording settings could not be read; its tracks will not be recorded");
+            return;
+        }
+    };
+    let Some(events) = processes
+        .record(&room.sid, worker_seal(&services, &seal))
+        .await
+    else {
+        tracing::warn!(room = %room.sid, "the room's process did not take the recording request");
+        return;
+    };
+    tracing::info!(room = %room.sid, customer_key = seal.customer_key_sid().is_some(), "recording the room's tracks");
+    tokio::spawn(store(services, room.clone(), seal, events));
+}
+
+/// The public half of `seal`, for the worker.
+fn worker_seal(services: &Services, seal: &Seal) -> RecordingSeal {
+    match seal {
+        Seal::Customer { format, key } => RecordingSeal {
+            customer: true,
+            format: format.name().to_owned(),
+            key_id: key.sid.clone(),
+            public_key: BASE64.encode(key.key.spki_der()),
+        },
+        Seal::AtRest => RecordingSeal {
+            customer: false,
+            format: mediaseal_crypto::Format::Native.name().to_owned(),
+            key_id: AT_REST_KEY_ID.to_owned(),
+            public_key: BASE64.encode(services.sinks.at_rest_key().spki_der()),
+        },
+    }
+}
+
+/// Stores the worker's recordings until its event stream closes.
+async fn store(
+    services: Services,
+    room: Room,
+    seal: Seal,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
+) {
+    let mut live: HashMap<String, LiveTrackRecorder> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            WorkerEvent::RecordingStarted {
+                track_sid,
+                participant_sid,
+                track_name,
+                kind,
+                codec,
+                container,
+                offset_ms,
+            } => {
+                let request = TrackRequest {
+                    room: room.clone(),
+                    participant_sid,
+                    source_sid: track_sid.clone(),
+                    track_name,
+                    media_type: match kind {
+                        TrackKind::Audio => "audio",
+                        TrackKind::Video => "video",
+                        TrackKind::Data => "data",
+                    }
+                    .to_owned(),
+                    codec,
+                    container_format: container,
+                    offset_ms: i64::try_from(offset_ms).unwrap_or(0),
+                    status_callback: None,
+                    status_callback_method: "POST".to_owned(),
+                };
+                match services.start_live_track_recording(request, &seal).await {
+                    Ok(recorder) => {
+                        tracing::info!(room = %room.sid, track = %track_sid, recording = %recorder.sid(), "track recording started");
+                        live.insert(track_sid, recorder);
+                    }
+                    Err(e) => {
+                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be reserved; it is not kept");
+                    }
+                }
+            }
+            WorkerEvent::RecordingData { track_sid, sealed } => {
+                let Some(recorder) = live.get_mut(&track_sid) else {
+                    continue;
+                };
+                let stored = match BASE64.decode(sealed.as_bytes()) {
+                    Ok(bytes) => recorder
+                        .write_sealed(&bytes)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("the room process sent bad base64: {e}")),
+                };
+                if let Err(why) = stored {
+                    tracing::error!(room = %room.sid, track = %track_sid, error = %why, "the track recording could not be stored; it is not kept");
+                    if let Some(recorder) = live.remove(&track_sid) {
+                        abandon(recorder).await;
+                    }
+                }
+            }
+            WorkerEvent::RecordingFinished {
+                track_sid,
+                duration_ms,
+                plain_size,
+                object_meta,
+            } => {
+                let Some(recorder) = live.remove(&track_sid) else {
+                    continue;
+                };
+                match recorder.finish(object_meta, duration_ms, plain_size).await {
+                    Ok(rec) => {
+                        tracing::info!(room = %room.sid, track = %track_sid, recording = %rec.sid, duration_ms, "track recording completed");
+                    }
+                    Err(e) => {
+                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be published; it is not kept");
+                    }
+                }
+            }
+            WorkerEvent::RecordingFailed { track_sid, message } => {
+                tracing::warn!(room = %room.sid, track = %track_sid, reason = %message, "the room process could not record the track; nothing is kept");
+                if let Some(recorder) = live.remove(&track_sid) {
+                    abandon(recorder).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    // The process is gone: whatever it did not finish is incomplete and is not kept.
+    for (track_sid, recorder) in live {
+        tracing::warn!(room = %room.sid, track = %track_sid, "the room process ended before the track recording finished; nothing is kept");
+        abandon(recorder).await;
+    }
+}
+
+async fn abandon(recorder: LiveTrackRecorder) {
+    let sid = recorder.sid().to_owned();
+    if let Err(e) = recorder.interrupted().await {
+        tracing::error!(recording = %sid, error = %e, "an unfinished track recording could not be removed; the sweeper will");
+    }
+}
