@@ -31,10 +31,14 @@ use mediaseal_rooms::control::{
 };
 use mediaseal_rooms::room::RoomEndReason;
 use mediaseal_rooms::signal::{ParticipantInfo, TrackInfo};
+use recordings::RecordingGate;
+pub use recordings::{MAX_QUEUED_RECORDING_BYTES, RecordingEvents};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
+
+mod recordings;
 
 /// File name of the worker binary, looked for next to the current executable by default.
 pub const WORKER_BIN: &str = "mediaseal-room-worker";
@@ -218,7 +222,7 @@ struct Handle {
     exited: watch::Receiver<bool>,
     view: Arc<Mutex<RoomView>>,
     /// The room's `recording_*` events, until [`RoomHost::record`] takes them.
-    recordings: Arc<Mutex<Option<mpsc::UnboundedReceiver<WorkerEvent>>>>,
+    recordings: Arc<Mutex<Option<RecordingEvents>>>,
 }
 
 /// What the worker reported so far: the participants connected and the tracks published now,
@@ -445,9 +449,9 @@ impl RoomHost {
         let (control, control_rx) = mpsc::channel(64);
         let (exited_tx, exited) = watch::channel(false);
         let view = Arc::new(Mutex::new(RoomView::new()));
-        // Unbounded, not a ring: losing a block of a recording would corrupt it. Only a room
-        // asked to record produces these, and its reader stores them as they come.
-        let (recordings_tx, recordings_rx) = mpsc::unbounded_channel();
+        // Not the ring: losing a block of a recording would corrupt it. Only a room asked to
+        // record produces these; the gate bounds what waits for the object store.
+        let (recordings_tx, recordings_rx) = RecordingGate::new(MAX_QUEUED_RECORDING_BYTES);
         self.rooms().insert(
             spec.room_sid.clone(),
             Slot::Running(Handle {
@@ -517,11 +521,7 @@ impl RoomHost {
     /// says, and hands over the stream of its `recording_started`, `recording_data`,
     /// `recording_finished` and `recording_failed` events (closed when the worker is gone).
     /// `None` if the room has no running worker or is already recording.
-    pub async fn record(
-        &self,
-        room_sid: &str,
-        seal: RecordingSeal,
-    ) -> Option<mpsc::UnboundedReceiver<WorkerEvent>> {
+    pub async fn record(&self, room_sid: &str, seal: RecordingSeal) -> Option<RecordingEvents> {
         let (control, recordings) = match self.rooms().get(room_sid) {
             Some(Slot::Running(h)) => (h.control.clone(), h.recordings.clone()),
             _ => return None,
@@ -568,7 +568,7 @@ struct Worker {
     control: mpsc::Receiver<Control>,
     exited: watch::Sender<bool>,
     view: Arc<Mutex<RoomView>>,
-    recordings: mpsc::UnboundedSender<WorkerEvent>,
+    recordings: RecordingGate,
 }
 
 /// Locks a room view; a panic while it was held leaves plain data behind: keep using it.
@@ -680,8 +680,7 @@ impl Worker {
                     | WorkerEvent::RecordingFinished { .. }
                     | WorkerEvent::RecordingFailed { .. }),
                 )) => {
-                    // Nobody reading: the room was never asked to record; nothing to keep.
-                    let _ = self.recordings.send(event);
+                    self.recordings.admit(room, event);
                 }
                 Ok(Some(event)) => {
                     tracing::debug!(room = %room, event = event_name(&event), "room worker event");

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use mediaseal_room_host::{
-    ExitOutcome, HostConfig, PublishedTrack, RoomExit, RoomHost, RoomSpec, RoomSubscription,
-    StartError, WORKER_BIN,
+    ExitOutcome, HostConfig, PublishedTrack, RecordingEvents, RoomExit, RoomHost, RoomSpec,
+    RoomSubscription, StartError, WORKER_BIN,
 };
-use mediaseal_rooms::control::{RecordingSeal, Request, WorkerEvent};
+use mediaseal_rooms::control::{RecordingSeal, Request};
 use mediaseal_store::video::Room;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -41,11 +41,7 @@ pub trait RoomProcesses: Send + Sync {
     /// Starts recording every track published in the room, sealed in its process as `seal`
     /// says; the stream of its `recording_*` events (ciphertext only). `None` if it has no
     /// process or already records.
-    async fn record(
-        &self,
-        _room_sid: &str,
-        _seal: RecordingSeal,
-    ) -> Option<UnboundedReceiver<WorkerEvent>> {
+    async fn record(&self, _room_sid: &str, _seal: RecordingSeal) -> Option<RecordingEvents> {
         None
     }
 }
@@ -79,11 +75,7 @@ impl RoomProcesses for RoomHost {
         Self::subscribe(self, room_sid)
     }
 
-    async fn record(
-        &self,
-        room_sid: &str,
-        seal: RecordingSeal,
-    ) -> Option<UnboundedReceiver<WorkerEvent>> {
+    async fn record(&self, room_sid: &str, seal: RecordingSeal) -> Option<RecordingEvents> {
         Self::record(self, room_sid, seal).await
     }
 }

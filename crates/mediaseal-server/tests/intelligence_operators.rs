@@ -607,6 +607,37 @@ fn seed_decrypt(wrapped: &str, iv: &str, ciphertext: &[u8]) -> Value {
     serde_json::from_slice(&plain).unwrap()
 }
 
+/// `GET /v2/Transcripts/{gt}/OperatorResults/Encrypted{query}`, then every location downloaded
+/// without credentials (no card number in the sealed bytes) and opened by the seed's script.
+async fn open_encrypted_results(app: &TestApp, creds: &Creds, gt: &str, query: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/v2/Transcripts/{gt}/OperatorResults/Encrypted{query}"),
+            creds,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let mut opened = Vec::new();
+    for location in r.json()["locations"].as_array().unwrap() {
+        let path = location
+            .as_str()
+            .unwrap()
+            .strip_prefix("http://mediaseal.test")
+            .unwrap()
+            .to_owned();
+        let d = app.get(&path, &Creds::None).await;
+        assert_eq!(d.status, StatusCode::OK);
+        let header = |name: &str| d.headers[name].to_str().unwrap().to_owned();
+        assert!(!mediaseal_test_support::contains(&d.body, CARD.as_bytes()));
+        opened.push(seed_decrypt(
+            &header("x-amz-meta-x-amz-key"),
+            &header("x-amz-meta-x-amz-iv"),
+            &d.body,
+        ));
+    }
+    opened
+}
+
 #[tokio::test]
 async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
     let app = TestApp::with_scripted_speech(&LINES).await;
@@ -651,25 +682,12 @@ async fn with_a_key_each_result_is_sealed_and_opens_with_the_seed_script() {
         enc["url"],
         format!("http://mediaseal.test/v2/Transcripts/{gt}/OperatorResults/Encrypted")
     );
-    let locations = enc["locations"].as_array().unwrap();
-    assert_eq!(locations.len(), 2, "one object per result");
-    let mut opened = Vec::new();
-    for location in locations {
-        let path = location
-            .as_str()
-            .unwrap()
-            .strip_prefix("http://mediaseal.test")
-            .unwrap();
-        let d = app.get(path, &Creds::None).await;
-        assert_eq!(d.status, StatusCode::OK);
-        let header = |name: &str| d.headers[name].to_str().unwrap().to_owned();
-        assert!(!mediaseal_test_support::contains(&d.body, CARD.as_bytes()));
-        opened.push(seed_decrypt(
-            &header("x-amz-meta-x-amz-key"),
-            &header("x-amz-meta-x-amz-iv"),
-            &d.body,
-        ));
-    }
+    assert_eq!(
+        enc["locations"].as_array().unwrap().len(),
+        2,
+        "one object per result"
+    );
+    let opened = open_encrypted_results(&app, &creds, &gt, "").await;
     let pii = opened.iter().find(|r| r["operator_sid"] == PII).unwrap();
     assert_eq!(pii["extract_results"]["CREDIT_CARD"][0], CARD);
     assert_eq!(pii["transcript_sid"], gt.as_str());
@@ -739,41 +757,8 @@ async fn a_redacting_service_seals_a_redacted_view_of_encrypted_pii_results() {
         .await
         .0;
 
-    let open_all = |query: &'static str| {
-        let app = &app;
-        let creds = &creds;
-        let gt = gt.clone();
-        async move {
-            let r = app
-                .get(
-                    &format!("/v2/Transcripts/{gt}/OperatorResults/Encrypted{query}"),
-                    creds,
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-            let mut opened = Vec::new();
-            for location in r.json()["locations"].as_array().unwrap() {
-                let path = location
-                    .as_str()
-                    .unwrap()
-                    .strip_prefix("http://mediaseal.test")
-                    .unwrap()
-                    .to_owned();
-                let d = app.get(&path, &Creds::None).await;
-                assert_eq!(d.status, StatusCode::OK);
-                let header = |name: &str| d.headers[name].to_str().unwrap().to_owned();
-                assert!(!mediaseal_test_support::contains(&d.body, CARD.as_bytes()));
-                opened.push(seed_decrypt(
-                    &header("x-amz-meta-x-amz-key"),
-                    &header("x-amz-meta-x-amz-iv"),
-                    &d.body,
-                ));
-            }
-            opened
-        }
-    };
     // Default (the transcript's `redaction`): the PII result shows types only.
-    let redacted = open_all("").await;
+    let redacted = open_encrypted_results(&app, &creds, &gt, "").await;
     assert_eq!(redacted.len(), 2, "{redacted:?}");
     let pii = redacted.iter().find(|r| r["operator_sid"] == PII).unwrap();
     assert_eq!(pii["extract_results"]["CREDIT_CARD"][0], "[CREDIT_CARD]");
@@ -787,7 +772,7 @@ async fn a_redacting_service_seals_a_redacted_view_of_encrypted_pii_results() {
         .unwrap();
     assert_eq!(phrase["extract_match"], true);
     // `Redacted=false`: the full result.
-    let full = open_all("?Redacted=false").await;
+    let full = open_encrypted_results(&app, &creds, &gt, "?Redacted=false").await;
     let pii = full.iter().find(|r| r["operator_sid"] == PII).unwrap();
     assert_eq!(pii["extract_results"]["CREDIT_CARD"][0], CARD);
     let hits = at_rest(&app, &SPOKEN);

@@ -115,6 +115,12 @@ impl Ledgered for TrackRecording {
     }
 }
 
+/// How a reservation's sink is opened: sealing here, or storing another process's ciphertext.
+enum SinkOpening<'a> {
+    Seal(&'a Seal),
+    Elsewhere(Sealing),
+}
+
 /// A reserved row with its product being sealed.
 ///
 /// Dropping it without [`publish`](Self::publish) or [`abandon`](Self::abandon) discards the
@@ -146,27 +152,7 @@ impl Services {
         row: R,
         seal: &Seal,
     ) -> Result<Pending<R>, LedgerError> {
-        let key = row
-            .object_key()
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("{} {} has no object key", R::KIND, row.sid()))
-            })?
-            .to_owned();
-        R::reserve(self.meta.as_ref(), &row).await?;
-        let sink = match self.sinks.open(&key, seal).await {
-            Ok(sink) => sink,
-            Err(e) => {
-                R::drop_reservation(self.meta.as_ref(), row.sid()).await?;
-                return Err(e.into());
-            }
-        };
-        Ok(Pending {
-            services: self.clone(),
-            row,
-            sink: Some(sink),
-            stored_key: None,
-            settled: false,
-        })
+        self.reserve_with(row, SinkOpening::Seal(seal)).await
     }
 
     /// Like [`reserve`](Self::reserve), for a product sealed by another process (a room
@@ -176,6 +162,15 @@ impl Services {
         row: R,
         sealing: Sealing,
     ) -> Result<Pending<R>, LedgerError> {
+        self.reserve_with(row, SinkOpening::Elsewhere(sealing))
+            .await
+    }
+
+    async fn reserve_with<R: Ledgered>(
+        &self,
+        row: R,
+        opening: SinkOpening<'_>,
+    ) -> Result<Pending<R>, LedgerError> {
         let key = row
             .object_key()
             .ok_or_else(|| {
@@ -183,7 +178,13 @@ impl Services {
             })?
             .to_owned();
         R::reserve(self.meta.as_ref(), &row).await?;
-        let sink = match self.sinks.open_sealed_elsewhere(&key, sealing).await {
+        let opened = match opening {
+            SinkOpening::Seal(seal) => self.sinks.open(&key, seal).await,
+            SinkOpening::Elsewhere(sealing) => {
+                self.sinks.open_sealed_elsewhere(&key, sealing).await
+            }
+        };
+        let sink = match opened {
             Ok(sink) => sink,
             Err(e) => {
                 R::drop_reservation(self.meta.as_ref(), row.sid()).await?;

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
 
 use mediaseal_crypto::{
-    Format, PrivateKey, S3Headers, native, open_seekable_to_writer, parse_details,
+    Envelope, Format, PrivateKey, S3Headers, native, open_seekable_to_writer, parse_details,
 };
 use mediaseal_sink::{
     CustomerKey, Seal, SealingStream, SinkError, SinkFactory, receipt_object_meta,
@@ -51,6 +51,21 @@ async fn stored_bytes(objects: &Arc<dyn ObjectStore>, key: &str) -> Vec<u8> {
     v
 }
 
+/// The S3 envelope of a stored object: it travels as object headers, as the seeds' recipes read
+/// it.
+async fn s3_envelope(objects: &Arc<dyn ObjectStore>, key: &str) -> Envelope {
+    let info = objects.head(key).await.unwrap();
+    let lines: String = info
+        .meta
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\n"))
+        .collect();
+    S3Headers::from_lines(&lines)
+        .unwrap()
+        .to_envelope()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn every_seal_opens_with_the_right_private_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,17 +106,7 @@ async fn every_seal_opens_with_the_right_private_key() {
                 let envelope = if *format == Format::RsaAes {
                     parse_details(&stored.encryption_details_json().unwrap()).unwrap()
                 } else {
-                    // The S3 envelope travels as object headers, as the seeds' recipes read it.
-                    let info = objects.head(&key).await.unwrap();
-                    let lines: String = info
-                        .meta
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {v}\n"))
-                        .collect();
-                    S3Headers::from_lines(&lines)
-                        .unwrap()
-                        .to_envelope()
-                        .unwrap()
+                    s3_envelope(&objects, &key).await
                 };
                 open_seekable_to_writer(Cursor::new(sealed), Vec::new(), &envelope, &keys().0)
                     .unwrap()
@@ -155,16 +160,7 @@ async fn ciphertext_sealed_in_another_process_is_stored_as_the_sink_would() {
                     .1
             }
             Seal::Customer { .. } => {
-                let info = objects.head(&key).await.unwrap();
-                let lines: String = info
-                    .meta
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}\n"))
-                    .collect();
-                let envelope = S3Headers::from_lines(&lines)
-                    .unwrap()
-                    .to_envelope()
-                    .unwrap();
+                let envelope = s3_envelope(&objects, &key).await;
                 open_seekable_to_writer(Cursor::new(bytes), Vec::new(), &envelope, &keys().0)
                     .unwrap()
             }

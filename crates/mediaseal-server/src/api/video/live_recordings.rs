@@ -83,7 +83,7 @@ async fn store(
     services: Services,
     room: Room,
     seal: Seal,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
+    mut events: crate::room_processes::RecordingEvents,
 ) {
     let mut live: HashMap<String, LiveTrackRecorder> = HashMap::new();
     while let Some(event) = events.recv().await {
