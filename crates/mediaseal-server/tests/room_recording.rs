@@ -7,7 +7,9 @@
 //!   the sealed bytes show no Matroska structure, seed 001's `wget -S` + `openssl` recipe opens
 //!   each, and ffprobe/ffmpeg read the codec and decode a length within 0.5 s of the recording's
 //!   own and of the time the publisher was in the room;
-//! - with encryption off: sealed at rest, `/Media` serves the decrypted Matroska;
+//!   encrypted recordings cannot be composed (seed 001);
+//! - with encryption off: sealed at rest, `/Media` serves the decrypted Matroska, and the room
+//!   composes;
 //! - either way the room process writes nothing to storage (`/proc/PID/io`) while recording.
 //!
 //! Needs `.venv` with twilio-python and aiortc, ffmpeg, wget and openssl.
@@ -224,6 +226,22 @@ async fn a_recorded_room_seals_each_track_in_its_process_for_the_customer_key() 
             "{kind}: decoded {decoded} s of a track {in_room:.2} s in the room"
         );
     }
+    // Seed 001: recordings encrypted with the customer's key cannot be composed.
+    let r = rig
+        .app
+        .post_form(
+            "/v1/Compositions",
+            &rig.creds,
+            &[("RoomSid", room.as_str()), ("AudioSources", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    for rec in &recordings {
+        if rec["type"] == "audio" {
+            assert!(message.contains(rec["sid"].as_str().unwrap()), "{message}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,4 +278,32 @@ async fn a_recorded_room_without_encryption_is_sealed_at_rest_and_served_decrypt
             "{kind}: decoded {decoded} s of a track {in_room:.2} s in the room"
         );
     }
+    // Recordings sealed at rest compose like uploaded ones.
+    let r = rig
+        .app
+        .post_form(
+            "/v1/Compositions",
+            &rig.creds,
+            &[("RoomSid", room.as_str()), ("AudioSources", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let cj = r.json()["sid"].as_str().unwrap().to_owned();
+    let done = shared::wait_composition(&rig.app, &rig.creds, &cj).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let url = shared::media_url(
+        &rig.app,
+        &rig.creds,
+        &format!("/v1/Compositions/{cj}/Media"),
+    )
+    .await;
+    let got = shared::fetch(&rig.app, &url, &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let file = dir.path().join("composed.webm");
+    std::fs::write(&file, &got.body).unwrap();
+    let composed = shared::decoded_seconds(&file);
+    assert!(
+        (composed - in_room).abs() <= 0.5,
+        "the composition decodes {composed} s of a track {in_room:.2} s in the room"
+    );
 }
