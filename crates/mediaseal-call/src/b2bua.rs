@@ -146,9 +146,11 @@ enum TimerKind {
     RecordMax,
     /// An API-placed call was not answered in its `Timeout`.
     OriginateRing,
+    /// An API-placed call reached its `TimeLimit`.
+    OriginateLimit,
 }
 
-const TIMER_KINDS: usize = 6;
+const TIMER_KINDS: usize = 7;
 
 impl TimerKind {
     fn index(self) -> usize {
@@ -275,6 +277,8 @@ struct OutboundApi {
     auth_attempted: bool,
     /// `SequenceNumber` of the next `StatusCallback`.
     sequence: u32,
+    /// `TimeLimit`, counted from the answer.
+    time_limit: Duration,
 }
 
 #[derive(Debug)]
@@ -400,6 +404,8 @@ pub struct Originate {
     pub status_callback: Option<Callback<CallProgressEvents>>,
     /// How long it may ring (`Timeout`) before it ends `no-answer`.
     pub timeout: Duration,
+    /// How long it may last once answered (`TimeLimit`) before it is hung up `completed`.
+    pub time_limit: Duration,
     /// `Record=true` with its `Recording*` options: recorded from the answer (source
     /// `OutboundAPI`) until the call ends, like an API recording.
     pub recording: Option<ApiRecording>,
@@ -1232,6 +1238,7 @@ impl CallCore {
                 sip_auth: request.sip_auth,
                 auth_attempted: false,
                 sequence: 0,
+                time_limit: request.time_limit,
             }),
             transport,
             source: addr,
@@ -1484,6 +1491,9 @@ impl CallCore {
             m.codec = codec;
         }
         self.clear_timer(call, TimerKind::OriginateRing);
+        if let Some(limit) = call.outbound.as_ref().map(|o| o.time_limit) {
+            self.set_timer(call, TimerKind::OriginateLimit, now + limit);
+        }
         self.effect(Effect::Media(MediaCommand::ConfigureLeg {
             call: call.id,
             side: Side::Caller,
@@ -2465,6 +2475,14 @@ impl CallCore {
             TimerKind::RecordMax => {
                 if matches!(call.activity, Activity::Record(_)) {
                     self.stop_record_verb(call);
+                }
+            }
+            TimerKind::OriginateLimit => {
+                if call.outbound.is_some() && call.phase == Phase::Answered && !call.caller_gone {
+                    // As `Status=completed`: our BYE, then the script winds down as if the
+                    // callee had hung up (a dialled leg gets its BYE too).
+                    self.bye_caller(call, now);
+                    self.caller_gone(call, now);
                 }
             }
             TimerKind::OriginateRing => {

@@ -40,6 +40,7 @@ fn request(to: &str, script: Script) -> Originate {
             },
         }),
         timeout: Duration::from_secs(30),
+        time_limit: Duration::from_secs(14_400),
         recording: None,
         send_digits: None,
         sip_auth: None,
@@ -830,4 +831,46 @@ fn sip_auth_answers_the_callees_digest_challenge_once() {
     let out = drain(&mut c);
     assert_eq!(out.methods(), vec!["ACK"]);
     assert_eq!(out.statuses(), vec!["failed"]);
+}
+
+#[test]
+fn an_answered_api_call_is_hung_up_at_its_time_limit() {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    let mut req = request(
+        "sip:jack@198.51.100.20",
+        inline("<Response><Pause length=\"60\"/></Response>"),
+    );
+    req.time_limit = Duration::from_secs(10);
+    let (_call, _sid, out) = answered(&mut c, req, t0);
+    assert_eq!(out.statuses(), vec!["in-progress"]);
+    // Still within its limit: nothing happens.
+    c.handle_timeout(t0 + Duration::from_secs(9));
+    let out = drain(&mut c);
+    assert!(
+        !out.methods().contains(&"BYE".to_owned()),
+        "{:?}",
+        out.methods()
+    );
+    assert!(out.statuses().is_empty(), "{:?}", out.statuses());
+    // Past it: our BYE, and the call ends `completed` long before its 60 s pause would.
+    c.handle_timeout(t0 + Duration::from_secs(11));
+    let out = drain(&mut c);
+    let (bye, dest, transport) = out
+        .requests
+        .iter()
+        .find(|(r, _, _)| r.method.as_str() == "BYE")
+        .cloned()
+        .unwrap_or_else(|| panic!("no BYE at the time limit: {:?}", out.methods()));
+    let mut statuses = out.statuses();
+    let ok = Response::for_request(&bye, StatusCode::OK);
+    c.handle_message(
+        SipMessage::Response(ok),
+        transport,
+        dest,
+        t0 + Duration::from_secs(11),
+    );
+    statuses.extend(drain(&mut c).statuses());
+    assert_eq!(statuses, vec!["completed"], "{statuses:?}");
+    assert_eq!(c.stats().active_calls, 0);
 }

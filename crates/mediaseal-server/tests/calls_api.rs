@@ -1086,6 +1086,26 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
             vec![
                 ("To", "sip:jack@example.com"),
                 ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("TimeLimit", "14401"),
+            ],
+            20001,
+            "TimeLimit",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
+                ("Twiml", "<Response/>"),
+                ("TimeLimit", "0"),
+            ],
+            20001,
+            "TimeLimit",
+        ),
+        (
+            vec![
+                ("To", "sip:jack@example.com"),
+                ("From", "+15550001111"),
                 ("Twiml", "<Response><Nope/></Response>"),
             ],
             20001,
@@ -1159,6 +1179,7 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
                 ("StatusCallbackEvent", "answered"),
                 ("StatusCallbackEvent", "completed"),
                 ("Timeout", "20"),
+                ("TimeLimit", "90"),
                 ("Record", "true"),
                 ("RecordingChannels", "dual"),
                 (
@@ -1188,6 +1209,7 @@ async fn placing_a_call_checks_its_parameters_then_answers_201_queued() {
     );
     assert_eq!(call.method, "GET");
     assert_eq!(call.timeout_secs, 20);
+    assert_eq!(call.time_limit_secs, 90);
     assert_eq!(
         call.status_callback_events,
         vec!["initiated", "ringing", "answered", "completed"]
@@ -1243,7 +1265,6 @@ async fn create_refuses_what_it_does_not_implement_and_passes_sip_auth_on() {
         ("CallReason", "Your appointment"),
         ("CallToken", "token"),
         ("CallerId", "+15550003333"),
-        ("TimeLimit", "60"),
         ("ClientNotificationUrl", "https://app.example.com/push"),
     ] {
         let mut form = call.to_vec();
@@ -1301,6 +1322,8 @@ async fn create_refuses_what_it_does_not_implement_and_passes_sip_auth_on() {
     assert_eq!(placed.len(), 1);
     let call = &placed[0].1;
     assert_eq!(call.record, None);
+    // Twilio's default `TimeLimit`: 4 hours.
+    assert_eq!(call.time_limit_secs, 14_400);
     assert_eq!(
         call.sip_auth,
         Some(SipAuth {

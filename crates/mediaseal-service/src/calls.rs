@@ -165,6 +165,8 @@ pub struct OutboundCall {
     pub status_callback_events: Vec<String>,
     /// `Timeout`: seconds it may ring.
     pub timeout_secs: u32,
+    /// `TimeLimit`: seconds the call may last once answered (Twilio's default: 4 hours).
+    pub time_limit_secs: u32,
     /// `Record=true`: record from the answer (source `OutboundAPI`) with these
     /// `RecordingChannels`, `RecordingTrack`, `Trim` and `RecordingStatusCallback*` options.
     pub record: Option<LiveRecordingOptions>,

@@ -236,6 +236,7 @@ fn originate_request(
         fallback,
         status_callback,
         timeout: std::time::Duration::from_secs(u64::from(call.timeout_secs)),
+        time_limit: std::time::Duration::from_secs(u64::from(call.time_limit_secs)),
         recording,
         send_digits,
         sip_auth: call.sip_auth.as_ref().map(|a| {

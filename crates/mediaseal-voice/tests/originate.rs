@@ -36,6 +36,7 @@ fn outbound(twiml: &str) -> OutboundCall {
         status_callback_method: "POST".into(),
         status_callback_events: Vec::new(),
         timeout_secs: 30,
+        time_limit_secs: 14_400,
         record: None,
         send_digits: None,
         sip_auth: None,

@@ -721,6 +721,9 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
         }
     }
     let timeout = form.int_in("Timeout", 1..=600)?.unwrap_or(60);
+    let time_limit = form
+        .int_in("TimeLimit", 1..=DEFAULT_TIME_LIMIT_SECS)?
+        .unwrap_or(DEFAULT_TIME_LIMIT_SECS);
     Ok(OutboundCall {
         to: to.to_owned(),
         from,
@@ -735,15 +738,20 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
         status_callback_events,
         // Bounded above to 600.
         timeout_secs: u32::try_from(timeout).unwrap_or(60),
+        // Bounded above to 4 hours.
+        time_limit_secs: u32::try_from(time_limit).unwrap_or(14_400),
         record,
         send_digits,
         sip_auth,
     })
 }
 
+/// `TimeLimit`'s default and largest value, in seconds: Twilio's 4 hours.
+const DEFAULT_TIME_LIMIT_SECS: i64 = 14_400;
+
 /// `POST …/Calls.json` parameters this server does not implement, with what each would have
 /// changed. Dropping them would place a call that behaves differently from the one asked for
-/// (no AMD result, no time limit, another caller ID), so they are refused by name. Accepted and
+/// (no AMD result, another caller ID), so they are refused by name. Accepted and
 /// unused, on purpose: the `Recording*` and `Trim` options without `Record=true` (they describe a
 /// recording that is not made, as on Twilio) and `AsyncAmd=false` (it asks for nothing).
 const UNSUPPORTED_CREATE_PARAMS: &[(&str, &str)] = &[
@@ -783,10 +791,6 @@ const UNSUPPORTED_CREATE_PARAMS: &[(&str, &str)] = &[
     (
         "CallerId",
         "a caller ID apart from From (From is the caller ID)",
-    ),
-    (
-        "TimeLimit",
-        "a call time limit (end the call with Status=completed)",
     ),
     (
         "ClientNotificationUrl",
