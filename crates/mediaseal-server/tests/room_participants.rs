@@ -1,12 +1,12 @@
 //! The Participants resource of video rooms through the router, on rows written to the store
 //! (no room process here; `room_signalling.rs` drives real participants and a real kick): list
-//! with Twilio's filters and paging, fetch by SID and by identity, `Status=disconnected`, and
-//! isolation between accounts.
+//! with Twilio's filters and paging, fetch by SID and by identity, `Status=disconnected`, published
+//! and subscribed tracks, and isolation between accounts.
 
 mod support;
 
 use axum::http::StatusCode;
-use mediaseal_store::model::participants::{Participant, PublishedTrack};
+use mediaseal_store::model::participants::{Participant, PublishedTrack, SubscribedTrack};
 use serde_json::Value;
 use support::{Creds, Resp, TestApp};
 
@@ -293,6 +293,94 @@ async fn published_tracks_list_and_fetch_per_participant() {
     assert_not_found(
         &app.get(
             &format!("/v1/Rooms/{rm}/Participants/{}/PublishedTracks", pa(9)),
+            &ca,
+        )
+        .await,
+    );
+    // Another account sees nothing.
+    assert_not_found(&app.get(&base, &cb).await);
+    assert_not_found(&app.get(&format!("{base}/{}", mt(1)), &cb).await);
+}
+
+#[tokio::test]
+async fn subscribed_tracks_list_and_fetch_per_subscriber_and_stay_in_their_account() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let b = app.account().await;
+    let (ca, cb) = (Creds::of(&a), Creds::of(&b));
+    let rm = room(&app, &ca, "studio").await;
+    let store = app.shared();
+    for (n, identity) in [(1, "alice"), (2, "bob")] {
+        store
+            .insert_participant(&row(&a.sid, &rm, &pa(n), identity, T0))
+            .await
+            .unwrap();
+    }
+    let mt = |n: u8| format!("MT{:032x}", n);
+    // Bob receives Alice's two tracks; Alice receives Bob's one.
+    for (n, subscriber, publisher, kind) in [
+        (1, pa(2), pa(1), "audio"),
+        (2, pa(2), pa(1), "video"),
+        (3, pa(1), pa(2), "audio"),
+    ] {
+        store
+            .insert_subscribed_track(&SubscribedTrack {
+                sid: mt(n),
+                account_sid: a.sid.clone(),
+                room_sid: rm.clone(),
+                participant_sid: subscriber,
+                publisher_sid: publisher,
+                kind: kind.to_owned(),
+                name: format!("track-{n}"),
+                enabled: true,
+                date_created: T0 + i64::from(n),
+                date_updated: T0 + i64::from(n),
+            })
+            .await
+            .unwrap();
+    }
+    let base = format!("/v1/Rooms/{rm}/Participants/{}/SubscribedTracks", pa(2));
+    let r = app.get(&format!("{base}?PageSize=1"), &ca).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let v = r.json();
+    assert_eq!(v["meta"]["key"], "subscribed_tracks");
+    assert_eq!(v["subscribed_tracks"].as_array().unwrap().len(), 1);
+    let video = &v["subscribed_tracks"][0];
+    assert_eq!(video["sid"], mt(2).as_str(), "newest first");
+    assert_eq!(video["kind"], "video");
+    assert_eq!(video["name"], "track-2");
+    assert_eq!(video["participant_sid"], pa(2).as_str());
+    assert_eq!(video["subscriber_sid"], pa(2).as_str());
+    assert_eq!(video["publisher_sid"], pa(1).as_str());
+    assert_eq!(video["room_sid"], rm.as_str());
+    assert_eq!(
+        video["url"],
+        format!("http://mediaseal.test{base}/{}", mt(2))
+    );
+    // The next page holds the other one.
+    let next = v["meta"]["next_page_url"].as_str().unwrap();
+    let next = next.strip_prefix("http://mediaseal.test").unwrap();
+    let r = app.get(next, &ca).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["subscribed_tracks"][0]["sid"], mt(1).as_str());
+
+    // By identity; a track Bob does not receive is not his.
+    let by_identity = app
+        .get(
+            &format!(
+                "/v1/Rooms/studio/Participants/bob/SubscribedTracks/{}",
+                mt(1)
+            ),
+            &ca,
+        )
+        .await;
+    assert_eq!(by_identity.status, StatusCode::OK, "{:?}", by_identity.body);
+    assert_eq!(by_identity.json()["kind"], "audio");
+    assert_not_found(&app.get(&format!("{base}/{}", mt(3)), &ca).await);
+    assert_not_found(&app.get(&format!("{base}/not-a-track"), &ca).await);
+    assert_not_found(
+        &app.get(
+            &format!("/v1/Rooms/{rm}/Participants/{}/SubscribedTracks", pa(9)),
             &ca,
         )
         .await,

@@ -8,9 +8,11 @@
 //!   whether the room in the path exists;
 //! - two aiortc peers (loopback) join through the WebSocket, the server relays their offers to
 //!   the worker and the answers back, and each decrypts the other's canary audio; the first
-//!   hears `participant_connected` and `track_published` for the second, then
-//!   `participant_disconnected` when REST kicks it (`Participants/{PA}` `Status=disconnected`,
-//!   within 2 s, after REST listed both `connected`); completing the room over REST closes the
+//!   hears `participant_connected` and `track_published` for the second; REST (and
+//!   twilio-python) shows each one's track among the other's `SubscribedTracks`; then the first
+//!   hears `participant_disconnected` when REST kicks the second (`Participants/{PA}`
+//!   `Status=disconnected`, within 2 s, after REST listed both `connected`), and the kicked one's
+//!   track leaves the first's `SubscribedTracks`; completing the room over REST closes the
 //!   last socket with 53118 and its participant row.
 //!
 //! - with `--turn-url`/`--turn-secret-file` configured, `joined` carries the STUN and TURN
@@ -304,6 +306,51 @@ async fn two_aiortc_peers_join_through_the_websocket_and_hear_each_other() {
         .await;
     assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
     assert_eq!(one.json()["enabled"], true);
+    // Each receives the other's track: Alice's subscribed tracks hold Bob's, and Bob's hold
+    // Alice's (the recorder follows the worker's `track_subscribed`).
+    let alice_tracks = rig
+        .list_until(
+            &format!("{list}/{}/PublishedTracks", alice.sid),
+            "published_tracks",
+            |t| !t.is_empty(),
+        )
+        .await;
+    let alice_track = alice_tracks[0]["sid"].as_str().unwrap().to_owned();
+    for (subscriber, publisher, track) in [
+        (&alice.sid, &bob_sid, &track_sid),
+        (&bob_sid, &alice.sid, &alice_track),
+    ] {
+        let url = format!("{list}/{subscriber}/SubscribedTracks");
+        let got = rig
+            .list_until(&url, "subscribed_tracks", |t| !t.is_empty())
+            .await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["sid"], track.as_str());
+        assert_eq!(got[0]["participant_sid"], subscriber.as_str());
+        assert_eq!(got[0]["subscriber_sid"], subscriber.as_str());
+        assert_eq!(got[0]["publisher_sid"], publisher.as_str());
+        assert_eq!(got[0]["room_sid"], sid.as_str());
+        assert_eq!(got[0]["kind"], "audio");
+        assert_eq!(got[0]["enabled"], true);
+        assert!(
+            got[0]["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!("{url}/{track}"))),
+            "{got:?}"
+        );
+        let one = rig.app.get(&format!("{url}/{track}"), &rig.creds).await;
+        assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+        assert_eq!(one.json()["publisher_sid"], publisher.as_str());
+    }
+    // A participant does not receive its own track.
+    let own = rig
+        .app
+        .get(
+            &format!("{list}/{bob_sid}/SubscribedTracks/{track_sid}"),
+            &rig.creds,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::NOT_FOUND, "{:?}", own.body);
     // twilio-python, unchanged, reads the same.
     let seen = rig.twilio_participants(&sid).await;
     assert_eq!(
@@ -319,6 +366,26 @@ async fn two_aiortc_peers_join_through_the_websocket_and_hear_each_other() {
         "{seen}"
     );
     assert_eq!(seen["tracks"]["bob"][0]["kind"], "audio", "{seen}");
+    assert_eq!(
+        seen["subscribed"]["alice"][0]["sid"],
+        track_sid.as_str(),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["subscribed"]["alice"][0]["publisher_sid"],
+        bob_sid.as_str(),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["subscribed"]["bob"][0]["sid"],
+        alice_track.as_str(),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["subscribed"]["bob"][0]["participant_sid"],
+        bob_sid.as_str(),
+        "{seen}"
+    );
 
     // REST kicks Bob: his socket closes and Alice hears it within 2 s; his row is closed.
     let kicked_at = Instant::now();
@@ -358,6 +425,24 @@ async fn two_aiortc_peers_join_through_the_websocket_and_hear_each_other() {
         gone.status,
         StatusCode::NOT_FOUND,
         "a kicked participant publishes nothing"
+    );
+    // Nobody receives the track of a participant who left. (The recorder closes the row and
+    // forgets the subscriptions on one event; the kick's answer may come first.)
+    rig.list_until(
+        &format!("{list}/{}/SubscribedTracks", alice.sid),
+        "subscribed_tracks",
+        <[Value]>::is_empty,
+    )
+    .await;
+    let bobs = rig
+        .app
+        .get(&format!("{list}/{bob_sid}/SubscribedTracks"), &rig.creds)
+        .await;
+    assert_eq!(bobs.status, StatusCode::OK, "{:?}", bobs.body);
+    assert_eq!(
+        bobs.json()["subscribed_tracks"],
+        serde_json::json!([]),
+        "a kicked participant receives nothing"
     );
 
     // The room completes over REST: Alice is told 53118 and her socket closes.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::model::Cursor;
-use crate::model::participants::{Participant, ParticipantFilter, PublishedTrack};
+use crate::model::participants::{Participant, ParticipantFilter, PublishedTrack, SubscribedTrack};
 
 /// The Participants resource of video rooms.
 #[async_trait]
@@ -81,4 +81,34 @@ pub trait ParticipantStore: Send + Sync {
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<PublishedTrack>>;
+    /// Records a track a participant receives; a (subscriber, track) pair already stored is left
+    /// as it is.
+    async fn insert_subscribed_track(&self, track: &SubscribedTrack) -> StoreResult<()>;
+    /// Forgets subscribed tracks of a room: every one matching all the given narrowings (the
+    /// subscriber, the publisher, the track); none given forgets all of the room's. How many.
+    async fn remove_subscribed_tracks(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: Option<&str>,
+        publisher_sid: Option<&str>,
+        track_sid: Option<&str>,
+    ) -> StoreResult<u64>;
+    /// One track a participant receives.
+    async fn subscribed_track(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: &str,
+        sid: &str,
+    ) -> StoreResult<Option<SubscribedTrack>>;
+    /// The tracks a participant receives, newest first.
+    async fn list_subscribed_tracks(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<SubscribedTrack>>;
 }

@@ -84,3 +84,28 @@ pub struct PublishedTrack {
     /// Last change.
     pub date_updated: i64,
 }
+
+/// A track a participant receives now (`MT…` of the publisher's track, seen from a subscriber).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribedTrack {
+    /// `MT…` of the published track.
+    pub sid: String,
+    /// Owner (the room's account).
+    pub account_sid: String,
+    /// `RM…`.
+    pub room_sid: String,
+    /// `PA…` of the subscriber.
+    pub participant_sid: String,
+    /// `PA…` of the publisher.
+    pub publisher_sid: String,
+    /// A [`PublishedTrackKind`] spelling: `audio`, `video` or `data`.
+    pub kind: String,
+    /// The publisher's name for it.
+    pub name: String,
+    /// Not muted.
+    pub enabled: bool,
+    /// Creation time.
+    pub date_created: i64,
+    /// Last change.
+    pub date_updated: i64,
+}

@@ -11,6 +11,7 @@ use crate::meta::{ParticipantStore, StoreResult};
 use crate::model::Cursor;
 use crate::model::participants::{
     Participant, ParticipantFilter, ParticipantStatus, PublishedTrack, PublishedTrackKind,
+    SubscribedTrack,
 };
 
 const PARTICIPANT_COLS: &str = "sid, account_sid, room_sid, identity, status, start_time, end_time, \
@@ -26,6 +27,24 @@ fn track_from(row: &AnyRow) -> StoreResult<PublishedTrack> {
         room_sid: row.try_get("room_sid")?,
         participant_sid: row.try_get("participant_sid")?,
         kind: checked::<PublishedTrackKind>(row, "room_published_tracks", "kind")?,
+        name: row.try_get("name")?,
+        enabled: flag(row, "enabled")?,
+        date_created: row.try_get("date_created")?,
+        date_updated: row.try_get("date_updated")?,
+    })
+}
+
+const SUBSCRIBED_COLS: &str = "sid, account_sid, room_sid, participant_sid, publisher_sid, kind, \
+     name, enabled, date_created, date_updated";
+
+fn subscribed_from(row: &AnyRow) -> StoreResult<SubscribedTrack> {
+    Ok(SubscribedTrack {
+        sid: row.try_get("sid")?,
+        account_sid: row.try_get("account_sid")?,
+        room_sid: row.try_get("room_sid")?,
+        participant_sid: row.try_get("participant_sid")?,
+        publisher_sid: row.try_get("publisher_sid")?,
+        kind: checked::<PublishedTrackKind>(row, "room_subscribed_tracks", "kind")?,
         name: row.try_get("name")?,
         enabled: flag(row, "enabled")?,
         date_created: row.try_get("date_created")?,
@@ -266,6 +285,98 @@ impl ParticipantStore for SqlStore {
             .await?
             .iter()
             .map(track_from)
+            .collect()
+    }
+
+    async fn insert_subscribed_track(&self, t: &SubscribedTrack) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO room_subscribed_tracks ({SUBSCRIBED_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (participant_sid, sid) DO NOTHING"
+        ))
+        .bind(&t.sid)
+        .bind(&t.account_sid)
+        .bind(&t.room_sid)
+        .bind(&t.participant_sid)
+        .bind(&t.publisher_sid)
+        .bind(&t.kind)
+        .bind(&t.name)
+        .bind(b(t.enabled))
+        .bind(t.date_created)
+        .bind(t.date_updated)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_subscribed_tracks(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: Option<&str>,
+        publisher_sid: Option<&str>,
+        track_sid: Option<&str>,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM room_subscribed_tracks WHERE account_sid = $1 AND room_sid = $2 \
+             AND ($3 IS NULL OR participant_sid = $3) AND ($4 IS NULL OR publisher_sid = $4) \
+             AND ($5 IS NULL OR sid = $5)",
+        )
+        .bind(account_sid)
+        .bind(room_sid)
+        .bind(subscriber_sid)
+        .bind(publisher_sid)
+        .bind(track_sid)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn subscribed_track(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: &str,
+        sid: &str,
+    ) -> StoreResult<Option<SubscribedTrack>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIBED_COLS} FROM room_subscribed_tracks \
+             WHERE account_sid = $1 AND room_sid = $2 AND participant_sid = $3 AND sid = $4"
+        ))
+        .bind(account_sid)
+        .bind(room_sid)
+        .bind(subscriber_sid)
+        .bind(sid)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(subscribed_from).transpose()
+    }
+
+    async fn list_subscribed_tracks(
+        &self,
+        account_sid: &str,
+        room_sid: &str,
+        subscriber_sid: &str,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<SubscribedTrack>> {
+        let mut sql = format!(
+            "SELECT {SUBSCRIBED_COLS} FROM room_subscribed_tracks WHERE account_sid = $1 \
+             AND room_sid = $3 AND participant_sid = $4"
+        );
+        newest_first_page(&mut sql, after, 5);
+        let mut q = sqlx::query(&sql)
+            .bind(account_sid)
+            .bind(limit)
+            .bind(room_sid)
+            .bind(subscriber_sid);
+        if let Some(c) = after {
+            q = q.bind(c.date_created).bind(&c.sid);
+        }
+        q.fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(subscribed_from)
             .collect()
     }
 }
@@ -546,6 +657,124 @@ mod tests {
                     .len(),
                 1,
                 "another account's room is untouched"
+            );
+        }
+    }
+    fn subscribed(
+        room: &str,
+        subscriber: &str,
+        publisher: &str,
+        sid: &str,
+        at: i64,
+    ) -> SubscribedTrack {
+        SubscribedTrack {
+            sid: sid.to_owned(),
+            account_sid: "ACa".to_owned(),
+            room_sid: room.to_owned(),
+            participant_sid: subscriber.to_owned(),
+            publisher_sid: publisher.to_owned(),
+            kind: "video".to_owned(),
+            name: format!("cam-{sid}"),
+            enabled: true,
+            date_created: at,
+            date_updated: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribed_tracks_list_per_subscriber_and_go_with_either_participant() {
+        let (stores, _dir) = stores().await;
+        for s in &stores {
+            // PA1 and PA2 receive each other's tracks; PA3 receives both.
+            let one = subscribed("RMa", "PA2", "PA1", "MT1", 1);
+            for t in [
+                one.clone(),
+                one.clone(),
+                subscribed("RMa", "PA3", "PA1", "MT1", 2),
+                subscribed("RMa", "PA1", "PA2", "MT2", 3),
+                subscribed("RMa", "PA3", "PA2", "MT2", 4),
+                subscribed("RMa", "PA3", "PA2", "MT3", 5),
+                subscribed("RMb", "PA8", "PA9", "MT9", 5),
+            ] {
+                s.insert_subscribed_track(&t).await.unwrap();
+            }
+            let list = |p: &'static str| {
+                let s = s.clone();
+                async move {
+                    s.list_subscribed_tracks("ACa", "RMa", p, None, 10)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|t| t.sid)
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(list("PA3").await, ["MT3", "MT2", "MT1"]);
+            let page2 = s
+                .list_subscribed_tracks(
+                    "ACa",
+                    "RMa",
+                    "PA3",
+                    Some(&Cursor {
+                        date_created: 4,
+                        sid: "MT2".to_owned(),
+                    }),
+                    10,
+                )
+                .await
+                .unwrap();
+            assert_eq!(page2.len(), 1);
+            assert_eq!(page2[0].sid, "MT1");
+            assert_eq!(
+                s.subscribed_track("ACa", "RMa", "PA2", "MT1")
+                    .await
+                    .unwrap(),
+                Some(one)
+            );
+            assert!(
+                s.subscribed_track("ACb", "RMa", "PA2", "MT1")
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "another account sees nothing"
+            );
+            assert!(
+                s.subscribed_track("ACa", "RMa", "PA1", "MT1")
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "the publisher does not receive its own track"
+            );
+
+            // One unsubscription takes one subscriber's row only.
+            let n = s
+                .remove_subscribed_tracks("ACa", "RMa", Some("PA3"), None, Some("MT3"))
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            assert_eq!(list("PA3").await, ["MT2", "MT1"]);
+            // The publisher PA1 leaves: nobody receives its track any more.
+            let n = s
+                .remove_subscribed_tracks("ACa", "RMa", None, Some("PA1"), None)
+                .await
+                .unwrap();
+            assert_eq!(n, 2);
+            assert_eq!(list("PA3").await, ["MT2"]);
+            assert!(list("PA2").await.is_empty());
+            assert_eq!(list("PA1").await, ["MT2"], "PA1's own subscription stays");
+            // The room ends.
+            s.remove_subscribed_tracks("ACa", "RMa", None, None, None)
+                .await
+                .unwrap();
+            assert!(list("PA1").await.is_empty());
+            assert!(list("PA3").await.is_empty());
+            assert_eq!(
+                s.list_subscribed_tracks("ACa", "RMb", "PA8", None, 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "another room is untouched"
             );
         }
     }

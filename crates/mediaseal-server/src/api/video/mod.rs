@@ -75,6 +75,14 @@ pub(crate) fn routes() -> Router<AppState> {
             get(participants::fetch_track),
         )
         .route(
+            "/v1/Rooms/{room}/Participants/{participant}/SubscribedTracks",
+            get(participants::list_subscribed),
+        )
+        .route(
+            "/v1/Rooms/{room}/Participants/{participant}/SubscribedTracks/{track}",
+            get(participants::fetch_subscribed),
+        )
+        .route(
             "/v1/Rooms/{room}/Recordings",
             get(recordings::list_for_room).post(recordings::ingest),
         )

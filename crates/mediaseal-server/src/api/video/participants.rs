@@ -1,12 +1,15 @@
 //! Room participants (`PA…`), shaped like Twilio's: list, fetch by SID or identity,
-//! `Status=disconnected` to kick one, and the tracks each publishes now (`PublishedTracks`).
+//! `Status=disconnected` to kick one, the tracks each publishes now (`PublishedTracks`) and the
+//! tracks each receives now (`SubscribedTracks`).
 //!
 //! The rows are written by one consumer per room ([`record`]), started where the room's media
 //! process is: it follows the process's events (`participant_connected` /
 //! `participant_disconnected`) rather than any one signalling path, so every way into the room
 //! (the WebSocket today, WHIP and WHEP later) is recorded alike. Published tracks are rows while
-//! they are published. When the process ends (the room completed, timed out or failed) every
-//! participant still connected is closed and every track row goes.
+//! they are published, subscribed tracks while they are subscribed (`track_subscribed` /
+//! `track_unsubscribed`, and gone with the track, its publisher or its subscriber). When the
+//! process ends (the room completed, timed out or failed) every participant still connected is
+//! closed and every track row goes.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,7 +21,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mediaseal_rooms::control::{Request, WorkerEvent};
 use mediaseal_rooms::signal::TrackInfo;
-use mediaseal_store::model::participants::{Participant, ParticipantFilter, PublishedTrack};
+use mediaseal_store::model::participants::{
+    Participant, ParticipantFilter, PublishedTrack, SubscribedTrack,
+};
 use mediaseal_store::video::Room;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -115,6 +120,45 @@ impl PublishedTrackResource {
             sid: t.sid.clone(),
             url: format!(
                 "{base}/v1/Rooms/{}/Participants/{}/PublishedTracks/{}",
+                t.room_sid, t.participant_sid, t.sid
+            ),
+        }
+    }
+}
+
+/// A subscribed track as the API shows it (Twilio's fields, alphabetical). `participant_sid` is
+/// the subscriber, as in Twilio's resource; `subscriber_sid` repeats it (Twilio's documented
+/// shape carries both).
+#[derive(Debug, Serialize)]
+pub(crate) struct SubscribedTrackResource {
+    date_created: String,
+    date_updated: String,
+    enabled: bool,
+    kind: String,
+    name: String,
+    participant_sid: String,
+    publisher_sid: String,
+    room_sid: String,
+    sid: String,
+    subscriber_sid: String,
+    url: String,
+}
+
+impl SubscribedTrackResource {
+    fn from_record(base: &str, t: &SubscribedTrack) -> Self {
+        Self {
+            date_created: iso8601(t.date_created),
+            date_updated: iso8601(t.date_updated),
+            enabled: t.enabled,
+            kind: t.kind.clone(),
+            name: t.name.clone(),
+            participant_sid: t.participant_sid.clone(),
+            publisher_sid: t.publisher_sid.clone(),
+            room_sid: t.room_sid.clone(),
+            sid: t.sid.clone(),
+            subscriber_sid: t.participant_sid.clone(),
+            url: format!(
+                "{base}/v1/Rooms/{}/Participants/{}/SubscribedTracks/{}",
                 t.room_sid, t.participant_sid, t.sid
             ),
         }
@@ -255,6 +299,65 @@ pub(crate) async fn fetch_track(
     )))
 }
 
+/// `GET …/Participants/{ParticipantSidOrIdentity}/SubscribedTracks`: the tracks it receives now.
+pub(crate) async fn list_subscribed(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((room, ident)): Path<(String, String)>,
+) -> ApiResult<Json<EnvelopeV1<SubscribedTrackResource>>> {
+    let room = super::rooms::resolve(&st, auth.principal.sid(), &room, &auth.path).await?;
+    let p = resolve(&st, &room, &ident, &auth.path).await?;
+    let q = &auth.query;
+    let req = PageRequest::from_params(q, MAX_PAGE)?;
+    let rows = st
+        .meta
+        .list_subscribed_tracks(
+            &room.account_sid,
+            &room.sid,
+            &p.sid,
+            req.cursor.as_ref(),
+            req.fetch_limit(),
+        )
+        .await?;
+    let page = Page::cut(rows, &req, |t| cursor(t.date_created, &t.sid));
+    let base = auth.base_url.clone();
+    Ok(Json(envelope_v1(
+        "subscribed_tracks",
+        &base,
+        &format!(
+            "/v1/Rooms/{}/Participants/{}/SubscribedTracks",
+            room.sid, p.sid
+        ),
+        &page,
+        &req,
+        q,
+        &[],
+        |t| SubscribedTrackResource::from_record(&base, t),
+    )))
+}
+
+/// `GET …/Participants/{ParticipantSidOrIdentity}/SubscribedTracks/{TrackSid}`.
+pub(crate) async fn fetch_subscribed(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((room, ident, track)): Path<(String, String, String)>,
+) -> ApiResult<Json<SubscribedTrackResource>> {
+    let room = super::rooms::resolve(&st, auth.principal.sid(), &room, &auth.path).await?;
+    let p = resolve(&st, &room, &ident, &auth.path).await?;
+    let found = if is_sid(&track, "MT") {
+        st.meta
+            .subscribed_track(&room.account_sid, &room.sid, &p.sid, &track)
+            .await?
+    } else {
+        None
+    };
+    let t = found.ok_or_else(|| ApiError::not_found(&auth.path))?;
+    Ok(Json(SubscribedTrackResource::from_record(
+        &auth.base_url,
+        &t,
+    )))
+}
+
 /// `POST …/Participants/{ParticipantSidOrIdentity}` with `Status=disconnected`: the room's
 /// process is told to `kick` the participant (its media connection is closed at once, and its
 /// signalling socket hears why), and the row is closed. Answers the participant as it is now.
@@ -351,6 +454,8 @@ pub(crate) async fn record(st: AppState, room: Room, mut subscription: RoomSubsc
                     participant_sid, ..
                 } => {
                     untrack(&st, &room, Some(participant_sid), None).await;
+                    unsubscribe(&st, &room, Some(participant_sid), None, None).await;
+                    unsubscribe(&st, &room, None, Some(participant_sid), None).await;
                     if let Err(e) = st
                         .meta
                         .disconnect_participant(
@@ -371,7 +476,20 @@ pub(crate) async fn record(st: AppState, room: Room, mut subscription: RoomSubsc
                 WorkerEvent::TrackUnpublished {
                     participant_sid,
                     track_sid,
-                } => untrack(&st, &room, Some(participant_sid), Some(track_sid)).await,
+                } => {
+                    untrack(&st, &room, Some(participant_sid), Some(track_sid)).await;
+                    // Nobody receives a track that is gone, whatever the subscribers hear.
+                    unsubscribe(&st, &room, None, None, Some(track_sid)).await;
+                }
+                WorkerEvent::TrackSubscribed {
+                    participant_sid,
+                    publisher_sid,
+                    track_sid,
+                } => subscribed(&st, &room, participant_sid, publisher_sid, track_sid).await,
+                WorkerEvent::TrackUnsubscribed {
+                    participant_sid,
+                    track_sid,
+                } => unsubscribe(&st, &room, Some(participant_sid), None, Some(track_sid)).await,
                 _ => {}
             },
             Err(RecvError::Closed) => break,
@@ -389,6 +507,7 @@ pub(crate) async fn record(st: AppState, room: Room, mut subscription: RoomSubsc
         }
     }
     untrack(&st, &room, None, None).await;
+    unsubscribe(&st, &room, None, None, None).await;
     match st
         .meta
         .disconnect_room_participants(&room.account_sid, &room.sid, now_us())
@@ -458,9 +577,77 @@ async fn untrack(
     }
 }
 
+/// Records that `subscriber` receives `publisher`'s track `track_sid`, named and kinded as its
+/// published-track row says (recorded from the earlier `track_published`). A track with no such
+/// row (unpublished meanwhile) is not recorded.
+async fn subscribed(
+    st: &AppState,
+    room: &Room,
+    subscriber: &str,
+    publisher: &str,
+    track_sid: &str,
+) {
+    let published = match st
+        .meta
+        .published_track(&room.account_sid, &room.sid, publisher, track_sid)
+        .await
+    {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::debug!(room = %room.sid, track = %track_sid, "a subscription to a track no longer published is not recorded");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(room = %room.sid, track = %track_sid, error = %e, "a subscribed track could not be recorded: its published track could not be read");
+            return;
+        }
+    };
+    let now = now_us();
+    let row = SubscribedTrack {
+        sid: published.sid,
+        account_sid: room.account_sid.clone(),
+        room_sid: room.sid.clone(),
+        participant_sid: subscriber.to_owned(),
+        publisher_sid: publisher.to_owned(),
+        kind: published.kind,
+        name: published.name,
+        enabled: published.enabled,
+        date_created: now,
+        date_updated: now,
+    };
+    if let Err(e) = st.meta.insert_subscribed_track(&row).await {
+        tracing::error!(room = %room.sid, track = %track_sid, subscriber = %subscriber, error = %e, "a subscribed track could not be recorded");
+    }
+}
+
+/// Forgets the room's subscribed tracks matching every narrowing given (none: all of them).
+async fn unsubscribe(
+    st: &AppState,
+    room: &Room,
+    subscriber: Option<&str>,
+    publisher: Option<&str>,
+    track_sid: Option<&str>,
+) {
+    if let Err(e) = st
+        .meta
+        .remove_subscribed_tracks(
+            &room.account_sid,
+            &room.sid,
+            subscriber,
+            publisher,
+            track_sid,
+        )
+        .await
+    {
+        tracing::error!(room = %room.sid, error = %e, "ended subscriptions could not be forgotten");
+    }
+}
+
 /// Makes the rows match a snapshot of the process: its participants and tracks are recorded
 /// (the track rows replaced), and participant rows still `connected` that it no longer has are
-/// closed.
+/// closed. The snapshot does not list subscriptions, so subscribed-track rows are pruned rather
+/// than rebuilt: a row stays only while its subscriber and publisher are in the room and its
+/// track is published (a subscription made while the recorder lagged is not recovered).
 async fn reconcile(st: &AppState, room: &Room, snapshot: &RoomSubscription) {
     for p in &snapshot.participants {
         connected(st, room, &p.sid, &p.identity).await;
@@ -490,7 +677,17 @@ async fn reconcile(st: &AppState, room: &Room, snapshot: &RoomSubscription) {
             return;
         }
     };
+    let published: HashSet<&str> = snapshot
+        .tracks
+        .iter()
+        .map(|t| t.track.sid.as_str())
+        .collect();
+    for sid in &live {
+        prune_subscriptions(st, room, sid, &live, &published).await;
+    }
     for row in rows.iter().filter(|r| !live.contains(r.sid.as_str())) {
+        unsubscribe(st, room, Some(&row.sid), None, None).await;
+        unsubscribe(st, room, None, Some(&row.sid), None).await;
         if let Err(e) = st
             .meta
             .disconnect_participant(&room.account_sid, &room.sid, &row.sid, now_us())
@@ -498,5 +695,34 @@ async fn reconcile(st: &AppState, room: &Room, snapshot: &RoomSubscription) {
         {
             tracing::error!(room = %room.sid, participant = %row.sid, error = %e, "a participant's departure could not be recorded");
         }
+    }
+}
+
+/// Forgets the subscribed-track rows of `subscriber` whose publisher has left or whose track is
+/// no longer published.
+async fn prune_subscriptions(
+    st: &AppState,
+    room: &Room,
+    subscriber: &str,
+    live: &HashSet<&str>,
+    published: &HashSet<&str>,
+) {
+    // At most 50 participants each publishing a few tracks: a page of MAX_PAGE covers them.
+    let rows = match st
+        .meta
+        .list_subscribed_tracks(&room.account_sid, &room.sid, subscriber, None, MAX_PAGE)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(room = %room.sid, participant = %subscriber, error = %e, "subscribed tracks could not be read to resynchronise");
+            return;
+        }
+    };
+    for t in rows
+        .iter()
+        .filter(|t| !live.contains(t.publisher_sid.as_str()) || !published.contains(t.sid.as_str()))
+    {
+        unsubscribe(st, room, Some(subscriber), None, Some(&t.sid)).await;
     }
 }

@@ -573,6 +573,9 @@ pub(crate) async fn fail_abandoned_rooms(st: &AppState) -> ApiResult<usize> {
             .remove_published_tracks(&room.account_sid, &room.sid, None, None)
             .await?;
         st.meta
+            .remove_subscribed_tracks(&room.account_sid, &room.sid, None, None, None)
+            .await?;
+        st.meta
             .disconnect_room_participants(&room.account_sid, &room.sid, now_us())
             .await?;
         if fail_now(st, &room).await? {
