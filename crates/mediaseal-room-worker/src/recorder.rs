@@ -213,11 +213,11 @@ impl State {
         {
             // One bad frame (the writer wrote nothing of it) does not end the recording.
             tracing::debug!(track = %frame.track_sid, error = %e, "frame not recorded");
-            self.plain.zeroize();
+            wipe(&mut self.plain);
             return;
         }
         let sealed = rec.stream.write(&self.plain, &mut rec.sealed);
-        self.plain.zeroize();
+        wipe(&mut self.plain);
         match sealed {
             Ok(()) => {
                 if rec.sealed.len() >= DATA_BLOCK {
@@ -298,7 +298,7 @@ impl State {
         self.plain.clear();
         rec.mux.finish(&mut self.plain);
         let written = rec.stream.write(&self.plain, &mut rec.sealed);
-        self.plain.zeroize();
+        wipe(&mut self.plain);
         let finished = written.and_then(|()| {
             let plain_size = rec.stream.plain_size();
             rec.stream
@@ -334,4 +334,12 @@ impl State {
             });
         }
     }
+}
+
+/// Wipes the muxed plaintext of one frame. Only the bytes written are zeroed: everything past
+/// them was wiped when it was last used, so a buffer grown to a whole cluster is not cleared in
+/// full for every frame.
+fn wipe(plain: &mut Vec<u8>) {
+    plain.as_mut_slice().zeroize();
+    plain.clear();
 }

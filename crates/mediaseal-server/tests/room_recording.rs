@@ -137,6 +137,39 @@ fn track<'a>(recordings: &'a [Value], kind: &str, room: &str) -> &'a Value {
     rec
 }
 
+/// Writes a track's plaintext to `dir` and checks it as a customer would: ffprobe names the
+/// recording's codec, and ffmpeg decodes within 0.5 s of the time the track was in the room
+/// (from its publication, polled so up to ~0.1 s late, to the room's end; the recording starts
+/// at its first frame). Returns the decoded length.
+fn check_track_file(dir: &Path, kind: &str, rec: &Value, media: &[u8], in_room: f64) -> f64 {
+    assert_eq!(&media[..4], &[0x1a, 0x45, 0xdf, 0xa3], "{kind}: not EBML");
+    let file = dir.join(format!(
+        "{kind}.{}",
+        rec["container_format"].as_str().unwrap()
+    ));
+    std::fs::write(&file, media).unwrap();
+    let codec = probe_codec(&file);
+    assert_eq!(codec, rec["codec"].as_str().unwrap(), "{kind}");
+    let decoded = shared::decoded_seconds(&file);
+    eprintln!("{kind}: {codec}, decoded {decoded} s, in the room {in_room:.2} s");
+    assert!(
+        decoded <= in_room + 0.5 && decoded >= in_room - 0.5,
+        "{kind}: decoded {decoded} s of a track {in_room:.2} s in the room"
+    );
+    decoded
+}
+
+/// `POST /v1/Compositions` of the room's audio.
+async fn compose(rig: &Rig, room: &str) -> shared::support::Resp {
+    rig.app
+        .post_form(
+            "/v1/Compositions",
+            &rig.creds,
+            &[("RoomSid", room), ("AudioSources", "*")],
+        )
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_room_seals_each_track_in_its_process_for_the_customer_key() {
     for (tool, probe) in [
@@ -202,39 +235,15 @@ async fn a_recorded_room_seals_each_track_in_its_process_for_the_customer_key() 
         let plain = tokio::task::spawn_blocking(move || shared::seed_001_recipe(&d, &wget_url))
             .await
             .unwrap();
-        assert_eq!(&plain[..4], &[0x1a, 0x45, 0xdf, 0xa3], "{kind}: not EBML");
-        let file = dir.path().join(format!(
-            "{kind}.{}",
-            rec["container_format"].as_str().unwrap()
-        ));
-        std::fs::write(&file, &plain).unwrap();
-        let codec = probe_codec(&file);
-        assert_eq!(codec, rec["codec"].as_str().unwrap(), "{kind}");
-        let decoded = shared::decoded_seconds(&file);
+        let decoded = check_track_file(dir.path(), kind, rec, &plain, in_room);
         let stated = rec["duration"].as_f64().unwrap();
-        eprintln!(
-            "{kind}: {codec}, decoded {decoded} s, stated {stated} s, in the room {in_room:.2} s"
-        );
         assert!(
             (decoded - stated).abs() <= 0.5 + 0.5,
             "{kind}: decoded {decoded} s, the recording says {stated} s (whole seconds)"
         );
-        // The track was in the room from its publication (polled, so up to ~0.1 s late) to
-        // the room's end; its recording starts at its first frame.
-        assert!(
-            decoded <= in_room + 0.5 && decoded >= in_room - 0.5,
-            "{kind}: decoded {decoded} s of a track {in_room:.2} s in the room"
-        );
     }
     // Seed 001: recordings encrypted with the customer's key cannot be composed.
-    let r = rig
-        .app
-        .post_form(
-            "/v1/Compositions",
-            &rig.creds,
-            &[("RoomSid", room.as_str()), ("AudioSources", "*")],
-        )
-        .await;
+    let r = compose(&rig, &room).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
     for rec in &recordings {
@@ -258,35 +267,13 @@ async fn a_recorded_room_without_encryption_is_sealed_at_rest_and_served_decrypt
         let got = shared::fetch(&rig.app, &url, &[]).await;
         assert_eq!(got.status, StatusCode::OK);
         assert_eq!(
-            &got.body[..4],
-            &[0x1a, 0x45, 0xdf, 0xa3],
-            "{kind}: not EBML"
-        );
-        assert_eq!(
             i64::try_from(got.body.len()).unwrap(),
             rec["size"].as_i64().unwrap()
         );
-        let file = dir.path().join(format!(
-            "{kind}.{}",
-            rec["container_format"].as_str().unwrap()
-        ));
-        std::fs::write(&file, &got.body).unwrap();
-        assert_eq!(probe_codec(&file), rec["codec"].as_str().unwrap(), "{kind}");
-        let decoded = shared::decoded_seconds(&file);
-        assert!(
-            decoded <= in_room + 0.5 && decoded >= in_room - 0.5,
-            "{kind}: decoded {decoded} s of a track {in_room:.2} s in the room"
-        );
+        check_track_file(dir.path(), kind, rec, &got.body, in_room);
     }
     // Recordings sealed at rest compose like uploaded ones.
-    let r = rig
-        .app
-        .post_form(
-            "/v1/Compositions",
-            &rig.creds,
-            &[("RoomSid", room.as_str()), ("AudioSources", "*")],
-        )
-        .await;
+    let r = compose(&rig, &room).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let cj = r.json()["sid"].as_str().unwrap().to_owned();
     let done = shared::wait_composition(&rig.app, &rig.creds, &cj).await;
