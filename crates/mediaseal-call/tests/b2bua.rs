@@ -559,6 +559,106 @@ fn the_api_hangs_up_a_dialled_leg_and_the_script_goes_on() {
     assert_eq!(c.stats().active_calls, 1, "the caller's call goes on");
 }
 
+/// `<Sip statusCallback>` events travel with the dialled leg's row changes (the ledger queues
+/// them in the outbox with the row: signed, retried, in order); none is sent directly.
+#[test]
+fn a_dialled_legs_progress_events_ride_its_row_changes() {
+    let now = Instant::now();
+    let mut c = core(now);
+    running_call(
+        &mut c,
+        now,
+        "<Response><Dial><Sip statusCallback=\"https://hooks.example.com/leg\" \
+         statusCallbackEvent=\"initiated ringing answered completed\">sip:jack@198.51.100.20</Sip>\
+         </Dial></Response>",
+    );
+    let mut leg_updates = Vec::new();
+    let mut direct = 0;
+    // What went out: the leg's row changes kept, status webhooks to the leg's URL counted,
+    // the dial INVITE returned.
+    fn collect(
+        c: &mut CallCore,
+        leg_updates: &mut Vec<mediaseal_call::CallUpdate>,
+        direct: &mut usize,
+    ) -> Option<mediaseal_sip::transaction::Transmit> {
+        let mut invite = None;
+        while let Some(o) = c.poll_output() {
+            match o {
+                Output::Transmit(t) if t.bytes.starts_with(b"INVITE ") => invite = Some(t),
+                Output::Effect(Effect::CallStatus(u)) if u.parent_call_sid.is_some() => {
+                    leg_updates.push(u);
+                }
+                Output::Effect(Effect::Webhook(w)) if w.url.path() == "/leg" => *direct += 1,
+                _ => {}
+            }
+        }
+        invite
+    }
+    let out = collect(&mut c, &mut leg_updates, &mut direct).expect("the dial INVITE");
+    let SipMessage::Request(req) = SipMessage::parse(&out.bytes, &ParseLimits::default()).unwrap()
+    else {
+        panic!()
+    };
+    let ringing =
+        Response::for_request(&req, mediaseal_sip::message::StatusCode::RINGING).with_to_tag("jt");
+    c.handle_message(
+        SipMessage::Response(ringing),
+        Transport::Udp,
+        out.destination,
+        now,
+    );
+    collect(&mut c, &mut leg_updates, &mut direct);
+    let sdp = "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let ok = Response::for_request(&req, mediaseal_sip::message::StatusCode::OK)
+        .with_to_tag("jt")
+        .with_header(HeaderName::CONTACT, "<sip:jack@198.51.100.20>")
+        .with_body("application/sdp", sdp.as_bytes().to_vec());
+    c.handle_message(
+        SipMessage::Response(ok),
+        Transport::Udp,
+        out.destination,
+        now,
+    );
+    collect(&mut c, &mut leg_updates, &mut direct);
+    let leg_sid = leg_updates[0].call_sid.clone();
+    let later = now + Duration::from_secs(7);
+    c.hang_up("AC0001", &leg_sid, HangUpMode::Complete, later)
+        .unwrap();
+    collect(&mut c, &mut leg_updates, &mut direct);
+
+    assert_eq!(direct, 0, "no status callback outside the outbox");
+    let statuses: Vec<_> = leg_updates.iter().map(|u| u.status).collect();
+    assert_eq!(statuses, ["queued", "ringing", "in-progress", "completed"]);
+    let events: Vec<String> = leg_updates
+        .iter()
+        .map(|u| {
+            let cb = u
+                .status_callback
+                .as_ref()
+                .expect("each change carries its event");
+            assert_eq!(cb.url.as_str(), "https://hooks.example.com/leg");
+            let param = |name: &str| {
+                cb.params
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            assert_eq!(param("CallSid"), leg_sid);
+            assert_eq!(param("CallbackSource"), "call-progress-events");
+            format!("{}#{}", param("CallStatus"), param("SequenceNumber"))
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["initiated#0", "ringing#1", "in-progress#2", "completed#3"]
+    );
+    let last = leg_updates[3].status_callback.as_ref().unwrap();
+    assert!(last.params.contains(&("CallDuration".into(), "7".into())));
+    assert_eq!(leg_updates[3].duration_secs, Some(7));
+}
+
 #[test]
 fn the_api_records_a_live_call_until_stopped_or_hung_up() {
     let now = Instant::now();

@@ -78,7 +78,8 @@ impl Out {
         assert!(
             !self.effects.iter().any(|e| matches!(
                 e,
-                Effect::Webhook(w) if w.kind == mediaseal_call::WebhookKind::StatusCallback
+                Effect::Webhook(w) if w.kind != mediaseal_call::WebhookKind::Twiml
+                    && w.params.iter().any(|(k, _)| k == "CallbackSource")
             )),
             "a status callback was sent outside the outbox"
         );
@@ -697,9 +698,7 @@ fn a_redirect_during_a_dial_hangs_up_the_dialled_leg_and_skips_its_action() {
         .effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Webhook(w) if w.kind != mediaseal_call::WebhookKind::StatusCallback => {
-                Some((w.url.clone(), w.fetch))
-            }
+            Effect::Webhook(w) => Some((w.url.clone(), w.fetch)),
             _ => None,
         })
         .collect();

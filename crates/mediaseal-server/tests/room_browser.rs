@@ -700,3 +700,127 @@ async fn the_page_gives_its_peer_connection_the_turn_servers_of_joined() {
     assert_eq!(state.ice_servers, [STUN, TURN]);
     browser.close().await;
 }
+
+/// What `interop/whip-web/publish.js` keeps in `window.whipPublish`.
+#[derive(Debug, Deserialize)]
+struct WhipPublish {
+    phase: String,
+    resource: Option<String>,
+    error: Option<String>,
+    connection: Option<String>,
+}
+
+/// A packaged WHIP client, Eyevinn's `@eyevinn/whip-web-client` 1.1.7 from npm (bundled by
+/// scripts/setup.sh into `interop/whip-web/dist/whip-publish.js`), publishes Chromium's fake
+/// camera and microphone through WHIP; an aiortc viewer decodes both through WHEP; the client's
+/// `destroy()` DELETEs its resource and the publisher's row closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packaged_whip_client_publishes_from_chromium_and_aiortc_watches() {
+    let bundle =
+        mediaseal_test_support::workspace_root().join("interop/whip-web/dist/whip-publish.js");
+    let bundle = std::fs::read_to_string(&bundle).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/setup.sh (it installs and bundles the npm WHIP client)",
+            bundle.display()
+        )
+    });
+    let _one = ONE_BROWSER.lock().await;
+    let rig = rig("1.2").await;
+    let sid = rig.create_room(&[("UniqueName", "whip-browser")]).await;
+    let tokens = rig.tokens("whip-browser");
+    let mut browser = Browser::launch().await;
+    // A page of the server's own origin, so the client's fetches to the WHIP endpoint are
+    // same-origin; the join page without a token only shows its form.
+    let tab = browser
+        .open(&format!("http://{}/rooms/join", rig.addr), None)
+        .await;
+    let end = Instant::now() + Duration::from_secs(30);
+    while browser.eval(&tab, "document.readyState").await != "complete" {
+        assert!(Instant::now() < end, "the page did not load within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.eval(&tab, &bundle).await;
+    let endpoint = format!("http://{}/v1/Rooms/whip-browser/Whip", rig.addr);
+    let start = format!(
+        "void whipPublishStart({}, {})",
+        serde_json::to_string(&endpoint).unwrap(),
+        serde_json::to_string(token(&tokens, "alice")).unwrap()
+    );
+    browser.eval(&tab, &start).await;
+
+    let read = async |browser: &mut Browser| -> WhipPublish {
+        let json = browser
+            .eval(&tab, "JSON.stringify(window.whipPublish)")
+            .await;
+        serde_json::from_str(json.as_str().unwrap_or("null")).expect("window.whipPublish")
+    };
+    let end = Instant::now() + MEDIA_DEADLINE;
+    let published = loop {
+        let state = read(&mut browser).await;
+        if state.phase == "published" && state.connection.as_deref() == Some("connected") {
+            break state;
+        }
+        assert!(
+            state.phase != "failed" && Instant::now() < end,
+            "the WHIP client did not connect: {state:?} {}",
+            chromium_log(browser.profile.path())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The client resolved the relative `Location` against the endpoint: the resource sits under
+    // the room's SID.
+    let resource = published.resource.clone().unwrap_or_default();
+    let prefix = format!("http://{}/v1/Rooms/{sid}/Whip/", rig.addr);
+    let alice = resource
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("resource {resource} is not under {prefix}"))
+        .to_owned();
+    assert!(alice.starts_with("PA"), "{resource}");
+
+    // REST: alice is connected with an audio and a video track.
+    let participants = format!("/v1/Rooms/{sid}/Participants");
+    let published_tracks = format!("{participants}/{alice}/PublishedTracks");
+    let tracks = rig
+        .list_within(
+            &published_tracks,
+            "published_tracks",
+            Duration::from_secs(20),
+            |t| t.len() == 2,
+        )
+        .await;
+    let mut kinds: Vec<&str> = tracks.iter().filter_map(|t| t["kind"].as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["audio", "video"], "{tracks:?}");
+
+    // Bob watches through WHEP and decodes Chromium's Opus and VP8.
+    let whep = format!("http://{}/v1/Rooms/{sid}/Whep", rig.addr);
+    let report = support::whip::whep_watch(&whep, token(&tokens, "bob")).await;
+    assert_eq!(report["status"], 201, "{report}");
+    assert_eq!(report["answer_codecs"]["audio"], "opus", "{report}");
+    assert_eq!(report["answer_codecs"]["video"], "VP8", "{report}");
+    assert!(report["audio_frames"].as_u64().unwrap() >= 50, "{report}");
+    assert!(report["video_frames"].as_u64().unwrap() >= 20, "{report}");
+
+    // The client's destroy() DELETEs the resource: alice's row closes, her tracks go.
+    let stopped = browser.eval(&tab, "void whipPublishStop()").await;
+    assert!(stopped.is_null(), "{stopped}");
+    let rows = rig
+        .list_within(
+            &format!("{participants}?Identity=alice"),
+            "participants",
+            Duration::from_secs(10),
+            |rows| rows.first().is_some_and(|p| p["status"] == "disconnected"),
+        )
+        .await;
+    assert_eq!(rows[0]["sid"], alice.as_str());
+    let r = rig.app.get(&published_tracks, &rig.creds).await;
+    assert_eq!(
+        r.json()["published_tracks"],
+        serde_json::json!([]),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(read(&mut browser).await.error, None);
+    browser.close().await;
+    rig.complete_room(&sid).await;
+}

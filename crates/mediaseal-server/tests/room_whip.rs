@@ -7,8 +7,8 @@
 //!   wrong content type → 415, an oversized offer → 413, an unusable offer → the worker's
 //!   53403, a room without media → 503, a completed room → 409; `OPTIONS` → 204 with
 //!   `Accept-Post`, `PATCH` → 405 with `Allow`;
-//! - interop: an aiortc publisher (`tests/interop/whip_publish.py`; Debian's simple-whip-client
-//!   cannot run on bookworm, see the test) publishes Opus and VP8 through WHIP; an aiortc
+//! - interop: an aiortc publisher (`tests/interop/whip_publish.py`; the packaged WHIP client,
+//!   Eyevinn's, publishes from Chromium in `room_browser.rs`) publishes Opus and VP8 through WHIP; an aiortc
 //!   viewer (`tests/interop/whep_watch.py`) watches through WHEP and decodes both; `DELETE` on
 //!   the WHIP resource (checked against the token's identity) unpublishes: REST shows the
 //!   publisher disconnected and its tracks gone; a publisher killed without `DELETE` is
@@ -19,16 +19,13 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use mediaseal_server::room_processes::HostConfig;
 use serde_json::Value;
 use support::rooms::Rig;
-use support::whip::Publisher;
-use tokio::io::AsyncWriteExt;
+use support::whip::{Publisher, whep_watch};
 
 async fn rig() -> Rig {
     Rig::start(HostConfig::new(mediaseal_test_support::room_worker())).await
@@ -252,61 +249,11 @@ async fn refusals_are_http_errors_in_the_usual_shape() {
     assert_eq!(body["code"], 53118);
 }
 
-/// GETs `uri` until `done` holds for its items under `key` (the whip-client needs a while to
-/// start GStreamer and gather candidates).
-async fn wait_for(
-    rig: &Rig,
-    uri: &str,
-    key: &str,
-    within: Duration,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let end = Instant::now() + within;
-    loop {
-        let r = rig.app.get(uri, &rig.creds).await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let rows = r.json()[key].as_array().cloned().unwrap_or_default();
-        if done(&rows) {
-            return rows;
-        }
-        assert!(Instant::now() < end, "{uri}: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Runs `tests/interop/whep_watch.py` against `url` and returns its report.
-async fn whep_watch(url: &str, token: &str) -> Value {
-    let python = mediaseal_test_support::python(&["aiortc"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/whep_watch.py");
-    let input = serde_json::to_vec(&serde_json::json!({
-        "url": url,
-        "token": token,
-        "audio_frames": 50,
-        "video_frames": 20,
-        "timeout": 30,
-    }))
-    .unwrap();
-    let mut child = tokio::process::Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run whep_watch.py");
-    child.stdin.take().unwrap().write_all(&input).await.unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("whep_watch.py ends within 90 s")
-        .unwrap();
-    assert!(out.status.success(), "whep_watch.py failed");
-    serde_json::from_slice(&out.stdout).expect("whep_watch.py prints its report")
-}
-
-/// Debian bookworm's packaged WHIP client, simple-whip-client 0.0~git20230131-1, aborts
-/// before it sends anything: it links libsoup 2.4, while the GStreamer webrtc plugin it loads
-/// pulls in libnice 0.1.21 → gupnp-igd → libsoup 3, whose start-up refuses to share a process
-/// with libsoup 2 ("libsoup2 symbols detected"). So the publisher is aiortc too.
+/// aiortc at both doors. (Debian bookworm's packaged WHIP client, simple-whip-client
+/// 0.0~git20230131-1, aborts before it sends anything: it links libsoup 2.4, while the GStreamer
+/// webrtc plugin it loads pulls in libnice 0.1.21 → gupnp-igd → libsoup 3, whose start-up
+/// refuses to share a process with libsoup 2. The packaged client tested instead is Eyevinn's
+/// `@eyevinn/whip-web-client` from npm, in Chromium: `room_browser.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
     let rig = rig().await;
@@ -334,24 +281,24 @@ async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
 
     // REST: alice is connected, with an audio and a video track.
     let participants = format!("/v1/Rooms/{sid}/Participants");
-    let rows = wait_for(
-        &rig,
-        &format!("{participants}?Status=connected"),
-        "participants",
-        Duration::from_secs(20),
-        |rows| rows.iter().any(|p| p["identity"] == "alice"),
-    )
-    .await;
+    let rows = rig
+        .list_within(
+            &format!("{participants}?Status=connected"),
+            "participants",
+            Duration::from_secs(20),
+            |rows| rows.iter().any(|p| p["identity"] == "alice"),
+        )
+        .await;
     assert_eq!(rows[0]["sid"], alice.as_str(), "{rows:?}");
     let published = format!("{participants}/{alice}/PublishedTracks");
-    let tracks = wait_for(
-        &rig,
-        &published,
-        "published_tracks",
-        Duration::from_secs(15),
-        |t| t.len() == 2,
-    )
-    .await;
+    let tracks = rig
+        .list_within(
+            &published,
+            "published_tracks",
+            Duration::from_secs(15),
+            |t| t.len() == 2,
+        )
+        .await;
     let mut kinds: Vec<&str> = tracks.iter().filter_map(|t| t["kind"].as_str()).collect();
     kinds.sort_unstable();
     assert_eq!(kinds, ["audio", "video"], "{tracks:?}");
@@ -381,14 +328,14 @@ async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
     );
     assert_eq!(report["delete_status"], 200, "{report}");
     let bob = watch_location.rsplit('/').next().unwrap().to_owned();
-    let bob_row = wait_for(
-        &rig,
-        &format!("{participants}?Identity=bob"),
-        "participants",
-        Duration::from_secs(10),
-        |rows| rows.first().is_some_and(|p| p["status"] == "disconnected"),
-    )
-    .await;
+    let bob_row = rig
+        .list_within(
+            &format!("{participants}?Identity=bob"),
+            "participants",
+            Duration::from_secs(10),
+            |rows| rows.first().is_some_and(|p| p["status"] == "disconnected"),
+        )
+        .await;
     assert_eq!(bob_row[0]["sid"], bob.as_str());
 
     // DELETE on alice's WHIP resource: bob's token may not end it, the WHEP path is not it,
@@ -410,14 +357,14 @@ async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
     assert_eq!(delete(&wrong_kind, "alice").await, StatusCode::NOT_FOUND);
     assert_eq!(delete(&resource, "alice").await, StatusCode::OK);
     // Unpublished: alice is disconnected (her row closed) and publishes nothing.
-    let row = wait_for(
-        &rig,
-        &format!("{participants}?Identity=alice"),
-        "participants",
-        Duration::from_secs(5),
-        |rows| rows.first().is_some_and(|p| p["status"] == "disconnected"),
-    )
-    .await;
+    let row = rig
+        .list_within(
+            &format!("{participants}?Identity=alice"),
+            "participants",
+            Duration::from_secs(5),
+            |rows| rows.first().is_some_and(|p| p["status"] == "disconnected"),
+        )
+        .await;
     assert_eq!(row[0]["sid"], alice.as_str());
     assert!(row[0]["duration"].as_i64().is_some(), "{row:?}");
     let r = rig.app.get(&published, &rig.creds).await;
@@ -435,8 +382,7 @@ async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
     // connection is lost (ICE, then the 10 s reconnect grace): carol's row closes by itself.
     let mut carol = Publisher::start(&whip, token(&tokens, "any_room")).await;
     assert_eq!(carol.posted["status"], 201, "{}", carol.posted);
-    wait_for(
-        &rig,
+    rig.list_within(
         &format!("{participants}?Identity=carol&Status=connected"),
         "participants",
         Duration::from_secs(20),
@@ -445,8 +391,7 @@ async fn an_aiortc_publisher_and_viewer_meet_through_whip_and_whep() {
     .await;
     carol.child.start_kill().unwrap();
     carol.child.wait().await.unwrap();
-    wait_for(
-        &rig,
+    rig.list_within(
         &format!("{participants}?Identity=carol"),
         "participants",
         Duration::from_secs(60),

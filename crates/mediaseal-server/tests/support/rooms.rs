@@ -95,7 +95,19 @@ impl Rig {
         key: &str,
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let end = Instant::now() + Duration::from_secs(5);
+        self.list_within(uri, key, Duration::from_secs(5), done)
+            .await
+    }
+
+    /// Polls a list resource (up to `within`) until `done` holds for its items under `key`.
+    pub async fn list_within(
+        &self,
+        uri: &str,
+        key: &str,
+        within: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let end = Instant::now() + within;
         loop {
             let r = self.app.get(uri, &self.creds).await;
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
