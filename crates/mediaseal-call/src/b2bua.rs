@@ -91,6 +91,10 @@ pub struct CoreConfig {
     pub nonce_lifetime: Duration,
     /// Most simultaneous calls; more get 503.
     pub max_calls: usize,
+    /// The digest challenges of a 401, in order (`serve --sip-digest`). Default MD5 only, as
+    /// Twilio: phones answer the first challenge they support, and some (baresip 1.0) give up
+    /// on a challenge set with any algorithm they do not know.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
 }
 
 impl CoreConfig {
@@ -108,6 +112,7 @@ impl CoreConfig {
             timers: TimerConfig::default(),
             nonce_lifetime: DigestServer::DEFAULT_LIFETIME,
             max_calls: 10_000,
+            digest_algorithms: vec![DigestAlgorithm::Md5],
         }
     }
 }
@@ -2062,7 +2067,7 @@ impl CallCore {
             &call.invite,
             ChallengeKind::Www,
             realm,
-            &[DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            &self.config.digest_algorithms,
             call.source.ip(),
             now,
             stale,

@@ -48,6 +48,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use live::EdgeLiveCalls;
+pub use mediaseal_sip::auth::DigestAlgorithm;
 pub use metrics::{MetricsSnapshot, VoiceMetrics};
 pub use relay::MediaRelay;
 pub use sealed::SealedCallRecorder;
@@ -99,6 +100,8 @@ pub struct VoiceConfig {
     pub agent: String,
     /// SIP codes for `<Reject>`.
     pub reject_status: RejectStatus,
+    /// The digest challenges of a 401, in order (`--sip-digest`; default MD5 only).
+    pub digest_algorithms: Vec<DigestAlgorithm>,
     /// Where webhooks and `<Play>` downloads may go (`--allow-webhook-network`); `None` leaves
     /// destinations unchecked (tests with loopback receivers only).
     pub webhook_policy: Option<mediaseal_service::egress::WebhookPolicy>,
@@ -123,6 +126,7 @@ impl VoiceConfig {
             espeak: PathBuf::from("espeak-ng"),
             agent: "mediaseal".to_owned(),
             reject_status: RejectStatus::default(),
+            digest_algorithms: vec![DigestAlgorithm::Md5],
             webhook_policy: None,
         }
     }
@@ -291,6 +295,7 @@ impl VoiceEdge {
         core_config.rtp_ports = config.rtp_ports.clone();
         core_config.agent = config.agent.clone();
         core_config.reject_status = config.reject_status;
+        core_config.digest_algorithms = config.digest_algorithms.clone();
         let core = CallCore::new(core_config, Instant::now())?;
         let metrics = Arc::new(VoiceMetrics::default());
         let relay = RelayPool::start(

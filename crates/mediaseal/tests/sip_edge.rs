@@ -608,7 +608,23 @@ struct PhoneSetup {
     sd: String,
 }
 
+/// How the phone of [`phone_setup`] is admitted.
+#[derive(Clone, Copy)]
+enum Admission {
+    /// An IP access control list with 127.0.0.1.
+    Address,
+    /// Digest, against a credential list with `dave` / [`PHONE_PASSWORD`].
+    Digest,
+}
+
+/// The password of the phone's credential (`Admission::Digest`).
+const PHONE_PASSWORD: &str = "Dave-Passw0rd-7";
+
 fn phone_setup(dir: &Path, rtp_ports: &str) -> PhoneSetup {
+    phone_setup_admitted_by(dir, rtp_ports, Admission::Address)
+}
+
+fn phone_setup_admitted_by(dir: &Path, rtp_ports: &str, admission: Admission) -> PhoneSetup {
     let data = dir.join("data");
     let log = dir.join("serve.log");
     let a = create_account(&data);
@@ -641,30 +657,54 @@ fn phone_setup(dir: &Path, rtp_ports: &str) -> PhoneSetup {
     );
     assert_eq!(status, 201, "{d}");
     let sd = d["sid"].as_str().unwrap().to_owned();
-    // The phone is admitted by its address. (Debian's baresip 1.0 cannot answer the edge's
-    // digest challenge: it gives up on the first `WWW-Authenticate`, which offers SHA-256;
-    // digest against REST-made credential lists is covered by the test above.)
-    let (_, l) = post(
-        &srv,
-        &a,
-        &format!("{b}/IpAccessControlLists.json"),
-        &[("FriendlyName", "desk")],
-    );
-    let al = l["sid"].as_str().unwrap().to_owned();
-    let (status, _) = post(
-        &srv,
-        &a,
-        &format!("{b}/IpAccessControlLists/{al}/IpAddresses.json"),
-        &[("FriendlyName", "phone"), ("IpAddress", "127.0.0.1")],
-    );
-    assert_eq!(status, 201);
-    let (status, _) = post(
-        &srv,
-        &a,
-        &format!("{b}/Domains/{sd}/Auth/Calls/IpAccessControlListMappings.json"),
-        &[("IpAccessControlListSid", &al)],
-    );
-    assert_eq!(status, 201);
+    match admission {
+        Admission::Address => {
+            let (_, l) = post(
+                &srv,
+                &a,
+                &format!("{b}/IpAccessControlLists.json"),
+                &[("FriendlyName", "desk")],
+            );
+            let al = l["sid"].as_str().unwrap().to_owned();
+            let (status, _) = post(
+                &srv,
+                &a,
+                &format!("{b}/IpAccessControlLists/{al}/IpAddresses.json"),
+                &[("FriendlyName", "phone"), ("IpAddress", "127.0.0.1")],
+            );
+            assert_eq!(status, 201);
+            let (status, _) = post(
+                &srv,
+                &a,
+                &format!("{b}/Domains/{sd}/Auth/Calls/IpAccessControlListMappings.json"),
+                &[("IpAccessControlListSid", &al)],
+            );
+            assert_eq!(status, 201);
+        }
+        Admission::Digest => {
+            let (_, l) = post(
+                &srv,
+                &a,
+                &format!("{b}/CredentialLists.json"),
+                &[("FriendlyName", "phones")],
+            );
+            let cl = l["sid"].as_str().unwrap().to_owned();
+            let (status, _) = post(
+                &srv,
+                &a,
+                &format!("{b}/CredentialLists/{cl}/Credentials.json"),
+                &[("Username", "dave"), ("Password", PHONE_PASSWORD)],
+            );
+            assert_eq!(status, 201);
+            let (status, _) = post(
+                &srv,
+                &a,
+                &format!("{b}/Domains/{sd}/Auth/Calls/CredentialListMappings.json"),
+                &[("CredentialListSid", &cl)],
+            );
+            assert_eq!(status, 201);
+        }
+    }
     PhoneSetup {
         srv,
         a,
@@ -685,6 +725,17 @@ struct Phone {
 
 impl Phone {
     fn start(dir: &Path, name: &str, sip_port: u16, rtp_ports: &str) -> Self {
+        Self::start_with_password(dir, name, sip_port, rtp_ports, None)
+    }
+
+    /// A phone that answers digest challenges with `password` (user `dave`), if given.
+    fn start_with_password(
+        dir: &Path,
+        name: &str,
+        sip_port: u16,
+        rtp_ports: &str,
+        password: Option<&str>,
+    ) -> Self {
         let baresip = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -727,8 +778,11 @@ impl Phone {
         std::fs::write(
             phone.join("accounts"),
             format!(
-                "<sip:dave@{name}>;regint=0;\
-                 outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n"
+                "<sip:dave@{name}>;regint=0;{auth}\
+                 outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n",
+                auth = password
+                    .map(|p| format!("auth_pass={p};"))
+                    .unwrap_or_default(),
             ),
         )
         .unwrap();
@@ -833,6 +887,52 @@ fn baresip_calls_a_domain_made_over_rest_and_is_answered_per_the_twiml() {
     assert_eq!(decoded.len(), 1, "{decoded:?}\nbaresip: {phone_text}");
     let rms = wav_rms(&decoded[0]);
     assert!(rms > 200.0, "the phone heard silence (RMS {rms})");
+}
+
+/// baresip (Debian's 1.0, plain UDP) admitted by digest against a credential list made and
+/// mapped over REST: it answers the edge's first challenge (MD5, then SHA-256 offered) and its
+/// call runs the TwiML, whose webhook names the authenticated user.
+#[test]
+fn baresip_answers_the_edges_digest_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv: _srv,
+        app,
+        sip_port,
+        name,
+        sd,
+        ..
+    } = phone_setup_admitted_by(dir.path(), "35100-35199", Admission::Digest);
+    app.set(
+        "/voice",
+        "<Response><Say>Authenticated.</Say><Hangup/></Response>",
+    );
+    let mut phone = Phone::start_with_password(
+        dir.path(),
+        &name,
+        sip_port,
+        "35200-35249",
+        Some(PHONE_PASSWORD),
+    );
+    phone.dial_answered(&name);
+    let closed = phone
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    phone.stop();
+    assert!(
+        closed.is_some(),
+        "<Hangup/> did not end the call; events {:?}\nbaresip: {}",
+        phone.control.events,
+        phone.log()
+    );
+    let hooks = app.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(
+        hooks[0].param("SipUsername"),
+        Some("dave"),
+        "admitted by digest"
+    );
+    assert_eq!(hooks[0].param("SipDomainSid"), Some(sd.as_str()));
 }
 
 /// GETs bytes as the account; returns (status, body).

@@ -161,6 +161,11 @@ pub(crate) struct ServeArgs {
     /// required with the SIP edge, and checked by the SIP/Domains API whenever set.
     #[arg(long, value_name = "SUFFIX", env = "MEDIASEAL_SIP_DOMAIN_SUFFIX")]
     pub(crate) sip_domain_suffix: Option<String>,
+    /// Digest challenges of the SIP edge's 401, in order: a comma-separated list of MD5 and
+    /// SHA-256 [default: MD5, as Twilio; SHA-256,MD5 for phones that prefer SHA-256, though
+    /// some (baresip 1.0) then refuse to authenticate at all].
+    #[arg(long, value_name = "LIST", env = "MEDIASEAL_SIP_DIGEST", value_parser = crate::cmd::sip::parse_digest_algorithms)]
+    pub(crate) sip_digest: Option<Vec<mediaseal_voice::DigestAlgorithm>>,
     /// UDP ports for call media (RTP/SRTP) [default: 20000-29999].
     #[arg(long, value_name = "LOW-HIGH", env = "MEDIASEAL_RTP_PORTS", value_parser = crate::cmd::sip::parse_rtp_ports)]
     pub(crate) rtp_ports: Option<std::ops::RangeInclusive<u16>>,
@@ -261,6 +266,8 @@ struct FileConfig {
     _sip_ca: Option<toml::Value>,
     #[serde(rename = "rtp_ports")]
     _rtp_ports: Option<toml::Value>,
+    #[serde(rename = "sip_digest")]
+    _sip_digest: Option<toml::Value>,
     #[serde(rename = "media_address")]
     _media_address: Option<toml::Value>,
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use mediaseal_server::AppState;
 use mediaseal_server::serve::{ServeError, Sidecar};
 use mediaseal_voice::{
-    HttpWebhooks, SealedCallRecorder, Seams, StoreDirectory, StoreLedger, StoreTokens, VoiceConfig,
-    VoiceEdge,
+    DigestAlgorithm, HttpWebhooks, SealedCallRecorder, Seams, StoreDirectory, StoreLedger,
+    StoreTokens, VoiceConfig, VoiceEdge,
 };
 use serde::Deserialize;
 
@@ -31,6 +31,7 @@ pub(crate) struct SipOptions {
     pub(crate) domain_suffix: Option<String>,
     pub(crate) rtp_ports: RangeInclusive<u16>,
     pub(crate) media_address: Option<IpAddr>,
+    pub(crate) digest: Vec<DigestAlgorithm>,
 }
 
 impl SipOptions {
@@ -54,6 +55,28 @@ pub(crate) fn parse_rtp_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
+/// `MD5`, `SHA-256` or both, comma-separated, in the order the challenges are to be offered.
+pub(crate) fn parse_digest_algorithms(s: &str) -> Result<Vec<DigestAlgorithm>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        let algorithm = match name.to_ascii_uppercase().as_str() {
+            "MD5" => DigestAlgorithm::Md5,
+            "SHA-256" | "SHA256" => DigestAlgorithm::Sha256,
+            _ => {
+                return Err(format!(
+                    "'{name}' is not a digest algorithm mediaseal offers; use MD5, SHA-256 or \
+                     both (e.g. SHA-256,MD5)"
+                ));
+            }
+        };
+        if out.contains(&algorithm) {
+            return Err(format!("'{s}' names {name} twice"));
+        }
+        out.push(algorithm);
+    }
+    Ok(out)
+}
+
 /// The SIP keys of the `--config` file (the rest of the file is read by `serve`; unknown keys
 /// are its business).
 #[derive(Default, Deserialize)]
@@ -66,6 +89,7 @@ struct FileSip {
     sip_domain_suffix: Option<String>,
     rtp_ports: Option<String>,
     media_address: Option<IpAddr>,
+    sip_digest: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<FileSip, CliError> {
@@ -99,6 +123,13 @@ pub(crate) fn sip_options(args: &ServeArgs) -> Result<SipOptions, CliError> {
         }
         (None, None) => 20000..=29999,
     };
+    let digest = match (&args.sip_digest, &file.sip_digest) {
+        (Some(d), _) => d.clone(),
+        (None, Some(s)) => {
+            parse_digest_algorithms(s).map_err(|e| CliError::usage(format!("sip_digest: {e}")))?
+        }
+        (None, None) => vec![DigestAlgorithm::Md5],
+    };
     let o = SipOptions {
         listen: args.sip_listen.or(file.sip_listen),
         tls_listen: args.sip_tls_listen.or(file.sip_tls_listen),
@@ -108,6 +139,7 @@ pub(crate) fn sip_options(args: &ServeArgs) -> Result<SipOptions, CliError> {
         domain_suffix: args.sip_domain_suffix.clone().or(file.sip_domain_suffix),
         rtp_ports,
         media_address: args.media_address.or(file.media_address),
+        digest,
     };
     if o.tls_listen.is_some() && (o.tls_cert.is_none() || o.tls_key.is_none()) {
         return Err(CliError::usage(
@@ -166,6 +198,7 @@ pub(crate) async fn start_edge(
     config.sip_tls_key = sip.tls_key;
     config.sip_ca = sip.ca;
     config.rtp_ports = sip.rtp_ports;
+    config.digest_algorithms = sip.digest;
     let tokens = Arc::new(StoreTokens::new(state.meta.clone()));
     // Webhooks and `<Play>` downloads go only where recording callbacks may go
     // (`--allow-webhook-network`): names through the guarded resolver, IP literals (TwiML
