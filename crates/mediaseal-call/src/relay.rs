@@ -652,28 +652,38 @@ impl RelayCall {
         if !want_tap && !want_silence {
             return;
         }
-        law.decode_into(payload, &mut self.pcm);
+        // A tapped frame is decoded straight into the buffer the recorder receives (one
+        // allocation, no second copy); silence detection alone reuses `self.pcm`.
+        let mut pcm = if want_tap {
+            Vec::with_capacity(payload.len())
+        } else {
+            core::mem::take(&mut self.pcm)
+        };
+        law.decode_into(payload, &mut pcm);
         if want_silence && let Some(s) = self.silence.as_mut() {
-            let level = if self.pcm.is_empty() {
+            let level = if pcm.is_empty() {
                 0
             } else {
-                self.pcm
-                    .iter()
+                pcm.iter()
                     .map(|&x| u32::from(x.unsigned_abs()))
                     .sum::<u32>()
-                    / self.pcm.len() as u32
+                    / pcm.len() as u32
             };
             if level >= SPEECH_LEVEL {
                 s.last_speech = now;
             }
         }
-        if want_tap && let Some(tap) = self.tap.as_mut() {
+        if !want_tap {
+            self.pcm = pcm;
+            return;
+        }
+        if let Some(tap) = self.tap.as_mut() {
             let wall = now.saturating_duration_since(tap.start).as_micros() as u64 * 8 / 1000;
             let position = tap.clocks[side.index()].position(header.ssrc, header.timestamp, wall);
             let frame = TapFrame {
                 track: side.track(),
                 position,
-                samples: self.pcm.clone(),
+                samples: pcm,
             };
             match tap.sink.try_push(frame) {
                 Ok(()) => self.counters.tap_frames += 1,

@@ -165,23 +165,98 @@ impl BuildHasher for SsrcHashBuilder {
 
 type StreamMap<T> = HashMap<u32, T, SsrcHashBuilder>;
 
+/// Per-SSRC states of a session. The first SSRC's state is kept inline, beside the session's
+/// keys: a call leg or a single-track peer sends one SSRC, and its packets then find their state
+/// with one comparison instead of a hash, a probe and a pointer hop to another allocation (in a
+/// relay thread that serves hundreds of sessions, those cache misses cost more than the hash).
+/// Further SSRCs go to the map.
+struct Streams<T> {
+    first: Option<(u32, T)>,
+    rest: StreamMap<T>,
+}
+
+impl<T> Streams<T> {
+    fn new() -> Self {
+        Self {
+            first: None,
+            rest: HashMap::with_hasher(SsrcHashBuilder::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    #[inline]
+    fn get(&self, ssrc: u32) -> Option<&T> {
+        match &self.first {
+            Some((s, t)) if *s == ssrc => Some(t),
+            _ => self.rest.get(&ssrc),
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, ssrc: u32) -> Option<&mut T> {
+        match &mut self.first {
+            Some((s, t)) if *s == ssrc => Some(t),
+            _ => self.rest.get_mut(&ssrc),
+        }
+    }
+
+    /// The state of `ssrc`, created with `new` if absent and fewer than `max` are tracked;
+    /// `None` when the session is full.
+    #[inline]
+    fn get_or_insert(&mut self, ssrc: u32, max: usize, new: impl FnOnce() -> T) -> Option<&mut T> {
+        let n = self.len();
+        match &self.first {
+            Some((s, _)) if *s == ssrc => return self.first.as_mut().map(|(_, t)| t),
+            Some(_) => {}
+            None if self.rest.contains_key(&ssrc) => {}
+            None => {
+                if n >= max {
+                    return None;
+                }
+                return Some(&mut self.first.insert((ssrc, new())).1);
+            }
+        }
+        match self.rest.entry(ssrc) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(e) => {
+                if n >= max {
+                    return None;
+                }
+                Some(e.insert(new()))
+            }
+        }
+    }
+
+    /// Adds the state of an SSRC not tracked yet.
+    fn insert_new(&mut self, ssrc: u32, t: T) {
+        if self.first.is_none() {
+            self.first = Some((ssrc, t));
+        } else {
+            self.rest.insert(ssrc, t);
+        }
+    }
+
+    fn remove(&mut self, ssrc: u32) -> Option<T> {
+        if self.first.as_ref().is_some_and(|(s, _)| *s == ssrc) {
+            return self.first.take().map(|(_, t)| t);
+        }
+        self.rest.remove(&ssrc)
+    }
+}
+
 /// The state of `ssrc`, created if new and the session has room.
 #[inline]
 fn tx_stream<'a>(
-    streams: &'a mut StreamMap<TxStream>,
+    streams: &'a mut Streams<TxStream>,
     config: &SessionConfig,
     ssrc: u32,
 ) -> Result<&'a mut TxStream, ProtectError> {
-    let n = streams.len();
-    match streams.entry(ssrc) {
-        Entry::Occupied(e) => Ok(e.into_mut()),
-        Entry::Vacant(e) => {
-            if n >= config.max_streams {
-                return Err(ProtectError::TooManyStreams);
-            }
-            Ok(e.insert(TxStream::new(config)))
-        }
-    }
+    streams
+        .get_or_insert(ssrc, config.max_streams, || TxStream::new(config))
+        .ok_or(ProtectError::TooManyStreams)
 }
 
 fn check_config(config: &SessionConfig) -> Result<(), SessionError> {
@@ -241,7 +316,7 @@ pub struct OutboundSession {
     profile: SrtpProfile,
     rtp: Cipher,
     rtcp: Cipher,
-    streams: StreamMap<TxStream>,
+    streams: Streams<TxStream>,
     config: SessionConfig,
 }
 
@@ -262,7 +337,7 @@ pub struct InboundSession {
     profile: SrtpProfile,
     rtp: Cipher,
     rtcp: Cipher,
-    streams: StreamMap<RxStream>,
+    streams: Streams<RxStream>,
     config: SessionConfig,
 }
 
@@ -310,7 +385,7 @@ impl OutboundSession {
             profile,
             rtp,
             rtcp,
-            streams: HashMap::with_hasher(SsrcHashBuilder::new()),
+            streams: Streams::new(),
             config: config.clone(),
         }
     }
@@ -422,32 +497,36 @@ impl OutboundSession {
     /// from there. Forgets which indices were already sent.
     pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
         let config = &self.config;
-        let s = self
+        let Some(s) = self
             .streams
-            .entry(ssrc)
-            .or_insert_with(|| TxStream::new(config));
+            .get_or_insert(ssrc, usize::MAX, || TxStream::new(config))
+        else {
+            return;
+        };
         s.rtp.reset();
         s.roc_hint = roc;
     }
 
     /// The ROC of the highest RTP index sent on `ssrc` (or the one set by [`Self::set_roc`]).
     pub fn roc(&self, ssrc: u32) -> Option<u32> {
-        let s = self.streams.get(&ssrc)?;
+        let s = self.streams.get(ssrc)?;
         Some(s.rtp.highest().map_or(s.roc_hint, |h| (h >> 16) as u32))
     }
 
     /// Sets the SRTCP index the next RTCP packet of `ssrc` will carry (default 0).
     pub fn set_rtcp_index(&mut self, ssrc: u32, next: u32) {
         let config = &self.config;
-        self.streams
-            .entry(ssrc)
-            .or_insert_with(|| TxStream::new(config))
-            .rtcp_next = next;
+        if let Some(s) = self
+            .streams
+            .get_or_insert(ssrc, usize::MAX, || TxStream::new(config))
+        {
+            s.rtcp_next = next;
+        }
     }
 
     /// Drops the state of `ssrc`; returns whether it existed.
     pub fn remove_stream(&mut self, ssrc: u32) -> bool {
-        self.streams.remove(&ssrc).is_some()
+        self.streams.remove(ssrc).is_some()
     }
 
     /// Number of SSRCs tracked.
@@ -474,7 +553,7 @@ impl InboundSession {
             profile,
             rtp,
             rtcp,
-            streams: HashMap::with_hasher(SsrcHashBuilder::new()),
+            streams: Streams::new(),
             config: config.clone(),
         }
     }
@@ -490,7 +569,7 @@ impl InboundSession {
         let tag_len = self.profile.rtp_tag_len();
         let hdr = packet::rtp_header(pkt, tag_len)?;
         let out_len = pkt.len() - tag_len; // rtp_header checked pkt.len() >= 12 + tag_len
-        match self.streams.get_mut(&hdr.ssrc) {
+        match self.streams.get_mut(hdr.ssrc) {
             Some(stream) => {
                 let index = estimate_index(stream.rtp.highest(), stream.roc_hint, hdr.seq)
                     .ok_or(UnprotectError::KeyExhausted)?;
@@ -520,7 +599,7 @@ impl InboundSession {
                 }
                 let mut s = RxStream::new(&self.config);
                 s.rtp.commit(index);
-                self.streams.insert(hdr.ssrc, s);
+                self.streams.insert_new(hdr.ssrc, s);
             }
         }
         Ok(out_len)
@@ -566,7 +645,7 @@ impl InboundSession {
             return Err(UnprotectError::UnencryptedSrtcp);
         }
         let index = eidx & MAX_SRTCP_INDEX;
-        if let Some(s) = self.streams.get(&ssrc) {
+        if let Some(s) = self.streams.get(ssrc) {
             match s.rtcp.check(u64::from(index)) {
                 Ok(()) => {}
                 Err(Replay::Duplicate) => return Err(UnprotectError::Replayed),
@@ -585,16 +664,11 @@ impl InboundSession {
             let body = pkt.get_mut(..body_end).ok_or(MalformedPacket::TooShort)?;
             self.rtcp.cm_crypt_rtcp(body, ssrc, index);
         }
-        let n = self.streams.len();
-        let stream = match self.streams.entry(ssrc) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                if n >= self.config.max_streams {
-                    return Err(UnprotectError::TooManyStreams);
-                }
-                e.insert(RxStream::new(&self.config))
-            }
-        };
+        let config = &self.config;
+        let stream = self
+            .streams
+            .get_or_insert(ssrc, config.max_streams, || RxStream::new(config))
+            .ok_or(UnprotectError::TooManyStreams)?;
         stream.rtcp.commit(u64::from(index));
         Ok(body_end)
     }
@@ -618,10 +692,12 @@ impl InboundSession {
     /// SRTP replay record of `ssrc` (the SRTCP one is kept).
     pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
         let config = &self.config;
-        let s = self
+        let Some(s) = self
             .streams
-            .entry(ssrc)
-            .or_insert_with(|| RxStream::new(config));
+            .get_or_insert(ssrc, usize::MAX, || RxStream::new(config))
+        else {
+            return;
+        };
         s.rtp.reset();
         s.roc_hint = roc;
     }
@@ -629,13 +705,13 @@ impl InboundSession {
     /// The ROC of the highest authenticated RTP index of `ssrc` (or the one set by
     /// [`Self::set_roc`] before any packet).
     pub fn roc(&self, ssrc: u32) -> Option<u32> {
-        let s = self.streams.get(&ssrc)?;
+        let s = self.streams.get(ssrc)?;
         Some(s.rtp.highest().map_or(s.roc_hint, |h| (h >> 16) as u32))
     }
 
     /// Drops the state of `ssrc`; returns whether it existed.
     pub fn remove_stream(&mut self, ssrc: u32) -> bool {
-        self.streams.remove(&ssrc).is_some()
+        self.streams.remove(ssrc).is_some()
     }
 
     /// Number of SSRCs tracked.

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -224,7 +224,17 @@ fn recorder(rx: Receiver<(u32, TapFrame)>) -> std::thread::JoinHandle<(u64, u64)
             let mut mixers: HashMap<u32, Mixer> = HashMap::new();
             let mut out = Vec::with_capacity(1 << 16);
             let (mut frames, mut bytes) = (0u64, 0u64);
-            while let Ok((call, frame)) = rx.recv() {
+            // Drained on a timer, as the server's recorder task does: blocking on `recv` would
+            // make the relay thread wake this one for every frame.
+            loop {
+                let (call, frame) = match rx.try_recv() {
+                    Ok(f) => f,
+                    Err(TryRecvError::Empty) => {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                };
                 let m = mixers
                     .entry(call)
                     .or_insert_with(|| Mixer::new(Layout::Dual, 240));

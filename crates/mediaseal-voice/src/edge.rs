@@ -15,8 +15,8 @@ use mediaseal_call::prompt::{self, MAX_PROMPT_SAMPLES};
 use mediaseal_call::recording::TapTracks;
 use mediaseal_call::relay::PromptAudio;
 use mediaseal_call::{
-    CallCore, CallId, Domain, Effect, FetchFailure, FetchId, MediaCommand, Prompt, RecordingId,
-    WebhookKind,
+    CallCore, CallId, Domain, Effect, FetchFailure, FetchId, MediaCommand, MediaEvent, Prompt,
+    RecordingId, WebhookKind,
 };
 use mediaseal_sip::message::{ParseLimits, SipMessage, StreamFramer, Transport};
 use mediaseal_sip::transaction::Transmit;
@@ -157,6 +157,14 @@ impl Edge {
                     let now = Instant::now();
                     match n {
                         RelayNotice::Media(call, ev) => self.core.media_event(call, ev, now),
+                        // Only the end of the prompts the core asked for last: one that
+                        // finished while a newer `Play` or a stop was on its way (a redirect,
+                        // the next verb) would cut the new prompts short.
+                        RelayNotice::PlaybackDone(call, generation) => {
+                            if self.play_generation.get(&call) == Some(&generation) {
+                                self.core.media_event(call, MediaEvent::PlaybackDone, now);
+                            }
+                        }
                         RelayNotice::OpenFailed(call, side) => self.core.media_failed(call, side, now),
                     }
                 }
@@ -216,7 +224,11 @@ impl Edge {
                 prompts,
             } => {
                 if self.play_generation.get(&call) == Some(&generation) {
-                    self.relay.send(RelayCommand::Play { call, prompts });
+                    self.relay.send(RelayCommand::Play {
+                        call,
+                        prompts,
+                        generation,
+                    });
                 }
             }
             EdgeEvent::RecordingReady {

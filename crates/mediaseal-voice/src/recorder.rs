@@ -2,9 +2,12 @@
 //! [`Mixer`], written into the recording sink as the audio arrives.
 //!
 //! The relay offers each frame with `try_send`: a full queue drops the frame (counted as
-//! `mediaseal_recorder_frames_dropped_total`) and never blocks the packet path. When the tap
-//! stops (or the call closes) the relay drops its end of the queue; this task then writes the
-//! tail, finishes the recording and reports it to the signalling task.
+//! `mediaseal_recorder_frames_dropped_total`) and never blocks the packet path. This task
+//! drains the queue on a timer rather than waiting on it: a task parked on `recv` has the relay
+//! thread wake it (a syscall and a cross-CPU wakeup) for every frame, which cost the relay more
+//! than decrypting and re-encrypting the packet. When the tap stops (or the call closes) the
+//! relay drops its end of the queue; this task then writes the tail, finishes the recording and
+//! reports it to the signalling task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,9 @@ use std::time::Duration;
 use mediaseal_call::recording::{FrameSink, Layout, Mixer, TapFrame};
 use mediaseal_call::{CallId, RecordingId};
 use mediaseal_twiml::RecordingInfo;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{Receiver, Sender, UnboundedSender};
+use tokio::time::MissedTickBehavior;
 
 use crate::seams::RecordingSink;
 
@@ -21,6 +26,9 @@ use crate::seams::RecordingSink;
 const MIX_LATENCY_MS: u32 = 240;
 /// Bytes gathered before a write to the sink (about a quarter second of two-channel audio).
 const WRITE_CHUNK: usize = 8 * 1024;
+/// How often the queue is drained: 5 frames of a two-party call, far below the queue's
+/// capacity (`recorder_queue`, 500 by default), and well inside the mixing latency.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The relay's end of a recording queue.
 #[derive(Debug)]
@@ -65,7 +73,17 @@ pub(crate) async fn consume(
     let mut skipped: u64 = 0;
     let mut pause_from: Option<u64> = None;
     let mut next_position: u64 = 0;
-    while let Some(mut frame) = frames.recv().await {
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let mut frame = match frames.try_recv() {
+            Ok(frame) => frame,
+            Err(TryRecvError::Empty) => {
+                tick.tick().await;
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
         if paused.load(Ordering::Relaxed) {
             pause_from.get_or_insert(next_position);
             continue;

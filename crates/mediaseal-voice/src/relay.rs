@@ -54,9 +54,12 @@ pub(crate) enum RelayCommand {
         call: CallId,
         bridged: bool,
     },
+    /// `generation` comes back with the end of these prompts
+    /// ([`RelayNotice::PlaybackDone`]), so a late report is known for what it is.
     Play {
         call: CallId,
         prompts: Vec<(PromptAudio, Repeat)>,
+        generation: u64,
     },
     StopPlayback {
         call: CallId,
@@ -101,6 +104,8 @@ impl RelayCommand {
 #[derive(Debug)]
 pub(crate) enum RelayNotice {
     Media(CallId, MediaEvent),
+    /// The prompts of the `Play` with this generation finished.
+    PlaybackDone(CallId, u64),
     OpenFailed(CallId, Side),
 }
 
@@ -217,6 +222,8 @@ impl Drop for RelayPool {
 struct Entry {
     call: CallId,
     relay: RelayCall,
+    /// The generation of the last `Play` (what a `PlaybackDone` reports the end of).
+    playing: u64,
     sockets: [[Option<UdpSocket>; 2]; 2],
     scheduled: Option<Instant>,
 }
@@ -277,6 +284,9 @@ impl Thread {
                 // EINTR and friends: just go round again.
                 continue;
             }
+            // One clock read for the packets of a wakeup: they arrived together, and the tap
+            // and silence detection count in 125 µs samples. Timers get a fresh reading below.
+            let now = Instant::now();
             for event in events.iter() {
                 if event.token() == WAKER {
                     if !self.commands() {
@@ -284,11 +294,11 @@ impl Thread {
                         return;
                     }
                 } else {
-                    self.readable(event.token());
+                    self.readable(event.token(), now);
                 }
             }
-            self.fire_timers(Instant::now());
             let now = Instant::now();
+            self.fire_timers(now);
             if now >= next_counters {
                 self.drain_all_counters();
                 next_counters = now + COUNTER_INTERVAL;
@@ -336,8 +346,13 @@ impl Thread {
                         e.relay.set_bridged(bridged);
                     }
                 }
-                RelayCommand::Play { call, prompts } => {
+                RelayCommand::Play {
+                    call,
+                    prompts,
+                    generation,
+                } => {
                     if let Some(e) = self.entry(call) {
+                        e.playing = generation;
                         e.relay.play(prompts, now);
                     }
                 }
@@ -365,7 +380,7 @@ impl Thread {
             }
             if let Some(slot) = touched.and_then(|c| self.by_call.get(&c).copied()) {
                 // The command may have started a prompt or changed the call's timers.
-                self.after_activity(slot);
+                self.after_activity(slot, now);
             }
         }
         true
@@ -390,6 +405,7 @@ impl Thread {
                         started: now,
                         seeds: random_seeds(),
                     }),
+                    playing: 0,
                     sockets: [[None, None], [None, None]],
                     scheduled: None,
                 };
@@ -463,7 +479,7 @@ impl Thread {
         self.free.push(slot);
     }
 
-    fn readable(&mut self, t: Token) {
+    fn readable(&mut self, t: Token, now: Instant) {
         let slot = t.0 / 4;
         let si = (t.0 / 2) % 2;
         let ci = t.0 % 2;
@@ -483,7 +499,6 @@ impl Thread {
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => break,
             };
-            let now = Instant::now();
             if let PacketOutcome::Forward(tx) = e
                 .relay
                 .handle_packet(side, component, source, buf, len, now)
@@ -497,15 +512,16 @@ impl Thread {
                 }
             }
         }
-        self.after_activity(slot);
+        // Received packets never queue generated ones (prompts and reports come from timers),
+        // so only events and the call's timer need looking at here.
+        self.notify_and_schedule(slot, now);
     }
 
-    /// Sends events, generated packets due now, and reschedules the call's timer.
-    fn after_activity(&mut self, slot: usize) {
+    /// Sends generated packets due now and events, and reschedules the call's timer.
+    fn after_activity(&mut self, slot: usize, now: Instant) {
         let Some(Some(e)) = self.slots.get_mut(slot) else {
             return;
         };
-        let now = Instant::now();
         while let Some(tx) = e.relay.poll_transmit(now, &mut self.buf) {
             let out = e.sockets[side_index(tx.side)][component_index(tx.component)].as_ref();
             let sent = out.map(|s| s.send_to(&self.buf[..tx.len], tx.destination));
@@ -515,8 +531,20 @@ impl Thread {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        self.notify_and_schedule(slot, now);
+    }
+
+    /// Sends the call's events and reschedules its timer.
+    fn notify_and_schedule(&mut self, slot: usize, now: Instant) {
+        let Some(Some(e)) = self.slots.get_mut(slot) else {
+            return;
+        };
         while let Some(ev) = e.relay.poll_event() {
-            let _ = self.notices.send(RelayNotice::Media(e.call, ev));
+            let notice = match ev {
+                MediaEvent::PlaybackDone => RelayNotice::PlaybackDone(e.call, e.playing),
+                other => RelayNotice::Media(e.call, other),
+            };
+            let _ = self.notices.send(notice);
         }
         if let Some(at) = e.relay.poll_timeout()
             && e.scheduled.is_none_or(|s| at < s || s <= now)
@@ -540,7 +568,7 @@ impl Thread {
                 e.scheduled = None;
                 e.relay.handle_timeout(now);
             }
-            self.after_activity(slot);
+            self.after_activity(slot, now);
         }
     }
 }
@@ -608,5 +636,92 @@ impl MediaRelay {
     /// Stops the threads.
     pub fn shutdown(mut self) {
         self.pool.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use mediaseal_call::g711::Law;
+
+    use super::*;
+
+    fn silence(ms: u64) -> Vec<(PromptAudio, Repeat)> {
+        vec![(
+            PromptAudio::Silence(Duration::from_millis(ms)),
+            Repeat::Times(NonZeroU32::MIN),
+        )]
+    }
+
+    /// The end of prompts is reported with the generation of the `Play` it ends, and a `Play`
+    /// that replaces another reports only its own end: the edge can then tell a late report
+    /// (prompts that ended while newer ones were on their way) from the end of the current one.
+    #[test]
+    fn the_end_of_prompts_carries_the_generation_of_its_play() {
+        let metrics = Arc::new(VoiceMetrics::default());
+        let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+        let mut pool = RelayPool::start(1, IpAddr::from([127, 0, 0, 1]), &metrics, &tx).unwrap();
+        let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = {
+            // An even port whose successor is free too, as the edge allots them.
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let p = probe.local_addr().unwrap().port() & !1;
+            drop(probe);
+            p
+        };
+        let call = CallId(7);
+        pool.send(RelayCommand::Open {
+            call,
+            side: Side::Caller,
+            port,
+        });
+        pool.send(RelayCommand::Configure {
+            call,
+            side: Side::Caller,
+            setup: Box::new(LegSetup {
+                srtp: None,
+                remote_rtp: Some(phone.local_addr().unwrap()),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                law: Law::Mu,
+                payload_type: 0,
+                telephone_event: None,
+            }),
+        });
+        let wait = |notices: &mut tokio::sync::mpsc::UnboundedReceiver<RelayNotice>| {
+            let end = Instant::now() + Duration::from_secs(5);
+            loop {
+                match notices.try_recv() {
+                    Ok(RelayNotice::PlaybackDone(c, generation)) if c == call => {
+                        return generation;
+                    }
+                    Ok(RelayNotice::OpenFailed(..)) => panic!("the leg's ports were taken"),
+                    Ok(_) => {}
+                    Err(_) => {
+                        assert!(Instant::now() < end, "no end of prompts within 5 s");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        };
+        pool.send(RelayCommand::Play {
+            call,
+            prompts: silence(200),
+            generation: 1,
+        });
+        pool.send(RelayCommand::Play {
+            call,
+            prompts: silence(60),
+            generation: 2,
+        });
+        assert_eq!(wait(&mut notices), 2, "the replaced prompts report nothing");
+        pool.send(RelayCommand::Play {
+            call,
+            prompts: silence(40),
+            generation: 3,
+        });
+        assert_eq!(wait(&mut notices), 3);
+        pool.shutdown();
     }
 }
