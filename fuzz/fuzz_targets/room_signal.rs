@@ -1,17 +1,31 @@
 //! Room signalling and the worker control pipe: arbitrary bytes never panic the WebSocket
-//! message parsers or the length-prefixed frame decoder; what parses serializes back to the
-//! same message.
+//! message parsers, the peer-to-peer relay or the length-prefixed frame decoder; what parses
+//! serializes back to the same message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mediaseal_rooms::control::{FrameDecoder, Request, WorkerEvent};
-use mediaseal_rooms::signal::{ClientMessage, ServerMessage};
+use mediaseal_rooms::mesh::MeshRoom;
+use mediaseal_rooms::signal::{ClientMessage, ParticipantInfo, ServerMessage};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = ClientMessage::from_json(data) {
         let again = ClientMessage::from_json(message.to_json().as_bytes())
             .expect("a parsed message serializes to a parsable one");
         assert_eq!(again, message);
+        // A peer-to-peer room relays it to a member or refuses it; it never reaches anyone
+        // else.
+        let mut room = MeshRoom::new(10);
+        for (sid, identity) in [("PA1", "a"), ("PA2", "b")] {
+            let who = ParticipantInfo {
+                sid: sid.to_owned(),
+                identity: identity.to_owned(),
+            };
+            room.join(who).expect("an empty room takes two");
+        }
+        if let Ok(out) = room.relay("PA1", message) {
+            assert_eq!(out.to, "PA2");
+        }
     }
     if let Ok(message) = ServerMessage::from_json(data) {
         let again = ServerMessage::from_json(message.to_json().as_bytes())

@@ -4,6 +4,7 @@
 //! - [`token`]: Twilio Access Token verification (HS256 JWT with a video grant, Twilio's error
 //!   codes), on AWS-LC's constant-time HMAC.
 //! - [`signal`]: the WebSocket room signalling messages between participants and mediaseal.
+//! - [`mesh`]: peer-to-peer rooms: membership and the relay of peer-addressed signalling.
 //! - [`control`]: the length-prefixed JSON control pipe between the server and a room worker
 //!   process.
 //! - [`room`]: the room itself: one str0m `Rtc` (ICE, DTLS-SRTP on AWS-LC) per participant,
@@ -18,6 +19,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod control;
+pub mod mesh;
 pub mod room;
 pub mod signal;
 pub mod token;

@@ -4,7 +4,10 @@
 //!
 //! Client → server ([`ClientMessage`]): `join{token}` first, then `offer{sdp}` (the first offer
 //! publishes, later ones renegotiate), `answer{sdp}` (to a server offer), `candidate{candidate}`
-//! (trickle ICE), `select_layer{track_sid, layer}` (simulcast preference), `leave`.
+//! (trickle ICE), `select_layer{track_sid, layer}` (simulcast preference), `leave`. In a
+//! peer-to-peer room ([`crate::mesh`]) the server has no media session: `peer_offer{to, sdp}`,
+//! `peer_answer{to, sdp}` and `peer_candidate{to, candidate, sdp_mid}` are addressed to another
+//! participant's `PA…` SID and relayed to it as the same type with `from` instead of `to`.
 //!
 //! Server → client ([`ServerMessage`]): `joined`, `answer`, `offer` (the server adds or removes
 //! subscribed tracks), `participant_connected` / `participant_disconnected`, `track_published` /
@@ -74,6 +77,30 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Peer-to-peer rooms: an SDP offer for participant `to`.
+    PeerOffer {
+        /// `PA…` SID of the participant it is for.
+        to: String,
+        /// SDP text.
+        sdp: String,
+    },
+    /// Peer-to-peer rooms: an SDP answer to `to`'s offer.
+    PeerAnswer {
+        /// `PA…` SID of the participant it is for.
+        to: String,
+        /// SDP text.
+        sdp: String,
+    },
+    /// Peer-to-peer rooms: a trickled ICE candidate for participant `to`.
+    PeerCandidate {
+        /// `PA…` SID of the participant it is for.
+        to: String,
+        /// The candidate attribute value; empty means end of candidates.
+        candidate: String,
+        /// The m-line's mid, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+    },
 }
 
 /// A participant as other participants see it.
@@ -175,6 +202,30 @@ pub enum ServerMessage {
         participant_sid: String,
         /// `MT…` SID of the track.
         track_sid: String,
+    },
+    /// Peer-to-peer rooms: participant `from` offers a connection; reply with `peer_answer`.
+    PeerOffer {
+        /// `PA…` SID of the sender.
+        from: String,
+        /// SDP text.
+        sdp: String,
+    },
+    /// Peer-to-peer rooms: participant `from` answers this participant's offer.
+    PeerAnswer {
+        /// `PA…` SID of the sender.
+        from: String,
+        /// SDP text.
+        sdp: String,
+    },
+    /// Peer-to-peer rooms: an ICE candidate of participant `from`.
+    PeerCandidate {
+        /// `PA…` SID of the sender.
+        from: String,
+        /// The candidate attribute value; empty means end of candidates.
+        candidate: String,
+        /// The m-line's mid, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
     },
     /// Something failed; `code` is a Twilio error code.
     Error {
@@ -282,6 +333,19 @@ impl ClientMessage {
                 check_len("layer", layer.as_deref().unwrap_or(""), MAX_LAYER_LEN)
             }
             Self::Leave => Ok(()),
+            Self::PeerOffer { to, sdp } | Self::PeerAnswer { to, sdp } => {
+                check_len("to", to, MAX_SID_LEN)?;
+                check_len("sdp", sdp, MAX_SDP_LEN)
+            }
+            Self::PeerCandidate {
+                to,
+                candidate,
+                sdp_mid,
+            } => {
+                check_len("to", to, MAX_SID_LEN)?;
+                check_len("candidate", candidate, MAX_CANDIDATE_LEN)?;
+                check_len("sdp_mid", sdp_mid.as_deref().unwrap_or(""), MAX_SID_LEN)
+            }
         }
     }
 
@@ -329,6 +393,19 @@ mod tests {
                 layer: Some("l".into()),
             },
             ClientMessage::Leave,
+            ClientMessage::PeerOffer {
+                to: "PA1".into(),
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::PeerAnswer {
+                to: "PA1".into(),
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::PeerCandidate {
+                to: "PA1".into(),
+                candidate: String::new(),
+                sdp_mid: None,
+            },
         ];
         for m in messages {
             let json = m.to_json();
@@ -369,8 +446,22 @@ mod tests {
             ClientMessage::from_json(json.as_bytes()),
             Err(SignalError::FieldTooLong { field: "sdp", .. })
         ));
+        let to = "P".repeat(MAX_SID_LEN + 1);
+        let json = format!(r#"{{"type":"peer_candidate","to":"{to}","candidate":""}}"#);
+        assert!(matches!(
+            ClientMessage::from_json(json.as_bytes()),
+            Err(SignalError::FieldTooLong { field: "to", .. })
+        ));
+        assert_eq!(
+            ClientMessage::from_json(br#"{"type":"peer_offer","to":"PA1","sdp":"v=0"}"#).unwrap(),
+            ClientMessage::PeerOffer {
+                to: "PA1".into(),
+                sdp: "v=0".into()
+            }
+        );
         for bad in [
             &br#"{"type":"shout"}"#[..],
+            br#"{"type":"peer_offer","sdp":"v=0"}"#,
             br#"{"token":"x"}"#,
             br#"[]"#,
             b"\xff",

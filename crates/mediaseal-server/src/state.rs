@@ -123,6 +123,8 @@ pub struct AppState {
         Arc<std::sync::OnceLock<Arc<dyn crate::room_processes::AccessTokenKeys>>>,
     /// Live WHIP and WHEP sessions (who may `DELETE` them).
     pub(crate) whip_sessions: Arc<crate::api::video::whip::WhipSessions>,
+    /// This node's peer-to-peer rooms (their signalling relays).
+    pub(crate) mesh_rooms: Arc<crate::api::video::mesh::MeshRooms>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -195,6 +197,7 @@ impl AppState {
             api_key_secrets,
             live_calls: Arc::default(),
             whip_sessions: Arc::default(),
+            mesh_rooms: Arc::default(),
             room_processes: Arc::default(),
             access_token_keys: Arc::default(),
         }

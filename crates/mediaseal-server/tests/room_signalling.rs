@@ -165,10 +165,14 @@ async fn refusals_carry_twilio_codes_and_close_the_socket() {
         assert_eq!(recv(&mut ws).await, None);
     }
 
-    // A room without a media process (peer-to-peer) and a completed room.
-    rig.create_room(&[("UniqueName", "p2p"), ("Type", "peer-to-peer")])
+    // A room without a media process (go; peer-to-peer rooms are relayed, room_p2p.rs) and a
+    // completed room.
+    rig.create_room(&[("UniqueName", "no-media"), ("Type", "go")])
         .await;
-    assert_eq!(refused(&rig, "p2p", join(&tokens, "any_room")).await, 53000);
+    assert_eq!(
+        refused(&rig, "no-media", join(&tokens, "any_room")).await,
+        53000
+    );
     rig.complete_room(&sid).await;
     assert_eq!(refused(&rig, &sid, join(&tokens, "any_room")).await, 53118);
 }

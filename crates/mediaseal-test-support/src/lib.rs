@@ -5,6 +5,9 @@
 //! - [`room_worker`]: the `mediaseal-room-worker` binary the room tests spawn.
 //! - [`wav`]: deterministic PCM WAV files, with markers a plaintext scan can look for.
 //! - [`scan`]: the plaintext scanner that checks nothing readable reached the disk.
+//! - [`capture`]: tcpdump captures, their UDP datagrams, RFC 7983 classes through TURN framing.
+//! - [`coturn`]: a real coturn TURN server with the shared-secret scheme.
+//! - [`netns`]: network namespaces and veth pairs (root only).
 
 #![deny(missing_docs)]
 
@@ -12,6 +15,9 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod capture;
+pub mod coturn;
+pub mod netns;
 pub mod scan;
 pub mod wav;
 

@@ -7,7 +7,8 @@
 //! and a token limited to one room learns nothing about the others). Then the server allots
 //! the participant's `PA…` SID, relays its SDP and candidates to the room's worker
 //! ([`RoomProcesses::send`]) and the worker's answers, offers, errors and the room's
-//! participant and track events back ([`RoomProcesses::subscribe`]).
+//! participant and track events back ([`RoomProcesses::subscribe`]). A peer-to-peer room has
+//! no worker: its participants are relayed to each other by [`super::mesh`].
 //!
 //! Bounds: messages are at most [`MAX_MESSAGE_LEN`] (checked by the WebSocket layer before
 //! they are buffered, and again by the parser); `join` must come within [`JOIN_TIMEOUT`]; a
@@ -34,6 +35,8 @@ use super::room_access::{
 use crate::room_processes::{RoomProcesses, RoomSubscription};
 use crate::sid::new_sid;
 use crate::state::AppState;
+use mediaseal_rooms::token::VerifiedAccessToken;
+use mediaseal_store::video::Room;
 
 /// How long a new connection may take to send `join`.
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,13 +61,13 @@ pub(crate) async fn connect(
 }
 
 /// Why a connection ends, and what the client is told.
-struct Refusal {
+pub(super) struct Refusal {
     code: u32,
     message: String,
 }
 
 impl Refusal {
-    fn new(code: u32, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: u32, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -97,7 +100,19 @@ struct Participant {
 }
 
 async fn session(st: AppState, ident: String, mut socket: WebSocket) {
-    let (participant, subscription) = match admit(&st, &ident, &mut socket).await {
+    let (verified, room) = match authenticate(&st, &ident, &mut socket).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return,
+        Err(refusal) => {
+            close_with(&mut socket, refusal).await;
+            return;
+        }
+    };
+    if room.room_type == super::mesh::PEER_TO_PEER {
+        super::mesh::session(st, room, verified.identity, socket).await;
+        return;
+    }
+    let (participant, subscription) = match admit(&st, verified, &room, &mut socket).await {
         Ok(Some(joined)) => joined,
         Ok(None) => return,
         Err(refusal) => {
@@ -111,11 +126,11 @@ async fn session(st: AppState, ident: String, mut socket: WebSocket) {
 
 /// Waits for `join`, verifies its token and finds the room; `Ok(None)` if the client went
 /// away first.
-async fn admit(
+async fn authenticate(
     st: &AppState,
     ident: &str,
     socket: &mut WebSocket,
-) -> Result<Option<(Participant, RoomSubscription)>, Refusal> {
+) -> Result<Option<(VerifiedAccessToken, Room)>, Refusal> {
     let token = match tokio::time::timeout(JOIN_TIMEOUT, next_message(socket)).await {
         Err(_) => {
             return Err(Refusal::new(
@@ -135,11 +150,22 @@ async fn admit(
     };
     let verified = verify(st, &token).await?;
     let room = find_room(st, &verified, ident).await?;
-    let (processes, subscription) = room_media(st, &room)?;
+    Ok(Some((verified, room)))
+}
+
+/// Admits a verified participant to a group room's media process; `Ok(None)` if the client
+/// went away first.
+async fn admit(
+    st: &AppState,
+    verified: VerifiedAccessToken,
+    room: &Room,
+    socket: &mut WebSocket,
+) -> Result<Option<(Participant, RoomSubscription)>, Refusal> {
+    let (processes, subscription) = room_media(st, room)?;
     let participant = Participant {
         room_sid: room.sid.clone(),
         sid: new_sid("PA"),
-        identity: verified.identity.clone(),
+        identity: verified.identity,
         processes,
         in_worker: false,
         awaiting_join: false,
@@ -268,6 +294,17 @@ impl Participant {
             ClientMessage::Join { .. } => {
                 return self
                     .refuse(socket, "already joined: join is the first message only")
+                    .await;
+            }
+            ClientMessage::PeerOffer { .. }
+            | ClientMessage::PeerAnswer { .. }
+            | ClientMessage::PeerCandidate { .. } => {
+                return self
+                    .refuse(
+                        socket,
+                        "peer_offer, peer_answer and peer_candidate are for peer-to-peer rooms; \
+                         in this room send offer, answer and candidate to the server",
+                    )
                     .await;
             }
             ClientMessage::Offer { sdp } if !self.in_worker => {
@@ -405,7 +442,9 @@ impl Participant {
 }
 
 /// The next client message; `None` when the connection closed.
-async fn next_message(socket: &mut WebSocket) -> Option<Result<ClientMessage, SignalError>> {
+pub(super) async fn next_message(
+    socket: &mut WebSocket,
+) -> Option<Result<ClientMessage, SignalError>> {
     loop {
         match socket.recv().await? {
             Ok(Message::Text(text)) => return Some(ClientMessage::from_json(text.as_bytes())),
@@ -417,11 +456,11 @@ async fn next_message(socket: &mut WebSocket) -> Option<Result<ClientMessage, Si
 }
 
 /// Sends a message; `false` if the client is gone or did not take it within [`SEND_TIMEOUT`].
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
+pub(super) async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
     send_raw(socket, Message::Text(message.to_json().into())).await
 }
 
-async fn send_raw(socket: &mut WebSocket, message: Message) -> bool {
+pub(super) async fn send_raw(socket: &mut WebSocket, message: Message) -> bool {
     matches!(
         tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
         Ok(Ok(()))
@@ -429,7 +468,7 @@ async fn send_raw(socket: &mut WebSocket, message: Message) -> bool {
 }
 
 /// Sends the refusal as an `error` message, then closes.
-async fn close_with(socket: &mut WebSocket, refusal: Refusal) {
+pub(super) async fn close_with(socket: &mut WebSocket, refusal: Refusal) {
     let code = refusal.code;
     if send(socket, &refusal.into_message()).await {
         let frame = CloseFrame {

@@ -11,6 +11,7 @@ mod hooks;
 mod join;
 mod live_recordings;
 mod media;
+pub(crate) mod mesh;
 mod participants;
 mod recordings;
 mod room_access;

@@ -3,10 +3,10 @@
 //! tracks each receives now (`SubscribedTracks`).
 //!
 //! The rows are written by one consumer per room ([`record`]), started where the room's media
-//! process is: it follows the process's events (`participant_connected` /
-//! `participant_disconnected`) rather than any one signalling path, so every way into the room
-//! (the WebSocket today, WHIP and WHEP later) is recorded alike. Published tracks are rows while
-//! they are published, subscribed tracks while they are subscribed (`track_subscribed` /
+//! process (or a peer-to-peer room's signalling relay, [`super::mesh`]) is: it follows the
+//! process's events (`participant_connected` / `participant_disconnected`) rather than any one
+//! signalling path, so every way into the room (the WebSocket today, WHIP and WHEP later) is
+//! recorded alike. Published tracks are rows while they are published, subscribed tracks while they are subscribed (`track_subscribed` /
 //! `track_unsubscribed`, and gone with the track, its publisher or its subscriber). When the
 //! process ends (the room completed, timed out or failed) every participant still connected is
 //! closed and every track row goes.
@@ -399,6 +399,11 @@ pub(crate) async fn update(
 /// participant gone. A room without a process, or a participant it does not have, has nothing
 /// to wait for; a process that does not confirm in time is logged (the row is closed anyway).
 async fn kick(st: &AppState, room: &Room, participant_sid: &str) {
+    // A peer-to-peer room's relay removes it at once (its socket closes, the others hear).
+    if let Some(hub) = st.mesh_rooms.get(&room.sid) {
+        hub.kick(participant_sid);
+        return;
+    }
     let Some(processes) = st.room_processes() else {
         return;
     };
@@ -496,7 +501,11 @@ pub(crate) async fn record(st: AppState, room: Room, mut subscription: RoomSubsc
             Err(RecvError::Lagged(n)) => {
                 // Events were missed: start again from what the process says now.
                 tracing::warn!(room = %room.sid, missed = n, "the participant recorder fell behind the room; resynchronising");
-                match st.room_processes().and_then(|p| p.subscribe(&room.sid)) {
+                let fresh = match st.mesh_rooms.get(&room.sid) {
+                    Some(hub) => hub.subscribe(),
+                    None => st.room_processes().and_then(|p| p.subscribe(&room.sid)),
+                };
+                match fresh {
                     Some(fresh) => {
                         subscription = fresh;
                         reconcile(&st, &room, &subscription).await;

@@ -63,8 +63,9 @@ impl AccessError {
             Self::Token(e) => e.to_string(),
             Self::RoomNotFound => "Room not found".to_owned(),
             Self::RoomEnded => "Room completed".to_owned(),
-            Self::NoMediaProcess => "this room has no media process on this node (only group \
-                                     rooms on a node with room workers take participants)"
+            Self::NoMediaProcess => "this room has no media process on this node (group rooms \
+                                     take participants on a node with room workers, \
+                                     peer-to-peer rooms on any node; go rooms take none)"
                 .to_owned(),
             Self::Unavailable => "internal error; try again".to_owned(),
         }

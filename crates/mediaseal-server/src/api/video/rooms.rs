@@ -262,18 +262,11 @@ pub(crate) async fn create(
     tracing::info!(room = %room.sid, account = %account, "room created");
     // Before the room is announced to its creator, so tracks are recorded from the first.
     super::live_recordings::start(&st, &room).await;
-    if let Some(events) = processes.and_then(|p| p.subscribe(&room.sid)) {
-        tokio::spawn(super::participants::record(
-            st.clone(),
-            room.clone(),
-            events,
-        ));
-    }
-    if let Some(events) = processes
-        .filter(|_| room.status_callback.is_some())
-        .and_then(|p| p.subscribe(&room.sid))
-    {
-        tokio::spawn(participant_callbacks(st.clone(), room.clone(), events));
+    if room.room_type == super::mesh::PEER_TO_PEER {
+        // Its signalling relay, which starts the participant rows and callbacks (`follow`).
+        st.mesh_rooms.open(&st, &room);
+    } else if let Some(processes) = processes {
+        follow(&st, &room, || processes.subscribe(&room.sid));
     }
     Ok((
         StatusCode::CREATED,
@@ -369,11 +362,34 @@ pub(crate) async fn update(
     if let Some(processes) = st.room_processes() {
         processes.complete(&room.sid).await;
     }
+    st.mesh_rooms.end(&room.sid);
     Ok((
         StatusCode::ACCEPTED,
         Json(RoomResource::from_record(&auth.base_url, &done.room)),
     )
         .into_response())
+}
+
+/// Keeps `room`'s participant rows and participant status callbacks in step with its
+/// participant events (a group room's process or a peer-to-peer room's relay) until they end.
+/// `subscribe` is called once per follower, before this returns.
+pub(super) fn follow(
+    st: &AppState,
+    room: &Room,
+    subscribe: impl Fn() -> Option<crate::room_processes::RoomSubscription>,
+) {
+    if let Some(events) = subscribe() {
+        tokio::spawn(super::participants::record(
+            st.clone(),
+            room.clone(),
+            events,
+        ));
+    }
+    if room.status_callback.is_some()
+        && let Some(events) = subscribe()
+    {
+        tokio::spawn(participant_callbacks(st.clone(), room.clone(), events));
+    }
 }
 
 /// Rooms whose media runs in a room process of this node (peer-to-peer and Go rooms relay
