@@ -4,8 +4,9 @@
         --manifest M --pcm DIR --out R.jsonl
 
 whisper: faster-whisper called in this process with the settings mediaseal-asr's sidecar uses
-(int8, beam 5, word timestamps, language en, no VAD, the same CPU thread count); CPU is this
-process's time.process_time() around each transcription, model load excluded.
+(int8, word timestamps, language en, the same CPU thread count, and the sidecar's own decoding
+options, imported from whisper_sidecar.py); CPU is this process's
+time.process_time() around each transcription, model load excluded.
 pocketsphinx: pocketsphinx_continuous run on each raw file with the same model and flags as
 mediaseal-asr; CPU is the reaped child's user + system time.
 Writes one JSON line per channel in the format asr-bench reads.
@@ -36,19 +37,26 @@ def whisper(args, manifest, out):
     threads = min(os.cpu_count() or 2, 4)
     model = WhisperModel(args.model, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
 
+    from whisper_sidecar import DECODING
+
     def transcribe(audio):
-        segments, _ = model.transcribe(audio, language="en", beam_size=5, word_timestamps=True, vad_filter=False)
-        return " ".join(s.text.strip() for s in segments)
+        segments, _ = model.transcribe(
+            audio, language="en", word_timestamps=True, **DECODING
+        )
+        segments = [s for s in segments if s.text.strip()]
+        text = " ".join(s.text.strip() for s in segments)
+        return text, [[w.word.strip() for w in s.words] or s.text.split() for s in segments]
 
     transcribe(np.zeros(16000, dtype=np.float32))  # warm-up, as in asr-bench
     for item_id, channel, path in channels_of(manifest, args.pcm):
         audio = np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
         cpu, wall = time.process_time(), time.perf_counter()
-        text = transcribe(audio)
+        text, sentences = transcribe(audio)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         out.write(json.dumps({
             "id": item_id, "channel": channel, "engine": "whisper-ct2:base", "mode": "engine alone",
-            "hypothesis": text, "audio_seconds": len(audio) / 16000, "cpu_seconds": cpu, "wall_seconds": wall,
+            "hypothesis": text, "sentences": sentences, "audio_seconds": len(audio) / 16000,
+            "cpu_seconds": cpu, "wall_seconds": wall,
         }) + "\n")
 
 

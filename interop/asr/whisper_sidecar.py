@@ -14,6 +14,7 @@ Protocol (all integers little-endian):
       b"MSA1" | u32 header_len | header JSON | u32 sample_count | sample_count x s16le mono 16 kHz
       header: {"id": N, "language": "en"|null, "word_timestamps": bool, "prompt": str|null,
                "beam_size": N}
+      (the other decoding options are DECODING's)
 
   sidecar -> parent, per request, one line:
       {"id": N, "ok": true, "language": "en", "duration": S,
@@ -53,6 +54,23 @@ PR_SET_DUMPABLE = 4
 MCL_CURRENT = 1
 MCL_FUTURE = 2
 MEMLOCK_NEEDED = 4 << 30
+
+# Decoding options (docs/ASR.md, "Decoding options"; bench_alone.py imports them so the engine
+# alone is measured with the same ones). No default prompt: a digit-priming initial prompt
+# helped Whisper base write spoken digits one by one, but on silence it "transcribed" the prompt
+# itself, fictitious account number included.
+DECODING = {
+    "beam_size": 5,
+    # With earlier text as the next window's prompt, one window's errors carry on, and a window
+    # of silence after digits turned into a loop of digits.
+    "condition_on_previous_text": False,
+    # Skips a silent stretch of more than 1 s around a segment that looks hallucinated (the
+    # "Thank you." Whisper writes for the other party's turn on a dual-channel call's side).
+    "hallucination_silence_threshold": 1.0,
+    # Recordings are dual-channel calls with long silences on each side: VAD cost words at
+    # the start of turns in the research measurements.
+    "vad_filter": False,
+}
 
 
 def harden():
@@ -116,14 +134,15 @@ def transcribe(model, np, header, pcm):
     audio *= 1.0 / 32768.0
     try:
         language = header.get("language") or None
+        options = dict(DECODING)
+        options["beam_size"] = int(header.get("beam_size") or DECODING["beam_size"])
+        options["initial_prompt"] = header.get("prompt") or None
         segments, info = model.transcribe(
             audio,
             language=language,
-            beam_size=int(header.get("beam_size") or 5),
             word_timestamps=bool(header.get("word_timestamps", True)),
-            initial_prompt=header.get("prompt") or None,
-            vad_filter=False,
             log_progress=False,
+            **options,
         )
         out = []
         for seg in segments:

@@ -212,6 +212,7 @@ def main():
     pii = [r for r in opened if r["operator_sid"] == PII_OPERATOR]
     check(len(pii) == 1 and pii[0]["operator_type"] == "pii-extract", "PII result opened")
     report["encrypted_cards"] = pii[0]["extract_results"].get("CREDIT_CARD", [])
+    report["encrypted_phones"] = pii[0]["extract_results"].get("PHONE_NUMBER", [])
 
     # Without a key: plain sentences through the library, with words.
     t2 = v2.transcripts.create(service_sid=plain.sid, channel=channel)

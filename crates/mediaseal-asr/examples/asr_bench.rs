@@ -13,6 +13,11 @@
 //! channel as raw s16le so that `interop/asr/bench_alone.py` can run the engine alone on exactly
 //! the same samples. `report` scores every results file against the manifest and prints one
 //! Markdown table.
+//!
+//! Card numbers are scored twice: digit recall of the raw text (how much of the number the
+//! recogniser got), and whether mediaseal-intelligence's PII operator, run over the channel's
+//! sentences as the transcript job would, reports exactly that card (which needs every digit
+//! in order and the Luhn check to pass): the second is what redaction depends on.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,9 +28,11 @@ use std::time::Instant;
 use mediaseal_asr::audio::prepare_wav;
 use mediaseal_asr::score::{WordErrors, digit_recall, word_errors};
 use mediaseal_asr::{
-    AsrOptions, EngineSpec, SpeechEngine, WhisperConfig, WhisperEngine, WhisperEnvironment,
-    select_engine,
+    AsrOptions, EngineSpec, SpeechEngine, Transcript, WhisperConfig, WhisperEngine,
+    WhisperEnvironment, select_engine,
 };
+use mediaseal_intelligence::operators::{self, Operator};
+use mediaseal_intelligence::sentences::{Sentence, Word};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -54,6 +61,70 @@ struct Outcome {
     audio_seconds: f64,
     cpu_seconds: f64,
     wall_seconds: f64,
+    /// The words of each segment (a sentence of the transcript), as the engine split them.
+    /// Absent from results of engines run alone that have no segments: the hypothesis is then
+    /// one sentence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sentences: Vec<Vec<String>>,
+}
+
+/// The words of each non-empty segment (the engine's words when it gave them).
+fn sentence_words(transcript: &Transcript) -> Vec<Vec<String>> {
+    transcript
+        .segments
+        .iter()
+        .filter(|s| !s.text.trim().is_empty())
+        .map(|s| {
+            if s.words.is_empty() {
+                s.text.split_whitespace().map(str::to_owned).collect()
+            } else {
+                s.words.iter().map(|w| w.text.clone()).collect()
+            }
+        })
+        .collect()
+}
+
+/// Whether the PII operator, over the channel's sentences, reports exactly `card`.
+fn pii_finds_card(outcome: &Outcome, card: &str) -> bool {
+    let fallback;
+    let sentences: &[Vec<String>] = if outcome.sentences.is_empty() {
+        fallback = [outcome
+            .hypothesis
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()];
+        &fallback
+    } else {
+        &outcome.sentences
+    };
+    let channel = u32::try_from(outcome.channel + 1).unwrap_or(u32::MAX);
+    let sentences: Vec<Sentence> = sentences
+        .iter()
+        .enumerate()
+        .map(|(index, words)| Sentence {
+            confidence: None,
+            end_time: None,
+            media_channel: channel,
+            sentence_index: index as u64,
+            sid: format!("GX{index}"),
+            start_time: None,
+            transcript: words.join(" "),
+            words: words
+                .iter()
+                .map(|w| Word {
+                    end_time: None,
+                    start_time: None,
+                    word: w.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let result = operators::run(&Operator::pii(), "GT0", &sentences);
+    let card: String = card.chars().filter(char::is_ascii_digit).collect();
+    result
+        .extract_results
+        .get("CREDIT_CARD")
+        .is_some_and(|found| found.contains(&card))
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -179,6 +250,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 audio_seconds: pcm.duration_secs(),
                 cpu_seconds: spent as f64 / ticks,
                 wall_seconds,
+                sentences: sentence_words(&transcript),
             };
             writeln!(
                 file,
@@ -199,6 +271,7 @@ struct Tally {
     card: Vec<f64>,
     phone: Vec<f64>,
     card_exact: usize,
+    card_pii: usize,
     total_cpu: f64,
     total_audio: f64,
 }
@@ -260,6 +333,7 @@ fn report(args: &[String]) -> Result<(), String> {
                 let recall = digit_recall(card, &outcome.hypothesis);
                 tally.card.push(recall);
                 tally.card_exact += usize::from(recall >= 1.0);
+                tally.card_pii += usize::from(pii_finds_card(&outcome, card));
             }
             if let Some(phone) = &reference.phone {
                 tally.phone.push(digit_recall(phone, &outcome.hypothesis));
@@ -278,9 +352,9 @@ fn report(args: &[String]) -> Result<(), String> {
         items.iter().filter(|i| i.condition == "dual").count()
     );
     println!(
-        "| engine | path | WER clean | WER tel | WER noisy | WER dual agent | WER dual customer | card digits (exact) | phone digits | CPU-s / audio-s clean / tel / noisy / dual | overall |"
+        "| engine | path | WER clean | WER tel | WER noisy | WER dual agent | WER dual customer | card digits (exact) | cards found by the PII operator | phone digits | CPU-s / audio-s clean / tel / noisy / dual | overall |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((engine, mode), tally) in &tallies {
         let rtf = |c: &str| {
             tally
@@ -296,7 +370,7 @@ fn report(args: &[String]) -> Result<(), String> {
             }
         };
         println!(
-            "| {engine} | {mode} | {} | {} | {} | {} | {} | {:.1} % ({}/{}) | {:.1} % | {} / {} / {} / {} | {:.3} |",
+            "| {engine} | {mode} | {} | {} | {} | {} | {} | {:.1} % ({}/{}) | {}/{} | {:.1} % | {} / {} / {} / {} | {:.3} |",
             pct(tally.errors.get("clean")),
             pct(tally.errors.get("tel")),
             pct(tally.errors.get("noisy")),
@@ -304,6 +378,8 @@ fn report(args: &[String]) -> Result<(), String> {
             pct(tally.errors.get("dual ch1")),
             100.0 * mean(&tally.card),
             tally.card_exact,
+            tally.card.len(),
+            tally.card_pii,
             tally.card.len(),
             100.0 * mean(&tally.phone),
             rtf("clean"),

@@ -1,8 +1,9 @@
 //! `MediaRedaction`: a copy of a transcript's audio with the PII silenced.
 //!
-//! The spans come from the sentences' word times: each entity [`pii::find`] reports covers its
-//! words, widened by [`PAD`] on both sides because recognisers place word boundaries loosely. A
-//! sentence with PII but without word times loses its whole time span. The copy is the source
+//! The spans come from the sentences' word times: each entity [`pii::find_in_sentences`]
+//! reports covers its words (a number running on into the channel's next sentence covers its
+//! words in both), widened by [`PAD`] on both sides because recognisers place word boundaries
+//! loosely. A sentence with PII but without word times loses its whole time span. The copy is the source
 //! WAV itself, byte for byte, with the samples of every channel in each span set to the coding's
 //! silence (a dual-channel call's other side can carry an echo of the speaker): the header,
 //! format and length stay the source's, and audio outside the spans is unchanged. Pure
@@ -34,22 +35,32 @@ fn secs(t: Option<&str>) -> Option<f64> {
 /// The time spans (seconds, start ≤ end, sorted, merged) holding PII in `sentences`.
 pub fn pii_spans(sentences: &[Sentence]) -> Vec<(f64, f64)> {
     let mut spans = Vec::new();
-    for s in sentences {
-        let words: Vec<&str> = s.words.iter().map(|w| w.word.as_str()).collect();
-        let found = pii::find(&words);
-        for (first, last, _) in &found {
-            let start = secs(s.words[*first].start_time.as_deref());
-            let end = secs(s.words[*last].end_time.as_deref());
+    // A sentence without words is looked at in its text.
+    let words: Vec<(u32, Vec<&str>)> = sentences
+        .iter()
+        .map(|s| {
+            let words = if s.words.is_empty() {
+                s.transcript.split_whitespace().collect()
+            } else {
+                s.words.iter().map(|w| w.word.as_str()).collect()
+            };
+            (s.media_channel, words)
+        })
+        .collect();
+    for (s, found) in sentences.iter().zip(pii::find_in_sentences(&words)) {
+        if s.words.is_empty() {
+            if !found.is_empty() {
+                spans.extend(sentence_span(s));
+            }
+            continue;
+        }
+        for f in &found {
+            let start = secs(s.words[f.first].start_time.as_deref());
+            let end = secs(s.words[f.last].end_time.as_deref());
             match (start, end) {
                 (Some(a), Some(b)) => spans.push((a.min(b) - PAD, a.max(b) + PAD)),
                 // Times missing on the words: the sentence's own span, or nothing safer.
                 _ => spans.extend(sentence_span(s)),
-            }
-        }
-        if found.is_empty() && s.words.is_empty() {
-            let tokens: Vec<&str> = s.transcript.split_whitespace().collect();
-            if !pii::find(&tokens).is_empty() {
-                spans.extend(sentence_span(s));
             }
         }
     }

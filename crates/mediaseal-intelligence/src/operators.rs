@@ -481,7 +481,18 @@ fn words_of(s: &Sentence) -> Vec<(&str, Option<&str>, Option<&str>)> {
 pub fn run(operator: &Operator, transcript_sid: &str, sentences: &[Sentence]) -> OperatorResult {
     let mut extract: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut utterances = Vec::new();
-    for s in sentences {
+    // PII is looked for over all sentences at once: a number can run on into the channel's
+    // next sentence.
+    let pii_found = match operator.config {
+        OperatorConfig::Pii => pii::find_in_sentences(
+            &sentences
+                .iter()
+                .map(|s| (s.media_channel, words_of(s).iter().map(|w| w.0).collect()))
+                .collect::<Vec<_>>(),
+        ),
+        OperatorConfig::Phrases(_) => Vec::new(),
+    };
+    for (index, s) in sentences.iter().enumerate() {
         let words = words_of(s);
         let mut parts = Vec::new();
         let mut part = |first: usize, last: usize, label: String, value: String| {
@@ -501,11 +512,9 @@ pub fn run(operator: &Operator, transcript_sid: &str, sentences: &[Sentence]) ->
         };
         match &operator.config {
             OperatorConfig::Pii => {
-                let plain: Vec<&str> = words.iter().map(|w| w.0).collect();
-                for (first, last, entity) in pii::find(&plain) {
-                    let label = entity.label().trim_matches(['[', ']']).to_owned();
-                    let value = pii::value(entity, &plain[first..=last]);
-                    part(first, last, label, value);
+                for found in pii_found.get(index).into_iter().flatten() {
+                    let label = found.entity.label().trim_matches(['[', ']']).to_owned();
+                    part(found.first, found.last, label, found.value.clone());
                 }
             }
             OperatorConfig::Phrases(config) => {
@@ -904,6 +913,26 @@ mod tests {
             (Some("2.000"), Some("5.500"))
         );
         let r = run(&Operator::pii(), "GT1", &sentences);
+
+        // A card the recogniser split over two sentences of one channel (the other channel's
+        // sentence in between): one value, a part in each utterance.
+        let split = [
+            sentence(1, "it is 4539 1488,"),
+            sentence(2, "okay"),
+            sentence(3, "0343 6467 thanks"),
+        ];
+        let s = run(&Operator::pii(), "GT3", &split);
+        assert_eq!(s.extract_results["CREDIT_CARD"], ["4539148803436467"]);
+        let parts: Vec<(u64, usize, usize)> = s
+            .utterance_results
+            .iter()
+            .flat_map(|u| {
+                u.utterance_parts
+                    .iter()
+                    .map(move |p| (u.utterance_index, p.start_word, p.end_word))
+            })
+            .collect();
+        assert_eq!(parts, [(1, 2, 3), (3, 0, 1)]);
 
         let json = r.to_json();
         assert_eq!(OperatorResult::parse(&json).unwrap(), r);

@@ -7,6 +7,13 @@
 //! of 7 or more digits a number that may identify someone (an account, a national ID). Words
 //! with an `@` are e-mail addresses. Each entity's words are replaced by its type in brackets.
 //!
+//! Recognisers end a sentence wherever the speaker pauses, which can be inside a number read in
+//! groups ("… is 4539, 1488." / "0343, 6467, and …"). [`find_in_sentences`] therefore joins a
+//! number that ends one sentence with the number that starts the channel's next sentence when
+//! the pieces alone are not a card or phone number and together they are (or when the pieces
+//! are each too short to report and together have 7 or more digits); each sentence then
+//! reports its own piece, with the whole number as the value.
+//!
 //! An expiry date is a month and a year said right after a cue ("expires", "expiry",
 //! "expiration", "exp", "valid until"/"thru", "good through", with a few filler words such as
 //! "date is" between): `09/27`, `9/2027`, `0927`, `09 27`, `0 9 2 7`, "zero nine twenty seven",
@@ -275,7 +282,11 @@ fn digits_of(word: &str) -> Option<Spoken> {
     if let Some(d) = digit {
         return Some(Spoken::Digits(vec![d]));
     }
-    let stripped: String = w.chars().filter(|c| *c != '-').collect();
+    // Group separators inside a written number: "4539-1488", "4,539", "0343.6467".
+    let stripped: String = w
+        .chars()
+        .filter(|c| !matches!(c, '-' | ',' | '.'))
+        .collect();
     (!stripped.is_empty() && stripped.bytes().all(|b| b.is_ascii_digit()))
         .then(|| Spoken::Digits(stripped.bytes().map(|b| b - b'0').collect()))
 }
@@ -324,20 +335,29 @@ fn classify(digits: &[u8]) -> Option<Entity> {
     }
 }
 
-/// The entities in `words`: `(first word, last word, entity)`, in order, not overlapping.
-pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
+/// What [`scan`] found at a stretch of words.
+enum Hit {
+    Email,
+    Expiry,
+    /// A run of number words, of any length, with the digits it stands for.
+    Digits(Vec<u8>),
+}
+
+/// The e-mail addresses, expiry dates and runs of number words in `words`:
+/// `(first word, last word, hit)`, in order, not overlapping.
+fn scan(words: &[&str]) -> Vec<(usize, usize, Hit)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {
         if words[i].contains('@') {
-            out.push((i, i, Entity::EmailAddress));
+            out.push((i, i, Hit::Email));
             i += 1;
             continue;
         }
         if expiry_cue(words, i)
             && let Some((first, last)) = expiry_after(words, i)
         {
-            out.push((first, last, Entity::ExpiryDate));
+            out.push((first, last, Hit::Expiry));
             i = last + 1;
             continue;
         }
@@ -353,20 +373,8 @@ pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
             continue;
         }
         // The longest run of number words from here.
-        let mut digits = Vec::new();
-        let mut repeat = 1;
         let mut j = i;
-        while j < words.len() {
-            match digits_of(words[j]) {
-                Some(Spoken::Digits(d)) => {
-                    for _ in 0..repeat {
-                        digits.extend_from_slice(&d);
-                    }
-                    repeat = 1;
-                }
-                Some(Spoken::Repeat(n)) => repeat = n,
-                None => break,
-            }
+        while j < words.len() && digits_of(words[j]).is_some() {
             j += 1;
         }
         // Trailing homophones ("… nine to") are not part of the number.
@@ -374,41 +382,191 @@ pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
         while end > i + 1 && weak(words[end - 1]) {
             end -= 1;
         }
-        if end < j {
-            // Recount without the trailing words.
-            digits.clear();
-            let mut repeat = 1;
-            for w in &words[i..end] {
-                match digits_of(w) {
-                    Some(Spoken::Digits(d)) => {
-                        for _ in 0..repeat {
-                            digits.extend_from_slice(&d);
-                        }
-                        repeat = 1;
-                    }
-                    Some(Spoken::Repeat(n)) => repeat = n,
-                    None => {}
-                }
-            }
-        }
-        if let Some(entity) = classify(&digits) {
-            out.push((i, end - 1, entity));
-        }
+        out.push((i, end - 1, Hit::Digits(digit_values(&words[i..end]))));
         i = end.max(i + 1);
     }
     out
 }
 
+/// The entities in `words`: `(first word, last word, entity)`, in order, not overlapping.
+pub fn find(words: &[&str]) -> Vec<(usize, usize, Entity)> {
+    scan(words)
+        .into_iter()
+        .filter_map(|(first, last, hit)| Some((first, last, entity_of(&hit)?)))
+        .collect()
+}
+
+fn entity_of(hit: &Hit) -> Option<Entity> {
+    match hit {
+        Hit::Email => Some(Entity::EmailAddress),
+        Hit::Expiry => Some(Entity::ExpiryDate),
+        Hit::Digits(d) => classify(d),
+    }
+}
+
+/// One entity in one sentence, from [`find_in_sentences`]. Its value is customer data:
+/// `Debug` shows only its length, and it is wiped on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The sentence's first word of it.
+    pub first: usize,
+    /// The sentence's last word of it.
+    pub last: usize,
+    /// What it is.
+    pub entity: Entity,
+    /// Its normalised [`value`]: of the whole entity when it continues in a neighbouring
+    /// sentence.
+    pub value: String,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field("first", &self.first)
+            .field("last", &self.last)
+            .field("entity", &self.entity)
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .finish()
+    }
+}
+
+impl Drop for Found {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.value);
+    }
+}
+
+/// The entities in a transcript's sentences, given as `(channel, words)` in transcript order:
+/// per sentence, what [`find`] reports there, except that a number split over consecutive
+/// sentences of one channel is reported whole (see the module docs).
+pub fn find_in_sentences(sentences: &[(u32, Vec<&str>)]) -> Vec<Vec<Found>> {
+    let scans: Vec<Vec<(usize, usize, Hit)>> =
+        sentences.iter().map(|(_, words)| scan(words)).collect();
+    // (sentence, hit) → the whole number's entity and digits, for the pieces that were joined.
+    let mut joined: std::collections::BTreeMap<(usize, usize), (Entity, String)> =
+        std::collections::BTreeMap::new();
+    let mut channels: Vec<u32> = sentences.iter().map(|(c, _)| *c).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    for channel in channels {
+        let order: Vec<usize> = (0..sentences.len())
+            .filter(|&k| sentences[k].0 == channel)
+            .collect();
+        // Chains of number runs that touch across sentence boundaries: a run ending a
+        // sentence, then the run starting the channel's next one, and so on.
+        let mut chain: Vec<(usize, usize)> = Vec::new();
+        for &k in &order {
+            let hits = &scans[k];
+            if !chain.is_empty() && matches!(hits.first(), Some((0, _, Hit::Digits(_)))) {
+                chain.push((k, 0));
+            } else {
+                join_chain(&chain, &scans, &mut joined);
+                chain.clear();
+            }
+            let len = sentences[k].1.len();
+            let ends_in_number =
+                matches!(hits.last(), Some((_, last, Hit::Digits(_))) if *last + 1 == len);
+            if ends_in_number {
+                let last_hit = hits.len() - 1;
+                if chain.last() != Some(&(k, last_hit)) {
+                    join_chain(&chain, &scans, &mut joined);
+                    chain.clear();
+                    chain.push((k, last_hit));
+                }
+            } else {
+                join_chain(&chain, &scans, &mut joined);
+                chain.clear();
+            }
+        }
+        join_chain(&chain, &scans, &mut joined);
+    }
+    scans
+        .iter()
+        .enumerate()
+        .map(|(k, hits)| {
+            let words = &sentences[k].1;
+            hits.iter()
+                .enumerate()
+                .filter_map(|(h, (first, last, hit))| {
+                    let (entity, normalised) = match joined.get(&(k, h)) {
+                        Some((entity, whole)) => (*entity, whole.clone()),
+                        None => {
+                            let entity = entity_of(hit)?;
+                            (entity, value(entity, &words[*first..=*last]))
+                        }
+                    };
+                    Some(Found {
+                        first: *first,
+                        last: *last,
+                        entity,
+                        value: normalised,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Joins stretches of `chain` (number runs touching across sentence boundaries) into whole
+/// numbers, left to right, longest first: a stretch is joined when none of its pieces is a
+/// card or phone number by itself and together they are one, or when none of its pieces would
+/// be reported by itself and together they are a number of 7 or more digits.
+fn join_chain(
+    chain: &[(usize, usize)],
+    scans: &[Vec<(usize, usize, Hit)>],
+    joined: &mut std::collections::BTreeMap<(usize, usize), (Entity, String)>,
+) {
+    let digits_at = |&(k, h): &(usize, usize)| match &scans[k][h].2 {
+        Hit::Digits(d) => d.as_slice(),
+        _ => &[],
+    };
+    let whole = |d: &[u8]| matches!(classify(d), Some(Entity::CreditCard | Entity::PhoneNumber));
+    let mut a = 0;
+    while a + 1 < chain.len() {
+        let mut taken = None;
+        for b in (a + 1..chain.len()).rev() {
+            let pieces = &chain[a..=b];
+            if pieces.iter().any(|p| whole(digits_at(p))) {
+                continue;
+            }
+            let all: Vec<u8> = pieces.iter().flat_map(|p| digits_at(p).to_vec()).collect();
+            let entity = match classify(&all) {
+                Some(e @ (Entity::CreditCard | Entity::PhoneNumber)) => e,
+                Some(Entity::Number) if pieces.iter().all(|p| classify(digits_at(p)).is_none()) => {
+                    Entity::Number
+                }
+                _ => continue,
+            };
+            let value: String = all.iter().map(|x| char::from(b'0' + x)).collect();
+            for p in pieces {
+                joined.insert(*p, (entity, value.clone()));
+            }
+            taken = Some(b);
+            break;
+        }
+        a = taken.map_or(a + 1, |b| b + 1);
+    }
+}
+
 /// The digits `words` stand for ("four double five" → `455`, "4539-1488" → `45391488`): the
 /// normalised value of a number entity [`find`] reported.
 pub fn digits(words: &[&str]) -> String {
-    let mut out = String::new();
+    digit_values(words)
+        .iter()
+        .map(|x| char::from(b'0' + x))
+        .collect()
+}
+
+/// The digits of the number words in `words` ("double" repeats the next one; other words are
+/// skipped).
+fn digit_values(words: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut repeat = 1;
     for w in words {
         match digits_of(w) {
             Some(Spoken::Digits(d)) => {
                 for _ in 0..repeat {
-                    out.extend(d.iter().map(|x| char::from(b'0' + x)));
+                    out.extend_from_slice(&d);
                 }
                 repeat = 1;
             }
@@ -422,31 +580,45 @@ pub fn digits(words: &[&str]) -> String {
 /// `sentences` with their PII replaced by its type, in the text and in the words (an entity's
 /// words become one word, spanning their times).
 pub fn redact(sentences: &[Sentence]) -> Vec<Sentence> {
-    sentences
+    let texts: Vec<(u32, Vec<&str>)> = sentences
+        .iter()
+        .map(|s| (s.media_channel, s.transcript.split_whitespace().collect()))
+        .collect();
+    let words: Vec<(u32, Vec<&str>)> = sentences
         .iter()
         .map(|s| {
-            let tokens: Vec<&str> = s.transcript.split_whitespace().collect();
-            let found = find(&tokens);
+            (
+                s.media_channel,
+                s.words.iter().map(|w| w.word.as_str()).collect(),
+            )
+        })
+        .collect();
+    let in_text = find_in_sentences(&texts);
+    let in_words = find_in_sentences(&words);
+    sentences
+        .iter()
+        .zip(texts.iter().zip(&in_text))
+        .zip(&in_words)
+        .map(|((s, ((_, tokens), found)), found_in_words)| {
             let mut text = Vec::with_capacity(tokens.len());
             let mut at = 0;
-            for &(first, last, entity) in &found {
-                text.extend(tokens[at..first].iter().map(|t| (*t).to_owned()));
-                text.push(entity.label().to_owned());
-                at = last + 1;
+            for f in found {
+                text.extend(tokens[at..f.first].iter().map(|t| (*t).to_owned()));
+                text.push(f.entity.label().to_owned());
+                at = f.last + 1;
             }
             text.extend(tokens[at..].iter().map(|t| (*t).to_owned()));
 
-            let words: Vec<&str> = s.words.iter().map(|w| w.word.as_str()).collect();
-            let mut redacted_words = Vec::with_capacity(words.len());
+            let mut redacted_words = Vec::with_capacity(s.words.len());
             let mut at = 0;
-            for (first, last, entity) in find(&words) {
-                redacted_words.extend(s.words[at..first].iter().cloned());
+            for f in found_in_words {
+                redacted_words.extend(s.words[at..f.first].iter().cloned());
                 redacted_words.push(Word {
-                    end_time: s.words[last].end_time.clone(),
-                    start_time: s.words[first].start_time.clone(),
-                    word: entity.label().to_owned(),
+                    end_time: s.words[f.last].end_time.clone(),
+                    start_time: s.words[f.first].start_time.clone(),
+                    word: f.entity.label().to_owned(),
                 });
-                at = last + 1;
+                at = f.last + 1;
             }
             redacted_words.extend(s.words[at..].iter().cloned());
 
@@ -480,6 +652,11 @@ mod tests {
             entities("card 4539 1488 0343 6467."),
             [("4539 1488 0343 6467.".to_owned(), Entity::CreditCard)]
         );
+        // Group separators inside written numbers.
+        assert_eq!(
+            entities("card 4,539 1488.0343 6467-"),
+            [("4,539 1488.0343 6467-".to_owned(), Entity::CreditCard)]
+        );
         assert_eq!(
             entities("call me on four one five double five five oh one three two to confirm"),
             [(
@@ -507,6 +684,132 @@ mod tests {
         assert!(entities("four five three nine").is_empty());
         // A 16-digit run failing Luhn is still a number that may identify someone.
         assert_eq!(entities("1234 5678 1234 5678")[0].1, Entity::Number);
+    }
+
+    /// `(channel, sentence index, entity words, entity, value)` over sentences of a transcript.
+    fn across(sentences: &[(u32, &str)]) -> Vec<(u32, usize, String, Entity, String)> {
+        let lists: Vec<(u32, Vec<&str>)> = sentences
+            .iter()
+            .map(|(c, t)| (*c, t.split_whitespace().collect()))
+            .collect();
+        find_in_sentences(&lists)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(k, found)| {
+                let (channel, words) = &lists[k];
+                found
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            *channel,
+                            k,
+                            words[f.first..=f.last].join(" "),
+                            f.entity,
+                            f.value.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbers_split_over_a_channels_sentences_are_found_whole() {
+        let card = "4539148803436467".to_owned();
+        // The other side speaks in between: its sentence does not break the customer's number.
+        assert_eq!(
+            across(&[
+                (2, "The card number is 4539, 1488."),
+                (1, "Okay."),
+                (2, "0343, 6467, and it expires twelve twenty seven."),
+            ]),
+            [
+                (
+                    2,
+                    0,
+                    "4539, 1488.".to_owned(),
+                    Entity::CreditCard,
+                    card.clone()
+                ),
+                (
+                    2,
+                    2,
+                    "0343, 6467,".to_owned(),
+                    Entity::CreditCard,
+                    card.clone()
+                ),
+                (
+                    2,
+                    2,
+                    "twelve twenty seven.".to_owned(),
+                    Entity::ExpiryDate,
+                    "12/27".to_owned()
+                ),
+            ]
+        );
+        // Three pieces, spoken words and written digits mixed.
+        let three = across(&[
+            (1, "it is four five three nine"),
+            (1, "1488 0343"),
+            (1, "six four six seven thanks"),
+        ]);
+        assert_eq!(three.len(), 3, "{three:?}");
+        assert!(
+            three
+                .iter()
+                .all(|f| f.3 == Entity::CreditCard && f.4 == card)
+        );
+        // A phone number broken after its area code.
+        assert_eq!(
+            across(&[(1, "call us on 415,"), (1, "555 0132 please")])
+                .iter()
+                .map(|f| (f.3, f.4.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (Entity::PhoneNumber, "4155550132"),
+                (Entity::PhoneNumber, "4155550132")
+            ]
+        );
+        // Pieces too short alone are still redacted together.
+        assert_eq!(
+            across(&[(1, "account 1234"), (1, "5678 please")])
+                .iter()
+                .map(|f| (f.3, f.4.as_str()))
+                .collect::<Vec<_>>(),
+            [(Entity::Number, "12345678"), (Entity::Number, "12345678")]
+        );
+    }
+
+    #[test]
+    fn complete_numbers_and_other_channels_are_not_joined() {
+        // A phone number then a card, each whole in its own sentence.
+        let found = across(&[
+            (1, "call 415 555 0132"),
+            (1, "4539 1488 0343 6467 is the card"),
+        ]);
+        assert_eq!(
+            found.iter().map(|f| f.3).collect::<Vec<_>>(),
+            [Entity::PhoneNumber, Entity::CreditCard]
+        );
+        // Halves said on different channels are two numbers.
+        let found = across(&[(1, "it is 4539 1488"), (2, "0343 6467")]);
+        assert_eq!(
+            found.iter().map(|f| f.3).collect::<Vec<_>>(),
+            [Entity::Number, Entity::Number]
+        );
+        // A sentence that does not end in a number ends the run.
+        assert!(across(&[(1, "my pin is 1234, ok."), (1, "5678 later")]).is_empty());
+        // Within one sentence, find_in_sentences agrees with find.
+        let text = "card 4539 1488 0343 6467 and 415-555-0132 or ann@example.com";
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let found = &find_in_sentences(&[(1, words.clone())])[0];
+        assert_eq!(
+            found
+                .iter()
+                .map(|f| (f.first, f.last, f.entity))
+                .collect::<Vec<_>>(),
+            find(&words)
+        );
     }
 
     /// `(entity words, value)` of the expiry dates in `text`.
