@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use mediaseal_rooms::control::{Request, WorkerEvent};
 use serde_json::{Value, json};
 use support::{
-    Capture, HEAVY, Server, Topology, WORKER_IP, collect, files_open_for_writing, frames_from,
-    interop_script, peer_ip, proc_status_kb, proc_write_bytes, python, spawn_peer, spawn_worker,
+    Capture, HEAVY, Server, Topology, WORKER_IP, capture_udp, collect, files_open_for_writing,
+    frames_from, interop_script, peer_ip, proc_status_kb, proc_write_bytes, python, spawn_peer,
+    spawn_worker,
 };
 
 /// Waits until every peer in `peers` receives audio and video from every other peer of its room.
@@ -65,12 +66,12 @@ fn three_aiortc_participants_in_namespaces() {
     let mut captures: Vec<(String, Capture)> = Vec::new();
     captures.push((
         "worker".into(),
-        Capture::start(&topology.worker_ns, &dir.join("worker.pcap")),
+        capture_udp(&topology.worker_ns, &dir.join("worker.pcap")),
     ));
     for (k, ns) in topology.peer_ns.iter().enumerate() {
         captures.push((
             format!("peer-{k}"),
-            Capture::start(ns, &dir.join(format!("peer-{k}.pcap"))),
+            capture_udp(ns, &dir.join(format!("peer-{k}.pcap"))),
         ));
     }
 

@@ -8,25 +8,24 @@ mod server;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use mediaseal_test_support::coturn::{Coturn as TurnServer, CoturnOptions};
 use serde_json::Value;
 use server::{Account, Server, agent, basic};
 
 /// The shared secret written to both coturn's config file and `--turn-secret-file`.
 const SECRET: &str = "mediaseal-test-turn-secret-4d1c";
 
-/// A coturn `turnserver` on loopback; stopped by its PID when dropped.
+/// A coturn `turnserver` on loopback that relays to loopback peers (`turnutils_uclient`'s), and
+/// coturn's own client.
 struct Coturn {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    server: TurnServer,
     uclient: PathBuf,
 }
 
 impl Coturn {
-    /// Starts coturn from a config file in `dir`, so the secret is not on its command line.
     fn start(dir: &Path) -> Self {
         let turnserver = mediaseal_test_support::require_tool("turnserver", &["--version"]);
         // Ships in the same Debian package; run with no arguments it prints usage and exits 255.
@@ -37,69 +36,27 @@ impl Coturn {
             turnserver.display(),
             mediaseal_test_support::SETUP_HINT
         );
-        let port = mediaseal_test_support::free_udp_port();
-        let log = dir.join("turnserver.log");
-        let conf = dir.join("turnserver.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listening-ip=127.0.0.1\n\
-                 relay-ip=127.0.0.1\n\
-                 listening-port={port}\n\
-                 use-auth-secret\n\
-                 static-auth-secret={SECRET}\n\
-                 realm=mediaseal.test\n\
-                 fingerprint\n\
-                 no-tls\n\
-                 no-dtls\n\
-                 no-cli\n\
-                 # turnutils_uclient's peers are on loopback, which coturn refuses by default.\n\
-                 allow-loopback-peers\n\
-                 userdb={}\n\
-                 pidfile={}\n\
-                 log-file={}\n\
-                 simple-log\n\
-                 no-stdout-log\n",
-                dir.join("turndb").display(),
-                dir.join("turnserver.pid").display(),
-                log.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new(&turnserver)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", turnserver.display()));
-        let mut coturn = Self {
-            child,
-            port,
-            log,
-            uclient,
-        };
-        coturn.wait_ready();
-        coturn
+        let server = TurnServer::start(
+            dir,
+            &CoturnOptions {
+                ip: "127.0.0.1",
+                port: mediaseal_test_support::free_udp_port(),
+                secret: SECRET,
+                relay_ports: None,
+                // turnutils_uclient's peers are on loopback, which coturn refuses by default.
+                extra: &["allow-loopback-peers"],
+                prefix: &[],
+            },
+        );
+        Self { server, uclient }
+    }
+
+    fn port(&self) -> u16 {
+        self.server.port
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("turnserver exited with {status}:\n{}", self.log_text());
-            }
-            if self.log_text().contains("Total General servers") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("turnserver did not start:\n{}", self.log_text());
+        self.server.log_text()
     }
 
     /// Runs `turnutils_uclient` against this server: one client allocating a UDP relay and
@@ -108,7 +65,7 @@ impl Coturn {
         let out = Command::new(&self.uclient)
             .args([
                 "-p",
-                &self.port.to_string(),
+                &self.port().to_string(),
                 "-u",
                 username,
                 "-w",
@@ -124,14 +81,6 @@ impl Coturn {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        // Our own child, by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -151,8 +100,8 @@ impl Fixture {
         std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
         let data = dir.path().join("data");
         let account = server::create_account(&data);
-        let turn_url = format!("turn:127.0.0.1:{}?transport=udp", coturn.port);
-        let stun_url = format!("stun:127.0.0.1:{}", coturn.port);
+        let turn_url = format!("turn:127.0.0.1:{}?transport=udp", coturn.port());
+        let stun_url = format!("stun:127.0.0.1:{}", coturn.port());
         let server = Server::start(
             &data,
             &dir.path().join("server.log"),

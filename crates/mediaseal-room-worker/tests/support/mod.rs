@@ -483,53 +483,11 @@ impl Drop for Topology {
     }
 }
 
-/// `tcpdump -i any` of every UDP datagram in a namespace, written to `path`.
-pub struct Capture {
-    child: Child,
-    pub path: PathBuf,
-}
+pub use mediaseal_test_support::capture::Capture;
 
-impl Capture {
-    pub fn start(ns: &str, path: &Path) -> Self {
-        let mut child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tcpdump", "-i", "any", "-U", "-n", "-w",
-            ])
-            .arg(path)
-            .arg("udp")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump (apt-get install tcpdump)");
-        // Wait for "listening on any" so no early packet escapes the capture.
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        for _ in 0..5 {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            seen.push_str(&line);
-            if line.contains("listening") {
-                break;
-            }
-        }
-        assert!(seen.contains("listening"), "tcpdump did not start: {seen}");
-        thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-        });
-        Self {
-            child,
-            path: path.to_owned(),
-        }
-    }
-
-    pub fn stop(mut self) -> PathBuf {
-        sh(&format!("kill -INT {}", self.child.id()));
-        let _ = self.child.wait();
-        self.path.clone()
-    }
+/// `tcpdump -i any` of every UDP datagram in namespace `ns`, written to `path`.
+pub fn capture_udp(ns: &str, path: &Path) -> Capture {
+    Capture::start(&["ip", "netns", "exec", ns], "any", "udp", path)
 }
 
 /// A field of `/proc/PID/status` (e.g. `VmLck`), in kB.
