@@ -405,6 +405,22 @@ fn running_call(c: &mut CallCore, now: Instant, twiml: &str) -> mediaseal_call::
     call
 }
 
+/// The dialled callee (198.51.100.20) answers the dial INVITE `req` with 200 and plain PCMU.
+fn answer_dial(
+    c: &mut CallCore,
+    req: &mediaseal_sip::message::Request,
+    from: SocketAddr,
+    now: Instant,
+) {
+    let sdp = "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let ok = Response::for_request(req, mediaseal_sip::message::StatusCode::OK)
+        .with_to_tag("jt")
+        .with_header(HeaderName::CONTACT, "<sip:jack@198.51.100.20>")
+        .with_body("application/sdp", sdp.as_bytes().to_vec());
+    c.handle_message(SipMessage::Response(ok), Transport::Udp, from, now);
+}
+
 /// What went out after an API hang-up: SIP request methods, response codes, ledger statuses.
 fn after_hang_up(c: &mut CallCore) -> (Vec<String>, Vec<u16>, Vec<&'static str>) {
     let (mut requests, mut responses, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
@@ -522,18 +538,7 @@ fn the_api_hangs_up_a_dialled_leg_and_the_script_goes_on() {
     else {
         panic!()
     };
-    let sdp = "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
-               m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-    let ok = Response::for_request(&req, mediaseal_sip::message::StatusCode::OK)
-        .with_to_tag("jt")
-        .with_header(HeaderName::CONTACT, "<sip:jack@198.51.100.20>")
-        .with_body("application/sdp", sdp.as_bytes().to_vec());
-    c.handle_message(
-        SipMessage::Response(ok),
-        Transport::Udp,
-        out.destination,
-        now,
-    );
+    answer_dial(&mut c, &req, out.destination, now);
     drain(&mut c);
     let parent = c.call_sid(call).unwrap().to_owned();
     assert_ne!(parent, leg_sid);
@@ -608,18 +613,7 @@ fn a_dialled_legs_progress_events_ride_its_row_changes() {
         now,
     );
     collect(&mut c, &mut leg_updates, &mut direct);
-    let sdp = "v=0\r\no=- 2 2 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\n\
-               m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-    let ok = Response::for_request(&req, mediaseal_sip::message::StatusCode::OK)
-        .with_to_tag("jt")
-        .with_header(HeaderName::CONTACT, "<sip:jack@198.51.100.20>")
-        .with_body("application/sdp", sdp.as_bytes().to_vec());
-    c.handle_message(
-        SipMessage::Response(ok),
-        Transport::Udp,
-        out.destination,
-        now,
-    );
+    answer_dial(&mut c, &req, out.destination, now);
     collect(&mut c, &mut leg_updates, &mut direct);
     let leg_sid = leg_updates[0].call_sid.clone();
     let later = now + Duration::from_secs(7);

@@ -657,54 +657,45 @@ fn phone_setup_admitted_by(dir: &Path, rtp_ports: &str, admission: Admission) ->
     );
     assert_eq!(status, 201, "{d}");
     let sd = d["sid"].as_str().unwrap().to_owned();
-    match admission {
-        Admission::Address => {
-            let (_, l) = post(
-                &srv,
-                &a,
-                &format!("{b}/IpAccessControlLists.json"),
-                &[("FriendlyName", "desk")],
-            );
-            let al = l["sid"].as_str().unwrap().to_owned();
-            let (status, _) = post(
-                &srv,
-                &a,
-                &format!("{b}/IpAccessControlLists/{al}/IpAddresses.json"),
-                &[("FriendlyName", "phone"), ("IpAddress", "127.0.0.1")],
-            );
-            assert_eq!(status, 201);
-            let (status, _) = post(
-                &srv,
-                &a,
-                &format!("{b}/Domains/{sd}/Auth/Calls/IpAccessControlListMappings.json"),
-                &[("IpAccessControlListSid", &al)],
-            );
-            assert_eq!(status, 201);
-        }
-        Admission::Digest => {
-            let (_, l) = post(
-                &srv,
-                &a,
-                &format!("{b}/CredentialLists.json"),
-                &[("FriendlyName", "phones")],
-            );
-            let cl = l["sid"].as_str().unwrap().to_owned();
-            let (status, _) = post(
-                &srv,
-                &a,
-                &format!("{b}/CredentialLists/{cl}/Credentials.json"),
-                &[("Username", "dave"), ("Password", PHONE_PASSWORD)],
-            );
-            assert_eq!(status, 201);
-            let (status, _) = post(
-                &srv,
-                &a,
-                &format!("{b}/Domains/{sd}/Auth/Calls/CredentialListMappings.json"),
-                &[("CredentialListSid", &cl)],
-            );
-            assert_eq!(status, 201);
-        }
-    }
+    // A list with one entry admitting the phone, mapped to the domain.
+    let (list, entries, entry, mapping, key): (_, _, &[(&str, &str)], _, _) = match admission {
+        Admission::Address => (
+            "IpAccessControlLists",
+            "IpAddresses",
+            &[("FriendlyName", "phone"), ("IpAddress", "127.0.0.1")],
+            "IpAccessControlListMappings",
+            "IpAccessControlListSid",
+        ),
+        Admission::Digest => (
+            "CredentialLists",
+            "Credentials",
+            &[("Username", "dave"), ("Password", PHONE_PASSWORD)],
+            "CredentialListMappings",
+            "CredentialListSid",
+        ),
+    };
+    let (status, l) = post(
+        &srv,
+        &a,
+        &format!("{b}/{list}.json"),
+        &[("FriendlyName", "phones")],
+    );
+    assert_eq!(status, 201, "{l}");
+    let list_sid = l["sid"].as_str().unwrap().to_owned();
+    let (status, e) = post(
+        &srv,
+        &a,
+        &format!("{b}/{list}/{list_sid}/{entries}.json"),
+        entry,
+    );
+    assert_eq!(status, 201, "{e}");
+    let (status, m) = post(
+        &srv,
+        &a,
+        &format!("{b}/Domains/{sd}/Auth/Calls/{mapping}.json"),
+        &[(key, &list_sid)],
+    );
+    assert_eq!(status, 201, "{m}");
     PhoneSetup {
         srv,
         a,
