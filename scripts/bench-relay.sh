@@ -17,6 +17,13 @@
 #   scripts/bench-relay.sh
 #   BENCH_CALLS="100 200 400" BENCH_MODES="srtp" BENCH_SECONDS=5 scripts/bench-relay.sh
 #   BENCH_RELAY_THREADS=2 scripts/bench-relay.sh
+#   BENCH_RELAY_CPU=1 BENCH_GEN_CPU=0 scripts/bench-relay.sh   # relay (or rtpengine) and the
+#                generator pinned to their own CPUs, so neither preempts the other
+#   BENCH_RELAY_FIFO=10 scripts/bench-relay.sh   # the relay's threads at SCHED_FIFO priority
+#                10 (`serve --rtp-priority 10`), the forwarder's the same, and rtpengine with
+#                its own --scheduling=fifo --priority=10
+#   BENCH_GEN_FIFO=5   the generator too (below the relay): it stands for phones on other
+#                hosts, so its own scheduling delays are not the relay's added latency
 #
 #   rtpengine    anchor: Debian's rtpengine daemon (`apt-get install rtpengine-daemon`), userspace
 #                only (no kernel table), set up per call over its ng protocol with SDES on both
@@ -53,8 +60,9 @@ trap stop_rtpengine EXIT
 if [[ " $MODES " == *" rtpengine "* ]]; then
   if command -v rtpengine >/dev/null; then
     rtpengine --foreground --log-stderr --log-level=3 --table=-1 --interface=127.0.0.1 \
-      --listen-ng=127.0.0.1:22222 --port-min=10000 --port-max=19999 --num-threads="$THREADS" \
-      --delete-delay=0 >"$OUT/rtpengine.log" 2>&1 &
+      --listen-ng=127.0.0.1:9922 --port-min=10000 --port-max=19999 --num-threads="$THREADS" \
+      --delete-delay=0 ${BENCH_RELAY_FIFO:+--scheduling=fifo --priority=$BENCH_RELAY_FIFO} \
+      >"$OUT/rtpengine.log" 2>&1 &
     RTPENGINE_PID=$!
     sleep 1
     kill -0 "$RTPENGINE_PID" || { echo "rtpengine did not start: see $OUT/rtpengine.log" >&2; exit 2; }
@@ -64,10 +72,15 @@ if [[ " $MODES " == *" rtpengine "* ]]; then
   fi
 fi
 
+PIN=()
+[ -n "${BENCH_RELAY_CPU:-}" ] && PIN+=(--relay-cpu "$BENCH_RELAY_CPU")
+[ -n "${BENCH_GEN_CPU:-}" ] && PIN+=(--gen-cpu "$BENCH_GEN_CPU")
+[ -n "${BENCH_RELAY_FIFO:-}" ] && PIN+=(--relay-fifo "$BENCH_RELAY_FIFO")
+
 for mode in $MODES; do
   for n in $STEPS; do
-    line=$("$BIN" --mode "$mode" --calls "$n" --seconds "$SECS" --threads "$THREADS" --base-port 20000 \
-      --rtpengine-pid "${RTPENGINE_PID:-0}")
+    line=$(${BENCH_GEN_FIFO:+chrt -f $BENCH_GEN_FIFO} "$BIN" --mode "$mode" --calls "$n" --seconds "$SECS" --threads "$THREADS" --base-port 20000 \
+      --rtpengine-pid "${RTPENGINE_PID:-0}" "${PIN[@]}")
     echo "$line" | tee -a "$OUT/results.jsonl" >&2
     if python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["loss"] < 0.001 else 1)' "$line"; then
       continue
@@ -80,7 +93,10 @@ python3 - "$OUT/results.jsonl" "$THREADS" <<'PY'
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 threads = sys.argv[2]
-print(f"relay threads: {threads}; cores: {os.cpu_count()}; load average at the end: {os.getloadavg()[0]:.1f}")
+env = os.environ.get
+print(f"relay threads: {threads}; cores: {os.cpu_count()}; relay CPU {env('BENCH_RELAY_CPU') or 'any'}, "
+      f"generator CPU {env('BENCH_GEN_CPU') or 'any'}; SCHED_FIFO relay {env('BENCH_RELAY_FIFO') or 'no'}, "
+      f"generator {env('BENCH_GEN_FIFO') or 'no'}; load average at the end: {os.getloadavg()[0]:.1f}")
 print(f"{'mode':<12} {'calls (loss<0.1%)':>17} {'pkt/s relayed':>13} {'relay µs/pkt':>12} {'relay cores':>11} {'p50 µs':>7} {'p99 µs':>7} {'rec. dropped':>12}")
 for mode in ["Forward", "Plain", "Srtp", "SrtpRecord", "Rtpengine"]:
     ok = [r for r in rows if r["mode"] == mode and r["loss"] < 0.001]

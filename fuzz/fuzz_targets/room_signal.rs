@@ -1,12 +1,15 @@
 //! Room signalling and the worker control pipe: arbitrary bytes never panic the WebSocket
-//! message parsers, the peer-to-peer relay or the length-prefixed frame decoder; what parses
-//! serializes back to the same message.
+//! message parsers, the peer-to-peer relay, the recording rules parser or the length-prefixed
+//! frame decoder; what parses serializes back to the same message.
 #![no_main]
+
+use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use mediaseal_rooms::control::{FrameDecoder, Request, WorkerEvent};
-use mediaseal_rooms::mesh::MeshRoom;
-use mediaseal_rooms::signal::{ClientMessage, ParticipantInfo, ServerMessage};
+use mediaseal_rooms::mesh::{MeshRoom, RoomTimeouts};
+use mediaseal_rooms::recording_rules::{RecordingRules, RuleTrack};
+use mediaseal_rooms::signal::{ClientMessage, ParticipantInfo, ServerMessage, TrackKind};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = ClientMessage::from_json(data) {
@@ -15,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, message);
         // A peer-to-peer room relays it to a member or refuses it; it never reaches anyone
         // else.
-        let mut room = MeshRoom::new(10);
+        let mut room = MeshRoom::new(10, RoomTimeouts::default(), Instant::now());
         for (sid, identity) in [("PA1", "a"), ("PA2", "b")] {
             let who = ParticipantInfo {
                 sid: sid.to_owned(),
@@ -25,6 +28,23 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(out) = room.relay("PA1", message) {
             assert_eq!(out.to, "PA2");
+        }
+    }
+    // The RecordingRules resource's `Rules`: valid rules serialize to rules that parse the
+    // same, and deciding a track never panics.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(rules) = RecordingRules::parse(text)
+    {
+        let json = serde_json::to_string(&rules).expect("rules serialize");
+        assert_eq!(RecordingRules::parse(&json).expect("serialized rules parse"), rules);
+        for kind in [TrackKind::Audio, TrackKind::Video, TrackKind::Data] {
+            let track = RuleTrack {
+                publisher: "alice",
+                name: "camera",
+                kind,
+            };
+            let recorded = rules.records(&track);
+            assert!(!(recorded && kind == TrackKind::Data), "data tracks are never recorded");
         }
     }
     if let Ok(message) = ServerMessage::from_json(data) {

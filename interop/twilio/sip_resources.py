@@ -73,6 +73,18 @@ check(calls.ip_access_control_list_mappings(acl.sid).fetch().friendly_name == "o
 d = sip.domains(d.sid).fetch()
 check(d.auth_type == "IP_ACL,CREDENTIAL_LIST", "auth_type follows the mappings")
 
+# SIP registration: the domain's switch and the lists mapped to Auth/Registrations.
+d = sip.domains(d.sid).update(sip_registration=True)
+check(d.sip_registration is True, "SipRegistration turned on")
+regs = sip.domains(d.sid).auth.registrations
+m = regs.credential_list_mappings.create(credential_list_sid=cl.sid)
+check(m.sid == cl.sid and m.friendly_name == "staff", "credential list mapped to Auth/Registrations")
+check([x.sid for x in regs.credential_list_mappings.list()] == [cl.sid], "registration mappings listed")
+check(regs.credential_list_mappings(cl.sid).fetch().friendly_name == "staff", "registration mapping fetched")
+check(regs.credential_list_mappings(cl.sid).delete() is True, "registration mapping deleted")
+check(regs.credential_list_mappings.list() == [], "no registration mapping left")
+check(sip.domains(d.sid).fetch().sip_registration is True, "SipRegistration stays on")
+
 # A throwaway list, mapped then removed.
 tmp = sip.credential_lists.create(friendly_name="tmp")
 tmp_cred = sip.credential_lists(tmp.sid).credentials.create(username="tmp", password=PASSWORD)

@@ -38,6 +38,9 @@ use mediaseal_sip::message::{
     Transport, Uri, Warning,
 };
 use mediaseal_sip::policy::{RejectReason, evaluate_offer};
+use mediaseal_sip::registrar::{
+    ExpiryRules, Flow, RegisterError, Registrar, address_of_record, contact_values,
+};
 use mediaseal_sip::sdp::{AudioCodec, AudioConfig, SessionDescription, audio_answer, audio_offer};
 use mediaseal_sip::transaction::{
     ClientTransactionId, Endpoint, EndpointConfig, Event as SipEvent, Output as SipOutput,
@@ -53,7 +56,7 @@ use mediaseal_twiml::{
     TwilioCode,
 };
 
-use crate::domain::Domain;
+use crate::domain::{Domain, DomainCredential};
 use crate::effect::{
     CallId, CallStatusCallback, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt,
     RecordingId, RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
@@ -390,6 +393,30 @@ pub struct CallCore {
     timers: BTreeSet<(Instant, CallId, TimerKind)>,
     out: VecDeque<Output>,
     stats: CoreStats,
+    /// REGISTER bindings of domains with `SipRegistration`, in this node's memory.
+    registrar: Registrar,
+    /// REGISTERs waiting for their domain lookup, under ids shared with calls.
+    pending_registers: HashMap<CallId, PendingRegister>,
+}
+
+/// A REGISTER whose domain is being looked up.
+#[derive(Debug)]
+struct PendingRegister {
+    txn: ServerTransactionId,
+    request: Request,
+    transport: Transport,
+    source: SocketAddr,
+    aor: String,
+}
+
+/// What a digest check of a request found.
+enum DigestOutcome {
+    /// The credentials of this username verified.
+    Verified(String),
+    /// None given, or a stale/foreign nonce: challenge (again).
+    Challenge { stale: bool },
+    /// Wrong username or response, or a malformed Authorization: 403.
+    Refused,
 }
 
 /// A call the API places (`POST …/Calls.json`): [`CallCore::originate`] calls `to` and, once
@@ -403,6 +430,9 @@ pub struct Originate {
     pub to: mediaseal_twiml::SipUri,
     /// The caller ID (`From`): a SIP URI's user part or the value itself is the From user.
     pub from: String,
+    /// `CallerId`: the identity the callee sees instead of `from` (the INVITE's From), as
+    /// [`caller_id_uri`] reads it; `from` stays the call's `From` in the Calls row.
+    pub caller_id: Option<String>,
     /// `Url`+`Method` to fetch once answered, or the inline `Twiml`.
     pub script: mediaseal_twiml::Script,
     /// `FallbackUrl`+`FallbackMethod`, fetched when the first document fails.
@@ -456,6 +486,11 @@ pub enum OriginateError {
     /// The `To` URI cannot be turned into a SIP request (a host we cannot address).
     #[error("'{0}' cannot be called: it is not a SIP URI with a host")]
     BadUri(String),
+    /// `CallerId` is neither a number or client name nor a SIP address (`name@host`).
+    #[error(
+        "'{0}' is not a caller ID: give a number (+15551230000), a name (alice) or a SIP address (sip:alice@example.com)"
+    )]
+    BadCallerId(String),
     /// No randomness for the SRTP key.
     #[error("no SRTP key could be generated")]
     Random,
@@ -543,6 +578,38 @@ fn host_of(ip: IpAddr) -> Host {
     }
 }
 
+/// The From URI a callee sees for a `CallerId`: a SIP address (`sip:alice@example.com` or
+/// `alice@example.com`, user, host and port kept, parameters dropped) as given, or a number
+/// or name (`+15551230000`, `alice`) as the user at `ours`. `None` for anything else.
+pub fn caller_id_uri(value: &str, ours: Host) -> Option<SipUri> {
+    let value = value.trim();
+    let rest = match value.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("sip:") => &value[4..],
+        _ => value,
+    };
+    if rest.contains('@') {
+        let Ok(Uri::Sip(u)) = Uri::parse(&format!("sip:{rest}")) else {
+            return None;
+        };
+        let user = u.user.filter(|u| !u.is_empty())?;
+        // No parameters or headers: the callee gets an address, not instructions.
+        return Some(SipUri {
+            user: Some(user),
+            password: None,
+            params: Default::default(),
+            headers: Vec::new(),
+            ..u
+        });
+    }
+    let ok = !rest.is_empty()
+        && rest.len() <= 64
+        && rest.len() == value.len()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()".contains(c));
+    ok.then(|| SipUri::new(Scheme::Sip, Some(rest), ours))
+}
+
 fn new_sid() -> String {
     let mut bytes = [0u8; 16];
     // A failed RNG leaves zeros; the SID is an identifier, not a secret.
@@ -596,6 +663,8 @@ impl CallCore {
             timers: BTreeSet::new(),
             out: VecDeque::new(),
             stats: CoreStats::default(),
+            registrar: Registrar::new(ExpiryRules::default()),
+            pending_registers: HashMap::new(),
             config,
         })
     }
@@ -690,6 +759,11 @@ impl CallCore {
     /// The answer to [`Effect::LookupDomain`]: the domain, or `None` when no domain has that
     /// name (or the lookup failed).
     pub fn domain_found(&mut self, call: CallId, domain: Option<Domain>, now: Instant) {
+        if let Some(register) = self.pending_registers.remove(&call) {
+            self.register(register, domain, now);
+            self.pump(now);
+            return;
+        }
         self.with_call(call, now, |core, call, now| {
             if call.phase != Phase::Lookup {
                 return;
@@ -1128,6 +1202,14 @@ impl CallCore {
         let Ok(Uri::Sip(mut request_uri)) = Uri::parse(request.to.as_str()) else {
             return Err(bad_uri());
         };
+        let caller_id_from = request
+            .caller_id
+            .as_deref()
+            .map(|id| {
+                caller_id_uri(id, host_of(self.config.sip_address))
+                    .ok_or_else(|| OriginateError::BadCallerId(id.to_owned()))
+            })
+            .transpose()?;
         let offer = if secure {
             Some(
                 Offer::new(&[SrtpProfile::AesCm128HmacSha1_80])
@@ -1165,11 +1247,13 @@ impl CallCore {
             ok.then(|| v.to_owned())
         })
         .unwrap_or_else(|| "anonymous".to_owned());
-        let from_uri = SipUri::new(
-            Scheme::Sip,
-            Some(&from_user),
-            host_of(self.config.sip_address),
-        );
+        let from_uri = caller_id_from.unwrap_or_else(|| {
+            SipUri::new(
+                Scheme::Sip,
+                Some(&from_user),
+                host_of(self.config.sip_address),
+            )
+        });
         let to_uri = SipUri {
             params: Default::default(),
             headers: Vec::new(),
@@ -1225,6 +1309,8 @@ impl CallCore {
                 .map_or(mediaseal_twiml::HttpMethod::Post, |cb| cb.target.method),
             ip_ranges: Vec::new(),
             credentials: Vec::new(),
+            sip_registration: false,
+            registration_credentials: Vec::new(),
         };
         self.next_id += 1;
         let id = CallId(self.next_id);
@@ -1696,6 +1782,7 @@ impl CallCore {
         let known = self.by_sip_call_id.get(&call_id).copied();
         match (&request.method, to_tag, known) {
             (Method::Invite, None, _) => self.new_call(txn, request, transport, source, now),
+            (Method::Register, _, _) => self.new_register(txn, request, transport, source, now),
             (Method::Bye, Some(_), Some((id, side))) => {
                 let ok = Response::for_request(&request, StatusCode::OK);
                 self.respond(txn, ok, now);
@@ -1724,8 +1811,10 @@ impl CallCore {
                 self.respond(txn, Response::for_request(&request, status), now);
             }
             (Method::Options, _, _) => {
-                let r = Response::for_request(&request, StatusCode::OK)
-                    .with_header(HeaderName::ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+                let r = Response::for_request(&request, StatusCode::OK).with_header(
+                    HeaderName::ALLOW,
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER",
+                );
                 self.respond(txn, r, now);
             }
             (_, Some(_), None) => {
@@ -1734,10 +1823,242 @@ impl CallCore {
             }
             _ => {
                 let r = Response::for_request(&request, StatusCode::METHOD_NOT_ALLOWED)
-                    .with_header(HeaderName::ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+                    .with_header(
+                        HeaderName::ALLOW,
+                        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER",
+                    );
                 self.respond(txn, r, now);
             }
         }
+    }
+
+    /// `name` (lower case) is one of ours: a label of its own before the domain suffix.
+    fn is_domain_name(&self, name: &str) -> bool {
+        let suffix = &self.config.domain_suffix;
+        name.len() > suffix.len() + 1
+            && name.ends_with(suffix.as_str())
+            && name.as_bytes().get(name.len() - suffix.len() - 1) == Some(&b'.')
+    }
+
+    /// A REGISTER: its Request-URI names one of our domains and its To an address of that
+    /// domain (else 404/403 at once); the domain is looked up, then [`Self::register`].
+    fn new_register(
+        &mut self,
+        txn: ServerTransactionId,
+        request: Request,
+        transport: Transport,
+        source: SocketAddr,
+        now: Instant,
+    ) {
+        let domain = request.uri.as_sip().and_then(|u| match &u.host {
+            Host::Domain(d) => Some(d.trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        });
+        let Some(name) = domain.filter(|d| self.is_domain_name(d)) else {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_unknown_domain",
+                StatusCode::NOT_FOUND,
+                "no SIP domain of that name",
+                now,
+            );
+            return;
+        };
+        let aor = address_of_record(&request);
+        let Some(aor) = aor.filter(|a| a.rsplit_once('@').is_some_and(|(_, h)| h == name)) else {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_foreign_aor",
+                StatusCode::FORBIDDEN,
+                "the To address must be user@ the domain registered to",
+                now,
+            );
+            return;
+        };
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        self.pending_registers.insert(
+            id,
+            PendingRegister {
+                txn,
+                request,
+                transport,
+                source,
+                aor,
+            },
+        );
+        self.effect(Effect::LookupDomain { call: id, name });
+    }
+
+    /// A final answer to a REGISTER other than 200 or a challenge, counted under `label`.
+    fn register_refusal(
+        &mut self,
+        txn: ServerTransactionId,
+        request: &Request,
+        label: &'static str,
+        status: StatusCode,
+        warning: &str,
+        now: Instant,
+    ) {
+        *self.stats.refusals.entry(label).or_default() += 1;
+        let r = Response::for_request(request, status)
+            .with_to_tag(&ids::new_tag())
+            .with_header(
+                HeaderName::WARNING,
+                Warning::new(399, &self.config.agent, warning).to_string(),
+            );
+        self.respond(txn, r, now);
+    }
+
+    /// A REGISTER whose domain was looked up: `SipRegistration` on (403), TLS for a `Secure`
+    /// domain (403 + Warning, as an INVITE), digest against the credential lists mapped to
+    /// `Auth/Registrations` (401 challenge, 403), the authenticated user is the To user (403),
+    /// then the binding rules (423, 400) and 200 with every current contact.
+    fn register(&mut self, p: PendingRegister, domain: Option<Domain>, now: Instant) {
+        let PendingRegister {
+            txn,
+            request,
+            transport,
+            source,
+            aor,
+        } = p;
+        let Some(domain) = domain else {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_unknown_domain",
+                StatusCode::NOT_FOUND,
+                "no SIP domain of that name",
+                now,
+            );
+            return;
+        };
+        if !domain.sip_registration {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_disabled",
+                StatusCode::FORBIDDEN,
+                "SIP registration is not enabled for this domain",
+                now,
+            );
+            return;
+        }
+        if domain.secure && transport != Transport::Tls {
+            let reason = RejectReason::InsecureSignalling { transport };
+            *self
+                .stats
+                .policy_rejections
+                .entry(reason.label())
+                .or_default() += 1;
+            let r = Response::for_request(&request, reason.status())
+                .with_to_tag(&ids::new_tag())
+                .with_header(
+                    HeaderName::WARNING,
+                    reason.warning(&self.config.agent).to_string(),
+                );
+            self.respond(txn, r, now);
+            return;
+        }
+        if domain.registration_credentials.is_empty() {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_not_allowed",
+                StatusCode::FORBIDDEN,
+                "no credential list is mapped to this domain's Auth/Registrations",
+                now,
+            );
+            return;
+        }
+        let realm = domain.name.as_str();
+        let username = match self.check_digest(
+            &request,
+            realm,
+            &domain.registration_credentials,
+            source,
+            now,
+        ) {
+            DigestOutcome::Verified(u) => u,
+            DigestOutcome::Challenge { stale } => {
+                *self
+                    .stats
+                    .refusals
+                    .entry("register_challenged")
+                    .or_default() += 1;
+                let r = self.digest.challenge_response(
+                    &request,
+                    ChallengeKind::Www,
+                    realm,
+                    &self.config.digest_algorithms,
+                    source.ip(),
+                    now,
+                    stale,
+                    &ids::new_tag(),
+                );
+                self.respond(txn, r, now);
+                return;
+            }
+            DigestOutcome::Refused => {
+                self.register_refusal(
+                    txn,
+                    &request,
+                    "register_bad_credentials",
+                    StatusCode::FORBIDDEN,
+                    "bad credentials",
+                    now,
+                );
+                return;
+            }
+        };
+        // A credential registers its own address only: alice cannot take bob's calls.
+        if aor.rsplit_once('@').map(|(u, _)| u) != Some(username.as_str()) {
+            self.register_refusal(
+                txn,
+                &request,
+                "register_foreign_aor",
+                StatusCode::FORBIDDEN,
+                "the To user must be the authenticated username",
+                now,
+            );
+            return;
+        }
+        let flow = Flow { transport, source };
+        match self
+            .registrar
+            .register(&aor, &domain.account_sid, &request, flow, now)
+        {
+            Ok(bindings) => {
+                let mut r =
+                    Response::for_request(&request, StatusCode::OK).with_to_tag(&ids::new_tag());
+                for c in contact_values(&bindings, now) {
+                    r = r.with_header(HeaderName::CONTACT, c);
+                }
+                self.respond(txn, r, now);
+            }
+            Err(RegisterError::IntervalTooBrief { min }) => {
+                *self.stats.refusals.entry("register_too_brief").or_default() += 1;
+                let status = StatusCode::new(423).unwrap_or(StatusCode::BAD_REQUEST);
+                let r = Response::for_request(&request, status)
+                    .with_to_tag(&ids::new_tag())
+                    .with_header(HeaderName::MIN_EXPIRES, min.to_string());
+                self.respond(txn, r, now);
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.register_refusal(
+                    txn,
+                    &request,
+                    "register_invalid",
+                    StatusCode::BAD_REQUEST,
+                    &why,
+                    now,
+                );
+            }
+        }
+        self.registrar.purge_all(now);
     }
 
     fn new_call(
@@ -1756,12 +2077,7 @@ impl CallCore {
                 Host::Domain(d) => Some(d.to_ascii_lowercase()),
                 _ => None,
             })
-            .filter(|d| {
-                let suffix = &self.config.domain_suffix;
-                d.len() > suffix.len() + 1
-                    && d.ends_with(suffix.as_str())
-                    && d.as_bytes().get(d.len() - suffix.len() - 1) == Some(&b'.')
-            });
+            .filter(|d| self.is_domain_name(d));
         let Some(name) = domain_name else {
             *self.stats.refusals.entry("unknown_domain").or_default() += 1;
             let r = Response::for_request(&invite, StatusCode::NOT_FOUND).with_to_tag(&local_tag);
@@ -2028,36 +2344,47 @@ impl CallCore {
             return Err(());
         }
         let realm = domain.name.as_str();
-        let creds = match DigestServer::credentials(&call.invite, ChallengeKind::Www, realm) {
-            Ok(c) => c,
-            Err(VerifyError::NoCredentials) => {
-                self.challenge(call, realm, false, now);
-                return Err(());
+        match self.check_digest(&call.invite, realm, &domain.credentials, call.source, now) {
+            DigestOutcome::Verified(username) => Ok(Some(username)),
+            DigestOutcome::Challenge { stale } => {
+                self.challenge(call, realm, stale, now);
+                Err(())
             }
-            Err(_) => {
+            DigestOutcome::Refused => {
                 self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
-                return Err(());
+                Err(())
             }
+        }
+    }
+
+    /// Digest authentication of `request` (an INVITE or a REGISTER) from `source` against
+    /// `credentials` of `realm`.
+    fn check_digest(
+        &mut self,
+        request: &Request,
+        realm: &str,
+        credentials: &[DomainCredential],
+        source: SocketAddr,
+        now: Instant,
+    ) -> DigestOutcome {
+        let creds = match DigestServer::credentials(request, ChallengeKind::Www, realm) {
+            Ok(c) => c,
+            Err(VerifyError::NoCredentials) => return DigestOutcome::Challenge { stale: false },
+            Err(_) => return DigestOutcome::Refused,
         };
-        let Some(stored) = domain
-            .credentials
-            .iter()
-            .find(|c| c.username == creds.username)
-        else {
-            self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
-            return Err(());
+        let Some(stored) = credentials.iter().find(|c| c.username == creds.username) else {
+            return DigestOutcome::Refused;
         };
         let stored = StoredCredential::Ha1(stored.ha1.clone());
-        match self.digest.verify(&call.invite, &creds, &stored, ip, now) {
-            Ok(()) => Ok(Some(creds.username)),
+        match self
+            .digest
+            .verify(request, &creds, &stored, source.ip(), now)
+        {
+            Ok(()) => DigestOutcome::Verified(creds.username),
             Err(VerifyError::Stale | VerifyError::InvalidNonce) => {
-                self.challenge(call, realm, true, now);
-                Err(())
+                DigestOutcome::Challenge { stale: true }
             }
-            Err(_) => {
-                self.refuse(call, "bad_credentials", StatusCode::FORBIDDEN, None, now);
-                Err(())
-            }
+            Err(_) => DigestOutcome::Refused,
         }
     }
 
@@ -2615,6 +2942,49 @@ impl CallCore {
             self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
             return;
         };
+        // An address of one of our domains reaches the phone registered there, over the flow
+        // it registered on (its TCP/TLS connection, or its UDP source). Nobody registered, or
+        // a `;secure=true` dial to a phone registered without TLS: failed at once (Twilio's
+        // 404 case), no INVITE.
+        let own_domain = match &request_uri.host {
+            Host::Domain(name) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                self.is_domain_name(&name).then_some(name)
+            }
+            _ => None,
+        };
+        let mut dialled_aor = None;
+        let registered = match own_domain {
+            Some(name) => {
+                let owner = call
+                    .domain
+                    .as_ref()
+                    .map(|d| d.account_sid.clone())
+                    .unwrap_or_default();
+                let found = request_uri.user.as_deref().and_then(|u| {
+                    let aor = format!("{u}@{name}");
+                    self.registrar.lookup(&aor, &owner, now).into_iter().next()
+                });
+                let usable = found.filter(|b| {
+                    matches!(b.contact, Uri::Sip(_))
+                        && (!secure || b.flow.transport == Transport::Tls)
+                });
+                let Some(binding) = usable else {
+                    *self
+                        .stats
+                        .refusals
+                        .entry("dial_not_registered")
+                        .or_default() += 1;
+                    self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
+                    return;
+                };
+                if let Uri::Sip(contact) = &binding.contact {
+                    dialled_aor = Some(std::mem::replace(&mut request_uri, contact.clone()));
+                }
+                Some(binding)
+            }
+            None => None,
+        };
         let Some(port) = self.ports.take() else {
             self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
             return;
@@ -2635,7 +3005,9 @@ impl CallCore {
         // The callee gets the caller's codec only, so the relay never transcodes.
         cfg.codecs = vec![media.codec];
         let sdp = audio_offer(&cfg, offer.as_ref().map_or(&[], |o| o.attributes()));
-        let transport = if secure || request_uri.scheme == Scheme::Sips {
+        let transport = if let Some(b) = &registered {
+            b.flow.transport
+        } else if secure || request_uri.scheme == Scheme::Sips {
             Transport::Tls
         } else {
             match request_uri.transport_param().as_deref() {
@@ -2661,11 +3033,12 @@ impl CallCore {
             Some(&from_user),
             host_of(self.config.sip_address),
         );
+        // The callee (and the leg's row) sees the address dialled, not the contact.
         let to_uri = SipUri {
             params: Default::default(),
             headers: Vec::new(),
             password: None,
-            ..request_uri.clone()
+            ..dialled_aor.unwrap_or_else(|| request_uri.clone())
         };
         let mut invite = new_invite(
             Uri::Sip(request_uri),
@@ -2712,6 +3085,10 @@ impl CallCore {
             to: plain_uri(&Uri::Sip(to_uri)),
         });
         self.set_timer(call, TimerKind::DialRing, now + dial.timeout);
+        if let Some(b) = registered {
+            self.send_dial_invite(call, b.flow.source, now);
+            return;
+        }
         match host.ip() {
             Some(ip) => self.send_dial_invite(call, SocketAddr::new(ip, target_port), now),
             None => {

@@ -1,5 +1,5 @@
-//! What the call core needs to know about a SIP Domain: who may call it, whether it is
-//! `Secure`, and which URLs run its calls. The IO shell looks domains up (in the store, or in
+//! What the call core needs to know about a SIP Domain: who may call it, who may register to
+//! it, whether it is `Secure`, and which URLs run its calls. The IO shell looks domains up (in the store, or in
 //! memory for tests) and hands them in; nothing here reads storage.
 
 use core::fmt;
@@ -39,6 +39,11 @@ pub struct Domain {
     /// Users allowed to call with digest credentials (credential lists mapped to the domain),
     /// stored as HA1 for the realm `name`.
     pub credentials: Vec<DomainCredential>,
+    /// `SipRegistration`: phones may REGISTER to the domain.
+    pub sip_registration: bool,
+    /// Users allowed to REGISTER (credential lists mapped to `Auth/Registrations`), as HA1
+    /// for the realm `name`.
+    pub registration_credentials: Vec<DomainCredential>,
 }
 
 /// One username with its stored digest secrets.

@@ -39,7 +39,7 @@ pub struct RecordingId(pub u64);
 pub enum Effect {
     /// Look the domain up; answer with `CallCore::domain_found`.
     LookupDomain {
-        /// The call waiting for it.
+        /// The call (or REGISTER) waiting for it.
         call: CallId,
         /// The domain name (the Request-URI host, lower case).
         name: String,

@@ -41,6 +41,8 @@ fn domain(secure: bool) -> Domain {
             username: "carol".into(),
             ha1: Ha1Set::compute("carol", "acme.sip.example.test", "pw"),
         }],
+        sip_registration: false,
+        registration_credentials: Vec::new(),
     }
 }
 

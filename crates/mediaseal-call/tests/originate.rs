@@ -25,6 +25,7 @@ fn request(to: &str, script: Script) -> Originate {
         account_sid: "AC0001".into(),
         to: SipUri::parse(to).unwrap(),
         from: "+15550001111".into(),
+        caller_id: None,
         script,
         fallback: None,
         status_callback: Some(Callback {
@@ -872,4 +873,63 @@ fn an_answered_api_call_is_hung_up_at_its_time_limit() {
     statuses.extend(drain(&mut c).statuses());
     assert_eq!(statuses, vec!["completed"], "{statuses:?}");
     assert_eq!(c.stats().active_calls, 0);
+}
+
+#[test]
+fn caller_id_is_the_from_the_callee_sees_and_the_row_keeps_from() {
+    let t0 = Instant::now();
+    let doc = || mediaseal_twiml::Response::parse(b"<Response><Hangup/></Response>").unwrap();
+    for (caller_id, from) in [
+        ("+15550003333", "sip:+15550003333@127.0.0.1"),
+        ("alice", "sip:alice@127.0.0.1"),
+        ("sip:alice@example.com", "sip:alice@example.com"),
+        ("bob@example.org:5070", "sip:bob@example.org:5070"),
+    ] {
+        let mut c = core(t0);
+        let mut req = request("sip:jack@198.51.100.20", Script::Inline(doc()));
+        req.caller_id = Some(caller_id.into());
+        c.originate(req, t0).unwrap();
+        let out = drain(&mut c);
+        // The bytes on the wire, parsed as the callee parses them.
+        let (invite, _, _) = out.requests.into_iter().next().expect("the INVITE");
+        let seen = invite.headers.from().unwrap();
+        assert_eq!(seen.uri.to_string(), from, "{caller_id}");
+        assert!(seen.tag().is_some(), "{caller_id}: the From keeps its tag");
+        let rows: Vec<_> = out
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::CallStatus(u) => Some(u.from.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows, vec!["+15550001111"], "{caller_id}");
+    }
+    // Without CallerId, From's user is what the callee sees.
+    let mut c = core(t0);
+    c.originate(request("sip:jack@198.51.100.20", Script::Inline(doc())), t0)
+        .unwrap();
+    let (invite, _, _) = drain(&mut c).requests.into_iter().next().unwrap();
+    assert_eq!(
+        invite.headers.from().unwrap().uri.to_string(),
+        "sip:+15550001111@127.0.0.1"
+    );
+
+    // A malformed one places nothing and holds no port: the pool of five still serves five.
+    let mut c = core(t0);
+    for bad in ["al ice", "sip:@example.com", "a<b>@c", ""] {
+        let mut req = request("sip:jack@198.51.100.20", Script::Inline(doc()));
+        req.caller_id = Some(bad.into());
+        let err = c.originate(req, t0).unwrap_err();
+        assert!(
+            matches!(err, mediaseal_call::OriginateError::BadCallerId(ref v) if v == bad),
+            "{bad}: {err}"
+        );
+        assert!(err.to_string().contains("sip:alice@example.com"), "{err}");
+    }
+    assert!(drain(&mut c).requests.is_empty());
+    for _ in 0..5 {
+        c.originate(request("sip:jack@198.51.100.20", Script::Inline(doc())), t0)
+            .unwrap();
+    }
 }

@@ -517,8 +517,9 @@ impl RoomHost {
         })
     }
 
-    /// Starts recording every published track of the room, sealed in the worker as `seal`
-    /// says, and hands over the stream of its `recording_started`, `recording_data`,
+    /// Starts recording the published tracks of the room that its recording rules select (the
+    /// last `recording_rules` sent through [`RoomHost::send`], else all), sealed in the worker
+    /// as `seal` says, and hands over the stream of its `recording_started`, `recording_data`,
     /// `recording_finished` and `recording_failed` events (closed when the worker is gone).
     /// `None` if the room has no running worker or is already recording.
     pub async fn record(&self, room_sid: &str, seal: RecordingSeal) -> Option<RecordingEvents> {

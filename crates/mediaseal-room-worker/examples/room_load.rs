@@ -14,15 +14,21 @@
 //! key=value…` line on stdout per run; `scripts/bench-rooms.sh` and
 //! `scripts/bench-rooms-many.sh` tabulate.
 //!
+//! With `--janus-url` the rooms are Janus VideoRooms instead (an anchor through the same
+//! generator, see `room_load/janus.rs`): same peers, media and measures, with the CPU time and
+//! memory of the Janus process given by `--janus-pid` (all its threads).
+//!
 //! Usage: `room_load --worker target/release/mediaseal-room-worker [--rooms 100]
 //! (--participants 4 | --publishers 4 --subscribers 4) [--pps 50] [--seconds 10] [--video]
-//! [--record [--record-seal at-rest|s3-cbc]] [--worker-cpu 1] [--gen-cpu 0]`
+//! [--record [--record-seal at-rest|s3-cbc]] [--worker-cpu 1] [--gen-cpu 0]`, or
+//! `room_load --janus-url http://127.0.0.1:8088/janus --janus-pid PID --peer-ip 192.0.2.2
+//! --publishers 4 --subscribers 4 …`
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
 
 use std::error::Error;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -42,6 +48,9 @@ use mediaseal_rooms::str0m::net::{Protocol, Receive};
 use mediaseal_rooms::str0m::{self, Candidate, Event, Rtc, RtcError};
 use rustix::event::{Timespec, epoll};
 
+#[path = "room_load/janus.rs"]
+mod janus;
+
 type Res<T> = Result<T, Box<dyn Error>>;
 
 /// Payload marker: publisher index (2 bytes), sequence (8), send time in ns since the epoch (8).
@@ -56,8 +65,23 @@ const VP8_HEADER: usize = 10;
 #[derive(Debug, Parser)]
 struct Args {
     /// The worker binary.
+    #[arg(
+        long,
+        required_unless_present = "janus_url",
+        conflicts_with = "janus_url"
+    )]
+    worker: Option<PathBuf>,
+    /// Rooms are Janus VideoRooms behind this HTTP API URL instead of worker processes
+    /// (publishers and subscribers only, no recording).
+    #[arg(long, requires = "janus_pid")]
+    janus_url: Option<String>,
+    /// The Janus process, whose CPU time and memory are measured.
     #[arg(long)]
-    worker: PathBuf,
+    janus_pid: Option<u32>,
+    /// Address the peers bind to. Janus gathers no candidates on loopback interfaces, so for
+    /// Janus this is a non-loopback address of this host.
+    #[arg(long, default_value = "127.0.0.1")]
+    peer_ip: IpAddr,
     /// Rooms, each its own worker process.
     #[arg(long, default_value_t = 1)]
     rooms: usize,
@@ -138,10 +162,19 @@ struct RecordTally {
     window_bytes: u64,
 }
 
+/// Where a room's requests go.
+enum Control {
+    /// A worker's control pipe.
+    Worker(ChildStdin),
+    /// Janus's HTTP API.
+    Janus(janus::Room),
+}
+
 struct Room {
     sid: String,
-    child: Child,
-    control: ChildStdin,
+    /// The worker process (none for Janus, which the caller runs).
+    child: Option<Child>,
+    control: Control,
     events: Receiver<WorkerEvent>,
     pid: u32,
     memory_locked: bool,
@@ -165,6 +198,7 @@ struct Gen {
     window: Option<(Instant, Instant)>,
     epoch: Instant,
     pps: u32,
+    peer_ip: IpAddr,
     /// Set once the rooms are being completed: departures are expected then.
     ending: bool,
 }
@@ -176,6 +210,13 @@ fn main() -> Res<()> {
     }
     if args.participants.is_some_and(|n| n < 2) {
         return Err("--participants needs at least 2 (each receives the others)".into());
+    }
+    if args.janus_url.is_some() && (args.participants.is_some() || args.record) {
+        return Err(
+            "--janus-url takes --publishers and --subscribers, not --participants \
+                    or --record"
+                .into(),
+        );
     }
     if let Some(cpu) = args.gen_cpu {
         let mut set = rustix::thread::CpuSet::new();
@@ -199,13 +240,19 @@ fn main() -> Res<()> {
         window: None,
         epoch,
         pps: args.pps,
+        peer_ip: args.peer_ip,
         ending: false,
     };
     let result = run(&args, &mut generator, seal.as_ref(), mem_before);
-    // Workers never outlive the run, whatever happened.
+    // Workers never outlive the run, whatever happened; Janus rooms are taken down.
     for room in &mut generator.rooms {
-        let _ = room.child.kill();
-        let _ = room.child.wait();
+        if let Some(child) = &mut room.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Control::Janus(janus) = &mut room.control {
+            janus.close();
+        }
     }
     result
 }
@@ -220,7 +267,23 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
         None => args.subscribers,
     };
     for r in 0..args.rooms {
-        let room = spawn_worker(args, r, per_room, publishers, fanout as u64)?;
+        let room = match &args.janus_url {
+            Some(url) => {
+                let pid = args.janus_pid.ok_or("--janus-url needs --janus-pid")?;
+                let (janus, events) = janus::Room::open(url, r, publishers)?;
+                let sid = janus.name();
+                Room::new(
+                    sid,
+                    Control::Janus(janus),
+                    None,
+                    events,
+                    pid,
+                    false,
+                    fanout as u64,
+                )
+            }
+            None => spawn_worker(args, r, per_room, publishers, fanout as u64)?,
+        };
         g.rooms.push(room);
         if let Some(seal) = seal {
             send(
@@ -280,6 +343,12 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
         for r in 0..args.rooms {
             for _ in 0..args.subscribers {
                 let mut peer = g.new_peer(r, None)?;
+                if args.janus_url.is_some() {
+                    // Janus makes the subscriber's offer; the join carries no SDP.
+                    join(&mut g.rooms[r].control, &peer, String::new(), true)?;
+                    g.add_peer(peer)?;
+                    continue;
+                }
                 let mut api = peer.rtc.sdp_api();
                 for _ in 0..args.publishers {
                     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -302,7 +371,9 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     g.window = Some((start, end));
-    let pids: Vec<u32> = g.rooms.iter().map(|r| r.pid).collect();
+    let mut pids: Vec<u32> = g.rooms.iter().map(|r| r.pid).collect();
+    // Janus rooms share one process: count it once.
+    pids.dedup();
     let cpu0 = pids
         .iter()
         .map(|&p| proc_cpu_ticks(p))
@@ -400,7 +471,7 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
     let dead = g.rooms.iter().filter(|r| r.dead && !r.ended).count();
     let unlocked = g.rooms.iter().filter(|r| !r.memory_locked).count();
     println!(
-        "RESULT rooms={} mesh={} publishers={} subscribers={} pps={} video={} record={} \
+        "RESULT target={} rooms={} mesh={} publishers={} subscribers={} pps={} video={} record={} \
          seconds={} setup_s={:.1} sent_target={:.0} sent={} gen_write_drops={} expected={} forwarded={} fwd_pps={:.0} \
          loss_pct={:.3} rooms_with_loss={} room_loss_max_pct={:.3} p50_ms={:.2} p99_ms={:.2} \
          max_ms={:.2} room_p99_med_ms={:.2} room_p99_max_ms={:.2} cpu_pct={:.1} \
@@ -410,6 +481,11 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
          room_runq_wait_med_ms_s={:.2} gen_runq_wait_ms_s={:.1} rec_started={} rec_finished={} rec_failed={} \
          rec_bytes={} rec_window_bytes={} errors={} disconnects={} dead_workers={} \
          unlocked_workers={}",
+        if args.janus_url.is_some() {
+            "janus"
+        } else {
+            "worker"
+        },
         args.rooms,
         args.participants.is_some(),
         publishers,
@@ -499,14 +575,15 @@ fn spawn_worker(
     publishers: usize,
     fanout: u64,
 ) -> Res<Room> {
+    let worker = args.worker.as_ref().ok_or("--worker is required")?;
     let sid = format!("RM{:032x}", 0xb01 + index);
     let mut cmd = match args.worker_cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
-            c.args(["-c", &cpu.to_string()]).arg(&args.worker);
+            c.args(["-c", &cpu.to_string()]).arg(worker);
             c
         }
-        None => Command::new(&args.worker),
+        None => Command::new(worker),
     };
     let mut child = cmd
         .args(["--room-sid", &sid, "--udp", "127.0.0.1:0"])
@@ -516,7 +593,7 @@ fn spawn_worker(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("spawn {} for room {index}: {e}", args.worker.display()))?;
+        .map_err(|e| format!("spawn {} for room {index}: {e}", worker.display()))?;
     let control = child.stdin.take().ok_or("worker stdin")?;
     let events = match read_events(&mut child) {
         Ok(e) => e,
@@ -536,26 +613,48 @@ fn spawn_worker(
             return Err(format!("room {index}: first worker frame is not ready: {other:?}").into());
         }
     };
-    Ok(Room {
+    Ok(Room::new(
         sid,
-        child,
-        control,
+        Control::Worker(control),
+        Some(child),
         events,
         pid,
         memory_locked,
         fanout,
-        tally: Tally::default(),
-        record: RecordTally::default(),
-        errors: 0,
-        disconnects: 0,
-        ended: false,
-        dead: false,
-    })
+    ))
+}
+
+impl Room {
+    fn new(
+        sid: String,
+        control: Control,
+        child: Option<Child>,
+        events: Receiver<WorkerEvent>,
+        pid: u32,
+        memory_locked: bool,
+        fanout: u64,
+    ) -> Self {
+        Self {
+            sid,
+            child,
+            control,
+            events,
+            pid,
+            memory_locked,
+            fanout,
+            tally: Tally::default(),
+            record: RecordTally::default(),
+            errors: 0,
+            disconnects: 0,
+            ended: false,
+            dead: false,
+        }
+    }
 }
 
 impl Gen {
     fn new_peer(&self, room: usize, publisher: Option<u16>) -> Res<Peer> {
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        let sock = UdpSocket::bind((self.peer_ip, 0))?;
         sock.set_nonblocking(true)?;
         let local = sock.local_addr()?;
         let now = Instant::now();
@@ -804,7 +903,7 @@ fn base64_decoded_len(s: &str) -> u64 {
     ((s.len() / 4) * 3).saturating_sub(pad) as u64
 }
 
-fn join(control: &mut ChildStdin, peer: &Peer, sdp: String, subscribe: bool) -> Res<()> {
+fn join(control: &mut Control, peer: &Peer, sdp: String, subscribe: bool) -> Res<()> {
     send(
         control,
         &Request::Join {
@@ -818,10 +917,15 @@ fn join(control: &mut ChildStdin, peer: &Peer, sdp: String, subscribe: bool) -> 
     )
 }
 
-fn send(control: &mut ChildStdin, request: &Request) -> Res<()> {
-    control.write_all(&encode_frame(request))?;
-    control.flush()?;
-    Ok(())
+fn send(control: &mut Control, request: &Request) -> Res<()> {
+    match control {
+        Control::Worker(pipe) => {
+            pipe.write_all(&encode_frame(request))?;
+            pipe.flush()?;
+            Ok(())
+        }
+        Control::Janus(janus) => janus.send(request),
+    }
 }
 
 /// Worker events, read on their own thread.

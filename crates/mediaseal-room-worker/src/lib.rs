@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use mediaseal_rooms::control::{
     FrameDecoder, FrameError, HardeningReport, ProcessStats, Request, WorkerEvent, encode_frame,
 };
+use mediaseal_rooms::recording_rules::RecordingRules;
 use mediaseal_rooms::room::{Input, Output, Room, RoomConfig, RoomEvent, RoomSetupError};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
@@ -106,6 +107,8 @@ struct Worker<W: Write> {
     ended: bool,
     /// Started by `record`; its events go out before the room's next one.
     recorder: Option<Recorder>,
+    /// The last `recording_rules`, for a `record` that comes after them.
+    rules: Option<RecordingRules>,
     started: Instant,
 }
 
@@ -180,19 +183,44 @@ impl<W: Write> Worker<W> {
         self.write_event(&event);
     }
 
+    /// Asks publishers for the keyframes recorded video tracks need to start at.
+    fn request_recording_keyframes(&mut self) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        for track_sid in recorder.awaiting_keyframe() {
+            self.room.request_track_keyframe(Instant::now(), &track_sid);
+        }
+    }
+
     fn on_request(&mut self, request: Request) {
+        if let Request::RecordingRules { rules } = request {
+            tracing::info!(rules = rules.rules.len(), "recording rules changed");
+            if let Some(recorder) = &self.recorder {
+                recorder.set_rules(rules.clone());
+            }
+            self.rules = Some(rules);
+            self.request_recording_keyframes();
+            return;
+        }
         if let Request::Record { seal } = &request {
             if self.recorder.is_some() {
                 return;
             }
-            match Recorder::new(seal, self.started) {
+            // Rooms that record on connect send no rules first: they record every track.
+            let rules = self
+                .rules
+                .clone()
+                .unwrap_or_else(RecordingRules::include_all);
+            match Recorder::new(seal, self.started, rules) {
                 Ok(recorder) => {
                     self.room.add_sink(recorder.sink());
                     self.recorder = Some(recorder);
                     tracing::info!(
                         customer_key = seal.customer,
-                        "recording every published track"
+                        "recording the tracks the room's rules select"
                     );
+                    self.request_recording_keyframes();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "recording not started");
@@ -286,6 +314,7 @@ where
         },
         ended: false,
         recorder: None,
+        rules: None,
         started: Instant::now(),
     };
     tracing::info!(room = %room_sid, udp = ?addrs, "room worker ready");

@@ -1,8 +1,14 @@
-//! The track recorder: a [`FrameSink`] that muxes every published track into Matroska and seals
-//! it in this process, so the only bytes that leave are ciphertext.
+//! The track recorder: a [`FrameSink`] that muxes the published tracks its recording rules
+//! select into Matroska and seals them in this process, so the only bytes that leave are
+//! ciphertext.
 //!
-//! The server sends `record` with a [`RecordingSeal`] (public key only) before anyone joins.
-//! From then on each track's first usable frame opens a [`LiveMatroska`] and a
+//! The server sends `record` with a [`RecordingSeal`] (public key only), before anyone joins
+//! for rooms that record participants on connect, else when recording rules first include
+//! something. Which tracks are recorded is a [`RecordingPlan`] over the room's rules: when
+//! `recording_rules` change, tracks that no longer match are finished as below, and tracks that
+//! match now start at their next usable frame (a keyframe for video, which the worker asks the
+//! publisher for), each start being a new recording.
+//! A recorded track's first usable frame opens a [`LiveMatroska`] and a
 //! [`SealingStream`]; every frame is muxed, the muxed bytes sealed at once and wiped, and the
 //! ciphertext queued as `recording_data` events in blocks of [`DATA_BLOCK`]. When the track ends
 //! (unpublished, its publisher gone, the room over) the tail is sealed and `recording_finished`
@@ -21,6 +27,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use mediaseal_crypto::{Format, PublicKey};
 use mediaseal_media::mkv_writer::{LiveMatroska, TrackCodec};
 use mediaseal_rooms::control::{RecordingSeal, WorkerEvent};
+use mediaseal_rooms::recording_rules::{RecordingChange, RecordingPlan, RecordingRules};
 use mediaseal_rooms::room::{FrameSink, SinkFrame, SinkTrack};
 use mediaseal_rooms::signal::TrackKind;
 use mediaseal_rooms::str0m::format::Codec;
@@ -72,6 +79,8 @@ struct Announced {
 struct State {
     with: SealWith,
     started: Instant,
+    /// Which tracks the rules record.
+    plan: RecordingPlan,
     announced: HashMap<String, Announced>,
     recording: HashMap<String, Recording>,
     /// Events for the control pipe, in order.
@@ -97,9 +106,13 @@ impl core::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// A recorder sealing as `seal` says; `started` is when the room process started (track
-    /// offsets count from it).
-    pub fn new(seal: &RecordingSeal, started: Instant) -> Result<Self, RecordSetupError> {
+    /// A recorder sealing as `seal` says and recording what `rules` select; `started` is when
+    /// the room process started (track offsets count from it).
+    pub fn new(
+        seal: &RecordingSeal,
+        started: Instant,
+        rules: RecordingRules,
+    ) -> Result<Self, RecordSetupError> {
         let der = BASE64
             .decode(seal.public_key.as_bytes())
             .map_err(|e| RecordSetupError::Key(e.to_string()))?;
@@ -124,6 +137,7 @@ impl Recorder {
                     key,
                 },
                 started,
+                plan: RecordingPlan::new(rules),
                 announced: HashMap::new(),
                 recording: HashMap::new(),
                 outbox: Vec::new(),
@@ -137,6 +151,37 @@ impl Recorder {
         Box::new(RecorderSink {
             state: Arc::clone(&self.state),
         })
+    }
+
+    /// Applies new rules: recordings of tracks that no longer match are finished (their events
+    /// queued), tracks that match now are recorded from their next usable frame.
+    pub fn set_rules(&self, rules: RecordingRules) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for change in state.plan.set_rules(rules) {
+            match change {
+                RecordingChange::Stop(track_sid) => state.finish(&track_sid),
+                RecordingChange::Start(track_sid) => {
+                    tracing::debug!(track = %track_sid, "track recording resumes at its next usable frame");
+                }
+            }
+        }
+    }
+
+    /// Video tracks the rules record that have not started yet: each needs a keyframe to begin
+    /// at, which the publisher may not send on its own.
+    pub fn awaiting_keyframe(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .announced
+            .iter()
+            .filter(|(sid, a)| {
+                a.kind == TrackKind::Video
+                    && !a.refused
+                    && state.plan.is_recorded(sid)
+                    && !state.recording.contains_key(*sid)
+            })
+            .map(|(sid, _)| sid.clone())
+            .collect()
     }
 
     /// Takes the events queued since the last call.
@@ -153,6 +198,9 @@ struct RecorderSink {
 impl FrameSink for RecorderSink {
     fn track_started(&mut self, track: SinkTrack<'_>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .plan
+            .track_published(track.track_sid, track.identity, track.name, track.kind);
         state.announced.insert(
             track.track_sid.to_owned(),
             Announced {
@@ -172,6 +220,7 @@ impl FrameSink for RecorderSink {
     fn track_ended(&mut self, track_sid: &str, _at: Instant) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.announced.remove(track_sid);
+        state.plan.track_ended(track_sid);
         state.finish(track_sid);
     }
 }
@@ -195,7 +244,9 @@ fn track_codec(codec: Codec) -> Option<(TrackCodec, &'static str)> {
 
 impl State {
     fn frame(&mut self, frame: &SinkFrame<'_>) {
-        if !self.recording.contains_key(frame.track_sid) && !self.begin(frame) {
+        if !self.recording.contains_key(frame.track_sid)
+            && (!self.plan.is_recorded(frame.track_sid) || !self.begin(frame))
+        {
             return;
         }
         let Some(rec) = self.recording.get_mut(frame.track_sid) else {
@@ -239,6 +290,11 @@ impl State {
             return false;
         };
         if announced.refused {
+            return false;
+        }
+        // Video starts at a keyframe: a recording that resumes mid-stream must not open with
+        // frames nothing can decode, nor count their time.
+        if announced.kind == TrackKind::Video && !frame.keyframe {
             return false;
         }
         let Some((codec, codec_name)) = track_codec(frame.codec) else {

@@ -8,7 +8,7 @@
 //! worker from its poll loop.
 //!
 //! Requests ([`Request`], server → worker): `join`, `offer`, `answer`, `candidate`,
-//! `select_layer`, `leave`, `kick`, `complete`, `stats`, `record`.
+//! `select_layer`, `leave`, `kick`, `complete`, `stats`, `record`, `recording_rules`.
 //!
 //! Events ([`WorkerEvent`], worker → server): `ready` (first frame, with the UDP addresses and the
 //! hardening report), `answer`, `offer`, `participant_connected`, `participant_disconnected`,
@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::recording_rules::RecordingRules;
 use crate::room::{Command, DisconnectReason, RoomEndReason, RoomEvent, RoomStats};
 use crate::signal::TrackInfo;
 
@@ -96,12 +97,21 @@ pub enum Request {
     Complete,
     /// Ask for a `stats` event.
     Stats,
-    /// Record every published track, from now on, each as one Matroska file sealed in this
-    /// process as `seal` says; the ciphertext comes back as `recording_*` events. Sent once,
-    /// before the first participant joins, for rooms that record participants on connect.
+    /// Record the published tracks the room's recording rules select, from now on, each as one
+    /// Matroska file sealed in this process as `seal` says; the ciphertext comes back as
+    /// `recording_*` events. Sent once: before the first participant joins for rooms that
+    /// record participants on connect, else when rules first include something. The rules are
+    /// the last `recording_rules` sent before it, or "include all" if none was.
     Record {
         /// How to seal.
         seal: RecordingSeal,
+    },
+    /// The room's recording rules changed (REST `RecordingRules`): tracks that match now start
+    /// recording at their next usable frame, tracks that no longer match have their recordings
+    /// finished (`recording_finished`). Before `record`, it only sets the rules `record` uses.
+    RecordingRules {
+        /// The rules, already checked by the server.
+        rules: RecordingRules,
     },
 }
 
@@ -126,7 +136,7 @@ fn yes() -> bool {
 
 impl Request {
     /// The room command this request carries; `None` for requests the worker shell answers
-    /// itself (`stats`).
+    /// itself (`stats`, `record`, `recording_rules`).
     pub fn into_command(self) -> Option<Command> {
         Some(match self {
             Self::Join {
@@ -175,7 +185,7 @@ impl Request {
             Self::Leave { participant_sid } => Command::Leave { participant_sid },
             Self::Kick { participant_sid } => Command::Kick { participant_sid },
             Self::Complete => Command::Complete,
-            Self::Stats | Self::Record { .. } => return None,
+            Self::Stats | Self::Record { .. } | Self::RecordingRules { .. } => return None,
         })
     }
 }
@@ -562,6 +572,21 @@ mod tests {
             decoder.next_message::<Request>(),
             Err(FrameError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn recording_rules_travel_in_twilios_shape() {
+        let request = Request::RecordingRules {
+            rules: RecordingRules::include_all(),
+        };
+        let json = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"recording_rules","rules":[{"type":"include","all":true}]}"#
+        );
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&encode_frame(&request));
+        assert_eq!(decoder.next_message::<Request>().unwrap(), Some(request));
     }
 
     #[test]

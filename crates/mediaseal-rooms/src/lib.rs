@@ -7,6 +7,8 @@
 //! - [`mesh`]: peer-to-peer rooms: membership and the relay of peer-addressed signalling.
 //! - [`control`]: the length-prefixed JSON control pipe between the server and a room worker
 //!   process.
+//! - [`recording_rules`]: which tracks a room records (Twilio's RecordingRules), and what starts
+//!   and stops when they change.
 //! - [`room`]: the room itself: one str0m `Rtc` (ICE, DTLS-SRTP on AWS-LC) per participant,
 //!   frame-level forwarding with per-subscriber re-encryption, keyframe-request throttling,
 //!   simulcast layer selection, renegotiation, and [`room::FrameSink`]s for the recorder.
@@ -20,6 +22,7 @@
 
 pub mod control;
 pub mod mesh;
+pub mod recording_rules;
 pub mod room;
 pub mod signal;
 pub mod token;

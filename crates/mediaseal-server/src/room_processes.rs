@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 pub use mediaseal_room_host::{
@@ -38,11 +39,16 @@ pub trait RoomProcesses: Send + Sync {
     fn subscribe(&self, _room_sid: &str) -> Option<RoomSubscription> {
         None
     }
-    /// Starts recording every track published in the room, sealed in its process as `seal`
-    /// says; the stream of its `recording_*` events (ciphertext only). `None` if it has no
+    /// Starts recording the tracks published in the room that its recording rules select (the
+    /// last `recording_rules` sent, else all), sealed in its process as `seal` says; the stream of its `recording_*` events (ciphertext only). `None` if it has no
     /// process or already records.
     async fn record(&self, _room_sid: &str, _seal: RecordingSeal) -> Option<RecordingEvents> {
         None
+    }
+    /// How long one minute of a room's `EmptyRoomTimeout` / `UnusedRoomTimeout` lasts (the
+    /// peer-to-peer relay keeps the same time as the room processes).
+    fn room_timeout_minute(&self) -> Duration {
+        Duration::from_secs(60)
     }
 }
 
@@ -77,6 +83,10 @@ impl RoomProcesses for RoomHost {
 
     async fn record(&self, room_sid: &str, seal: RecordingSeal) -> Option<RecordingEvents> {
         Self::record(self, room_sid, seal).await
+    }
+
+    fn room_timeout_minute(&self) -> Duration {
+        self.config().room_timeout_minute
     }
 }
 

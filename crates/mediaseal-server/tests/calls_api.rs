@@ -1264,7 +1264,6 @@ async fn create_refuses_what_it_does_not_implement_and_passes_sip_auth_on() {
         ("Trunk", "TKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
         ("CallReason", "Your appointment"),
         ("CallToken", "token"),
-        ("CallerId", "+15550003333"),
         ("ClientNotificationUrl", "https://app.example.com/push"),
     ] {
         let mut form = call.to_vec();
@@ -1335,4 +1334,67 @@ async fn create_refuses_what_it_does_not_implement_and_passes_sip_auth_on() {
         !format!("{call:?}").contains("s3cret"),
         "the password stays out of Debug"
     );
+}
+
+#[tokio::test]
+async fn create_passes_caller_id_on_and_refuses_a_malformed_one() {
+    let app = TestApp::new().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let url = format!("{}/Calls.json", base(&a.sid));
+    let placer = Arc::new(Placer {
+        services: app.state.services.clone(),
+        placed: Default::default(),
+    });
+    assert!(app.state.set_live_calls(placer.clone()));
+    let call = [
+        ("To", "sip:jack@example.com"),
+        ("From", "+15550001111"),
+        ("Twiml", "<Response/>"),
+    ];
+    for bad in [
+        "sip:@example.com",
+        "alice@",
+        "alice@exa mple.com",
+        "alice@example..com",
+        "alice@example.com:99999",
+        "sip:alice@example.com;transport=tcp",
+        "alice<sip:x@y>",
+        "+1 555 000",
+    ] {
+        let mut form = call.to_vec();
+        form.push(("CallerId", bad));
+        let r = app.post_form(&url, &c, &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+        let body = r.json();
+        assert_eq!(body["code"], 21212, "{bad}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("Invalid CallerId"), "{bad}: {message}");
+    }
+    assert!(placer.placed.lock().unwrap().is_empty(), "nothing placed");
+
+    for good in [
+        "+15550003333",
+        "alice",
+        "sip:alice@example.com",
+        "bob@[2001:db8::1]:5070",
+    ] {
+        let mut form = call.to_vec();
+        form.push(("CallerId", good));
+        let r = app.post_form(&url, &c, &form).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{good}: {:?}", r.body);
+    }
+    let placed = placer.placed.lock().unwrap().clone();
+    let ids: Vec<_> = placed.iter().map(|(_, c)| c.caller_id.as_deref()).collect();
+    assert_eq!(
+        ids,
+        [
+            Some("+15550003333"),
+            Some("alice"),
+            Some("sip:alice@example.com"),
+            Some("bob@[2001:db8::1]:5070"),
+        ]
+    );
+    // `From` stays what was given: the row's caller.
+    assert!(placed.iter().all(|(_, c)| c.from == "+15550001111"));
 }

@@ -14,6 +14,11 @@
 //! - misaddressed peer messages (another room's participant, an unknown SID) are refused with
 //!   53004 and reach nobody; `MaxParticipants` is enforced with 53105; REST `Status=disconnected`
 //!   and `Status=completed` close p2p sockets (the latter with 53118);
+//! - the room limits of a group room: a second connection with the same identity replaces the
+//!   first (53205; its row and callback say disconnected); `UnusedRoomTimeout` and
+//!   `EmptyRoomTimeout` complete the room (row, `room-ended` callback) with a minute shortened
+//!   to a second by the room host's knob; `MaxParticipants` above 10 is refused at creation
+//!   with 53107;
 //! - a capture of the server's port holds no UDP at all and no canary; a capture of coturn's
 //!   listening and relay ports holds only STUN and ChannelData (or Send/Data indications)
 //!   around DTLS, SRTP and SRTCP (RFC 7983), and no canary byte string.
@@ -50,17 +55,21 @@ const SECRET: &str = "room-p2p-coturn-shared-secret-91f2";
 /// A server with TURN at `turn` (`host:port`). Peer-to-peer rooms start no room process, so
 /// the group-room host is given a worker path that is never run.
 async fn rig(turn: &str) -> Rig {
+    rig_with_minute(turn, Duration::from_secs(60)).await
+}
+
+/// As [`rig`], with a minute of `EmptyRoomTimeout` / `UnusedRoomTimeout` lasting `minute`
+/// (the room host's knob, which peer-to-peer rooms keep time by too).
+async fn rig_with_minute(turn: &str, minute: Duration) -> Rig {
+    let mut host = HostConfig::new(PathBuf::from("/nonexistent/mediaseal-room-worker"));
+    host.room_timeout_minute = minute;
     let turn = mediaseal_server::TurnConfig::new(
         &[format!("turn:{turn}?transport=udp")],
         Some(zeroize::Zeroizing::new(SECRET.as_bytes().to_vec())),
         None,
     )
     .unwrap();
-    Rig::start_with(
-        HostConfig::new(PathBuf::from("/nonexistent/mediaseal-room-worker")),
-        |c| c.turn = turn,
-    )
-    .await
+    Rig::start_with(host, |c| c.turn = turn).await
 }
 
 /// Relay ports for this test's coturn, outside the ephemeral range so the capture filter names
@@ -643,4 +652,374 @@ async fn misaddressed_messages_kicks_limits_and_completion() {
     ));
     send(&mut dave, &ClientMessage::Leave).await;
     assert_eq!(recv(&mut dave).await, None);
+}
+
+/// The `joined` of a signalling connection: its participant SID and the others in the room.
+fn joined(message: Option<ServerMessage>) -> (String, Vec<String>) {
+    match message {
+        Some(ServerMessage::Joined {
+            participant,
+            participants,
+            ..
+        }) => (
+            participant.sid,
+            participants.into_iter().map(|p| p.sid).collect(),
+        ),
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
+/// `(StatusCallbackEvent, ParticipantSid)` of each callback queued for room `sid`, in order.
+async fn callback_events(rig: &Rig, sid: &str) -> Vec<(String, String)> {
+    let callbacks = rig.app.state.meta.callbacks_for(sid).await.unwrap();
+    callbacks
+        .iter()
+        .map(|c| {
+            let params: Vec<(String, String)> = serde_json::from_str(&c.params).unwrap();
+            let get = |name: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (get("StatusCallbackEvent"), get("ParticipantSid"))
+        })
+        .collect()
+}
+
+/// The `room-ended` callback's parameters of room `sid` (exactly one).
+async fn room_ended_callback(rig: &Rig, sid: &str) -> Vec<(String, String)> {
+    let callbacks = rig.app.state.meta.callbacks_for(sid).await.unwrap();
+    let ended: Vec<Vec<(String, String)>> = callbacks
+        .iter()
+        .map(|c| serde_json::from_str(&c.params).unwrap())
+        .filter(|p: &Vec<(String, String)>| {
+            p.contains(&("StatusCallbackEvent".to_owned(), "room-ended".to_owned()))
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "one room-ended callback: {ended:?}");
+    ended.into_iter().next().unwrap()
+}
+
+/// Polls room `sid` (up to `within`) until it is no longer in progress; its resource then.
+async fn ended_within(rig: &Rig, sid: &str, within: Duration) -> Value {
+    let end = Instant::now() + within;
+    loop {
+        let r = rig.app.get(&format!("/v1/Rooms/{sid}"), &rig.creds).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let room = r.json();
+        if room["status"] != "in-progress" {
+            return room;
+        }
+        assert!(
+            Instant::now() < end,
+            "room {sid} still in progress after {within:?}: {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A room that ended itself: completed with an end time and duration, and `room-ended`
+/// (`RoomStatus=completed`, a `RoomDuration`) after every other callback of the room.
+async fn assert_completed_by_timeout(rig: &Rig, sid: &str, room: &Value) {
+    assert_eq!(room["status"], "completed", "{room}");
+    assert!(room["end_time"].is_string(), "{room}");
+    assert!(room["duration"].as_i64().is_some(), "{room}");
+    let params = room_ended_callback(rig, sid).await;
+    assert!(
+        params.contains(&("RoomStatus".to_owned(), "completed".to_owned())),
+        "{params:?}"
+    );
+    assert!(
+        params
+            .iter()
+            .any(|(k, v)| k == "RoomDuration" && v.parse::<u64>().is_ok()),
+        "{params:?}"
+    );
+    let events = callback_events(rig, sid).await;
+    assert_eq!(
+        events.last().map(|(event, _)| event.as_str()),
+        Some("room-ended"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unused_and_emptied_rooms_end_themselves_after_their_timeouts() {
+    // A minute of room timeout lasts a second here.
+    let rig = rig_with_minute("127.0.0.1:3478", Duration::from_secs(1)).await;
+    let tokens = rig.tokens("p2p-emptied");
+    let unused_tokens = rig.tokens("p2p-unused");
+
+    // Alice joins at once; the room's 3-"minute" unused timeout must not end it then.
+    let emptied = rig
+        .create_room(&[
+            ("UniqueName", "p2p-emptied"),
+            ("Type", "peer-to-peer"),
+            ("UnusedRoomTimeout", "3"),
+            ("EmptyRoomTimeout", "1"),
+            ("StatusCallback", "http://127.0.0.1:9/rooms"),
+        ])
+        .await;
+    let emptied_created = Instant::now();
+    let mut alice = rig.connect(&emptied).await;
+    send(&mut alice, &join(&tokens, "alice")).await;
+    let (alice_sid, _) = joined(recv(&mut alice).await);
+
+    // Nobody joins this one: it completes after its unused timeout, as by REST.
+    let unused = rig
+        .create_room(&[
+            ("UniqueName", "p2p-unused"),
+            ("Type", "peer-to-peer"),
+            ("UnusedRoomTimeout", "1"),
+            ("EmptyRoomTimeout", "1"),
+            ("StatusCallback", "http://127.0.0.1:9/rooms"),
+        ])
+        .await;
+    let room = ended_within(&rig, &unused, Duration::from_secs(20)).await;
+    assert_completed_by_timeout(&rig, &unused, &room).await;
+    assert_eq!(
+        callback_events(&rig, &unused).await,
+        [
+            ("room-created".to_owned(), String::new()),
+            ("room-ended".to_owned(), String::new())
+        ]
+    );
+    // It takes nobody now.
+    let mut late = rig.connect(&unused).await;
+    send(&mut late, &join(&unused_tokens, "alice")).await;
+    assert!(matches!(
+        recv(&mut late).await,
+        Some(ServerMessage::Error { code: 53118, .. })
+    ));
+    assert_eq!(recv(&mut late).await, None);
+
+    // Past the occupied room's unused timeout: it goes on, and Alice is still connected
+    // (a misaddressed message is answered on her socket).
+    tokio::time::sleep_until((emptied_created + Duration::from_secs(4)).into()).await;
+    let r = rig
+        .app
+        .get(&format!("/v1/Rooms/{emptied}"), &rig.creds)
+        .await;
+    assert_eq!(r.json()["status"], "in-progress", "{:?}", r.body);
+    send(
+        &mut alice,
+        &ClientMessage::PeerOffer {
+            to: "PA0123456789abcdef0123456789abcdef".to_owned(),
+            sdp: "v=0\r\n".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut alice).await,
+        Some(ServerMessage::Error { code: 53004, .. })
+    ));
+
+    // She leaves: the room, empty, completes after its empty timeout.
+    send(&mut alice, &ClientMessage::Leave).await;
+    assert_eq!(recv(&mut alice).await, None);
+    let room = ended_within(&rig, &emptied, Duration::from_secs(20)).await;
+    assert_completed_by_timeout(&rig, &emptied, &room).await;
+    assert_eq!(
+        callback_events(&rig, &emptied).await,
+        [
+            ("room-created".to_owned(), String::new()),
+            ("participant-connected".to_owned(), alice_sid.clone()),
+            ("participant-disconnected".to_owned(), alice_sid.clone()),
+            ("room-ended".to_owned(), String::new())
+        ]
+    );
+    let rows = rig
+        .list_until(
+            &format!("/v1/Rooms/{emptied}/Participants"),
+            "participants",
+            |r| r.len() == 1 && r[0]["status"] == "disconnected",
+        )
+        .await;
+    assert_eq!(rows[0]["sid"], alice_sid.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_with_the_same_identity_replaces_the_first() {
+    let rig = rig("127.0.0.1:3478").await;
+    let sid = rig
+        .create_room(&[
+            ("UniqueName", "p2p-twice"),
+            ("Type", "peer-to-peer"),
+            ("StatusCallback", "http://127.0.0.1:9/rooms"),
+        ])
+        .await;
+    let tokens = rig.tokens("p2p-twice");
+    let mut first = rig.connect(&sid).await;
+    send(&mut first, &join(&tokens, "alice")).await;
+    let (first_sid, _) = joined(recv(&mut first).await);
+    let mut bob = rig.connect(&sid).await;
+    send(&mut bob, &join(&tokens, "bob")).await;
+    let (bob_sid, _) = joined(recv(&mut bob).await);
+    assert!(matches!(
+        recv(&mut first).await,
+        Some(ServerMessage::ParticipantConnected { participant }) if participant.sid == bob_sid
+    ));
+
+    // Alice again, from a second connection: admitted, seeing only Bob.
+    let mut second = rig.connect(&sid).await;
+    send(&mut second, &join(&tokens, "alice")).await;
+    let (second_sid, others) = joined(recv(&mut second).await);
+    assert_ne!(second_sid, first_sid);
+    assert_eq!(others, std::slice::from_ref(&bob_sid));
+    // The first is told 53205, as a group room says it, and disconnected.
+    match recv(&mut first).await {
+        Some(ServerMessage::Error { code, message }) => {
+            assert_eq!(code, 53205, "{message}");
+            assert!(message.contains("duplicate_identity"), "{message}");
+        }
+        other => panic!("expected 53205, got {other:?}"),
+    }
+    assert_eq!(recv(&mut first).await, None);
+    // Bob hears the first go, then the second come.
+    assert!(matches!(
+        recv(&mut bob).await,
+        Some(ServerMessage::ParticipantDisconnected { participant })
+            if participant.sid == first_sid && participant.identity == "alice"
+    ));
+    assert!(matches!(
+        recv(&mut bob).await,
+        Some(ServerMessage::ParticipantConnected { participant }) if participant.sid == second_sid
+    ));
+
+    // The new connection is the one Bob's messages reach; the old SID is nobody.
+    send(
+        &mut bob,
+        &ClientMessage::PeerOffer {
+            to: second_sid.clone(),
+            sdp: "v=0\r\n".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut second).await,
+        Some(ServerMessage::PeerOffer { from, .. }) if from == bob_sid
+    ));
+    send(
+        &mut bob,
+        &ClientMessage::PeerOffer {
+            to: first_sid.clone(),
+            sdp: "v=0\r\n".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut bob).await,
+        Some(ServerMessage::Error { code: 53004, .. })
+    ));
+
+    // Rows: the first disconnected, the second and Bob connected; callbacks to match.
+    let rows = rig
+        .list_until(
+            &format!("/v1/Rooms/{sid}/Participants"),
+            "participants",
+            |r| {
+                r.len() == 3
+                    && r.iter()
+                        .any(|p| p["sid"] == first_sid.as_str() && p["status"] == "disconnected")
+            },
+        )
+        .await;
+    let status = |who: &str| {
+        rows.iter()
+            .find(|p| p["sid"] == who)
+            .map(|p| p["status"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        status(&second_sid).as_deref(),
+        Some("connected"),
+        "{rows:?}"
+    );
+    assert_eq!(status(&bob_sid).as_deref(), Some("connected"), "{rows:?}");
+    let events = callback_events(&rig, &sid).await;
+    let count = |event: &str, who: &str| {
+        events
+            .iter()
+            .filter(|(e, p)| e == event && p == who)
+            .count()
+    };
+    assert_eq!(count("participant-connected", &first_sid), 1, "{events:?}");
+    assert_eq!(
+        count("participant-disconnected", &first_sid),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(count("participant-connected", &second_sid), 1, "{events:?}");
+    assert_eq!(
+        count("participant-disconnected", &second_sid),
+        0,
+        "{events:?}"
+    );
+
+    // Completed: both remaining sockets end with 53118 (one may first hear the other go).
+    rig.complete_room(&sid).await;
+    for ws in [&mut second, &mut bob] {
+        loop {
+            match recv(ws).await {
+                Some(ServerMessage::ParticipantDisconnected { .. }) => {}
+                Some(ServerMessage::Error { code: 53118, .. }) => break,
+                other => panic!("expected 53118, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_participants_above_ten_is_refused_when_a_p2p_room_is_created() {
+    let rig = rig("127.0.0.1:3478").await;
+    let create = |form: Vec<(&'static str, &'static str)>| {
+        let rig = &rig;
+        async move { rig.app.post_form("/v1/Rooms", &rig.creds, &form).await }
+    };
+    for n in ["11", "50", "1000"] {
+        let r = create(vec![
+            ("UniqueName", "p2p-too-big"),
+            ("Type", "peer-to-peer"),
+            ("MaxParticipants", n),
+        ])
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{n}: {:?}", r.body);
+        let e = r.json();
+        assert_eq!(e["code"], 53107, "{e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("MaxParticipants") && message.contains(n),
+            "{message}"
+        );
+    }
+    for bad in ["0", "ten"] {
+        let r = create(vec![("Type", "peer-to-peer"), ("MaxParticipants", bad)]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+    }
+    // A group room's range is unchanged (1 to 50; its rooms need a worker this rig lacks, so
+    // only the refusal is checked here).
+    let r = create(vec![("Type", "group"), ("MaxParticipants", "51")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.json()["code"], 20001, "{:?}", r.body);
+    // Nothing was created.
+    let r = rig
+        .app
+        .get("/v1/Rooms?UniqueName=p2p-too-big", &rig.creds)
+        .await;
+    assert_eq!(r.json()["rooms"], serde_json::json!([]), "{:?}", r.body);
+
+    // Twilio's cap, and the default of a peer-to-peer room.
+    for (form, max) in [
+        (
+            vec![("Type", "peer-to-peer"), ("MaxParticipants", "10")],
+            10,
+        ),
+        (vec![("Type", "peer-to-peer")], 10),
+        (vec![("Type", "peer-to-peer"), ("MaxParticipants", "3")], 3),
+    ] {
+        let r = create(form.clone()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{form:?}: {:?}", r.body);
+        assert_eq!(r.json()["max_participants"], max, "{form:?}");
+    }
 }

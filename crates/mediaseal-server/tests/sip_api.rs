@@ -87,7 +87,7 @@ async fn domains_are_created_fetched_listed_updated_and_deleted() {
     for (k, v) in [
         ("VoiceUrl", "http://10.1.2.3/voice"),
         ("VoiceMethod", "PUT"),
-        ("SipRegistration", "true"),
+        ("SipRegistration", "maybe"),
         ("Secure", "maybe"),
     ] {
         let r = app
@@ -519,10 +519,114 @@ async fn auth_calls_mappings_decide_what_the_sip_edge_sees() {
     let kinds = app
         .state
         .meta
-        .list_sip_mappings(&a.sid, &sd, SipListKind::Credential, None, 10)
+        .list_sip_mappings(&a.sid, &sd, SipListKind::Credential.into(), None, 10)
         .await
         .unwrap();
     assert!(kinds.is_empty());
+}
+
+#[tokio::test]
+async fn registration_mappings_and_the_sip_registration_flag() {
+    let app = app().await;
+    let a = app.account().await;
+    let c = Creds::of(&a);
+    let b = base(&a.sid);
+    let name = unique("reg");
+    let r = app
+        .post_form(
+            &format!("{b}/Domains.json"),
+            &c,
+            &[("DomainName", &name), ("SipRegistration", "true")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.json()["sip_registration"], true);
+    let sd = r.json()["sid"].as_str().unwrap().to_owned();
+    let cl = app
+        .post_form(
+            &format!("{b}/CredentialLists.json"),
+            &c,
+            &[("FriendlyName", "phones")],
+        )
+        .await
+        .json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_form(
+        &format!("{b}/CredentialLists/{cl}/Credentials.json"),
+        &c,
+        &[("Username", "alice"), ("Password", "Alice-Passw0rd")],
+    )
+    .await;
+
+    let maps = format!("{b}/Domains/{sd}/Auth/Registrations/CredentialListMappings.json");
+    let r = app
+        .post_form(&maps, &c, &[("CredentialListSid", &cl)])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let m = r.json();
+    assert_eq!(m["sid"], cl.as_str());
+    assert_eq!(m["friendly_name"], "phones");
+    assert_eq!(m["account_sid"], a.sid.as_str());
+    let r = app
+        .post_form(&maps, &c, &[("CredentialListSid", &cl)])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = app
+        .post_form(
+            &maps,
+            &c,
+            &[("CredentialListSid", "CL00000000000000000000000000000000")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get(&maps, &c).await.json()["contents"][0]["sid"],
+        cl.as_str()
+    );
+
+    // A registration mapping lets the list register, not call.
+    let auth = app.state.meta.sip_domain_auth(&sd).await.unwrap();
+    assert!(auth.credentials.is_empty());
+    assert_eq!(auth.registration_credentials.len(), 1);
+    assert_eq!(auth.registration_credentials[0].username, "alice");
+    assert!(
+        app.get(
+            &format!("{b}/Domains/{sd}/Auth/Calls/CredentialListMappings.json"),
+            &c
+        )
+        .await
+        .json()["contents"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let one = format!("{b}/Domains/{sd}/Auth/Registrations/CredentialListMappings/{cl}.json");
+    assert_eq!(app.get(&one, &c).await.json()["friendly_name"], "phones");
+    // The flag turns off and on again by update.
+    let r = app
+        .post_form(
+            &format!("{b}/Domains/{sd}.json"),
+            &c,
+            &[("SipRegistration", "false")],
+        )
+        .await;
+    assert_eq!(r.json()["sip_registration"], false);
+    assert!(
+        !app.state
+            .meta
+            .sip_domain(&a.sid, &sd)
+            .await
+            .unwrap()
+            .unwrap()
+            .sip_registration
+    );
+    assert_eq!(app.delete(&one, &c).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&one, &c).await.status, StatusCode::NOT_FOUND);
+    let auth = app.state.meta.sip_domain_auth(&sd).await.unwrap();
+    assert!(auth.registration_credentials.is_empty());
 }
 
 /// Every SIP endpoint × {owner, parent, subaccount, unrelated account, bad credentials}: the

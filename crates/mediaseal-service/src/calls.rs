@@ -146,6 +146,9 @@ pub struct OutboundCall {
     pub to: String,
     /// `From`: the caller ID.
     pub from: String,
+    /// `CallerId`: what the callee sees as the caller instead of `From` (the INVITE's From):
+    /// a number or name (`+15551230000`, `alice`) or a SIP address (`sip:alice@example.com`).
+    pub caller_id: Option<String>,
     /// `Url`: the TwiML to fetch once answered.
     pub url: Option<String>,
     /// `Method`: `GET` or `POST`.

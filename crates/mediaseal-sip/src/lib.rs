@@ -16,6 +16,7 @@
 //! | [`auth`] | digest challenges with stateless nonces, verification against a password or stored HA1, client responses | 7616, 2617, 8760 |
 //! | [`transaction`] | the four transaction state machines behind one [`Endpoint`](transaction::Endpoint) | 3261 §17, 6026 |
 //! | [`dialog`] | UAC/UAS INVITE dialogs, ACK for 2xx, BYE, in-dialog checks | 3261 §12–15 |
+//! | [`registrar`] | REGISTER bindings: address-of-record → contacts with the flow they came on, Expires rules, ordering by Call-ID/CSeq | 3261 §10.3 |
 //! | [`ids`] | tags, branches, Call-IDs | 3261 §19.3 |
 //!
 //! Secrets: SDES keys live in SDP bodies and `a=crypto` attributes; `Debug` of messages,
@@ -86,5 +87,6 @@ pub mod ids;
 mod md5;
 pub mod message;
 pub mod policy;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;

@@ -25,7 +25,7 @@ pub mod video;
 pub use error::StoreError;
 pub use meta::{
     AccountStore, CallStore, IntelligenceStore, MetadataStore, OperatorStore, OutboxStore,
-    ParticipantStore, SipStore, StoreResult, VideoStore, VoiceStore,
+    ParticipantStore, RecordingRuleStore, SipStore, StoreResult, VideoStore, VoiceStore,
 };
 pub use objects::{
     ByteStream, FsObjectStore, ObjectInfo, ObjectMeta, ObjectStore, ObjectWriter, ReadSeek,

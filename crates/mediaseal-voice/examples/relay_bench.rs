@@ -29,7 +29,7 @@ use mediaseal_call::recording::{FrameSink, Layout, Mixer, TapFrame, TapTracks};
 use mediaseal_call::{CallId, LegSetup, Side};
 use mediaseal_srtp::negotiate::SrtpKeys;
 use mediaseal_srtp::{InboundSession, MasterKey, OutboundSession, SessionConfig, SrtpProfile};
-use mediaseal_voice::{MediaRelay, VoiceMetrics};
+use mediaseal_voice::{MediaRelay, RealtimePriority, VoiceMetrics};
 
 const PAYLOAD: usize = 160;
 /// Packets arriving later than this after they were sent count as lost: a relay that queues
@@ -54,6 +54,13 @@ struct Args {
     base_port: u16,
     ng: SocketAddr,
     rtpengine_pid: u32,
+    /// CPU for the relay's threads (and the recorder, which is relay work), or rtpengine's.
+    relay_cpu: Option<usize>,
+    /// CPU for the generator's threads.
+    gen_cpu: Option<usize>,
+    /// Real-time (`SCHED_FIFO`) priority for the relay's threads (the forwarder's too), as
+    /// rtpengine's `--scheduling=fifo --priority=N` gives its own.
+    relay_fifo: Option<u8>,
 }
 
 fn args() -> Args {
@@ -63,8 +70,12 @@ fn args() -> Args {
         seconds: 10,
         threads: 1,
         base_port: 40000,
-        ng: SocketAddr::from(([127, 0, 0, 1], 22222)),
+        // Below the generator's ports (20000 + 4 per call) and rtpengine's (10000–19999).
+        ng: SocketAddr::from(([127, 0, 0, 1], 9922)),
         rtpengine_pid: 0,
+        relay_cpu: None,
+        gen_cpu: None,
+        relay_fifo: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -87,6 +98,9 @@ fn args() -> Args {
             "--base-port" => a.base_port = val.parse().expect("--base-port P"),
             "--ng" => a.ng = val.parse().expect("--ng IP:PORT"),
             "--rtpengine-pid" => a.rtpengine_pid = val.parse().expect("--rtpengine-pid PID"),
+            "--relay-cpu" => a.relay_cpu = Some(val.parse().expect("--relay-cpu N")),
+            "--gen-cpu" => a.gen_cpu = Some(val.parse().expect("--gen-cpu N")),
+            "--relay-fifo" => a.relay_fifo = Some(val.parse().expect("--relay-fifo PRIORITY")),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -118,6 +132,48 @@ fn process_cpu_ns(pid: &str, prefix: &str) -> u64 {
             .unwrap_or(0);
     }
     total
+}
+
+/// Pins the threads of process `pid` (`self` or a number) for which `pick(comm)` holds to
+/// `cpu`, with util-linux's `taskset`: the relay and its load generator then stop preempting
+/// each other, as a room worker and its generator are pinned in the room benchmark.
+fn pin_threads(pid: &str, cpu: usize, pick: impl Fn(&str) -> bool) {
+    each_thread(pid, pick, |tid| {
+        std::process::Command::new("taskset")
+            .args(["-p", "-c", &cpu.to_string(), tid])
+            .stdout(std::process::Stdio::null())
+            .status()
+    });
+}
+
+/// Gives the picked threads of `pid` `SCHED_FIFO` at `priority`, with util-linux's `chrt`.
+fn fifo_threads(pid: &str, priority: u8, pick: impl Fn(&str) -> bool) {
+    each_thread(pid, pick, |tid| {
+        std::process::Command::new("chrt")
+            .args(["-f", "-p", &priority.to_string(), tid])
+            .stdout(std::process::Stdio::null())
+            .status()
+    });
+}
+
+fn each_thread(
+    pid: &str,
+    pick: impl Fn(&str) -> bool,
+    apply: impl Fn(&str) -> std::io::Result<std::process::ExitStatus>,
+) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in dir.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !pick(comm.trim_end()) {
+            continue;
+        }
+        let tid = t.file_name().to_string_lossy().into_owned();
+        if !apply(&tid).is_ok_and(|s| s.success()) {
+            eprintln!("could not set up thread {tid} ({})", comm.trim_end());
+        }
+    }
 }
 
 fn udp(bind: &str, buffer: usize) -> UdpSocket {
@@ -525,7 +581,13 @@ fn main() {
         }
         fwd_threads = forwarder(a.threads, &forward_calls, &forwarded, &stop);
     } else if a.mode != Mode::Rtpengine {
-        relay = Some(MediaRelay::start(a.threads, bind, &metrics).expect("relay"));
+        // The product's own switch (`serve --rtp-priority`), not an outside `chrt`.
+        let realtime = a
+            .relay_fifo
+            .map(|p| RealtimePriority::new(p).expect("--relay-fifo 1-99"));
+        relay = Some(
+            MediaRelay::start_with_priority(a.threads, bind, &metrics, realtime).expect("relay"),
+        );
     }
     let mut ng = (a.mode == Mode::Rtpengine).then(|| Ng::new(a.ng));
     let run = format!("{}-{}", std::process::id(), epoch.elapsed().as_nanos());
@@ -684,6 +746,21 @@ fn main() {
                 })
                 .expect("thread"),
         );
+    }
+    let relay_work = |comm: &str| comm.starts_with("mediaseal-relay") || comm == "bench-recorder";
+    if let Some(cpu) = a.relay_cpu {
+        match a.mode {
+            Mode::Rtpengine => pin_threads(&a.rtpengine_pid.to_string(), cpu, |_| true),
+            _ => pin_threads("self", cpu, relay_work),
+        }
+    }
+    if let Some(cpu) = a.gen_cpu {
+        pin_threads("self", cpu, |comm| !relay_work(comm));
+    }
+    // The relay's threads took theirs when they started; rtpengine takes its own from its
+    // command line (`--scheduling=fifo --priority=N`, see scripts/bench-relay.sh).
+    if let (Some(priority), Mode::Forward) = (a.relay_fifo, a.mode) {
+        fifo_threads("self", priority, relay_work);
     }
     // The sender: every 20 ms each phone sends one packet, spread evenly over the 20 ms.
     let warmup = Duration::from_secs(1);

@@ -50,7 +50,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 pub use live::EdgeLiveCalls;
 pub use mediaseal_sip::auth::DigestAlgorithm;
 pub use metrics::{MetricsSnapshot, VoiceMetrics};
-pub use relay::MediaRelay;
+pub use relay::{MediaRelay, RealtimePriority};
 pub use sealed::SealedCallRecorder;
 pub use seams::{
     AuthTokens, CallLedger, CallRecorder, DirectoryError, DomainDirectory, MemoryDirectory,
@@ -89,6 +89,8 @@ pub struct VoiceConfig {
     pub sip_address: Option<IpAddr>,
     /// Relay threads (default 2).
     pub relay_threads: usize,
+    /// `SCHED_FIFO` priority of the relay threads (`--rtp-priority`); `None`: normal scheduling.
+    pub relay_priority: Option<RealtimePriority>,
     /// Tap frames queued per recording before frames are dropped (default 500: 5 s of a
     /// two-party call).
     pub recorder_queue: usize,
@@ -121,6 +123,7 @@ impl VoiceConfig {
             media_address,
             sip_address: None,
             relay_threads: 2,
+            relay_priority: None,
             recorder_queue: 500,
             webhook_timeout: Duration::from_secs(15),
             espeak: PathBuf::from("espeak-ng"),
@@ -303,6 +306,7 @@ impl VoiceEdge {
             config.media_address,
             &metrics,
             &notices_tx,
+            config.relay_priority,
         )
         .map_err(StartError::Relay)?;
         let http = webhook::AudioClient::new(

@@ -232,6 +232,7 @@ fn originate_request(
         account_sid: account_sid.to_owned(),
         to,
         from: call.from.clone(),
+        caller_id: call.caller_id.clone(),
         script,
         fallback,
         status_callback,
@@ -397,6 +398,10 @@ impl LiveCalls for EdgeLiveCalls {
         answer.await.map_err(|_| gone())?.map_err(|e| match e {
             mediaseal_call::OriginateError::BadUri(_) => LiveCallError::Invalid {
                 param: "To".to_owned(),
+                reason: e.to_string(),
+            },
+            mediaseal_call::OriginateError::BadCallerId(_) => LiveCallError::Invalid {
+                param: "CallerId".to_owned(),
                 reason: e.to_string(),
             },
             other => LiveCallError::Unavailable {

@@ -131,6 +131,52 @@ impl std::fmt::Debug for RelayPool {
     }
 }
 
+/// A `SCHED_FIFO` priority for the relay threads (`serve --rtp-priority`), as rtpengine's
+/// `--scheduling=fifo --priority=N`: a relay thread then runs as soon as a packet wakes it,
+/// ahead of every normal thread on the host (HTTP, database, transcription, compilers), which
+/// is what keeps its added latency under a millisecond on a busy machine. Valid: 1–99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealtimePriority(u8);
+
+impl RealtimePriority {
+    /// `priority` when it is a valid `SCHED_FIFO` priority (1–99).
+    pub fn new(priority: u8) -> Option<Self> {
+        (1..=99).contains(&priority).then_some(Self(priority))
+    }
+
+    /// The priority.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Without the privilege (root, `CAP_SYS_NICE`, or `RLIMIT_RTPRIO` at least this high) the
+    /// thread keeps normal scheduling and says so once: the relay works either way.
+    fn apply_to_this_thread(self) {
+        use thread_priority::{
+            RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue,
+            ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+        };
+        let result = ThreadPriorityValue::try_from(self.0).and_then(|value| {
+            set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(value),
+                ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+        match result {
+            Ok(()) => tracing::info!(priority = self.0, "relay thread runs at SCHED_FIFO"),
+            Err(error) => tracing::warn!(
+                priority = self.0,
+                %error,
+                "relay thread keeps normal scheduling: SCHED_FIFO needs root, CAP_SYS_NICE or \
+                 RLIMIT_RTPRIO >= the priority (systemd: LimitRTPRIO=, or \
+                 AmbientCapabilities=CAP_SYS_NICE)"
+            ),
+        }
+    }
+}
+
 impl RelayPool {
     /// Starts `threads` relay threads binding media sockets on `bind`.
     pub(crate) fn start(
@@ -138,6 +184,7 @@ impl RelayPool {
         bind: IpAddr,
         metrics: &Arc<VoiceMetrics>,
         notices: &UnboundedSender<RelayNotice>,
+        realtime: Option<RealtimePriority>,
     ) -> std::io::Result<Self> {
         let mut workers = Vec::new();
         for i in 0..threads.max(1) {
@@ -158,7 +205,12 @@ impl RelayPool {
             };
             let join = std::thread::Builder::new()
                 .name(format!("mediaseal-relay-{i}"))
-                .spawn(move || state.run())?;
+                .spawn(move || {
+                    if let Some(priority) = realtime {
+                        priority.apply_to_this_thread();
+                    }
+                    state.run()
+                })?;
             workers.push(Worker {
                 tx,
                 waker,
@@ -596,9 +648,20 @@ impl MediaRelay {
         bind: IpAddr,
         metrics: &Arc<VoiceMetrics>,
     ) -> std::io::Result<Self> {
+        Self::start_with_priority(threads, bind, metrics, None)
+    }
+
+    /// [`start`](Self::start), with the relay threads at a real-time priority when
+    /// `realtime` is given (see [`RealtimePriority`]).
+    pub fn start_with_priority(
+        threads: usize,
+        bind: IpAddr,
+        metrics: &Arc<VoiceMetrics>,
+        realtime: Option<RealtimePriority>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Self {
-            pool: RelayPool::start(threads, bind, metrics, &tx)?,
+            pool: RelayPool::start(threads, bind, metrics, &tx, realtime)?,
             _notices: rx,
         })
     }
@@ -647,6 +710,70 @@ mod tests {
 
     use super::*;
 
+    /// The scheduling policies of this process's threads named `name`, from field 41 of
+    /// `/proc/self/task/TID/stat` (0 normal, 1 `SCHED_FIFO`). Other tests run relay threads
+    /// of the same name at the same time.
+    fn policies_of_threads(name: &str) -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == name)
+            })
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // The fields after the parenthesised command name, which may hold spaces.
+                let rest = stat.get(stat.rfind(')')? + 2..)?;
+                rest.split(' ').nth(41 - 3)?.parse().ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn relay_threads_run_at_the_realtime_priority_they_are_given() {
+        assert_eq!(RealtimePriority::new(0), None);
+        assert_eq!(RealtimePriority::new(100), None);
+        let metrics = Arc::new(VoiceMetrics::default());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let priority = RealtimePriority::new(7).unwrap();
+        let pool = RelayPool::start(
+            1,
+            IpAddr::from([127, 0, 0, 1]),
+            &metrics,
+            &tx,
+            Some(priority),
+        )
+        .unwrap();
+        // Thread names are cut to 15 bytes: "mediaseal-relay-0" reads "mediaseal-relay".
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut policies = Vec::new();
+        while Instant::now() < deadline {
+            policies = policies_of_threads("mediaseal-relay");
+            if policies.contains(&1) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(pool);
+        // Root (CI) may always raise its priority; elsewhere the relay keeps normal scheduling,
+        // which must not stop it either.
+        let privileged = std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+        if privileged {
+            assert!(
+                policies.contains(&1),
+                "no relay thread at SCHED_FIFO: {policies:?}"
+            );
+        } else {
+            assert!(!policies.is_empty(), "the relay thread started");
+        }
+    }
+
     fn silence(ms: u64) -> Vec<(PromptAudio, Repeat)> {
         vec![(
             PromptAudio::Silence(Duration::from_millis(ms)),
@@ -661,7 +788,8 @@ mod tests {
     fn the_end_of_prompts_carries_the_generation_of_its_play() {
         let metrics = Arc::new(VoiceMetrics::default());
         let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
-        let mut pool = RelayPool::start(1, IpAddr::from([127, 0, 0, 1]), &metrics, &tx).unwrap();
+        let mut pool =
+            RelayPool::start(1, IpAddr::from([127, 0, 0, 1]), &metrics, &tx, None).unwrap();
         let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = {
             // An even port whose successor is free too, as the edge allots them.

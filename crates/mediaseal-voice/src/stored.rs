@@ -91,21 +91,14 @@ impl DomainDirectory for StoreDirectory {
                 }
             }
         }
-        let mut credentials = Vec::with_capacity(auth.credentials.len());
-        for c in &auth.credentials {
-            let password: Zeroizing<String> = match self.passwords.open(&c.sid, &c.password_sealed)
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(credential = %c.sid, error = %e, "a SIP credential cannot be used");
-                    continue;
-                }
-            };
-            credentials.push(DomainCredential {
-                username: c.username.clone(),
-                ha1: Ha1Set::compute(&c.username, &d.domain_name, &password),
-            });
-        }
+        let credentials = self.digest_credentials(&auth.credentials, &d.domain_name);
+        // Only a domain with SipRegistration lets anyone register; its lists are not opened
+        // otherwise.
+        let registration_credentials = if d.sip_registration {
+            self.digest_credentials(&auth.registration_credentials, &d.domain_name)
+        } else {
+            Vec::new()
+        };
         Ok(Some(Domain {
             voice_url: url(&d, "voice_url", d.voice_url.as_deref()),
             voice_method: method(&d.voice_method),
@@ -123,7 +116,36 @@ impl DomainDirectory for StoreDirectory {
             name: d.domain_name,
             ip_ranges,
             credentials,
+            sip_registration: d.sip_registration,
+            registration_credentials,
         }))
+    }
+}
+
+impl StoreDirectory {
+    /// The HA1 of stored credentials for `realm`; one whose sealed password cannot be opened is
+    /// left out, logged.
+    fn digest_credentials(
+        &self,
+        stored: &[mediaseal_store::model::SipCredential],
+        realm: &str,
+    ) -> Vec<DomainCredential> {
+        let mut out = Vec::with_capacity(stored.len());
+        for c in stored {
+            let password: Zeroizing<String> = match self.passwords.open(&c.sid, &c.password_sealed)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(credential = %c.sid, error = %e, "a SIP credential cannot be used");
+                    continue;
+                }
+            };
+            out.push(DomainCredential {
+                username: c.username.clone(),
+                ha1: Ha1Set::compute(&c.username, realm, &password),
+            });
+        }
+        out
     }
 }
 

@@ -27,6 +27,7 @@ fn outbound(twiml: &str) -> OutboundCall {
     OutboundCall {
         to: format!("sip:jack@{CALLEE};secure=true"),
         from: "+15550001111".into(),
+        caller_id: None,
         url: None,
         method: "POST".into(),
         twiml: Some(twiml.into()),

@@ -727,6 +727,18 @@ impl Phone {
         rtp_ports: &str,
         password: Option<&str>,
     ) -> Self {
+        let account = format!(
+            "<sip:dave@{name}>;regint=0;{auth}\
+             outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n",
+            auth = password
+                .map(|p| format!("auth_pass={p};"))
+                .unwrap_or_default(),
+        );
+        Self::start_with_account(dir, rtp_ports, &account)
+    }
+
+    /// A phone with this `accounts` line, its files under `dir/baresip`.
+    fn start_with_account(dir: &Path, rtp_ports: &str, account: &str) -> Self {
         let baresip = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -766,17 +778,7 @@ impl Phone {
             ),
         )
         .unwrap();
-        std::fs::write(
-            phone.join("accounts"),
-            format!(
-                "<sip:dave@{name}>;regint=0;{auth}\
-                 outbound=\"sip:127.0.0.1:{sip_port};transport=udp\";audio_codecs=PCMU/8000/1\n",
-                auth = password
-                    .map(|p| format!("auth_pass={p};"))
-                    .unwrap_or_default(),
-            ),
-        )
-        .unwrap();
+        std::fs::write(phone.join("accounts"), account).unwrap();
         std::fs::write(phone.join("contacts"), "").unwrap();
         let log_file = std::fs::File::create(phone.join("baresip.log")).unwrap();
         let child = Command::new(baresip)
@@ -924,6 +926,232 @@ fn baresip_answers_the_edges_digest_challenge() {
         "admitted by digest"
     );
     assert_eq!(hooks[0].param("SipDomainSid"), Some(sd.as_str()));
+}
+
+/// The password of alice's registration credential.
+const ALICE_PASSWORD: &str = "Alice-Passw0rd-9";
+
+/// Over REST: `SipRegistration=true` on the domain `sd`, and a credential list with alice
+/// (`ALICE_PASSWORD`) mapped to its `Auth/Registrations`.
+fn enable_registration(srv: &Server, a: &Account, sd: &str) {
+    let b = format!("/2010-04-01/Accounts/{}/SIP", a.sid);
+    let (status, d) = post(
+        srv,
+        a,
+        &format!("{b}/Domains/{sd}.json"),
+        &[("SipRegistration", "true")],
+    );
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["sip_registration"], true);
+    let (status, l) = post(
+        srv,
+        a,
+        &format!("{b}/CredentialLists.json"),
+        &[("FriendlyName", "registered phones")],
+    );
+    assert_eq!(status, 201, "{l}");
+    let cl = l["sid"].as_str().unwrap().to_owned();
+    let (status, c) = post(
+        srv,
+        a,
+        &format!("{b}/CredentialLists/{cl}/Credentials.json"),
+        &[("Username", "alice"), ("Password", ALICE_PASSWORD)],
+    );
+    assert_eq!(status, 201, "{c}");
+    let (status, m) = post(
+        srv,
+        a,
+        &format!("{b}/Domains/{sd}/Auth/Registrations/CredentialListMappings.json"),
+        &[("CredentialListSid", &cl)],
+    );
+    assert_eq!(status, 201, "{m}");
+}
+
+/// alice's baresip account line: registers every 600 s through the edge on `transport`,
+/// answers calls by itself.
+fn alice_account(name: &str, sip_port: u16, password: &str, transport: &str) -> String {
+    format!(
+        "<sip:alice@{name}>;auth_pass={password};regint=600;answermode=auto;\
+         outbound=\"sip:127.0.0.1:{sip_port};transport={transport}\";audio_codecs=PCMU/8000/1\n"
+    )
+}
+
+/// alice registers over TCP; the TwiML dial reaches her over that same connection (the edge
+/// cannot open one to her: the source port of her connection listens for nothing).
+#[test]
+fn a_phone_registered_over_tcp_is_called_over_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        sd,
+    } = phone_setup(dir.path(), "37100-37199");
+    enable_registration(&srv, &a, &sd);
+    let alice_dir = dir.path().join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let mut alice = Phone::start_with_account(
+        &alice_dir,
+        "37200-37249",
+        &alice_account(&name, sip_port, ALICE_PASSWORD, "tcp"),
+    );
+    wait_until(
+        "alice to register over TCP",
+        Duration::from_secs(15),
+        || alice.log().contains("SIP/2.0 200 OK"),
+    );
+    assert!(alice.log().contains("REGISTER sip:"), "{}", alice.log());
+    app.set(
+        "/voice",
+        &format!(
+            "<Response><Dial action=\"{}\"><Sip>sip:alice@{name}</Sip></Dial></Response>",
+            app.url("/after")
+        ),
+    );
+    let caller_dir = dir.path().join("caller");
+    std::fs::create_dir_all(&caller_dir).unwrap();
+    let mut caller = Phone::start(&caller_dir, &name, sip_port, "37300-37349");
+    caller
+        .control
+        .command("dial", &format!("sip:reception@{name}"));
+    let answered = alice
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
+    assert!(
+        answered.is_some(),
+        "alice (TCP) did not get the call; events {:?}\nbaresip: {}",
+        alice.control.events,
+        alice.log()
+    );
+    // baresip's SIP trace heads each message with "TCP from -> to" or "UDP from -> to".
+    let log = alice.log();
+    let invite = log
+        .find("INVITE sip:alice")
+        .expect("alice's trace shows the INVITE");
+    let via = log[..invite].lines().rev().find(|l| l.contains(" -> "));
+    assert!(
+        via.is_some_and(|l| l.starts_with("TCP ")),
+        "the INVITE did not come over TCP ({via:?}): {log}"
+    );
+    alice.control.command("hangup", "");
+    let closed = caller
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    caller.stop();
+    alice.stop();
+    assert!(closed.is_some(), "the caller's call did not end");
+    let hooks = app.hooks();
+    let after: Vec<_> = hooks.iter().filter(|h| h.path == "/after").collect();
+    assert_eq!(after.len(), 1, "{hooks:?}");
+    assert_eq!(after[0].param("DialCallStatus"), Some("completed"));
+}
+
+/// SIP registration end to end: a domain made over REST gets `SipRegistration=true` and a
+/// credential list mapped to `Auth/Registrations`; a baresip with a wrong password is refused,
+/// alice's baresip registers with her digest credentials, and a call whose TwiML dials
+/// `sip:alice@domain` rings her registered phone, which answers; a dial to `bob`, who never
+/// registered, fails at once.
+#[test]
+fn baresip_registers_to_a_domain_and_receives_a_call_dialled_by_twiml() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        sd,
+    } = phone_setup(dir.path(), "36600-36699");
+    enable_registration(&srv, &a, &sd);
+    let account = |password: &str| alice_account(&name, sip_port, password, "udp");
+
+    // A wrong password: the registrar refuses it.
+    let wrong_dir = dir.path().join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let mut wrong =
+        Phone::start_with_account(&wrong_dir, "36950-36999", &account("Not-Her-Passw0rd-1"));
+    // baresip registers as it starts, before its ctrl_tcp has a client: its log tells.
+    wait_until(
+        "the wrong password to be refused",
+        Duration::from_secs(15),
+        || wrong.log().contains("403 Forbidden"),
+    );
+    wrong.stop();
+    assert!(!wrong.log().contains("SIP/2.0 200 OK"), "{}", wrong.log());
+
+    let alice_dir = dir.path().join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let mut alice = Phone::start_with_account(&alice_dir, "36800-36849", &account(ALICE_PASSWORD));
+    wait_until("alice to register", Duration::from_secs(15), || {
+        alice.log().contains("SIP/2.0 200 OK")
+    });
+
+    app.set(
+        "/voice",
+        &format!(
+            "<Response><Dial action=\"{}\"><Sip>sip:alice@{name}</Sip></Dial></Response>",
+            app.url("/after")
+        ),
+    );
+    app.set("/after", "<Response><Hangup/></Response>");
+    let caller_dir = dir.path().join("caller");
+    std::fs::create_dir_all(&caller_dir).unwrap();
+    let mut caller = Phone::start(&caller_dir, &name, sip_port, "36900-36949");
+    caller
+        .control
+        .command("dial", &format!("sip:reception@{name}"));
+    let rang = alice
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
+    assert!(
+        rang.is_some(),
+        "alice's registered phone did not get the call; events {:?}\nbaresip: {}\nserve: {}",
+        alice.control.events,
+        alice.log(),
+        log_text(&dir.path().join("serve.log"))
+    );
+    alice.control.command("hangup", "");
+    let closed = caller
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    assert!(
+        closed.is_some(),
+        "the caller's call did not end; events {:?}\nbaresip: {}",
+        caller.control.events,
+        caller.log()
+    );
+    let hooks = app.hooks();
+    let after: Vec<_> = hooks.iter().filter(|h| h.path == "/after").collect();
+    assert_eq!(after.len(), 1, "{hooks:?}");
+    assert_eq!(after[0].param("DialCallStatus"), Some("completed"));
+
+    // bob has no registration: the same kind of dial fails at once, without ringing anyone.
+    alice.stop();
+    app.set(
+        "/voice",
+        &format!(
+            "<Response><Dial action=\"{}\"><Sip>sip:bob@{name}</Sip></Dial></Response>",
+            app.url("/after")
+        ),
+    );
+    caller
+        .control
+        .command("dial", &format!("sip:reception@{name}"));
+    let closed = caller
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    caller.stop();
+    assert!(
+        closed.is_some(),
+        "the second call did not end; events {:?}",
+        caller.control.events
+    );
+    let hooks = app.hooks();
+    let after: Vec<_> = hooks.iter().filter(|h| h.path == "/after").collect();
+    assert_eq!(after.len(), 2, "{hooks:?}");
+    assert_eq!(after[1].param("DialCallStatus"), Some("failed"));
 }
 
 /// GETs bytes as the account; returns (status, body).

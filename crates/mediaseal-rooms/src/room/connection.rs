@@ -240,6 +240,7 @@ impl Room {
             sink.track_started(SinkTrack {
                 track_sid: &track.sid,
                 participant_sid: &participant_sid,
+                identity: &participant.identity,
                 kind: track_kind(kind),
                 name: &track.name,
             });

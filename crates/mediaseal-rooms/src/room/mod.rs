@@ -769,14 +769,40 @@ impl Room {
     /// published are announced to it first).
     pub fn add_sink(&mut self, mut sink: Box<dyn FrameSink + Send>) {
         for t in &self.tracks {
+            let identity = self
+                .participants
+                .iter()
+                .find(|p| p.key == t.owner)
+                .map_or("", |p| p.identity.as_str());
             sink.track_started(SinkTrack {
                 track_sid: &t.sid,
                 participant_sid: &t.owner_sid,
+                identity,
                 kind: track_kind(t.kind),
                 name: &t.name,
             });
         }
         self.sinks.push(sink);
+    }
+
+    /// Asks the publisher of video track `track_sid` for a keyframe on each of its layers
+    /// (throttled like every request): a recording that starts mid-stream begins at one.
+    /// Unknown and audio tracks are ignored. Drain [`Room::poll_output`] afterwards.
+    pub fn request_track_keyframe(&mut self, now: Instant, track_sid: &str) {
+        self.advance(now);
+        if let Some(track) = self
+            .tracks
+            .iter()
+            .find(|t| t.sid == track_sid && t.kind == MediaKind::Video)
+        {
+            for layer in &track.layers {
+                self.work.push_back(Work::WantKeyframe {
+                    track: track.key,
+                    layer: layer.rid,
+                });
+            }
+        }
+        self.settle();
     }
 
     /// Whether the room has ended (after [`RoomEvent::RoomEnded`]).

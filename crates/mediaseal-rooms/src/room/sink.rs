@@ -21,6 +21,8 @@ pub struct SinkTrack<'a> {
     pub track_sid: &'a str,
     /// `PA…` SID of the publisher.
     pub participant_sid: &'a str,
+    /// The publisher's identity (recording rules filter on it).
+    pub identity: &'a str,
     /// Audio or video.
     pub kind: TrackKind,
     /// The publisher's track name.

@@ -681,6 +681,7 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
         ));
     }
     refuse_unsupported(form)?;
+    let caller_id = caller_id(form)?;
     let sip_auth = sip_auth(form)?;
     // `Record=true`: from the answer, with the start-recording API's options.
     let record = match form.boolean("Record")? {
@@ -727,6 +728,7 @@ fn outbound_call(form: &Params, st: &AppState) -> ApiResult<OutboundCall> {
     Ok(OutboundCall {
         to: to.to_owned(),
         from,
+        caller_id,
         url,
         method: form.method("Method")?,
         twiml,
@@ -751,7 +753,7 @@ const DEFAULT_TIME_LIMIT_SECS: i64 = 14_400;
 
 /// `POST …/Calls.json` parameters this server does not implement, with what each would have
 /// changed. Dropping them would place a call that behaves differently from the one asked for
-/// (no AMD result, another caller ID), so they are refused by name. Accepted and
+/// (no AMD result, no branded call), so they are refused by name. Accepted and
 /// unused, on purpose: the `Recording*` and `Trim` options without `Record=true` (they describe a
 /// recording that is not made, as on Twilio) and `AsyncAmd=false` (it asks for nothing).
 const UNSUPPORTED_CREATE_PARAMS: &[(&str, &str)] = &[
@@ -789,10 +791,6 @@ const UNSUPPORTED_CREATE_PARAMS: &[(&str, &str)] = &[
         "forwarding a caller's identity with a CallToken",
     ),
     (
-        "CallerId",
-        "a caller ID apart from From (From is the caller ID)",
-    ),
-    (
         "ClientNotificationUrl",
         "Voice SDK clients (To must be a SIP URI)",
     ),
@@ -817,6 +815,82 @@ fn refuse_unsupported(form: &Params) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Twilio's "Invalid 'From' number (caller ID)", also for a malformed `CallerId`.
+const ERROR_CALLER_ID: u32 = 21212;
+
+/// `CallerId`: who the callee sees calling (the INVITE's From) instead of `From`. A number
+/// or name (`+15551230000`, `alice`: the user part at the edge's address) or a SIP address
+/// (`sip:alice@example.com` or `alice@example.com`). Checked here with the edge's grammar so
+/// a bad value is a 400 before any call is placed.
+fn caller_id(form: &Params) -> ApiResult<Option<String>> {
+    let Some(value) = form
+        .get("CallerId")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let user_ok = |u: &str| {
+        !u.is_empty()
+            && u.len() <= 64
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()".contains(c))
+    };
+    let host_ok = |h: &str| {
+        let (name_ok, port) = if let Some(v6) = h.strip_prefix('[') {
+            match v6.split_once(']') {
+                Some((addr, rest)) => (
+                    addr.parse::<std::net::Ipv6Addr>().is_ok(),
+                    match rest.strip_prefix(':') {
+                        Some(p) => Some(p),
+                        None if rest.is_empty() => None,
+                        None => return false,
+                    },
+                ),
+                None => return false,
+            }
+        } else {
+            let (name, port) = match h.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (h, None),
+            };
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            (ok, port)
+        };
+        name_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+    };
+    let address = match value.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("sip:") => Some(&value[4..]),
+        _ => value.contains('@').then_some(value),
+    };
+    let ok = match address {
+        Some(a) => a
+            .split_once('@')
+            .is_some_and(|(user, host)| user_ok(user) && host_ok(host)),
+        None => user_ok(value),
+    };
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ERROR_CALLER_ID,
+            format!(
+                "Invalid CallerId '{}': give a number (+15551230000), a name of letters, digits \
+                 and +-_.!~*'() (alice), or a SIP address (sip:alice@example.com)",
+                mediaseal_service::egress::bounded(value, 100)
+            ),
+        ));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// Longest `SipAuthUsername` / `SipAuthPassword` accepted.

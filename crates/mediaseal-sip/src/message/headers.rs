@@ -98,6 +98,7 @@ names! {
     EXPIRES = "Expires";
     FROM = "From";
     MAX_FORWARDS = "Max-Forwards";
+    MIN_EXPIRES = "Min-Expires";
     PROXY_AUTHENTICATE = "Proxy-Authenticate";
     PROXY_AUTHORIZATION = "Proxy-Authorization";
     REASON = "Reason";

@@ -11,6 +11,7 @@ mod intelligence;
 mod operators;
 mod outbox;
 mod participants;
+mod recording_rules;
 mod sip;
 mod video;
 mod voice;
@@ -21,6 +22,7 @@ pub use intelligence::IntelligenceStore;
 pub use operators::OperatorStore;
 pub use outbox::OutboxStore;
 pub use participants::ParticipantStore;
+pub use recording_rules::RecordingRuleStore;
 pub use sip::SipStore;
 pub use video::VideoStore;
 pub use voice::VoiceStore;
@@ -41,6 +43,7 @@ pub trait MetadataStore:
     + OperatorStore
     + CallStore
     + ParticipantStore
+    + RecordingRuleStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::model::{
-    Cursor, SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind, SipMapping,
+    Cursor, SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind,
+    SipMapping, SipMappingKind,
 };
 
 /// SIP domains, lists, list entries and mappings.
@@ -125,12 +126,12 @@ pub trait SipStore: Send + Sync {
         sid: &str,
     ) -> StoreResult<bool>;
 
-    /// Maps a list to a domain's `Auth/Calls`; `false` when it already is.
+    /// Maps a list to a domain's `Auth/Calls` or `Auth/Registrations`; `false` when it already is.
     async fn insert_sip_mapping(
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
         now: i64,
     ) -> StoreResult<bool>;
@@ -139,7 +140,7 @@ pub trait SipStore: Send + Sync {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
     ) -> StoreResult<Option<SipMapping>>;
     /// A domain's mappings of one kind, newest first.
@@ -147,7 +148,7 @@ pub trait SipStore: Send + Sync {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<SipMapping>>;
@@ -156,10 +157,11 @@ pub trait SipStore: Send + Sync {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
     ) -> StoreResult<bool>;
 
-    /// The addresses and credentials of every list mapped to the domain `domain_sid`.
+    /// The addresses and credentials of every list mapped to the domain `domain_sid`
+    /// (`Auth/Calls` and `Auth/Registrations`).
     async fn sip_domain_auth(&self, domain_sid: &str) -> StoreResult<SipDomainAuth>;
 }

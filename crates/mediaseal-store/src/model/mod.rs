@@ -18,6 +18,7 @@ pub mod intelligence;
 pub mod operators;
 mod outbox;
 pub mod participants;
+pub mod recording_rules;
 mod sip;
 mod spelling;
 pub(crate) mod video;
@@ -28,6 +29,7 @@ pub use calls::{Call, CallChange, CallDirection, CallFilter, CallStatus};
 pub use outbox::{Callback, CallbackState, HttpMethod};
 pub use sip::{
     SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind, SipMapping,
+    SipMappingKind,
 };
 pub use spelling::UnknownValue;
 pub use voice::{

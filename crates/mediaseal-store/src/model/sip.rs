@@ -1,5 +1,5 @@
 //! SIP: domains, credential lists and IP access control lists with their entries, and the
-//! lists mapped to a domain's `Auth/Calls`.
+//! lists mapped to a domain's `Auth/Calls` and `Auth/Registrations`.
 
 use super::spelling::spelled_enum;
 
@@ -10,6 +10,37 @@ spelled_enum! {
         Credential = "credential",
         /// An IP access control list (`AL…`) of addresses and ranges.
         IpAccessControl = "ip",
+    }
+}
+
+spelled_enum! {
+    /// What a list is mapped to on a domain (`sip_domain_mappings.kind`).
+    pub enum SipMappingKind ("SIP mapping kind") {
+        /// A credential list on `Auth/Calls`: who may call the domain with a password.
+        CallsCredential = "credential",
+        /// An IP access control list on `Auth/Calls`: who may call the domain from an address.
+        CallsIp = "ip",
+        /// A credential list on `Auth/Registrations`: who may register to the domain.
+        RegistrationCredential = "registration",
+    }
+}
+
+impl From<SipListKind> for SipMappingKind {
+    fn from(kind: SipListKind) -> Self {
+        match kind {
+            SipListKind::Credential => Self::CallsCredential,
+            SipListKind::IpAccessControl => Self::CallsIp,
+        }
+    }
+}
+
+impl SipMappingKind {
+    /// The kind of list the mapping names.
+    pub fn list_kind(self) -> SipListKind {
+        match self {
+            Self::CallsCredential | Self::RegistrationCredential => SipListKind::Credential,
+            Self::CallsIp => SipListKind::IpAccessControl,
+        }
     }
 }
 
@@ -38,6 +69,9 @@ pub struct SipDomain {
     pub voice_status_callback_method: String,
     /// TLS signalling and SRTP required.
     pub secure: bool,
+    /// `SipRegistration`: phones may REGISTER to the domain (with credentials of the lists
+    /// mapped to its `Auth/Registrations`).
+    pub sip_registration: bool,
     /// Created.
     pub date_created: i64,
     /// Last changed.
@@ -120,8 +154,8 @@ pub struct SipMapping {
     pub account_sid: String,
     /// The domain (`SD…`).
     pub domain_sid: String,
-    /// Which kind of list.
-    pub kind: SipListKind,
+    /// What the list is mapped to.
+    pub kind: SipMappingKind,
     /// The list's label.
     pub friendly_name: String,
     /// When it was mapped.
@@ -135,6 +169,8 @@ pub struct SipMapping {
 pub struct SipDomainAuth {
     /// Addresses of the mapped IP access control lists.
     pub ip_addresses: Vec<SipIpAddress>,
-    /// Credentials of the mapped credential lists.
+    /// Credentials of the credential lists mapped to `Auth/Calls`.
     pub credentials: Vec<SipCredential>,
+    /// Credentials of the credential lists mapped to `Auth/Registrations`.
+    pub registration_credentials: Vec<SipCredential>,
 }

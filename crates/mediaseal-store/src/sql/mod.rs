@@ -13,6 +13,7 @@ mod intelligence;
 mod operators;
 mod outbox;
 mod participants;
+mod recording_rules;
 mod rows;
 mod sip;
 #[cfg(test)]

@@ -8,12 +8,13 @@ use super::SqlStore;
 use super::rows::{b, flag, is_unique_violation, newest_first_page, opt_str, spelled};
 use crate::meta::{SipStore, StoreResult};
 use crate::model::{
-    Cursor, SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind, SipMapping,
+    Cursor, SipCredential, SipDomain, SipDomainAuth, SipIpAddress, SipList, SipListKind,
+    SipMapping, SipMappingKind,
 };
 
 const DOMAIN_COLS: &str = "sid, account_sid, domain_name, friendly_name, voice_url, voice_method, \
      voice_fallback_url, voice_fallback_method, voice_status_callback_url, voice_status_callback_method, secure, \
-     date_created, date_updated";
+     date_created, date_updated, sip_registration";
 const LIST_COLS: &str = "sid, account_sid, kind, friendly_name, date_created, date_updated";
 const CREDENTIAL_COLS: &str =
     "sid, account_sid, list_sid, username, password_sealed, date_created, date_updated";
@@ -40,6 +41,7 @@ fn domain_from(row: &AnyRow) -> StoreResult<SipDomain> {
         voice_status_callback_url: opt_str(row, "voice_status_callback_url")?,
         voice_status_callback_method: row.try_get("voice_status_callback_method")?,
         secure: flag(row, "secure")?,
+        sip_registration: flag(row, "sip_registration")?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
     })
@@ -86,7 +88,7 @@ fn mapping_from(row: &AnyRow) -> StoreResult<SipMapping> {
         sid: row.try_get("sid")?,
         account_sid: row.try_get("account_sid")?,
         domain_sid: row.try_get("domain_sid")?,
-        kind: spelled::<SipListKind>(row, "sip_domain_mappings", "kind")?,
+        kind: spelled::<SipMappingKind>(row, "sip_domain_mappings", "kind")?,
         friendly_name: row.try_get("friendly_name")?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,
@@ -106,7 +108,7 @@ fn inserted(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> StoreResu
 impl SipStore for SqlStore {
     async fn insert_sip_domain(&self, d: &SipDomain) -> StoreResult<bool> {
         let result = sqlx::query(&format!(
-            "INSERT INTO sip_domains ({DOMAIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO sip_domains ({DOMAIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&d.sid)
         .bind(&d.account_sid)
@@ -121,6 +123,7 @@ impl SipStore for SqlStore {
         .bind(b(d.secure))
         .bind(d.date_created)
         .bind(d.date_updated)
+        .bind(b(d.sip_registration))
         .execute(self.pool())
         .await;
         inserted(result)
@@ -170,8 +173,8 @@ impl SipStore for SqlStore {
         let result = sqlx::query(
             "UPDATE sip_domains SET domain_name = $3, friendly_name = $4, voice_url = $5, voice_method = $6, \
              voice_fallback_url = $7, voice_fallback_method = $8, voice_status_callback_url = $9, \
-             voice_status_callback_method = $10, secure = $11, date_updated = $12 \
-             WHERE account_sid = $1 AND sid = $2",
+             voice_status_callback_method = $10, secure = $11, date_updated = $12, \
+             sip_registration = $13 WHERE account_sid = $1 AND sid = $2",
         )
         .bind(&d.account_sid)
         .bind(&d.sid)
@@ -185,6 +188,7 @@ impl SipStore for SqlStore {
         .bind(&d.voice_status_callback_method)
         .bind(b(d.secure))
         .bind(d.date_updated)
+        .bind(b(d.sip_registration))
         .execute(self.pool())
         .await;
         inserted(result)
@@ -512,7 +516,7 @@ impl SipStore for SqlStore {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
         now: i64,
     ) -> StoreResult<bool> {
@@ -534,7 +538,7 @@ impl SipStore for SqlStore {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
     ) -> StoreResult<Option<SipMapping>> {
         let row = sqlx::query(&format!(
@@ -554,7 +558,7 @@ impl SipStore for SqlStore {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         after: Option<&Cursor>,
         limit: i64,
     ) -> StoreResult<Vec<SipMapping>> {
@@ -581,7 +585,7 @@ impl SipStore for SqlStore {
         &self,
         account_sid: &str,
         domain_sid: &str,
-        kind: SipListKind,
+        kind: SipMappingKind,
         list_sid: &str,
     ) -> StoreResult<bool> {
         let gone = sqlx::query(
@@ -625,9 +629,22 @@ impl SipStore for SqlStore {
         .iter()
         .map(credential_from)
         .collect::<StoreResult<Vec<_>>>()?;
+        let registration_credentials = sqlx::query(&format!(
+            "SELECT {} FROM sip_credentials c JOIN sip_domain_mappings m \
+             ON m.list_sid = c.list_sid AND m.account_sid = c.account_sid \
+             WHERE m.domain_sid = $1 AND m.kind = 'registration' ORDER BY c.sid",
+            prefixed("c", CREDENTIAL_COLS)
+        ))
+        .bind(domain_sid)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(credential_from)
+        .collect::<StoreResult<Vec<_>>>()?;
         Ok(SipDomainAuth {
             ip_addresses,
             credentials,
+            registration_credentials,
         })
     }
 }

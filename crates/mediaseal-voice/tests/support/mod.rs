@@ -349,6 +349,8 @@ impl Edge {
             voice_status_callback_method: HttpMethod::Post,
             ip_ranges: vec!["127.0.0.0/8".parse::<IpRange>().expect("range")],
             credentials: Vec::new(),
+            sip_registration: false,
+            registration_credentials: Vec::new(),
         };
         self.directory.insert(d.clone());
         d

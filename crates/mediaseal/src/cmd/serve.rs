@@ -166,6 +166,12 @@ pub(crate) struct ServeArgs {
     /// some (baresip 1.0) then refuse to authenticate at all].
     #[arg(long, value_name = "LIST", env = "MEDIASEAL_SIP_DIGEST", value_parser = crate::cmd::sip::parse_digest_algorithms)]
     pub(crate) sip_digest: Option<Vec<mediaseal_voice::DigestAlgorithm>>,
+    /// Run the media relay threads at this SCHED_FIFO priority (1-99), as rtpengine's
+    /// --scheduling=fifo --priority=N, so a busy host does not delay media; needs root,
+    /// CAP_SYS_NICE or RLIMIT_RTPRIO, else the relay warns and keeps normal scheduling
+    /// [default: normal scheduling].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_RTP_PRIORITY", value_parser = crate::cmd::sip::parse_rtp_priority)]
+    pub(crate) rtp_priority: Option<mediaseal_voice::RealtimePriority>,
     /// UDP ports for call media (RTP/SRTP) [default: 20000-29999].
     #[arg(long, value_name = "LOW-HIGH", env = "MEDIASEAL_RTP_PORTS", value_parser = crate::cmd::sip::parse_rtp_ports)]
     pub(crate) rtp_ports: Option<std::ops::RangeInclusive<u16>>,
@@ -270,6 +276,8 @@ struct FileConfig {
     _sip_digest: Option<toml::Value>,
     #[serde(rename = "media_address")]
     _media_address: Option<toml::Value>,
+    #[serde(rename = "rtp_priority")]
+    _rtp_priority: Option<toml::Value>,
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, CliError> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use mediaseal_server::AppState;
 use mediaseal_server::serve::{ServeError, Sidecar};
 use mediaseal_voice::{
-    DigestAlgorithm, HttpWebhooks, SealedCallRecorder, Seams, StoreDirectory, StoreLedger,
-    StoreTokens, VoiceConfig, VoiceEdge,
+    DigestAlgorithm, HttpWebhooks, RealtimePriority, SealedCallRecorder, Seams, StoreDirectory,
+    StoreLedger, StoreTokens, VoiceConfig, VoiceEdge,
 };
 use serde::Deserialize;
 
@@ -32,6 +32,7 @@ pub(crate) struct SipOptions {
     pub(crate) rtp_ports: RangeInclusive<u16>,
     pub(crate) media_address: Option<IpAddr>,
     pub(crate) digest: Vec<DigestAlgorithm>,
+    pub(crate) rtp_priority: Option<RealtimePriority>,
 }
 
 impl SipOptions {
@@ -42,6 +43,17 @@ impl SipOptions {
 }
 
 /// `LOW-HIGH`, both ports, LOW ≤ HIGH, an even number of ports or more than one.
+/// `--rtp-priority`: a `SCHED_FIFO` priority, 1–99.
+pub(crate) fn parse_rtp_priority(s: &str) -> Result<RealtimePriority, String> {
+    s.trim()
+        .parse::<u8>()
+        .ok()
+        .and_then(RealtimePriority::new)
+        .ok_or_else(|| {
+            format!("'{s}' is not a real-time priority: give 1-99 (rtpengine's default is 10)")
+        })
+}
+
 pub(crate) fn parse_rtp_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
     let bad = || format!("'{s}' is not a port range LOW-HIGH such as 20000-29999");
     let (low, high) = s.split_once('-').ok_or_else(bad)?;
@@ -90,6 +102,7 @@ struct FileSip {
     rtp_ports: Option<String>,
     media_address: Option<IpAddr>,
     sip_digest: Option<String>,
+    rtp_priority: Option<u8>,
 }
 
 fn read_file(path: &Path) -> Result<FileSip, CliError> {
@@ -130,6 +143,14 @@ pub(crate) fn sip_options(args: &ServeArgs) -> Result<SipOptions, CliError> {
         }
         (None, None) => vec![DigestAlgorithm::Md5],
     };
+    let rtp_priority = match (args.rtp_priority, file.rtp_priority) {
+        (Some(p), _) => Some(p),
+        (None, Some(p)) => Some(
+            parse_rtp_priority(&p.to_string())
+                .map_err(|e| CliError::usage(format!("rtp_priority: {e}")))?,
+        ),
+        (None, None) => None,
+    };
     let o = SipOptions {
         listen: args.sip_listen.or(file.sip_listen),
         tls_listen: args.sip_tls_listen.or(file.sip_tls_listen),
@@ -140,6 +161,7 @@ pub(crate) fn sip_options(args: &ServeArgs) -> Result<SipOptions, CliError> {
         rtp_ports,
         media_address: args.media_address.or(file.media_address),
         digest,
+        rtp_priority,
     };
     if o.tls_listen.is_some() && (o.tls_cert.is_none() || o.tls_key.is_none()) {
         return Err(CliError::usage(
@@ -199,6 +221,7 @@ pub(crate) async fn start_edge(
     config.sip_ca = sip.ca;
     config.rtp_ports = sip.rtp_ports;
     config.digest_algorithms = sip.digest;
+    config.relay_priority = sip.rtp_priority;
     let tokens = Arc::new(StoreTokens::new(state.meta.clone()));
     // Webhooks and `<Play>` downloads go only where recording callbacks may go
     // (`--allow-webhook-network`): names through the guarded resolver, IP literals (TwiML
@@ -250,6 +273,25 @@ mod tests {
         Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
             .unwrap()
             .serve
+    }
+
+    #[test]
+    fn rtp_priority_is_a_fifo_priority_from_the_flag_or_the_file() {
+        assert_eq!(sip_options(&parse(&[])).unwrap().rtp_priority, None);
+        let o = sip_options(&parse(&["--rtp-priority", "10"])).unwrap();
+        assert_eq!(o.rtp_priority.map(RealtimePriority::get), Some(10));
+        for bad in ["0", "100", "-1", "high"] {
+            let e = parse_rtp_priority(bad).unwrap_err();
+            assert!(e.contains("1-99"), "{bad}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "rtp_priority = 20\n").unwrap();
+        let o = sip_options(&parse(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(o.rtp_priority.map(RealtimePriority::get), Some(20));
+        std::fs::write(&path, "rtp_priority = 0\n").unwrap();
+        let e = sip_options(&parse(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(e.message.contains("rtp_priority"), "{}", e.message);
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl DomainResource {
             friendly_name: d.friendly_name.clone(),
             secure: d.secure,
             sid: d.sid.clone(),
-            sip_registration: false,
+            sip_registration: d.sip_registration,
             subresource_uris: DomainSubresources {
                 credential_list_mappings: format!("{base}/CredentialListMappings.json"),
                 ip_access_control_list_mappings: format!("{base}/IpAccessControlListMappings.json"),
@@ -94,7 +94,7 @@ async fn auth_type(st: &AppState, d: &SipDomain) -> ApiResult<Option<String>> {
     ] {
         if !st
             .meta
-            .list_sip_mappings(&d.account_sid, &d.sid, kind, None, 1)
+            .list_sip_mappings(&d.account_sid, &d.sid, kind.into(), None, 1)
             .await?
             .is_empty()
         {
@@ -155,7 +155,7 @@ fn taken(name: &str) -> ApiError {
 /// Parameters Twilio has that this server does not implement: refused when asked for, so a
 /// client never believes it has something it has not.
 fn refuse_unsupported(form: &Params) -> ApiResult<()> {
-    for flag in ["SipRegistration", "EmergencyCallingEnabled"] {
+    for flag in ["EmergencyCallingEnabled"] {
         if form.boolean(flag)? == Some(true) {
             return Err(ApiError::bad_param(flag, "not supported by this server"));
         }
@@ -201,6 +201,10 @@ fn apply(st: &AppState, form: &Params, d: &mut SipDomain) -> ApiResult<()> {
     if let Some(secure) = form.boolean("Secure")? {
         d.secure = secure;
     }
+    // Phones may REGISTER only while this is on (credentials: `Auth/Registrations`).
+    if let Some(registration) = form.boolean("SipRegistration")? {
+        d.sip_registration = registration;
+    }
     Ok(())
 }
 
@@ -230,6 +234,7 @@ pub(crate) async fn create(
         voice_status_callback_url: None,
         voice_status_callback_method: "POST".to_owned(),
         secure: false,
+        sip_registration: false,
         date_created: now,
         date_updated: now,
     };

@@ -1,13 +1,14 @@
 //! Lists mapped to a domain's `Auth/Calls`: who may place calls to it. A credential list
 //! mapping admits callers that pass digest authentication with one of its credentials; an IP
-//! access control list mapping admits callers from one of its addresses.
+//! access control list mapping admits callers from one of its addresses. Credential lists
+//! mapped to `Auth/Registrations` say who may REGISTER to a domain with `SipRegistration`.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mediaseal_store::model::{Cursor, SipDomain, SipListKind, SipMapping};
+use mediaseal_store::model::{Cursor, SipDomain, SipListKind, SipMapping, SipMappingKind};
 use serde::Serialize;
 
 use super::lists::owned_list;
@@ -83,16 +84,16 @@ async fn create(
     account: &str,
     domain: &str,
     body: &[u8],
-    kind: SipListKind,
+    kind: SipMappingKind,
 ) -> ApiResult<Response> {
     let d = owned_domain(st, auth, account, domain).await?;
     let form = Params::from_form(body);
-    let (param, prefix) = spelling(kind);
+    let (param, prefix) = spelling(kind.list_kind());
     let list_sid = form
         .sid(param, prefix)?
         .ok_or_else(|| ApiError::missing_param(param))?;
     // The list must be the domain's own account's: a list of any other account is as absent.
-    let list = owned_list(st, auth, &d.account_sid, list_sid, kind, false)
+    let list = owned_list(st, auth, &d.account_sid, list_sid, kind.list_kind(), false)
         .await
         .map_err(|_| {
             ApiError::bad_param(
@@ -129,7 +130,7 @@ async fn list(
     auth: &Authed,
     account: &str,
     domain: &str,
-    kind: SipListKind,
+    kind: SipMappingKind,
 ) -> ApiResult<Json<Envelope2010<MappingResource>>> {
     let d = owned_domain(st, auth, account, domain).await?;
     let req = PageRequest::from_params(&auth.query, 1000)?;
@@ -148,10 +149,10 @@ async fn list(
         sid: m.sid.clone(),
     });
     let base = collection(&auth.path);
-    let key = if auth.path.contains("/Auth/Calls/") {
+    let key = if auth.path.contains("/Auth/") {
         "contents"
     } else {
-        match kind {
+        match kind.list_kind() {
             SipListKind::Credential => "credential_list_mappings",
             SipListKind::IpAccessControl => "ip_access_control_list_mappings",
         }
@@ -173,10 +174,10 @@ async fn owned_mapping(
     account: &str,
     domain: &str,
     file: &str,
-    kind: SipListKind,
+    kind: SipMappingKind,
 ) -> ApiResult<SipMapping> {
     let d = owned_domain(st, auth, account, domain).await?;
-    let sid = json_sid(file, spelling(kind).1, &auth.path)?;
+    let sid = json_sid(file, spelling(kind.list_kind()).1, &auth.path)?;
     st.meta
         .sip_mapping(&d.account_sid, &d.sid, kind, sid)
         .await?
@@ -189,7 +190,7 @@ async fn fetch(
     account: &str,
     domain: &str,
     file: &str,
-    kind: SipListKind,
+    kind: SipMappingKind,
 ) -> ApiResult<Json<MappingResource>> {
     let m = owned_mapping(st, auth, account, domain, file, kind).await?;
     Ok(Json(MappingResource::from_record(
@@ -204,7 +205,7 @@ async fn delete(
     account: &str,
     domain: &str,
     file: &str,
-    kind: SipListKind,
+    kind: SipMappingKind,
 ) -> ApiResult<StatusCode> {
     let m = owned_mapping(st, auth, account, domain, file, kind).await?;
     if !st
@@ -229,7 +230,7 @@ pub(crate) async fn create_credential(
         &account,
         &domain,
         &body,
-        SipListKind::Credential,
+        SipMappingKind::CallsCredential,
     )
     .await
 }
@@ -238,7 +239,14 @@ pub(crate) async fn list_credential(
     auth: Authed,
     Path((account, domain)): Path<(String, String)>,
 ) -> ApiResult<Json<Envelope2010<MappingResource>>> {
-    list(&st, &auth, &account, &domain, SipListKind::Credential).await
+    list(
+        &st,
+        &auth,
+        &account,
+        &domain,
+        SipMappingKind::CallsCredential,
+    )
+    .await
 }
 pub(crate) async fn fetch_credential(
     State(st): State<AppState>,
@@ -251,7 +259,7 @@ pub(crate) async fn fetch_credential(
         &account,
         &domain,
         &file,
-        SipListKind::Credential,
+        SipMappingKind::CallsCredential,
     )
     .await
 }
@@ -266,7 +274,7 @@ pub(crate) async fn delete_credential(
         &account,
         &domain,
         &file,
-        SipListKind::Credential,
+        SipMappingKind::CallsCredential,
     )
     .await
 }
@@ -282,7 +290,7 @@ pub(crate) async fn create_ip(
         &account,
         &domain,
         &body,
-        SipListKind::IpAccessControl,
+        SipMappingKind::CallsIp,
     )
     .await
 }
@@ -291,7 +299,7 @@ pub(crate) async fn list_ip(
     auth: Authed,
     Path((account, domain)): Path<(String, String)>,
 ) -> ApiResult<Json<Envelope2010<MappingResource>>> {
-    list(&st, &auth, &account, &domain, SipListKind::IpAccessControl).await
+    list(&st, &auth, &account, &domain, SipMappingKind::CallsIp).await
 }
 pub(crate) async fn fetch_ip(
     State(st): State<AppState>,
@@ -304,7 +312,7 @@ pub(crate) async fn fetch_ip(
         &account,
         &domain,
         &file,
-        SipListKind::IpAccessControl,
+        SipMappingKind::CallsIp,
     )
     .await
 }
@@ -319,7 +327,67 @@ pub(crate) async fn delete_ip(
         &account,
         &domain,
         &file,
-        SipListKind::IpAccessControl,
+        SipMappingKind::CallsIp,
+    )
+    .await
+}
+pub(crate) async fn create_registration(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account, domain)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    create(
+        &st,
+        &auth,
+        &account,
+        &domain,
+        &body,
+        SipMappingKind::RegistrationCredential,
+    )
+    .await
+}
+pub(crate) async fn list_registration(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account, domain)): Path<(String, String)>,
+) -> ApiResult<Json<Envelope2010<MappingResource>>> {
+    list(
+        &st,
+        &auth,
+        &account,
+        &domain,
+        SipMappingKind::RegistrationCredential,
+    )
+    .await
+}
+pub(crate) async fn fetch_registration(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account, domain, file)): Path<(String, String, String)>,
+) -> ApiResult<Json<MappingResource>> {
+    fetch(
+        &st,
+        &auth,
+        &account,
+        &domain,
+        &file,
+        SipMappingKind::RegistrationCredential,
+    )
+    .await
+}
+pub(crate) async fn delete_registration(
+    State(st): State<AppState>,
+    auth: Authed,
+    Path((account, domain, file)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    delete(
+        &st,
+        &auth,
+        &account,
+        &domain,
+        &file,
+        SipMappingKind::RegistrationCredential,
     )
     .await
 }

@@ -1,7 +1,8 @@
 //! SIP (api/2010-04-01 `SIP/…`): Domains, CredentialLists with Credentials,
 //! IpAccessControlLists with IpAddresses, and the lists mapped to a domain's `Auth/Calls`
 //! (also under the older `Domains/{SD}/CredentialListMappings` paths, which Twilio keeps as
-//! the same thing). The SIP edge reads them through the store to admit calls.
+//! the same thing), and the credential lists mapped to `Auth/Registrations` (who may REGISTER
+//! to a domain whose `SipRegistration` is on). The SIP edge reads them through the store to admit calls.
 //!
 //! Owners and their parent accounts see these resources (as recordings); anyone else gets the
 //! 404 of a resource that does not exist. Passwords are sealed before they reach the store and
@@ -47,6 +48,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             &r("/Domains/{domain}/Auth/Calls/IpAccessControlListMappings/{file}"),
             get(mappings::fetch_ip).delete(mappings::delete_ip),
+        )
+        .route(
+            &r("/Domains/{domain}/Auth/Registrations/CredentialListMappings.json"),
+            get(mappings::list_registration).post(mappings::create_registration),
+        )
+        .route(
+            &r("/Domains/{domain}/Auth/Registrations/CredentialListMappings/{file}"),
+            get(mappings::fetch_registration).delete(mappings::delete_registration),
         )
         .route(
             &r("/Domains/{domain}/CredentialListMappings.json"),

@@ -1,9 +1,12 @@
-//! Live track recordings of group rooms (`RecordParticipantsOnConnect=true`).
+//! Live track recordings of group rooms (`RecordParticipantsOnConnect=true`, or recording
+//! rules that include tracks).
 //!
-//! When such a room starts, the account's video recording settings decide the seal (the
-//! customer's key in `s3-cbc`, or the service's at-rest key) and the room's process is told to
-//! record with that public key: it muxes each published track into Matroska and seals it as
-//! the frames arrive. What reaches this task is ciphertext, which it stores through the ledger
+//! When such a room starts, or when its recording rules first include something
+//! ([`apply_rules`]), the account's video recording settings decide the seal (the customer's
+//! key in `s3-cbc`, or the service's at-rest key) and the room's process is told to record with
+//! that public key: it muxes each track its rules select into Matroska and seals it as the
+//! frames arrive. New rules go to the process, which starts and finishes track recordings to
+//! match; each start is a new `RT…` recording. What reaches this task is ciphertext, which it stores through the ledger
 //! ([`Services::start_live_track_recording`]) as one `RT…` recording per track, published with
 //! its callbacks when the worker reports the track finished. A recording the worker could not
 //! finish (it failed, or the process died) leaves nothing behind.
@@ -12,7 +15,8 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mediaseal_rooms::control::{RecordingSeal, WorkerEvent};
+use mediaseal_rooms::control::{RecordingSeal, Request, WorkerEvent};
+use mediaseal_rooms::recording_rules::RecordingRules;
 use mediaseal_rooms::signal::TrackKind;
 use mediaseal_service::Services;
 use mediaseal_service::tracks::{LiveTrackRecorder, TrackRequest};
@@ -24,9 +28,33 @@ use crate::state::AppState;
 /// Asks the room's process to record, if the room records participants on connect, and
 /// stores what it sends. Call once, after the room's row exists.
 pub(crate) async fn start(st: &AppState, room: &Room) {
-    if !room.record_participants_on_connect {
+    if room.record_participants_on_connect {
+        record(st, room, true).await;
+    }
+}
+
+/// Sends the room's process its new recording rules and, when they include something, makes
+/// sure it records (the rules go first, so its recorder starts with them).
+pub(super) async fn apply_rules(st: &AppState, room: &Room, rules: RecordingRules) {
+    let Some(processes) = st.room_processes() else {
+        return;
+    };
+    let can_record = rules.can_record();
+    if !processes
+        .send(&room.sid, Request::RecordingRules { rules })
+        .await
+    {
+        tracing::warn!(room = %room.sid, "the room's process did not take its new recording rules");
         return;
     }
+    if can_record {
+        record(st, room, false).await;
+    }
+}
+
+/// Starts the room's recorder with the account's seal and stores what it sends; a room that
+/// records already is left as it is (`at_start`: the room was just created, so it cannot).
+async fn record(st: &AppState, room: &Room, at_start: bool) {
     let Some(processes) = st.room_processes() else {
         return;
     };
@@ -53,7 +81,9 @@ pub(crate) async fn start(st: &AppState, room: &Room) {
         .record(&room.sid, worker_seal(&services, &seal))
         .await
     else {
-        tracing::warn!(room = %room.sid, "the room's process did not take the recording request");
+        if at_start || processes.pid(&room.sid).is_none() {
+            tracing::warn!(room = %room.sid, "the room's process did not take the recording request");
+        }
         return;
     };
     tracing::info!(room = %room.sid, customer_key = seal.customer_key_sid().is_some(), "recording the room's tracks");

@@ -14,26 +14,38 @@
 //! `rooms::follow`). A participant is connected once its signalling is: the server cannot see
 //! whether its peer connections came up.
 //!
+//! Room limits as in a group room: a second connection with an identity already in the room
+//! replaces the first (which is told 53205 and disconnected), and a timer task per hub ends
+//! the room after its `UnusedRoomTimeout` or `EmptyRoomTimeout` (the core says when; a minute
+//! lasts the room host's `room_timeout_minute`), completing it as REST would. `MaxParticipants`
+//! above 10 is refused when the room is created ([`max_participants`]).
+//!
 //! Limit: the hub lives in the memory of the node that serves the room's WebSocket. Every
 //! participant of a room must reach the same node (route `/v1/Rooms/{room}/Connect` by room);
 //! a room's hub is made on first use, so a restarted node serves its rooms again, empty.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
+use axum::http::StatusCode;
 use mediaseal_room_host::EVENT_BUFFER;
 use mediaseal_rooms::control::WorkerEvent;
-use mediaseal_rooms::mesh::{MeshError, MeshRoom, Outgoing};
+use mediaseal_rooms::mesh::{
+    Admission, MAX_P2P_PARTICIPANTS, MeshError, MeshRoom, Outgoing, RoomTimeouts,
+};
 use mediaseal_rooms::room::DisconnectReason;
 use mediaseal_rooms::signal::{ClientMessage, ParticipantInfo, ServerMessage};
 use mediaseal_store::video::Room;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::connect::{
     PARTICIPANT_TURN_TTL, PING_INTERVAL, Refusal, close_with, next_message, send, send_raw,
 };
 use super::room_access::{CODE_ROOM_COMPLETED, CODE_SIGNALING};
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
 use crate::room_processes::RoomSubscription;
 use crate::sid::new_sid;
 use crate::state::AppState;
@@ -43,6 +55,52 @@ const INBOX: usize = 256;
 
 /// The room type relayed here.
 pub(crate) const PEER_TO_PEER: &str = "peer-to-peer";
+
+/// Twilio's "Room MaxParticipants is out of range".
+const CODE_MAX_PARTICIPANTS_OUT_OF_RANGE: u32 = 53107;
+
+/// Most participants of a group room, and its default `MaxParticipants`.
+const MAX_GROUP_PARTICIPANTS: i64 = 50;
+
+/// The `MaxParticipants` of a new room of `room_type`: 1 to 50, default 50; for a
+/// peer-to-peer room at most 10, its default, and more is Twilio's 53107 (refused when the
+/// room is created rather than surfacing as 53105 at the eleventh join).
+pub(super) fn max_participants(form: &Params, room_type: &str) -> ApiResult<i64> {
+    if room_type != PEER_TO_PEER {
+        return Ok(form
+            .int_in("MaxParticipants", 1..=MAX_GROUP_PARTICIPANTS)?
+            .unwrap_or(MAX_GROUP_PARTICIPANTS));
+    }
+    let cap = i64::try_from(MAX_P2P_PARTICIPANTS).unwrap_or(i64::MAX);
+    let asked = form
+        .get("MaxParticipants")
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    match asked {
+        Some(n) if n > cap => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            CODE_MAX_PARTICIPANTS_OUT_OF_RANGE,
+            format!(
+                "Room MaxParticipants is out of range: {n}; a peer-to-peer room takes 1 to \
+                 {cap} participants (use Type=group for more)"
+            ),
+        )),
+        _ => Ok(form.int_in("MaxParticipants", 1..=cap)?.unwrap_or(cap)),
+    }
+}
+
+/// `room`'s `EmptyRoomTimeout` and `UnusedRoomTimeout`, with a minute lasting `minute`.
+fn timeouts(room: &Room, minute: Duration) -> RoomTimeouts {
+    let scaled = |minutes: i64| {
+        u32::try_from(minutes)
+            .ok()
+            .filter(|m| *m > 0)
+            .map(|m| minute.saturating_mul(m))
+    };
+    RoomTimeouts {
+        empty_room: scaled(room.empty_room_timeout),
+        unused_room: scaled(room.unused_room_timeout),
+    }
+}
 
 /// This node's peer-to-peer rooms, by `RM…` SID.
 #[derive(Default)]
@@ -55,17 +113,24 @@ impl MeshRooms {
     }
 
     /// The hub of `room` (a peer-to-peer room in progress), made on first use; a new one
-    /// starts the room's participant rows and status callbacks.
+    /// starts the room's participant rows, status callbacks and timeouts. Its clock starts
+    /// now: on a restarted node, a room reopened gets a whole `UnusedRoomTimeout` again.
     pub(crate) fn open(&self, st: &AppState, room: &Room) -> Arc<Hub> {
         let mut rooms = self.lock();
         if let Some(hub) = rooms.get(&room.sid) {
             return hub.clone();
         }
         let max = usize::try_from(room.max_participants).unwrap_or(1);
-        let hub = Arc::new(Hub::new(MeshRoom::new(max)));
+        // The same minute as a group room's process: the room host's (tests shorten it).
+        let minute = st
+            .room_processes()
+            .map_or(Duration::from_secs(60), |p| p.room_timeout_minute());
+        let core = MeshRoom::new(max, timeouts(room, minute), Instant::now());
+        let hub = Arc::new(Hub::new(core));
         rooms.insert(room.sid.clone(), hub.clone());
         // Subscribed before anyone can join, so no event is missed.
         super::rooms::follow(st, room, || hub.subscribe());
+        tokio::spawn(expire(st.clone(), room.clone(), hub.clone()));
         hub
     }
 
@@ -91,7 +156,11 @@ enum Delivery {
 }
 
 /// One peer-to-peer room's relay.
-pub(crate) struct Hub(Mutex<HubState>);
+pub(crate) struct Hub {
+    state: Mutex<HubState>,
+    /// Woken when the room's membership changes or it ends (its timer may have moved).
+    changed: Notify,
+}
 
 struct HubState {
     core: MeshRoom,
@@ -103,15 +172,18 @@ struct HubState {
 
 impl Hub {
     fn new(core: MeshRoom) -> Self {
-        Self(Mutex::new(HubState {
-            core,
-            inboxes: HashMap::new(),
-            events: Some(broadcast::channel(EVENT_BUFFER).0),
-        }))
+        Self {
+            state: Mutex::new(HubState {
+                core,
+                inboxes: HashMap::new(),
+                events: Some(broadcast::channel(EVENT_BUFFER).0),
+            }),
+            changed: Notify::new(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The room's participants now and its participant events from now on; `None` once the
@@ -126,7 +198,8 @@ impl Hub {
         })
     }
 
-    /// Admits a participant: the others already in the room, and its inbox.
+    /// Admits a participant: the others already in the room, and its inbox. One already in
+    /// the room with the same identity is disconnected with 53205 first.
     fn join(
         &self,
         me: &ParticipantInfo,
@@ -135,10 +208,19 @@ impl Hub {
         if state.events.is_none() {
             return Err(Refusal::new(CODE_ROOM_COMPLETED, "Room completed"));
         }
-        let (others, notices) = state
+        let Admission {
+            others,
+            replaced,
+            notices,
+        } = state
             .core
             .join(me.clone())
             .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        if let Some(old) = replaced {
+            let reason = DisconnectReason::DuplicateIdentity;
+            state.close_inbox(&old.sid, Some(removal(reason)));
+            state.departed(old, reason);
+        }
         let (tx, rx) = mpsc::channel(INBOX);
         state.inboxes.insert(me.sid.clone(), tx);
         state.deliver(notices);
@@ -146,6 +228,8 @@ impl Hub {
             participant_sid: me.sid.clone(),
             identity: me.identity.clone(),
         });
+        drop(state);
+        self.changed.notify_one();
         Ok((others, rx))
     }
 
@@ -160,20 +244,20 @@ impl Hub {
     /// Removes `sid` (a no-op if it is already gone), telling the others and the recorder.
     fn leave(&self, sid: &str, reason: DisconnectReason) {
         self.lock().remove(sid, reason, None);
+        self.changed.notify_one();
     }
 
     /// Removes `sid` at the control plane's request; `false` if it was not in the room.
     pub(crate) fn kick(&self, sid: &str) -> bool {
-        let refusal = Refusal::new(
-            CODE_SIGNALING,
-            "disconnected from the room: kicked".to_owned(),
-        );
-        self.lock()
-            .remove(sid, DisconnectReason::Kicked, Some(refusal))
+        let reason = DisconnectReason::Kicked;
+        let removed = self.lock().remove(sid, reason, Some(removal(reason)));
+        self.changed.notify_one();
+        removed
     }
 
     fn end(&self) {
         let mut state = self.lock();
+        state.core.complete();
         let sids: Vec<String> = state
             .core
             .participants()
@@ -185,6 +269,55 @@ impl Hub {
             state.remove(&sid, DisconnectReason::RoomEnded, Some(refusal));
         }
         state.events = None;
+        drop(state);
+        self.changed.notify_one();
+    }
+}
+
+/// What a participant removed for `reason` is told, as a group room's connection says it.
+fn removal(reason: DisconnectReason) -> Refusal {
+    let why = serde_json::to_string(&reason).unwrap_or_default();
+    Refusal::new(
+        reason.twilio_code().unwrap_or(CODE_SIGNALING),
+        format!("disconnected from the room: {}", why.trim_matches('"')),
+    )
+}
+
+/// Ends `room` when its hub's core says its `UnusedRoomTimeout` or `EmptyRoomTimeout` has
+/// come: the room completes as by REST (row, `room-ended` callback, compositions) and the hub
+/// goes. Returns once the room has ended, whoever ended it.
+async fn expire(st: AppState, room: Room, hub: Arc<Hub>) {
+    loop {
+        let wake = {
+            let state = hub.lock();
+            if state.events.is_none() {
+                return;
+            }
+            state.core.next_timeout()
+        };
+        // A change wakes this early (`notify_one` keeps the wake-up if it came just before).
+        match wake {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = hub.changed.notified() => continue,
+                }
+            }
+            None => {
+                hub.changed.notified().await;
+                continue;
+            }
+        }
+        // Decided under the hub's lock: a participant joining now is refused with 53118.
+        let Some(reason) = hub.lock().core.handle_timeout(Instant::now()) else {
+            continue;
+        };
+        tracing::info!(room = %room.sid, ?reason, "peer-to-peer room ended itself");
+        if let Err(e) = super::rooms::complete_now(&st, &room).await {
+            tracing::error!(room = %room.sid, error = ?e, "a timed-out peer-to-peer room could not be marked completed");
+        }
+        st.mesh_rooms.end(&room.sid);
+        return;
     }
 }
 
@@ -218,21 +351,31 @@ impl HubState {
     /// Removes `sid` from the room; `ending` goes to its socket first. `false` if it was not
     /// in the room.
     fn remove(&mut self, sid: &str, reason: DisconnectReason, ending: Option<Refusal>) -> bool {
+        self.close_inbox(sid, ending);
+        let Some((gone, notices)) = self.core.leave(sid, Instant::now()) else {
+            return false;
+        };
+        self.departed(gone, reason);
+        self.deliver(notices);
+        true
+    }
+
+    /// Drops `sid`'s inbox, handing it `ending` first: its socket closes with that.
+    fn close_inbox(&mut self, sid: &str, ending: Option<Refusal>) {
         let inbox = self.inboxes.remove(sid);
         if let (Some(inbox), Some(ending)) = (inbox, ending) {
             let _ = inbox.try_send(Delivery::End(ending));
         }
-        let Some((gone, notices)) = self.core.leave(sid) else {
-            return false;
-        };
+    }
+
+    /// Tells the recorder and the status callbacks that `gone` left the room.
+    fn departed(&self, gone: ParticipantInfo, reason: DisconnectReason) {
         self.publish(WorkerEvent::ParticipantDisconnected {
             participant_sid: gone.sid,
             identity: gone.identity,
             reason,
             code: reason.twilio_code(),
         });
-        self.deliver(notices);
-        true
     }
 }
 

@@ -13,6 +13,7 @@ mod live_recordings;
 mod media;
 pub(crate) mod mesh;
 mod participants;
+mod recording_rules;
 mod recordings;
 mod room_access;
 pub(crate) mod rooms;
@@ -82,6 +83,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/Rooms/{room}/Participants/{participant}/SubscribedTracks/{track}",
             get(participants::fetch_subscribed),
+        )
+        .route(
+            "/v1/Rooms/{room}/RecordingRules",
+            get(recording_rules::fetch).post(recording_rules::update),
         )
         .route(
             "/v1/Rooms/{room}/Recordings",

@@ -190,7 +190,7 @@ pub(crate) async fn create(
         crate::params::webhook_url(&form, "StatusCallback", &st.services.config.webhook_policy)?
             .map(str::to_owned);
     let status_callback_method = form.method("StatusCallbackMethod")?;
-    let max_participants = form.int_in("MaxParticipants", 1..=50)?.unwrap_or(50);
+    let max_participants = super::mesh::max_participants(&form, &room_type)?;
     let media_region = match form.get("MediaRegion") {
         None => Some("us1".to_owned()),
         Some(r)
@@ -400,7 +400,7 @@ fn has_media_process(room_type: &str) -> bool {
 
 /// Completes `room` in the store now: `room-ended` to its status callback and a composition for
 /// every enabled hook, if this call ended it. `None` when the room is gone.
-async fn complete_now(st: &AppState, room: &Room) -> ApiResult<Option<RoomCompletion>> {
+pub(super) async fn complete_now(st: &AppState, room: &Room) -> ApiResult<Option<RoomCompletion>> {
     let now = now_us();
     let mut ended = room.clone();
     ended.status = "completed".to_owned();
