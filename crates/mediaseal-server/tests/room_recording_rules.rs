@@ -15,8 +15,6 @@
 #[path = "video_shared.rs"]
 mod shared;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -25,7 +23,6 @@ use serde_json::{Value, json};
 use shared::support::rooms::Rig;
 use shared::support::whip::Publisher;
 use shared::support::{Creds, TestApp};
-use tokio::io::AsyncWriteExt;
 
 const INCLUDE_ALL: &str = r#"[{"type":"include","all":true}]"#;
 
@@ -200,34 +197,11 @@ async fn the_resource_has_twilios_shape_and_refuses_malformed_rules() {
 /// Sets (when `rules` is some) and reads the room's rules with twilio-python
 /// (`tests/interop/recording_rules.py`).
 async fn twilio_rules(rig: &Rig, room: &str, rules: Option<Value>) -> Value {
-    let Creds::Basic(account_sid, auth_token) = &rig.creds else {
-        panic!("the rig's account has credentials")
-    };
-    let python = mediaseal_test_support::python(&["twilio"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/recording_rules.py");
-    let input = serde_json::to_vec(&json!({
-        "base_url": format!("http://{}", rig.addr),
-        "account_sid": account_sid,
-        "auth_token": auth_token,
-        "room": room,
-        "rules": rules,
-    }))
-    .unwrap();
-    let mut child = tokio::process::Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run recording_rules.py");
-    child.stdin.take().unwrap().write_all(&input).await.unwrap();
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "recording_rules.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    rig.twilio_script(
+        "recording_rules.py",
+        json!({ "room": room, "rules": rules }),
+    )
+    .await
 }
 
 /// The `StatusCallbackEvent`s queued for recording `sid`.

@@ -123,31 +123,37 @@ impl Rig {
     /// The room's connected participants and their tracks as twilio-python reads them
     /// (`tests/interop/room_participants.py`).
     pub async fn twilio_participants(&self, room: &str) -> Value {
+        self.twilio_script("room_participants.py", serde_json::json!({ "room": room }))
+            .await
+    }
+
+    /// Runs `tests/interop/{script}` with twilio-python against this rig: `input`, plus the
+    /// rig's `base_url`, `account_sid` and `auth_token`, as JSON on its stdin; its JSON answer
+    /// from its stdout.
+    pub async fn twilio_script(&self, script: &str, mut input: Value) -> Value {
         let Creds::Basic(account_sid, auth_token) = &self.creds else {
             panic!("the rig's account has credentials")
         };
+        input["base_url"] = Value::from(format!("http://{}", self.addr));
+        input["account_sid"] = Value::from(account_sid.as_str());
+        input["auth_token"] = Value::from(auth_token.as_str());
         let python = mediaseal_test_support::python(&["twilio"]);
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/room_participants.py");
-        let input = serde_json::to_vec(&serde_json::json!({
-            "base_url": format!("http://{}", self.addr),
-            "account_sid": account_sid,
-            "auth_token": auth_token,
-            "room": room,
-        }))
-        .unwrap();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(script);
         let mut child = tokio::process::Command::new(python)
-            .arg(script)
+            .arg(path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run room_participants.py");
-        child.stdin.take().unwrap().write_all(&input).await.unwrap();
+            .unwrap_or_else(|e| panic!("run {script}: {e}"));
+        let bytes = serde_json::to_vec(&input).unwrap();
+        child.stdin.take().unwrap().write_all(&bytes).await.unwrap();
         let out = child.wait_with_output().await.unwrap();
         assert!(
             out.status.success(),
-            "room_participants.py failed: {}",
+            "{script} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
