@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Media forwarding of one room worker process (`mediaseal-room-worker`), pinned to one core,
 # under the str0m load generator (`crates/mediaseal-room-worker/examples/room_load.rs`): real
-# ICE, DTLS and SRTP over UDP loopback, publishers × subscribers, Opus-shaped audio at 50
-# packets/s per publisher (optionally VP8), then a rate ramp on 10×10 to find where loss starts.
+# ICE, DTLS and SRTP over UDP loopback, publishers × subscribers, Opus audio at 50 packets/s
+# per publisher (optionally VP8), then a rate ramp on 10×10 to find where loss starts.
+#
+# Media: pre-encoded clips, made once with ffmpeg into target/bench-rooms/clips (10 s of a sine
+# tone as 32 kb/s Opus in 20 ms packets, Ogg; 10 s of testsrc2 640×360 at 30 fps as 800 kb/s VP8
+# with a keyframe every 60 frames, IVF), replayed in a loop through str0m, which packetizes the
+# VP8 frames (several RTP packets each). Publishers answer PLI with a keyframe and NACK from
+# str0m's resend cache; the RESULT lines count both. Every frame ends with a marker (publisher,
+# sequence, send time) for loss and latency. Audio goes at the configured rate (RTP time
+# follows it), so at 400 packets/s the clip plays 8× fast. MEDIA=synthetic (or no ffmpeg) sends
+# the older Opus- and VP8-shaped payloads instead (80 B audio, one 1 kB packet per video frame).
 #
 #   scripts/bench-rooms.sh                  # REPS=3, 10 s windows, worker on CPU 1, generator on 0
 #   REPS=5 SECS=20 scripts/bench-rooms.sh
@@ -10,6 +19,7 @@
 #   BENCH_SKIP_BUILD=1 scripts/bench-rooms.sh
 #   CONFIGS='10 10 800 0;10 10 1200 0' scripts/bench-rooms.sh   # only these runs
 #   TARGETS=worker scripts/bench-rooms.sh   # without the Janus anchor
+#   MEDIA=synthetic scripts/bench-rooms.sh  # synthetic payloads instead of the ffmpeg clips
 #
 # Anchor: every configuration also runs against Janus (Debian's `janus`, its VideoRoom plugin
 # over the HTTP API) through the same generator: one fresh Janus process per run, pinned to the
@@ -29,9 +39,32 @@ GEN_CPU=${GEN_CPU:-0}
 PROFILE=${PROFILE:-release}
 TARGETS=${TARGETS:-worker janus}
 JANUS_PORT=${JANUS_PORT:-8088}
+MEDIA=${MEDIA:-clips}
 OUT=$ROOT/target/bench-rooms
 mkdir -p "$OUT"
 : >"$OUT/results.txt"
+
+# The clips, encoded once (delete target/bench-rooms/clips to remake them).
+CLIPS=$OUT/clips
+clip_args=()
+if [ "$MEDIA" = clips ]; then
+  if command -v ffmpeg >/dev/null; then
+    mkdir -p "$CLIPS"
+    if [ ! -s "$CLIPS/tone.ogg" ]; then
+      ffmpeg -nostdin -loglevel error -y -f lavfi -i sine=frequency=440:duration=10 \
+        -c:a libopus -b:a 32k -frame_duration 20 -f ogg "$CLIPS/tone.ogg.part"
+      mv "$CLIPS/tone.ogg.part" "$CLIPS/tone.ogg"
+    fi
+    if [ ! -s "$CLIPS/testsrc.ivf" ]; then
+      ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=640x360:rate=30:duration=10 \
+        -c:v libvpx -b:v 800k -g 60 -f ivf "$CLIPS/testsrc.ivf.part"
+      mv "$CLIPS/testsrc.ivf.part" "$CLIPS/testsrc.ivf"
+    fi
+    clip_args=(--opus "$CLIPS/tone.ogg")
+  else
+    echo "note: ffmpeg is not installed (apt-get install ffmpeg): synthetic payloads instead of clips" >&2
+  fi
+fi
 
 flag=--release
 [ "$PROFILE" = release ] || flag=
@@ -140,8 +173,11 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq 1 "$REPS"); do
   for c in "${CONFIGS[@]}"; do
     read -r p s pps video <<<"$c"
-    extra=()
-    [ "$video" = 1 ] && extra+=(--video)
+    extra=("${clip_args[@]}")
+    if [ "$video" = 1 ]; then
+      extra+=(--video)
+      [ ${#clip_args[@]} = 0 ] || extra+=(--vp8 "$CLIPS/testsrc.ivf")
+    fi
     for t in "${TARGETS[@]}"; do
       status=0
       case $t in
@@ -199,6 +235,8 @@ for key in sorted(runs, key=lambda k: (k[2], k[3], k[0] * k[1], k[4] != "worker"
     ok = [r for r in runs[key] if "failed" not in r]
     p, s, pps, video, target = key
     media = "Opus + VP8" if video == "true" else "Opus"
+    if ok and ok[0].get("audio_src") == "opus-clip":
+        media += " (clips)"
     server = "Janus" if target == "janus" else "mediaseal worker"
     if not ok:
         print(f"| {server} | {p}×{s} | {pps} | {media} | failed | | | | | | | | | | 0/{len(runs[key])} |")

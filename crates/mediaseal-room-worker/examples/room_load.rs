@@ -4,9 +4,11 @@
 //!
 //! A room holds either P publishers and S subscribers (`--publishers`, `--subscribers`), or, with
 //! `--participants N`, N participants that each publish and receive the other N − 1 (a
-//! four-person call is `--participants 4`). Every publisher sends Opus-shaped audio at `--pps`
-//! packets/s (and VP8 with `--video`); each payload carries the publisher index, a sequence
-//! number and the send time, so receivers measure loss and send→receive latency. Only packets
+//! four-person call is `--participants 4`). Every publisher sends audio at `--pps` packets/s
+//! (and VP8 with `--video`): the Opus packets of `--opus FILE` and the VP8 frames of `--vp8
+//! FILE` replayed in a loop, or synthetic Opus- and VP8-shaped payloads (`room_load/media.rs`).
+//! Each frame ends with the publisher index, a sequence number and the send time, so receivers
+//! measure loss and send→receive latency; publishers answer PLI and count NACKs. Only frames
 //! sent inside the measurement window count. Per worker: CPU time (utime + stime from
 //! `/proc/PID/stat`) around the window, memory (VmRSS, RssAnon, VmHWM from `/proc/PID/status`,
 //! Pss from `smaps_rollup`). `--record` makes every worker record its tracks, sealed with a
@@ -20,6 +22,7 @@
 //!
 //! Usage: `room_load --worker target/release/mediaseal-room-worker [--rooms 100]
 //! (--participants 4 | --publishers 4 --subscribers 4) [--pps 50] [--seconds 10] [--video]
+//! [--opus clip.ogg] [--vp8 clip.ivf]
 //! [--record [--record-seal at-rest|s3-cbc]] [--worker-cpu 1] [--gen-cpu 0]`, or
 //! `room_load --janus-url http://127.0.0.1:8088/janus --janus-pid PID --peer-ip 192.0.2.2
 //! --publishers 4 --subscribers 4 …`
@@ -50,17 +53,10 @@ use rustix::event::{Timespec, epoll};
 
 #[path = "room_load/janus.rs"]
 mod janus;
+#[path = "room_load/media.rs"]
+mod media;
 
 type Res<T> = Result<T, Box<dyn Error>>;
-
-/// Payload marker: publisher index (2 bytes), sequence (8), send time in ns since the epoch (8).
-const MARK: u8 = b'L';
-const OPUS_LEN: usize = 80;
-const VP8_LEN: usize = 1000;
-/// Payload's first byte for audio (the TOC byte of a 20 ms CELT frame).
-const OPUS_TOC: u8 = 0xfc;
-/// Length of the VP8 frame header the video payloads start with.
-const VP8_HEADER: usize = 10;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -98,9 +94,16 @@ struct Args {
     /// Audio packets per second per publisher.
     #[arg(long, default_value_t = 50)]
     pps: u32,
-    /// Also send VP8 (30 frames/s, one ~1 kB packet each).
+    /// Also send VP8 (without `--vp8`: 30 frames/s, one ~1 kB packet each).
     #[arg(long)]
     video: bool,
+    /// Replay the Opus packets of this Ogg Opus file (looped) instead of synthetic audio.
+    #[arg(long)]
+    opus: Option<PathBuf>,
+    /// Replay the VP8 frames of this IVF file (looped, at its frame rate) as the video; needs
+    /// `--video`.
+    #[arg(long, requires = "video")]
+    vp8: Option<PathBuf>,
     /// Measurement window, seconds (after a 2 s warm-up).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -137,6 +140,8 @@ struct Peer {
     next_video: Instant,
     seq: u64,
     vseq: u64,
+    /// Place in the video clip and feedback received (publishers).
+    replay: media::Replay,
     timeout: Instant,
 }
 
@@ -198,6 +203,8 @@ struct Gen {
     window: Option<(Instant, Instant)>,
     epoch: Instant,
     pps: u32,
+    /// What publishers send.
+    media: media::Source,
     peer_ip: IpAddr,
     /// Set once the rooms are being completed: departures are expected then.
     ending: bool,
@@ -229,6 +236,8 @@ fn main() -> Res<()> {
     } else {
         None
     };
+    let media = media::Source::load(args.opus.as_deref(), args.vp8.as_deref())?;
+    media.announce();
     let mem_before = meminfo_kb("MemAvailable")?;
     let epoch = Instant::now();
     let mut generator = Gen {
@@ -240,6 +249,7 @@ fn main() -> Res<()> {
         window: None,
         epoch,
         pps: args.pps,
+        media,
         peer_ip: args.peer_ip,
         ending: false,
     };
@@ -465,11 +475,19 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
     let errors = sum(|r| r.errors);
     let write_drops = sum(|r| r.tally.write_drops);
     // What the generator was asked to send in the window, to set `sent` against.
-    let per_publisher = f64::from(args.pps) + if args.video { 30.0 } else { 0.0 };
+    let per_publisher = f64::from(args.pps) + if args.video { g.media.fps() } else { 0.0 };
     let sent_target = (args.rooms * publishers) as f64 * per_publisher * secs;
     let disconnects = sum(|r| r.disconnects);
     let dead = g.rooms.iter().filter(|r| r.dead && !r.ended).count();
     let unlocked = g.rooms.iter().filter(|r| !r.memory_locked).count();
+    // Publisher feedback over the whole run (str0m answers NACKs from its resend cache).
+    let publishers_iter = || g.peers.iter().filter(|p| p.publisher.is_some());
+    let plis: u64 = publishers_iter().map(|p| p.replay.plis).sum();
+    let keyframes_on_request: u64 = publishers_iter()
+        .map(|p| p.replay.keyframes_on_request)
+        .sum();
+    let nacks: u64 = publishers_iter().map(|p| p.replay.nacks()).sum();
+    let rtp_sent: u64 = publishers_iter().map(|p| p.replay.rtp_packets()).sum();
     println!(
         "RESULT target={} rooms={} mesh={} publishers={} subscribers={} pps={} video={} record={} \
          seconds={} setup_s={:.1} sent_target={:.0} sent={} gen_write_drops={} expected={} forwarded={} fwd_pps={:.0} \
@@ -480,7 +498,8 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
          mem_avail_drop_kb={} gen_cpu_pct={:.1} runq_wait_ms_s={:.1} \
          room_runq_wait_med_ms_s={:.2} gen_runq_wait_ms_s={:.1} rec_started={} rec_finished={} rec_failed={} \
          rec_bytes={} rec_window_bytes={} errors={} disconnects={} dead_workers={} \
-         unlocked_workers={}",
+         unlocked_workers={} {} plis_received={} keyframes_on_request={} nacks_received={} \
+         rtp_sent_run={}",
         if args.janus_url.is_some() {
             "janus"
         } else {
@@ -539,6 +558,11 @@ fn run(args: &Args, g: &mut Gen, seal: Option<&RecordingSeal>, mem_before: u64) 
         disconnects,
         dead,
         unlocked,
+        g.media.describe(),
+        plis,
+        keyframes_on_request,
+        nacks,
+        rtp_sent,
     );
     Ok(())
 }
@@ -658,7 +682,9 @@ impl Gen {
         sock.set_nonblocking(true)?;
         let local = sock.local_addr()?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().build(now);
+        // Publishers report str0m's egress statistics: the NACKs they got.
+        let stats = publisher.map(|_| Duration::from_secs(1));
+        let mut rtc = Rtc::builder().set_stats_interval(stats).build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         Ok(Peer {
             room,
@@ -675,6 +701,7 @@ impl Gen {
             next_video: now,
             seq: 0,
             vseq: 0,
+            replay: media::Replay::default(),
             timeout: now,
         })
     }
@@ -789,7 +816,7 @@ impl Gen {
                 drain(peer, tally, window, self.epoch)?;
             }
             if peer.connected && peer.publisher.is_some() {
-                send_media(peer, tally, window, self.epoch, self.pps)?;
+                send_media(peer, tally, window, self.epoch, self.pps, &self.media)?;
             }
         }
         self.pump_events()
@@ -837,6 +864,9 @@ impl Gen {
                 peer.rtc
                     .sdp_api()
                     .accept_answer(pending, SdpAnswer::from_sdp_string(&sdp)?)?;
+                // Poll now: the timeout str0m gave before the answer is its 3 s idle one, and
+                // our ICE checks would wait for it.
+                peer.timeout = Instant::now();
             }
             WorkerEvent::Offer {
                 participant_sid,
@@ -851,6 +881,7 @@ impl Gen {
                     .rtc
                     .sdp_api()
                     .accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
+                peer.timeout = Instant::now();
                 send(
                     &mut room.control,
                     &Request::Answer {
@@ -962,6 +993,7 @@ fn send_media(
     window: Option<(Instant, Instant)>,
     epoch: Instant,
     pps: u32,
+    media: &media::Source,
 ) -> Res<()> {
     let index = peer.publisher.unwrap_or(0);
     let interval = Duration::from_secs(1) / pps;
@@ -982,7 +1014,7 @@ fn send_media(
             .find(|p| p.spec().codec == Codec::Opus)
             .ok_or("Opus not negotiated")?
             .pt();
-        let payload = marked(&[OPUS_TOC], index, peer.seq, now, epoch, OPUS_LEN);
+        let payload = media.audio(index, peer.seq, now, epoch);
         let time = MediaTime::new(
             peer.seq * u64::from(48_000 / pps),
             Frequency::FORTY_EIGHT_KHZ,
@@ -1009,10 +1041,8 @@ fn send_media(
                 .find(|p| p.spec().codec == Codec::Vp8)
                 .ok_or("VP8 not negotiated")?
                 .pt();
-            // A keyframe a second.
-            let header = vp8_header(peer.vseq.is_multiple_of(30));
-            let payload = marked(&header, index, peer.vseq, now, epoch, VP8_LEN);
-            let time = MediaTime::new(peer.vseq * 3000, Frequency::NINETY_KHZ);
+            let payload = media.video(&mut peer.replay, index, peer.vseq, now, epoch);
+            let time = MediaTime::new(media.video_rtp_time(peer.vseq), Frequency::NINETY_KHZ);
             match writer.write(pt, now, time, payload) {
                 Ok(()) if in_window(window, now) => tally.sent_video += 1,
                 Ok(()) => {}
@@ -1022,48 +1052,11 @@ fn send_media(
             peer.rtc
                 .handle_input(str0m::Input::Timeout(Instant::now()))?;
             peer.vseq += 1;
-            peer.next_video += Duration::from_micros(33_333);
+            peer.next_video += media.video_interval();
             drain(peer, tally, window, epoch)?;
         }
     }
     Ok(())
-}
-
-/// The first bytes of a VP8 frame (RFC 6386 §9.1): the frame tag (bit 0 clear on keyframes,
-/// shown, a 100-byte first partition) and, as a keyframe's header carries, the start code and
-/// a 640×360 picture size. The recorder reads the size from the first keyframe.
-fn vp8_header(keyframe: bool) -> [u8; VP8_HEADER] {
-    [
-        0x90 | u8::from(!keyframe),
-        0x0c,
-        0x00,
-        0x9d,
-        0x01,
-        0x2a,
-        0x80,
-        0x02,
-        0x68,
-        0x01,
-    ]
-}
-
-/// `prefix` (the codec's first bytes), then the marker, publisher, sequence and send time.
-fn marked(
-    prefix: &[u8],
-    index: u16,
-    seq: u64,
-    now: Instant,
-    epoch: Instant,
-    len: usize,
-) -> Vec<u8> {
-    let mut p = Vec::with_capacity(len);
-    p.extend_from_slice(prefix);
-    p.push(MARK);
-    p.extend_from_slice(&index.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_be_bytes());
-    p.resize(len, 0x5a);
-    p
 }
 
 fn drain(
@@ -1092,18 +1085,11 @@ fn drain(
             }
             str0m::Output::Event(Event::MediaData(d)) => {
                 let now = Instant::now();
-                let b: &[u8] = &d.data;
-                // Where the marker sits: after the Opus TOC byte, or after the VP8 header.
-                let at = if b.first() == Some(&OPUS_TOC) {
-                    1
-                } else {
-                    VP8_HEADER
-                };
-                if b.len() >= at + 19 && b[at] == MARK {
-                    let sent_ns = u64::from_be_bytes(b[at + 11..at + 19].try_into()?);
+                // The marker ends every frame, however str0m packetized it.
+                if let Some(sent_ns) = media::read_marker(&d.data) {
                     let sent = epoch + Duration::from_nanos(sent_ns);
                     if in_window(window, sent) {
-                        if at == 1 {
+                        if d.params.spec().codec == Codec::Opus {
                             tally.got_audio += 1;
                         } else {
                             tally.got_video += 1;
@@ -1113,6 +1099,12 @@ fn drain(
                             .push(now.duration_since(sent).as_micros() as u64);
                     }
                 }
+            }
+            str0m::Output::Event(Event::KeyframeRequest(r)) => {
+                peer.replay.on_keyframe_request(&r, peer.video);
+            }
+            str0m::Output::Event(Event::MediaEgressStats(s)) => {
+                peer.replay.on_egress(&s, peer.audio, peer.video);
             }
             str0m::Output::Event(_) => {}
         }

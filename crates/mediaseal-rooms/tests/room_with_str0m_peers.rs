@@ -735,6 +735,78 @@ fn a_watcher_without_renegotiation_fills_its_offered_slots() {
     assert!(subs.iter().all(|s| s.publisher_sid != first));
 }
 
+/// Issue 12: a receive-only joiner gave str0m no timer, so the room sent it no connectivity
+/// check until the client's own arrived; the client's DTLS ClientHello then came before any
+/// check of ours had succeeded, was dropped as unmatched and waited for a retransmit (5.5 s to
+/// connect a subscriber in the room benchmark). The room's check must follow the answer with
+/// no datagram from the client and no time passing.
+#[test]
+fn a_watcher_gets_the_rooms_connectivity_check_right_after_the_answer() {
+    let (mut world, _) = three_party_room();
+    let mut watcher = Client::new(7, world.now);
+    let offer = watcher.watch_offer();
+    let (sid, addr) = (watcher.sid.clone(), watcher.addr);
+    world.room.handle_input(Input::Command(
+        world.now,
+        Command::Join {
+            participant_sid: sid.clone(),
+            identity: "user7".to_owned(),
+            offer,
+            subscribe: true,
+            renegotiate: false,
+        },
+    ));
+    let mut answer = None;
+    let mut checks = Vec::new();
+    loop {
+        match world.room.poll_output() {
+            Output::Timeout(_) => break,
+            Output::Event(RoomEvent::Answer {
+                participant_sid,
+                sdp,
+            }) if participant_sid == sid => answer = Some(sdp),
+            Output::Transmit(t) if t.destination == addr => {
+                assert!(
+                    answer.is_some(),
+                    "a datagram to the watcher before its answer"
+                );
+                // STUN messages start with two zero bits (RFC 7983); DTLS and RTP do not.
+                assert!(
+                    t.contents[0] < 4,
+                    "not a STUN check: {:?}",
+                    &t.contents[..4]
+                );
+                checks.push((t.source, t.destination, t.contents.to_vec()));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !checks.is_empty(),
+        "no connectivity check to the watcher after its join"
+    );
+
+    // The watcher takes the answer, then the checks, and connects with none of its datagrams
+    // dropped (its ClientHello finds a checked pair).
+    let unmatched = world.room.stats().datagrams_unmatched;
+    let pending = watcher.pending.take().unwrap();
+    watcher
+        .rtc
+        .sdp_api()
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&answer.unwrap()).unwrap(),
+        )
+        .unwrap();
+    watcher.timeout = world.now;
+    world.clients.push(watcher);
+    world.to_clients.extend(checks);
+    world.pump();
+    world.run_for(Duration::from_secs(1));
+    assert!(world.clients.last().unwrap().connected);
+    assert_eq!(world.room.stats().datagrams_unmatched, unmatched);
+}
+
 #[test]
 fn leaving_unpublishes_and_renegotiates_the_others() {
     let (mut world, log) = three_party_room();

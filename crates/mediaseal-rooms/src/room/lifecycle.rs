@@ -143,6 +143,19 @@ impl Room {
                 return;
             }
         };
+        // Our connectivity checks start at the join, not when the client's first check
+        // arrives: str0m's ICE agent has no clock, so schedules nothing, until its first
+        // timeout, and a receive-only offer gives the Rtc no other timer. Without this the
+        // client's DTLS ClientHello can come before any check of ours succeeded; it is then
+        // dropped as unmatched and waits for the client's DTLS retransmit (1 s or more).
+        if let Err(e) = rtc.handle_input(str0m::Input::Timeout(self.now)) {
+            self.outputs.push_back(error_event(
+                sid,
+                53403,
+                format!("the connection for this offer could not start: {e}; join again"),
+            ));
+            return;
+        }
         if let Some(d) = duplicate {
             self.participants[d].remove(DisconnectReason::DuplicateIdentity, true);
         }
