@@ -164,37 +164,7 @@ fn a_registered_phone_is_reached_over_its_flow_by_dial_sip() {
     registered(&mut c, now);
 
     // A call to the domain dials alice.
-    let invite = format!(
-        "INVITE sip:reception@{DOMAIN} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 192.0.2.20:5070;branch=z9hG4bKcall1\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:bob@192.0.2.20>;tag=ft\r\nTo: <sip:reception@{DOMAIN}>\r\n\
-         Call-ID: call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.20:5070>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-        SDP.len(),
-        SDP
-    );
-    c.handle_message(
-        SipMessage::parse(invite.as_bytes(), &ParseLimits::default()).unwrap(),
-        Transport::Udp,
-        "192.0.2.20:5070".parse().unwrap(),
-        now,
-    );
-    let id = lookup(&drain(&mut c)).unwrap();
-    c.domain_found(id, Some(domain(true, false)), now);
-    let fetch = drain(&mut c)
-        .effects
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::Webhook(w) => Some(w.fetch),
-            _ => None,
-        })
-        .unwrap();
-    let twiml = format!(
-        "<Response><Dial action=\"https://app.example.test/after\">\
-         <Sip>sip:alice@{DOMAIN}</Sip></Dial></Response>"
-    );
-    c.webhook_done(id, fetch, Ok(twiml.into_bytes()), now);
-    let out = drain(&mut c);
+    let out = call_dialling(&mut c, "call-1", "alice", now);
     let (req, dest, transport) = out
         .requests
         .iter()
@@ -213,19 +183,14 @@ fn a_registered_phone_is_reached_over_its_flow_by_dial_sip() {
     );
 }
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
-                   m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-
-#[test]
-fn dialling_someone_not_registered_fails_without_an_invite() {
-    let now = Instant::now();
-    let mut c = core(now);
-    registered(&mut c, now);
+/// A call from bob's phone to the domain whose TwiML dials `sip:{user}@DOMAIN`; what the core
+/// does next.
+fn call_dialling(c: &mut CallCore, call_id: &str, user: &str, now: Instant) -> Out {
     let invite = format!(
         "INVITE sip:reception@{DOMAIN} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 192.0.2.20:5070;branch=z9hG4bKcall2\r\n\
+         Via: SIP/2.0/UDP 192.0.2.20:5070;branch=z9hG4bK{call_id}\r\n\
          Max-Forwards: 70\r\nFrom: <sip:bob@192.0.2.20>;tag=ft\r\nTo: <sip:reception@{DOMAIN}>\r\n\
-         Call-ID: call-2\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.20:5070>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.20:5070>\r\n\
          Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
         SDP.len(),
         SDP
@@ -236,9 +201,9 @@ fn dialling_someone_not_registered_fails_without_an_invite() {
         "192.0.2.20:5070".parse().unwrap(),
         now,
     );
-    let id = lookup(&drain(&mut c)).unwrap();
+    let id = lookup(&drain(c)).unwrap();
     c.domain_found(id, Some(domain(true, false)), now);
-    let fetch = drain(&mut c)
+    let fetch = drain(c)
         .effects
         .into_iter()
         .find_map(|e| match e {
@@ -246,13 +211,24 @@ fn dialling_someone_not_registered_fails_without_an_invite() {
             _ => None,
         })
         .unwrap();
-    // bob has registration credentials but never registered.
     let twiml = format!(
         "<Response><Dial action=\"https://app.example.test/after\">\
-         <Sip>sip:bob@{DOMAIN}</Sip></Dial></Response>"
+         <Sip>sip:{user}@{DOMAIN}</Sip></Dial></Response>"
     );
     c.webhook_done(id, fetch, Ok(twiml.into_bytes()), now);
-    let out = drain(&mut c);
+    drain(c)
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+#[test]
+fn dialling_someone_not_registered_fails_without_an_invite() {
+    let now = Instant::now();
+    let mut c = core(now);
+    registered(&mut c, now);
+    // bob has registration credentials but never registered.
+    let out = call_dialling(&mut c, "call-2", "bob", now);
     assert!(
         !out.requests
             .iter()
