@@ -29,6 +29,7 @@ use mediaseal_call::recording::{FrameSink, Layout, Mixer, TapFrame, TapTracks};
 use mediaseal_call::{CallId, LegSetup, Side};
 use mediaseal_srtp::negotiate::SrtpKeys;
 use mediaseal_srtp::{InboundSession, MasterKey, OutboundSession, SessionConfig, SrtpProfile};
+use mediaseal_voice::batch::{DATAGRAM_BUF, RECV_BATCH, RecvBatch};
 use mediaseal_voice::{MediaRelay, RealtimePriority, VoiceMetrics};
 
 const PAYLOAD: usize = 160;
@@ -232,7 +233,9 @@ fn forwarder(
                     }
                 }
                 let mut events = mio::Events::with_capacity(1024);
-                let mut buf = [0u8; 2048];
+                // The relay's own receive path (`recvmmsg`, drained until a short batch), so
+                // the anchor differs from the relay only in what happens to each packet.
+                let mut batch = RecvBatch::new();
                 while !stop.load(Ordering::Relaxed) {
                     if poll
                         .poll(&mut events, Some(Duration::from_millis(100)))
@@ -245,10 +248,19 @@ fn forwarder(
                         let call = idx / 2;
                         let from_a = idx % 2 == 0;
                         let (_, _, a, b) = mine[call];
-                        while let Ok((n, _)) = sockets[idx].recv_from(&mut buf) {
-                            let (out, dest) = if from_a { (idx + 1, b) } else { (idx - 1, a) };
-                            if sockets[out].send_to(&buf[..n], dest).is_ok() {
-                                counter.fetch_add(1, Ordering::Relaxed);
+                        let (out, dest) = if from_a { (idx + 1, b) } else { (idx - 1, a) };
+                        loop {
+                            let got = batch.recv(&sockets[idx], DATAGRAM_BUF).unwrap_or(0);
+                            for i in 0..got {
+                                let Some((buf, n, _)) = batch.datagram(i) else {
+                                    continue;
+                                };
+                                if sockets[out].send_to(&buf[..n], dest).is_ok() {
+                                    counter.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            if got < RECV_BATCH {
+                                break;
                             }
                         }
                     }

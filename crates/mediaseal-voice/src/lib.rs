@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod batch;
 mod edge;
 mod live;
 pub mod metrics;

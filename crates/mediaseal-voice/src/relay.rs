@@ -12,7 +12,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -28,10 +27,11 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::batch::{DATAGRAM_BUF, RECV_BATCH, RecvBatch};
 use crate::metrics::VoiceMetrics;
 
 const WAKER: Token = Token(usize::MAX);
-const BUF_LEN: usize = 2048;
+const BUF_LEN: usize = DATAGRAM_BUF;
 const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Something for one relay thread to do.
@@ -324,6 +324,8 @@ fn random_seeds() -> [u32; 4] {
 impl Thread {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        // Made here: its headers hold raw pointers, so it never crosses threads.
+        let mut batch = RecvBatch::new();
         let mut next_counters = Instant::now() + COUNTER_INTERVAL;
         loop {
             let now = Instant::now();
@@ -346,7 +348,7 @@ impl Thread {
                         return;
                     }
                 } else {
-                    self.readable(event.token(), now);
+                    self.readable(&mut batch, event.token(), now);
                 }
             }
             let now = Instant::now();
@@ -531,7 +533,7 @@ impl Thread {
         self.free.push(slot);
     }
 
-    fn readable(&mut self, t: Token, now: Instant) {
+    fn readable(&mut self, batch: &mut RecvBatch, t: Token, now: Instant) {
         let slot = t.0 / 4;
         let si = (t.0 / 2) % 2;
         let ci = t.0 % 2;
@@ -544,24 +546,30 @@ impl Thread {
         let Some(Some(e)) = self.slots.get_mut(slot) else {
             return;
         };
-        let buf = &mut self.buf;
         while let Some(sock) = e.sockets[si][ci].as_ref() {
-            let (len, source) = match sock.recv_from(&mut buf[..BUF_LEN - MAX_TRAILER_LEN]) {
-                Ok(r) => r,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => break,
-            };
-            if let PacketOutcome::Forward(tx) = e
-                .relay
-                .handle_packet(side, component, source, buf, len, now)
-            {
-                let out = e.sockets[side_index(tx.side)][component_index(tx.component)].as_ref();
-                let sent = out.map(|s| s.send_to(&buf[..tx.len], tx.destination));
-                if !matches!(sent, Some(Ok(_))) {
-                    self.metrics
-                        .send_errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Edge-triggered: read until a batch comes back short, which means the queue is
+            // empty (see `batch`); an error other than "empty" ends the drain the same way.
+            let got = batch.recv(sock, BUF_LEN - MAX_TRAILER_LEN).unwrap_or(0);
+            for i in 0..got {
+                let Some((buf, len, source)) = batch.datagram(i) else {
+                    continue;
+                };
+                if let PacketOutcome::Forward(tx) = e
+                    .relay
+                    .handle_packet(side, component, source, buf, len, now)
+                {
+                    let out =
+                        e.sockets[side_index(tx.side)][component_index(tx.component)].as_ref();
+                    let sent = out.map(|s| s.send_to(&buf[..tx.len], tx.destination));
+                    if !matches!(sent, Some(Ok(_))) {
+                        self.metrics
+                            .send_errors
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
+            }
+            if got < RECV_BATCH {
+                break;
             }
         }
         // Received packets never queue generated ones (prompts and reports come from timers),
