@@ -39,7 +39,7 @@ use mediaseal_sip::message::{
 };
 use mediaseal_sip::policy::{RejectReason, evaluate_offer};
 use mediaseal_sip::registrar::{
-    ExpiryRules, Flow, RegisterError, Registrar, address_of_record, contact_values,
+    Binding, ExpiryRules, Flow, RegisterError, Registrar, address_of_record, contact_values,
 };
 use mediaseal_sip::sdp::{AudioCodec, AudioConfig, SessionDescription, audio_answer, audio_offer};
 use mediaseal_sip::transaction::{
@@ -61,6 +61,7 @@ use crate::effect::{
     CallId, CallStatusCallback, CallUpdate, Effect, FetchFailure, FetchId, MediaCommand, Prompt,
     RecordingId, RecordingRequest, RecordingSource, WebhookKind, WebhookRequest,
 };
+use crate::fork::{Answered, BranchId, Ended, Fork, TRANSPORT_FAILED};
 use crate::g711::Law;
 use crate::recording::{Layout, TapTracks};
 use crate::relay::{LegSetup, MediaEvent, Side};
@@ -256,6 +257,42 @@ struct Dialled {
     sequence: u32,
     from: String,
     to: String,
+    /// A dial to an address registered from several devices: one branch per binding, all
+    /// ringing at once. Until one answers, `txn`, `target`, `invite` and `offer` above are
+    /// unset or the first branch's; the winner's are moved there when it answers.
+    forks: Option<Forking>,
+}
+
+/// One INVITE of a forked dial, over one binding's flow.
+#[derive(Debug)]
+struct Branch {
+    txn: Option<ClientTransactionId>,
+    invite: Request,
+    target: Target,
+    /// This branch's own SDES key: a device that does not answer never learns the key of the
+    /// one that does.
+    offer: Option<Offer>,
+}
+
+#[derive(Debug)]
+struct Forking {
+    fork: Fork,
+    branches: Vec<Branch>,
+}
+
+impl Forking {
+    fn branch_of(&self, txn: ClientTransactionId) -> Option<BranchId> {
+        self.branches
+            .iter()
+            .position(|b| b.txn == Some(txn))
+            .map(BranchId)
+    }
+
+    fn txns(&self, ids: &[BranchId]) -> Vec<ClientTransactionId> {
+        ids.iter()
+            .filter_map(|i| self.branches.get(i.0).and_then(|b| b.txn))
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -397,6 +434,10 @@ pub struct CallCore {
     registrar: Registrar,
     /// REGISTERs waiting for their domain lookup, under ids shared with calls.
     pending_registers: HashMap<CallId, PendingRegister>,
+    /// Where each dial INVITE went (its flow), until its final response: a 2xx that arrives
+    /// after the dial moved on is ACKed and BYEd over that flow, not at its Contact URI,
+    /// which a registered phone behind a NAT or on a TCP connection does not listen on.
+    dial_targets: HashMap<ClientTransactionId, Target>,
 }
 
 /// A REGISTER whose domain is being looked up.
@@ -665,6 +706,7 @@ impl CallCore {
             stats: CoreStats::default(),
             registrar: Registrar::new(ExpiryRules::default()),
             pending_registers: HashMap::new(),
+            dial_targets: HashMap::new(),
             config,
         })
     }
@@ -1783,7 +1825,9 @@ impl CallCore {
         match (&request.method, to_tag, known) {
             (Method::Invite, None, _) => self.new_call(txn, request, transport, source, now),
             (Method::Register, _, _) => self.new_register(txn, request, transport, source, now),
-            (Method::Bye, Some(_), Some((id, side))) => {
+            (Method::Bye, Some(_), Some((id, side)))
+                if side == Side::Caller || self.is_dialled_leg(id, &request) =>
+            {
                 let ok = Response::for_request(&request, StatusCode::OK);
                 self.respond(txn, ok, now);
                 self.with_call(id, now, |core, call, now| match side {
@@ -1817,7 +1861,7 @@ impl CallCore {
                 );
                 self.respond(txn, r, now);
             }
-            (_, Some(_), None) => {
+            (Method::Bye, Some(_), Some(_)) | (_, Some(_), None) => {
                 let r = Response::for_request(&request, StatusCode::CALL_DOES_NOT_EXIST);
                 self.respond(txn, r, now);
             }
@@ -1830,6 +1874,17 @@ impl CallCore {
                 self.respond(txn, r, now);
             }
         }
+    }
+
+    /// `request` is in the dialog of the call's dialled leg: with a fork, every branch shares
+    /// the Call-ID, and only the one that answered is the call (a branch whose late 2xx we
+    /// ACK and BYE gets 481 for its own BYE).
+    fn is_dialled_leg(&self, id: CallId, request: &Request) -> bool {
+        self.calls
+            .get(&id)
+            .and_then(|c| c.dial.as_ref())
+            .and_then(|d| d.dialog.as_ref())
+            .is_some_and(|dialog| dialog.matches_request(request))
     }
 
     /// `name` (lower case) is one of ours: a label of its own before the domain suffix.
@@ -2775,6 +2830,13 @@ impl CallCore {
                     .as_ref()
                     .is_some_and(|d| d.state != DialState::Answered);
                 if ringing {
+                    if let Some(f) = call.dial.as_mut().and_then(|d| d.forks.as_mut()) {
+                        // Every branch still ringing gets its CANCEL.
+                        let pending = f.fork.handle_timeout(now);
+                        for t in f.txns(&pending) {
+                            let _ = self.endpoint.cancel(t, now);
+                        }
+                    }
                     self.hang_up_dial(call, DialCallStatus::NoAnswer, now);
                 }
             }
@@ -2942,10 +3004,11 @@ impl CallCore {
             self.deliver_dial_outcome(call, DialCallStatus::Failed, None, None, None, now);
             return;
         };
-        // An address of one of our domains reaches the phone registered there, over the flow
-        // it registered on (its TCP/TLS connection, or its UDP source). Nobody registered, or
-        // a `;secure=true` dial to a phone registered without TLS: failed at once (Twilio's
-        // 404 case), no INVITE.
+        // An address of one of our domains reaches the phones registered there, each over the
+        // flow it registered on (its TCP/TLS connection, or its UDP source); several are rung
+        // at once (a fork, as Twilio does). Nobody registered, or a `;secure=true` dial to
+        // phones registered without TLS only: failed at once (Twilio's 404 case), no INVITE.
+        // A `;secure=true` dial never reaches a binding made without TLS.
         let own_domain = match &request_uri.host {
             Host::Domain(name) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
@@ -2954,6 +3017,7 @@ impl CallCore {
             _ => None,
         };
         let mut dialled_aor = None;
+        let mut more_bindings: Vec<Binding> = Vec::new();
         let registered = match own_domain {
             Some(name) => {
                 let owner = call
@@ -2961,15 +3025,22 @@ impl CallCore {
                     .as_ref()
                     .map(|d| d.account_sid.clone())
                     .unwrap_or_default();
-                let found = request_uri.user.as_deref().and_then(|u| {
-                    let aor = format!("{u}@{name}");
-                    self.registrar.lookup(&aor, &owner, now).into_iter().next()
-                });
-                let usable = found.filter(|b| {
-                    matches!(b.contact, Uri::Sip(_))
-                        && (!secure || b.flow.transport == Transport::Tls)
-                });
-                let Some(binding) = usable else {
+                let mut usable: Vec<Binding> = request_uri
+                    .user
+                    .as_deref()
+                    .map(|u| {
+                        let aor = format!("{u}@{name}");
+                        self.registrar.lookup(&aor, &owner, now)
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|b| {
+                        matches!(b.contact, Uri::Sip(_))
+                            && (!secure || b.flow.transport == Transport::Tls)
+                    })
+                    .collect();
+                let first = (!usable.is_empty()).then(|| usable.remove(0));
+                let Some(binding) = first else {
                     *self
                         .stats
                         .refusals
@@ -2981,6 +3052,8 @@ impl CallCore {
                 if let Uri::Sip(contact) = &binding.contact {
                     dialled_aor = Some(std::mem::replace(&mut request_uri, contact.clone()));
                 }
+                // The most recently refreshed binding first, then the others.
+                more_bindings = usable;
                 Some(binding)
             }
             None => None,
@@ -3083,10 +3156,16 @@ impl CallCore {
             sequence: 0,
             from: plain_uri(&Uri::Sip(from_uri)),
             to: plain_uri(&Uri::Sip(to_uri)),
+            forks: None,
         });
         self.set_timer(call, TimerKind::DialRing, now + dial.timeout);
         if let Some(b) = registered {
-            self.send_dial_invite(call, b.flow.source, now);
+            if more_bindings.is_empty() {
+                self.send_dial_invite(call, b.flow.source, now);
+            } else {
+                more_bindings.insert(0, b);
+                self.send_forked_invites(call, &more_bindings, now + dial.timeout, now);
+            }
             return;
         }
         match host.ip() {
@@ -3141,11 +3220,152 @@ impl CallCore {
                 d.txn = Some(txn);
                 self.by_client_txn
                     .insert(txn, (call.id, ClientPurpose::DialInvite));
+                self.dial_targets.insert(txn, target);
                 // The leg's row starts `queued`, so `ringing` (a 180) and `in-progress` each
                 // move it on and the ledger queues the event that travels with each.
                 self.leg_event(call, "queued", "initiated", None);
             }
             Err(_) => self.end_dial(call, DialCallStatus::Failed, now),
+        }
+    }
+
+    /// Rings every binding at once: one INVITE per binding over its own flow, each with its own
+    /// SDES key when the dial is secure (the relay leg is keyed from the winner's answer only).
+    fn send_forked_invites(
+        &mut self,
+        call: &mut Call,
+        bindings: &[Binding],
+        deadline: Instant,
+        now: Instant,
+    ) {
+        let Some(codec) = call.media.as_ref().map(|m| m.codec) else {
+            return;
+        };
+        let Some(d) = call.dial.as_mut() else { return };
+        let secure = d.offer.is_some();
+        let mut branches = Vec::with_capacity(bindings.len());
+        for b in bindings {
+            let Uri::Sip(mut uri) = b.contact.clone() else {
+                continue;
+            };
+            uri.params.remove("secure");
+            let mut invite = d.invite.clone();
+            invite.uri = Uri::Sip(uri);
+            invite.headers.set(
+                HeaderName::CONTACT,
+                self.contact(b.flow.transport).to_string(),
+            );
+            let offer = if secure {
+                let Ok(offer) = Offer::new(&[SrtpProfile::AesCm128HmacSha1_80]) else {
+                    continue;
+                };
+                let mut cfg = AudioConfig::new(self.config.media_address, d.port);
+                cfg.codecs = vec![codec];
+                invite.set_body(
+                    "application/sdp",
+                    audio_offer(&cfg, offer.attributes()).to_bytes(),
+                );
+                Some(offer)
+            } else {
+                None
+            };
+            branches.push(Branch {
+                txn: None,
+                invite,
+                target: Target {
+                    transport: b.flow.transport,
+                    addr: b.flow.source,
+                },
+                offer,
+            });
+        }
+        if branches.is_empty() {
+            self.end_dial(call, DialCallStatus::Failed, now);
+            return;
+        }
+        d.state = DialState::Calling;
+        d.offer = None;
+        let mut failed = Vec::new();
+        for (i, branch) in branches.iter_mut().enumerate() {
+            match self
+                .endpoint
+                .send_request(branch.invite.clone(), branch.target, now)
+            {
+                Ok(txn) => {
+                    branch.txn = Some(txn);
+                    self.by_client_txn
+                        .insert(txn, (call.id, ClientPurpose::DialInvite));
+                    self.dial_targets.insert(txn, branch.target);
+                }
+                Err(_) => failed.push(BranchId(i)),
+            }
+        }
+        let fork = Fork::new(branches.len(), deadline);
+        d.forks = Some(Forking { fork, branches });
+        self.leg_event(call, "queued", "initiated", None);
+        for id in failed {
+            self.on_branch_failed(call, id, TRANSPORT_FAILED, now);
+        }
+    }
+
+    /// A branch of a fork failed: the dial ends once every branch has (or at a 6xx).
+    fn on_branch_failed(&mut self, call: &mut Call, branch: BranchId, code: u16, now: Instant) {
+        let Some(f) = call.dial.as_mut().and_then(|d| d.forks.as_mut()) else {
+            return;
+        };
+        let Some(Ended { best, cancel }) = f.fork.on_failure(branch, code) else {
+            return;
+        };
+        for t in f.txns(&cancel) {
+            let _ = self.endpoint.cancel(t, now);
+        }
+        if let Some(d) = call.dial.as_mut() {
+            d.final_code = Some(best);
+        }
+        self.end_dial(call, dial_status(best), now);
+    }
+
+    /// A response on a branch of a fork.
+    fn on_fork_response(
+        &mut self,
+        call: &mut Call,
+        branch: BranchId,
+        txn: ClientTransactionId,
+        response: &Response,
+        now: Instant,
+    ) {
+        let code = response.status.as_u16();
+        let Some(d) = call.dial.as_mut() else { return };
+        let Some(f) = d.forks.as_mut() else { return };
+        if response.status.is_provisional() {
+            if f.fork.on_provisional(branch, code) && d.state == DialState::Calling {
+                d.state = DialState::Ringing;
+                self.leg_event(call, "ringing", "ringing", None);
+            }
+            return;
+        }
+        if !response.status.is_success() {
+            self.dial_targets.remove(&txn);
+            self.on_branch_failed(call, branch, code, now);
+            return;
+        }
+        match f.fork.on_success(branch) {
+            Answered::AckAndBye => self.ack_and_bye_stray(txn, response, now),
+            Answered::Won { cancel } => {
+                for t in f.txns(&cancel) {
+                    let _ = self.endpoint.cancel(t, now);
+                }
+                let Some(won) = f.branches.get_mut(branch.0) else {
+                    return;
+                };
+                // The winner becomes the dial's one leg: its dialog, flow and key.
+                d.txn = Some(txn);
+                d.target = Some(won.target);
+                d.invite = won.invite.clone();
+                d.offer = won.offer.take();
+                d.final_code = Some(code);
+                self.on_dial_answered(call, txn, response, now);
+            }
         }
     }
 
@@ -3241,6 +3461,14 @@ impl CallCore {
     }
 
     fn on_response(&mut self, txn: ClientTransactionId, response: &Response, now: Instant) {
+        self.route_response(txn, response, now);
+        if response.status.is_final() {
+            // Nothing reaches this transaction any more (it left `by_client_txn`).
+            self.dial_targets.remove(&txn);
+        }
+    }
+
+    fn route_response(&mut self, txn: ClientTransactionId, response: &Response, now: Instant) {
         let Some(&(id, purpose)) = self.by_client_txn.get(&txn) else {
             return;
         };
@@ -3265,11 +3493,17 @@ impl CallCore {
             }
             return;
         }
-        let current = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.dial.as_ref())
-            .is_some_and(|d| d.txn == Some(txn));
+        let dial = self.calls.get(&id).and_then(|c| c.dial.as_ref());
+        let branch = dial
+            .and_then(|d| d.forks.as_ref())
+            .and_then(|f| f.branch_of(txn));
+        if let Some(branch) = branch {
+            self.with_call(id, now, |core, call, now| {
+                core.on_fork_response(call, branch, txn, response, now);
+            });
+            return;
+        }
+        let current = dial.is_some_and(|d| d.txn == Some(txn));
         if !current {
             // A dial we gave up on (timeout, caller gone): a late 2xx is acknowledged and ended.
             if response.status.is_success() {
@@ -3289,7 +3523,11 @@ impl CallCore {
         let Ok(mut dialog) = Dialog::new_uac(&invite, response) else {
             return;
         };
-        let Some(target) = self.target_of(&invite) else {
+        let Some(target) = self
+            .dial_targets
+            .remove(&txn)
+            .or_else(|| self.target_of(&invite))
+        else {
             return;
         };
         let _ = self.endpoint.send_ack(txn, dialog.ack(), target, now);
@@ -3348,13 +3586,8 @@ impl CallCore {
                 }
             }
         }
-        let status = match code {
-            486 | 600 => DialCallStatus::Busy,
-            408 | 480 => DialCallStatus::NoAnswer,
-            487 => DialCallStatus::Canceled,
-            _ => DialCallStatus::Failed,
-        };
-        self.end_dial(call, status, now);
+        self.dial_targets.remove(&txn);
+        self.end_dial(call, dial_status(code), now);
     }
 
     fn on_dial_answered(
@@ -3377,7 +3610,9 @@ impl CallCore {
         let setup = callee_setup(&response.body, d.offer.as_ref(), call.media.as_ref());
         d.dialog = Some(dialog);
         let Some(setup) = setup else {
-            // The answer does not fit the offer (no SRTP for ;secure=true, unknown codec).
+            // The answer does not fit the offer (no SRTP for ;secure=true, unknown codec):
+            // the dialog exists, so it ends with a BYE, and the dial fails.
+            d.state = DialState::Answered;
             self.hang_up_dial(call, DialCallStatus::Failed, now);
             return;
         };
@@ -3442,7 +3677,12 @@ impl CallCore {
                 }
             }
             DialState::Calling | DialState::Ringing => {
-                if let Some(t) = d.txn {
+                if let Some(f) = d.forks.as_mut() {
+                    let pending = f.fork.abandon();
+                    for t in f.txns(&pending) {
+                        let _ = self.endpoint.cancel(t, now);
+                    }
+                } else if let Some(t) = d.txn {
                     let _ = self.endpoint.cancel(t, now);
                 }
             }
@@ -3559,6 +3799,7 @@ impl CallCore {
                 }
             }
             TransactionId::Client(txn) => {
+                self.dial_targets.remove(&txn);
                 let Some((call, purpose)) = self.by_client_txn.remove(&txn) else {
                     return;
                 };
@@ -3581,6 +3822,22 @@ impl CallCore {
                     return;
                 }
                 self.with_call(call, now, |core, call, now| {
+                    let branch = call
+                        .dial
+                        .as_ref()
+                        .and_then(|d| d.forks.as_ref())
+                        .and_then(|f| f.branch_of(txn));
+                    if let Some(branch) = branch {
+                        // A phone's flow died or it never answered: that branch failed.
+                        let answered = call
+                            .dial
+                            .as_ref()
+                            .is_some_and(|d| d.state == DialState::Answered);
+                        if !answered {
+                            core.on_branch_failed(call, branch, TRANSPORT_FAILED, now);
+                            return;
+                        }
+                    }
                     if call.dial.as_ref().is_some_and(|d| d.txn == Some(txn)) {
                         core.end_dial(call, DialCallStatus::Failed, now);
                     }
@@ -3753,6 +4010,16 @@ impl CallCore {
         }
         call.interp = None;
         call.phase = Phase::Over;
+    }
+}
+
+/// The `DialCallStatus` of a dial that ended with this final response.
+fn dial_status(code: u16) -> DialCallStatus {
+    match code {
+        486 | 600 => DialCallStatus::Busy,
+        408 | 480 => DialCallStatus::NoAnswer,
+        487 => DialCallStatus::Canceled,
+        _ => DialCallStatus::Failed,
     }
 }
 

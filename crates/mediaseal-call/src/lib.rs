@@ -20,7 +20,8 @@
 //!
 //! Supporting modules: [`g711`] (μ-law/A-law), [`rtp`] (header access), [`dtmf`] (RFC 4733
 //! events), [`prompt`] (WAV decoding, resampling, tones), [`recording`] (tap frames and the
-//! mixer that writes WAV), [`domain`] (what a SIP Domain allows).
+//! mixer that writes WAV), [`domain`] (what a SIP Domain allows), [`fork`] (ringing every
+//! registered device of an address at once: which answer wins, what to cancel).
 //!
 //! `docs/VOICE.md` in the repository describes the call flow, the relay's threads and
 //! counters, and the seams to the rest of mediaseal.
@@ -32,6 +33,7 @@ pub mod b2bua;
 pub mod domain;
 pub mod dtmf;
 pub mod effect;
+pub mod fork;
 /// G.711, shared with the speech recogniser: it lives in `mediaseal-media`.
 pub use mediaseal_media::g711;
 pub mod prompt;

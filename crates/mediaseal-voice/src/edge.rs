@@ -696,9 +696,24 @@ pub(crate) async fn run_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
+    // RFC 5626 §3.5.1: a double-CRLF "ping" gets one CRLF back, written between queued
+    // messages (never inside one). A full channel drops pongs: a flood of pings gets fewer.
+    let (pongs, mut pong_rx) = mpsc::channel::<()>(4);
     let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = queue.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
+        loop {
+            let bytes: &[u8] = tokio::select! {
+                queued = queue.recv() => match queued {
+                    Some(bytes) => {
+                        if writer.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                },
+                Some(()) = pong_rx.recv() => b"\r\n",
+            };
+            if writer.write_all(bytes).await.is_err() {
                 break;
             }
         }
@@ -725,6 +740,9 @@ pub(crate) async fn run_connection<S>(
                     break 'read;
                 }
             }
+        }
+        for _ in 0..framer.take_pings() {
+            let _ = pongs.try_send(());
         }
     }
     writer_task.abort();

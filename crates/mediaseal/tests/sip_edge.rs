@@ -596,6 +596,32 @@ fn wav_rms(path: &Path) -> f64 {
     (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
+/// Answers the domain's voice webhook with a `<Dial>` to `sip:alice@{name}` whose `action`
+/// hangs up, and starts a caller (RTP ports `rtp_ports`) that calls the domain.
+fn call_alice_through_twiml(
+    app: &TwimlApp,
+    dir: &Path,
+    name: &str,
+    sip_port: u16,
+    rtp_ports: &str,
+) -> Phone {
+    app.set(
+        "/voice",
+        &format!(
+            "<Response><Dial action=\"{}\"><Sip>sip:alice@{name}</Sip></Dial></Response>",
+            app.url("/after")
+        ),
+    );
+    app.set("/after", "<Response><Hangup/></Response>");
+    let caller_dir = dir.join("caller");
+    std::fs::create_dir_all(&caller_dir).unwrap();
+    let mut caller = Phone::start(&caller_dir, name, sip_port, rtp_ports);
+    caller
+        .control
+        .command("dial", &format!("sip:reception@{name}"));
+    caller
+}
+
 /// `mediaseal serve` with the SIP edge on loopback (RTP on `rtp_ports`), a TwiML app, and a
 /// domain `phones.…` made over REST that admits 127.0.0.1 through an IP access control list
 /// made and mapped over REST.
@@ -1003,19 +1029,7 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection() {
         || alice.log().contains("SIP/2.0 200 OK"),
     );
     assert!(alice.log().contains("REGISTER sip:"), "{}", alice.log());
-    app.set(
-        "/voice",
-        &format!(
-            "<Response><Dial action=\"{}\"><Sip>sip:alice@{name}</Sip></Dial></Response>",
-            app.url("/after")
-        ),
-    );
-    let caller_dir = dir.path().join("caller");
-    std::fs::create_dir_all(&caller_dir).unwrap();
-    let mut caller = Phone::start(&caller_dir, &name, sip_port, "37300-37349");
-    caller
-        .control
-        .command("dial", &format!("sip:reception@{name}"));
+    let mut caller = call_alice_through_twiml(&app, dir.path(), &name, sip_port, "37300-37349");
     let answered = alice
         .control
         .wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
@@ -1088,20 +1102,7 @@ fn baresip_registers_to_a_domain_and_receives_a_call_dialled_by_twiml() {
         alice.log().contains("SIP/2.0 200 OK")
     });
 
-    app.set(
-        "/voice",
-        &format!(
-            "<Response><Dial action=\"{}\"><Sip>sip:alice@{name}</Sip></Dial></Response>",
-            app.url("/after")
-        ),
-    );
-    app.set("/after", "<Response><Hangup/></Response>");
-    let caller_dir = dir.path().join("caller");
-    std::fs::create_dir_all(&caller_dir).unwrap();
-    let mut caller = Phone::start(&caller_dir, &name, sip_port, "36900-36949");
-    caller
-        .control
-        .command("dial", &format!("sip:reception@{name}"));
+    let mut caller = call_alice_through_twiml(&app, dir.path(), &name, sip_port, "36900-36949");
     let rang = alice
         .control
         .wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
@@ -1152,6 +1153,184 @@ fn baresip_registers_to_a_domain_and_receives_a_call_dialled_by_twiml() {
     let after: Vec<_> = hooks.iter().filter(|h| h.path == "/after").collect();
     assert_eq!(after.len(), 2, "{hooks:?}");
     assert_eq!(after[1].param("DialCallStatus"), Some("failed"));
+}
+
+/// alice registers two phones (the same address of record, two contacts, one over UDP and one
+/// over TCP); a TwiML dial to `sip:alice@domain` rings both at once, each over its own flow.
+/// The one set to answer by itself takes the call, the other gets a CANCEL while it rings,
+/// and the call completes through the answering phone.
+#[test]
+fn a_dial_to_alice_rings_both_her_phones_and_the_first_to_answer_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        app,
+        sip_port,
+        name,
+        sd,
+    } = phone_setup(dir.path(), "37500-37599");
+    enable_registration(&srv, &a, &sd);
+    // The desk phone rings until someone picks it up (baresip's `answermode=manual`); the
+    // mobile answers by itself (`answermode=auto`).
+    let desk_dir = dir.path().join("desk");
+    std::fs::create_dir_all(&desk_dir).unwrap();
+    let mut desk = Phone::start_with_account(
+        &desk_dir,
+        "37600-37649",
+        &alice_account(&name, sip_port, ALICE_PASSWORD, "udp")
+            .replace("answermode=auto", "answermode=manual"),
+    );
+    let mobile_dir = dir.path().join("mobile");
+    std::fs::create_dir_all(&mobile_dir).unwrap();
+    let mut mobile = Phone::start_with_account(
+        &mobile_dir,
+        "37650-37699",
+        &alice_account(&name, sip_port, ALICE_PASSWORD, "tcp"),
+    );
+    for (phone, which) in [(&desk, "the desk phone"), (&mobile, "the mobile")] {
+        wait_until(
+            &format!("{which} to register"),
+            Duration::from_secs(15),
+            || phone.log().contains("SIP/2.0 200 OK"),
+        );
+    }
+    let mut caller = call_alice_through_twiml(&app, dir.path(), &name, sip_port, "37700-37749");
+
+    let rang = desk
+        .control
+        .wait_event("CALL_INCOMING", Duration::from_secs(20));
+    assert!(
+        rang.is_some(),
+        "the desk phone did not ring; events {:?}\nbaresip: {}\nserve: {}",
+        desk.control.events,
+        desk.log(),
+        log_text(&dir.path().join("serve.log"))
+    );
+    let answered = mobile
+        .control
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
+    assert!(
+        answered.is_some(),
+        "the mobile did not get the call; events {:?}\nbaresip: {}",
+        mobile.control.events,
+        mobile.log()
+    );
+    // The desk phone's INVITE is cancelled: its call ends without being answered.
+    let cancelled = desk
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(20));
+    assert!(
+        cancelled.is_some(),
+        "the desk phone kept ringing; events {:?}\nbaresip: {}",
+        desk.control.events,
+        desk.log()
+    );
+    let desk_log = desk.log();
+    // Its INVITE went to its contact (`sip:alice-…@`), and so does the CANCEL, answered 487.
+    assert!(
+        desk_log.contains("CANCEL sip:alice") && desk_log.contains("SIP/2.0 487 "),
+        "the desk phone got no CANCEL: {desk_log}"
+    );
+    assert!(
+        !desk
+            .control
+            .events
+            .iter()
+            .any(|e| e["type"] == "CALL_ESTABLISHED"),
+        "the desk phone was connected: {:?}",
+        desk.control.events
+    );
+    // Each INVITE came over its phone's own flow (baresip heads each traced message with
+    // "TCP from -> to" or "UDP from -> to").
+    for (log, transport) in [(desk_log, "UDP "), (mobile.log(), "TCP ")] {
+        let invite = log
+            .find("INVITE sip:alice")
+            .expect("the INVITE in the trace");
+        let via = log[..invite].lines().rev().find(|l| l.contains(" -> "));
+        assert!(
+            via.is_some_and(|l| l.starts_with(transport)),
+            "the INVITE did not come over {transport}({via:?}): {log}"
+        );
+    }
+
+    // The call goes on through the mobile until it hangs up.
+    mobile.control.command("hangup", "");
+    let closed = caller
+        .control
+        .wait_event("CALL_CLOSED", Duration::from_secs(30));
+    caller.stop();
+    desk.stop();
+    mobile.stop();
+    assert!(
+        closed.is_some(),
+        "the caller's call did not end; events {:?}\nbaresip: {}",
+        caller.control.events,
+        caller.log()
+    );
+    let hooks = app.hooks();
+    let after: Vec<_> = hooks.iter().filter(|h| h.path == "/after").collect();
+    assert_eq!(after.len(), 1, "{hooks:?}");
+    assert_eq!(after[0].param("DialCallStatus"), Some("completed"));
+}
+
+/// RFC 5626 §3.5.1 keep-alives on a SIP TCP connection: a double CRLF ("ping") gets one CRLF
+/// ("pong") back, and the connection still carries SIP: a REGISTER sent on it next is
+/// answered (the registrar's challenge), with nothing in between.
+#[test]
+fn a_crlf_ping_on_a_sip_tcp_connection_gets_a_pong() {
+    let dir = tempfile::tempdir().unwrap();
+    let PhoneSetup {
+        srv,
+        a,
+        sip_port,
+        name,
+        sd,
+        ..
+    } = phone_setup(dir.path(), "37800-37899");
+    enable_registration(&srv, &a, &sd);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", sip_port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let local = conn.local_addr().unwrap();
+    conn.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    conn.read_exact(&mut pong).expect("a pong to the ping");
+    assert_eq!(&pong, b"\r\n");
+    let register = format!(
+        "REGISTER sip:{name} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bKping1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@{name}>;tag=p1\r\n\
+         To: <sip:alice@{name}>\r\n\
+         Call-ID: keepalive-1\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:alice@{local};transport=tcp>\r\n\
+         Expires: 600\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    conn.write_all(register.as_bytes()).unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(
+        status.starts_with("SIP/2.0 401 "),
+        "the REGISTER after the ping was not answered in line: {status:?}"
+    );
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: digest"),
+        "{head}"
+    );
+    assert!(head.contains("Call-ID: keepalive-1"), "{head}");
 }
 
 /// GETs bytes as the account; returns (status, body).

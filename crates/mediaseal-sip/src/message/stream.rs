@@ -1,6 +1,8 @@
 //! Framing SIP messages on a byte stream (TCP, TLS): headers end at the first empty line, the
 //! body is exactly Content-Length bytes (RFC 3261 §18.3), and CRLF keep-alives between
-//! messages (RFC 5626 §3.5.1) are skipped.
+//! messages (RFC 5626 §3.5.1) are skipped: never a message, never an error. Each double CRLF
+//! ("ping") is counted so the shell can answer it with one CRLF ("pong",
+//! [`StreamFramer::take_pings`]).
 //!
 //! A framing error means the stream can no longer be trusted to be aligned on a message
 //! boundary: the shell should answer if it can and close the connection. A message that frames
@@ -57,6 +59,11 @@ pub struct StreamFramer {
     buf: Vec<u8>,
     limits: ParseLimits,
     failed: bool,
+    /// Line ends seen since the last message (a ping is two), kept across reads so a ping
+    /// split over two segments still counts.
+    line_ends: u8,
+    /// Pings not yet taken.
+    pings: usize,
 }
 
 impl StreamFramer {
@@ -66,7 +73,16 @@ impl StreamFramer {
             buf: Vec::new(),
             limits,
             failed: false,
+            line_ends: 0,
+            pings: 0,
         }
+    }
+
+    /// Double-CRLF keep-alives ("pings", RFC 5626 §3.5.1) seen between messages since the last
+    /// call: answer each with one CRLF ("pong") on the same connection. Only what
+    /// [`StreamFramer::next_message`] has consumed counts, so call this after draining it.
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
     }
 
     /// Appends bytes read from the stream.
@@ -91,7 +107,19 @@ impl StreamFramer {
             return None;
         }
         let skip = leading_crlf(&self.buf);
-        self.buf.drain(..skip);
+        for b in self.buf.drain(..skip) {
+            if b == b'\n' {
+                self.line_ends += 1;
+                if self.line_ends == 2 {
+                    self.line_ends = 0;
+                    self.pings = self.pings.saturating_add(1);
+                }
+            }
+        }
+        if !self.buf.is_empty() {
+            // A message starts here: a lone CRLF before it was no ping.
+            self.line_ends = 0;
+        }
         let limit = self.limits.max_message_size;
         let Some((_, body_offset)) = find_head_end(&self.buf) else {
             if self.buf.len() > limit {
@@ -152,6 +180,27 @@ mod tests {
             }
         }
         assert_eq!(bodies, [b"hello".to_vec(), b"world!".to_vec()]);
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn double_crlf_pings_are_counted_and_never_a_message() {
+        let mut f = StreamFramer::new(ParseLimits::default());
+        // Two pings, the second split over reads, then a message, then a ping.
+        for part in ["\r\n\r\n", "\r\n", "\r", "\n"] {
+            f.push(part.as_bytes());
+            assert!(f.next_message().is_none());
+        }
+        assert_eq!(f.take_pings(), 2);
+        assert_eq!(f.take_pings(), 0, "taken once");
+        f.push(format!("{}\r\n\r\n", msg("hi")).as_bytes());
+        assert_eq!(f.next_message().unwrap().unwrap().unwrap().body(), b"hi");
+        assert!(f.next_message().is_none());
+        assert_eq!(f.take_pings(), 1);
+        // A single CRLF before a message is not a ping.
+        f.push(format!("\r\n{}", msg("x")).as_bytes());
+        assert!(matches!(f.next_message(), Some(Ok(Ok(_)))));
+        assert_eq!(f.take_pings(), 0);
         assert_eq!(f.buffered(), 0);
     }
 
