@@ -8,7 +8,8 @@
 //! worker from its poll loop.
 //!
 //! Requests ([`Request`], server → worker): `join`, `offer`, `answer`, `candidate`,
-//! `select_layer`, `leave`, `kick`, `complete`, `stats`, `record`, `recording_rules`.
+//! `select_layer`, `leave`, `kick`, `complete`, `stats`, `record`, `recording_rules`,
+//! `subscribe_rules`.
 //!
 //! Events ([`WorkerEvent`], worker → server): `ready` (first frame, with the UDP addresses and the
 //! hardening report), `answer`, `offer`, `participant_connected`, `participant_disconnected`,
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::recording_rules::RecordingRules;
 use crate::room::{Command, DisconnectReason, RoomEndReason, RoomEvent, RoomStats};
 use crate::signal::TrackInfo;
+use crate::subscribe_rules::SubscribeRules;
 
 /// Largest control frame, in bytes: an SDP ([`crate::signal::MAX_SDP_LEN`]) plus room for the
 /// envelope; stats of a full room fit too.
@@ -113,6 +115,15 @@ pub enum Request {
         /// The rules, already checked by the server.
         rules: RecordingRules,
     },
+    /// A participant's subscribe rules changed (REST `SubscribeRules`): it receives only the
+    /// other participants' tracks they include, from now on (`track_unsubscribed` and a room
+    /// `offer` for tracks taken away, an `offer` then `track_subscribed` for tracks added).
+    SubscribeRules {
+        /// Whose.
+        participant_sid: String,
+        /// The rules, already checked by the server.
+        rules: SubscribeRules,
+    },
 }
 
 /// How a room worker seals its track recordings: one RSA public key (the customer's, or the
@@ -184,6 +195,13 @@ impl Request {
             },
             Self::Leave { participant_sid } => Command::Leave { participant_sid },
             Self::Kick { participant_sid } => Command::Kick { participant_sid },
+            Self::SubscribeRules {
+                participant_sid,
+                rules,
+            } => Command::SubscribeRules {
+                participant_sid,
+                rules,
+            },
             Self::Complete => Command::Complete,
             Self::Stats | Self::Record { .. } | Self::RecordingRules { .. } => return None,
         })

@@ -9,6 +9,8 @@
 //!   process.
 //! - [`recording_rules`]: which tracks a room records (Twilio's RecordingRules), and what starts
 //!   and stops when they change.
+//! - [`subscribe_rules`]: which tracks a participant receives (Twilio's SubscribeRules).
+//! - [`track_rules`]: the rule grammar both share: one parser, one matcher.
 //! - [`room`]: the room itself: one str0m `Rtc` (ICE, DTLS-SRTP on AWS-LC) per participant,
 //!   frame-level forwarding with per-subscriber re-encryption, keyframe-request throttling,
 //!   simulcast layer selection, renegotiation, and [`room::FrameSink`]s for the recorder.
@@ -25,7 +27,9 @@ pub mod mesh;
 pub mod recording_rules;
 pub mod room;
 pub mod signal;
+pub mod subscribe_rules;
 pub mod token;
+pub mod track_rules;
 
 /// The str0m version the room is built on, for callers that need its types (sinks, tests).
 pub use str0m;

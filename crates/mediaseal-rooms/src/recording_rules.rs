@@ -4,7 +4,8 @@
 //!
 //! A rule is `include` or `exclude` with one filter set: `all: true` alone, or any of
 //! `publisher` (the publisher's identity), `track` (the track name) and `kind` (`audio`,
-//! `video`), which must all match. A track is recorded when it matches an `include` rule and no
+//! `video`), which must all match (the grammar shared with subscribe rules,
+//! [`crate::track_rules`]). A track is recorded when it matches an `include` rule and no
 //! `exclude` rule, so an exclusion always wins. A room starts with "include all" when it
 //! records participants on connect, else with no rule (nothing recorded). A client may not set
 //! an empty list (Twilio's 53120); `[{"type":"exclude","all":true}]` stops every recording.
@@ -13,81 +14,23 @@
 //! the room's tracks and tells the recorder what to start and stop.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::signal::TrackKind;
+use crate::track_rules::{self, Grammar};
+pub use crate::track_rules::{InvalidRules, MAX_RULES, RuleTrack, RuleType};
 
 /// Twilio's error code for rules that are not valid.
 pub const INVALID_RULES: u32 = 53120;
 
-/// Most rules a room takes (Twilio's limit).
-pub const MAX_RULES: usize = 20;
+/// One recording rule: the grammar shared with subscribe rules ([`track_rules::TrackRule`]).
+pub type RecordingRule = track_rules::TrackRule;
 
-/// Longest `publisher` or `track` filter, in bytes (identities and track names are shorter).
-const MAX_FILTER_LEN: usize = 256;
-
-/// Whether matching tracks are recorded or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleType {
-    /// Record matching tracks (unless an exclusion matches too).
-    Include,
-    /// Never record matching tracks.
-    Exclude,
-}
-
-/// One rule, in Twilio's JSON shape (absent filters are left out).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordingRule {
-    /// `include` or `exclude`.
-    #[serde(rename = "type")]
-    pub rule_type: RuleType,
-    /// Matches every track (`true` only; alone).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all: Option<bool>,
-    /// Matches tracks of the participant with this identity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publisher: Option<String>,
-    /// Matches tracks with this name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub track: Option<String>,
-    /// Matches tracks of this kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<TrackKind>,
-}
-
-/// A published track as the rules see it.
-#[derive(Debug, Clone, Copy)]
-pub struct RuleTrack<'a> {
-    /// The publisher's identity.
-    pub publisher: &'a str,
-    /// The track name.
-    pub name: &'a str,
-    /// Audio, video or data.
-    pub kind: TrackKind,
-}
-
-impl RecordingRule {
-    /// Whether this rule's filters all match `track`. A rule without a filter matches nothing.
-    fn matches(&self, track: &RuleTrack<'_>) -> bool {
-        if self.all == Some(true) {
-            return true;
-        }
-        let filters = [
-            self.publisher.as_deref().map(|p| p == track.publisher),
-            self.track.as_deref().map(|n| n == track.name),
-            self.kind.map(|k| k == track.kind),
-        ];
-        let mut any = false;
-        for matched in filters.into_iter().flatten() {
-            if !matched {
-                return false;
-            }
-            any = true;
-        }
-        any
-    }
-}
+/// Recording rules name audio and video only: data tracks are never recorded.
+const GRAMMAR: Grammar = Grammar {
+    holder: "a room",
+    nothing: "record nothing",
+    data_tracks: false,
+};
 
 /// A room's rules, in the order the client gave them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -97,22 +40,11 @@ pub struct RecordingRules {
     pub rules: Vec<RecordingRule>,
 }
 
-/// Rules that are not valid (Twilio's 53120). Says which rule and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidRules(String);
-
 impl RecordingRules {
     /// `[{"type":"include","all":true}]`: what `RecordParticipantsOnConnect=true` starts with.
     pub fn include_all() -> Self {
         Self {
-            rules: vec![RecordingRule {
-                rule_type: RuleType::Include,
-                all: Some(true),
-                publisher: None,
-                track: None,
-                kind: None,
-            }],
+            rules: vec![RecordingRule::all(RuleType::Include)],
         }
     }
 
@@ -155,108 +87,8 @@ impl RecordingRules {
 
     /// A client's `Rules` parameter (a JSON array), checked as Twilio checks it.
     pub fn parse(json: &str) -> Result<Self, InvalidRules> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| InvalidRules(format!("Rules is not valid JSON ({e})")))?;
-        let Value::Array(items) = value else {
-            return Err(InvalidRules(
-                "Rules must be a JSON array of rules, such as [{\"type\":\"include\",\"all\":true}]"
-                    .to_owned(),
-            ));
-        };
-        if items.is_empty() {
-            return Err(InvalidRules(
-                "Rules must hold at least one rule; to record nothing send \
-                 [{\"type\":\"exclude\",\"all\":true}]"
-                    .to_owned(),
-            ));
-        }
-        if items.len() > MAX_RULES {
-            return Err(InvalidRules(format!(
-                "Rules holds {} rules; a room takes at most {MAX_RULES}",
-                items.len()
-            )));
-        }
-        let rules = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| parse_rule(i + 1, item))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { rules })
+        track_rules::parse(json, GRAMMAR).map(|rules| Self { rules })
     }
-}
-
-/// Rule number `n` (from 1) of a client's list.
-fn parse_rule(n: usize, item: &Value) -> Result<RecordingRule, InvalidRules> {
-    let bad = |what: String| InvalidRules(format!("rule {n}: {what}"));
-    let Value::Object(fields) = item else {
-        return Err(bad(format!("must be a JSON object, not {item}")));
-    };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "type" | "all" | "publisher" | "track" | "kind"))
-    {
-        return Err(bad(format!(
-            "'{unknown}' is not a rule field (type, all, publisher, track, kind)"
-        )));
-    }
-    let rule_type = match fields.get("type") {
-        None => return Err(bad("has no 'type' (include or exclude)".to_owned())),
-        Some(Value::String(t)) if t == "include" => RuleType::Include,
-        Some(Value::String(t)) if t == "exclude" => RuleType::Exclude,
-        Some(other) => {
-            return Err(bad(format!(
-                "'type' must be include or exclude, not {other}"
-            )));
-        }
-    };
-    let text = |name: &str| -> Result<Option<String>, InvalidRules> {
-        match fields.get(name) {
-            None => Ok(None),
-            Some(Value::String(s))
-                if !s.is_empty()
-                    && s.len() <= MAX_FILTER_LEN
-                    && !s.chars().any(char::is_control) =>
-            {
-                Ok(Some(s.clone()))
-            }
-            Some(other) => Err(bad(format!(
-                "'{name}' must be a non-empty string of at most {MAX_FILTER_LEN} printable \
-                 bytes, not {other}"
-            ))),
-        }
-    };
-    let publisher = text("publisher")?;
-    let track = text("track")?;
-    let kind = match fields.get("kind") {
-        None => None,
-        Some(Value::String(k)) if k == "audio" => Some(TrackKind::Audio),
-        Some(Value::String(k)) if k == "video" => Some(TrackKind::Video),
-        Some(other) => return Err(bad(format!("'kind' must be audio or video, not {other}"))),
-    };
-    let all = match fields.get("all") {
-        None => None,
-        Some(Value::Bool(true)) => {
-            if publisher.is_some() || track.is_some() || kind.is_some() {
-                return Err(bad(
-                    "'all' must stand alone: a rule with all:true takes no other filter".to_owned(),
-                ));
-            }
-            Some(true)
-        }
-        Some(other) => return Err(bad(format!("'all' can only be true, not {other}"))),
-    };
-    if all.is_none() && publisher.is_none() && track.is_none() && kind.is_none() {
-        return Err(bad(
-            "needs a filter: all:true, or any of publisher, track and kind".to_owned(),
-        ));
-    }
-    Ok(RecordingRule {
-        rule_type,
-        all,
-        publisher,
-        track,
-        kind,
-    })
 }
 
 /// A recording to start or stop because the rules changed.
@@ -279,9 +111,12 @@ struct PlannedTrack {
 
 impl PlannedTrack {
     fn view(&self) -> RuleTrack<'_> {
+        // The plan knows identities and names, not SIDs: filters match those.
         RuleTrack {
             publisher: &self.publisher,
+            publisher_sid: None,
             name: &self.name,
+            sid: None,
             kind: self.kind,
         }
     }
@@ -378,7 +213,9 @@ mod tests {
     fn track<'a>(publisher: &'a str, name: &'a str, kind: TrackKind) -> RuleTrack<'a> {
         RuleTrack {
             publisher,
+            publisher_sid: None,
             name,
+            sid: None,
             kind,
         }
     }

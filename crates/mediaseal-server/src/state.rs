@@ -125,6 +125,8 @@ pub struct AppState {
     pub(crate) whip_sessions: Arc<crate::api::video::whip::WhipSessions>,
     /// This node's peer-to-peer rooms (their signalling relays).
     pub(crate) mesh_rooms: Arc<crate::api::video::mesh::MeshRooms>,
+    /// Subscribe rules set through this node, per room participant.
+    pub(crate) subscribe_rules: Arc<crate::api::video::subscribe_rules::SubscribeRulesBook>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -198,6 +200,7 @@ impl AppState {
             live_calls: Arc::default(),
             whip_sessions: Arc::default(),
             mesh_rooms: Arc::default(),
+            subscribe_rules: Arc::default(),
             room_processes: Arc::default(),
             access_token_keys: Arc::default(),
         }

@@ -10,11 +10,21 @@
 //!   content (at rest, served decrypted as Matroska ffmpeg decodes), each with its
 //!   `recording-started` and `recording-completed` callbacks.
 //!
-//! The end-to-end test needs `.venv` with twilio-python and aiortc, and ffprobe.
+//! - `RecordingRules` on room creation: checked like the resource's (53120; 53122 for
+//!   peer-to-peer rooms), shown by the resource from the start, in place of the rules
+//!   `RecordParticipantsOnConnect` would give;
+//! - end to end, a room created with rules that exclude video, a webhook receiver behind the
+//!   outbox and an aiortc publisher: only its audio is recorded; the `RT…` is listed
+//!   `processing` (no media yet, not deletable) while the publisher is connected, and its
+//!   `recording-started` reaches the receiver before the publisher leaves; after it leaves,
+//!   the recording is `completed` and `recording-completed` follows with its duration and size.
+//!
+//! The end-to-end tests need `.venv` with twilio-python and aiortc, and ffprobe.
 
 #[path = "video_shared.rs"]
 mod shared;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -306,20 +316,31 @@ async fn rules_start_and_stop_track_recordings_of_a_live_room() {
     let set = twilio_rules(&rig, &room, Some(no_video.clone())).await;
     assert_eq!(set["fetched"]["rules"], no_video, "{set}");
     let video_for = included.elapsed().as_secs_f64();
-    let finished = rig
+    let listed = rig
         .list_within(
             &format!("/v1/Rooms/{room}/Recordings"),
             "recordings",
             Duration::from_secs(10),
-            |r| !r.is_empty(),
+            |r| r.iter().any(|x| x["status"] == "completed"),
         )
         .await;
+    let finished: Vec<&Value> = listed
+        .iter()
+        .filter(|x| x["status"] == "completed")
+        .collect();
     assert_eq!(
         finished.len(),
         1,
-        "only the video recording completed: {finished:?}"
+        "only the video recording completed: {listed:?}"
     );
     let video = finished[0].clone();
+    // The audio recording goes on, visible as it records.
+    assert!(
+        listed
+            .iter()
+            .any(|x| x["type"] == "audio" && x["status"] == "processing"),
+        "{listed:?}"
+    );
     assert_eq!(video["type"], "video", "{video}");
     assert_eq!(video["status"], "completed", "{video}");
     assert_eq!(video["source_sid"], video_track.as_str(), "{video}");
@@ -389,4 +410,280 @@ async fn rules_start_and_stop_track_recordings_of_a_live_room() {
             "{sid}"
         );
     }
+}
+
+#[tokio::test]
+async fn rooms_can_be_created_with_recording_rules() {
+    let app = TestApp::new().await;
+    let account = app.account().await;
+    let creds = Creds::of(&account);
+    let audio_only = r#"[{"type":"include","all":true},{"type":"exclude","kind":"video"}]"#;
+
+    // Group rooms take them; the resource shows them from the start, dated like the room, even
+    // when RecordParticipantsOnConnect asked for everything.
+    for extra in [None, Some(("RecordParticipantsOnConnect", "true"))] {
+        let mut form = vec![("RecordingRules", audio_only)];
+        form.extend(extra);
+        let r = app.post_form("/v1/Rooms", &creds, &form).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let room = r.json();
+        let sid = room["sid"].as_str().unwrap();
+        let rules = rules_of(&app, &creds, sid).await;
+        assert_eq!(
+            rules["rules"],
+            json!([{"type": "include", "all": true}, {"type": "exclude", "kind": "video"}]),
+            "{extra:?}: {rules}"
+        );
+        assert_eq!(rules["date_created"], room["date_created"], "{rules}");
+        assert_eq!(rules["date_updated"], room["date_created"], "{rules}");
+    }
+
+    // Malformed rules: Twilio's 53120 with the rule at fault, as for the resource; no room.
+    let before = app.get("/v1/Rooms", &creds).await.json()["rooms"]
+        .as_array()
+        .map_or(0, Vec::len);
+    for (bad, says) in [
+        ("[]", "at least one rule"),
+        ("not json", "not valid JSON"),
+        (r#"[{"type":"include","kind":"data"}]"#, "audio or video"),
+    ] {
+        let r = app
+            .post_form("/v1/Rooms", &creds, &[("RecordingRules", bad)])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+        let body = r.json();
+        assert_eq!(body["code"], 53120, "{bad}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("Invalid Recording Rule(s): ") && message.contains(says),
+            "{bad}: {message}"
+        );
+    }
+    // Peer-to-peer rooms record nothing: 53122, as for the resource.
+    let r = app
+        .post_form(
+            "/v1/Rooms",
+            &creds,
+            &[("Type", "peer-to-peer"), ("RecordingRules", INCLUDE_ALL)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.json()["code"], 53122, "{:?}", r.body);
+    let after = app.get("/v1/Rooms", &creds).await.json()["rooms"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(after, before, "a refused creation made a room");
+}
+
+/// One delivered webhook: its form parameters.
+type Delivered = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// A webhook receiver on loopback that keeps the form of every request and answers 204.
+async fn webhook_receiver() -> (String, Delivered) {
+    let seen: Delivered = Arc::default();
+    let keep = seen.clone();
+    let router = axum::Router::new().route(
+        "/rooms",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let params = form_urlencoded::parse(&body).into_owned().collect();
+                keep.lock().unwrap().push(params);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rooms", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, seen)
+}
+
+/// The value of `key` in one delivered form.
+fn param<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Waits (up to 20 s) for the receiver to get `event` about recording `sid`.
+async fn delivered(seen: &Delivered, event: &str, sid: &str) -> Vec<(String, String)> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hit = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|form| {
+                param(form, "StatusCallbackEvent") == Some(event)
+                    && param(form, "RecordingSid") == Some(sid)
+            })
+            .cloned();
+        if let Some(form) = hit {
+            return form;
+        }
+        assert!(
+            Instant::now() < end,
+            "{event} for {sid} never arrived; got {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_with_rules_records_them_visibly_from_the_start() {
+    shared::require("ffprobe", &["-version"]);
+    let rig = Rig::start_with(
+        HostConfig::new(mediaseal_test_support::room_worker()),
+        |c| c.service.callback_poll = Duration::from_millis(50),
+    )
+    .await;
+    let (hook, seen) = webhook_receiver().await;
+    let mut jobs = mediaseal_service::runner::Runner::new();
+    let services = rig.app.state.services.clone();
+    jobs.spawn("outbox", move |cancel| {
+        mediaseal_service::outbox::run(services, cancel)
+    });
+    let name = "rules-at-creation";
+    let room = rig
+        .create_room(&[
+            ("UniqueName", name),
+            ("StatusCallback", &hook),
+            (
+                "RecordingRules",
+                r#"[{"type":"include","all":true},{"type":"exclude","kind":"video"}]"#,
+            ),
+        ])
+        .await;
+    let tokens = rig.tokens(name);
+    let token = tokens["alice"].as_str().expect("a token for alice");
+    let whip = format!("http://{}/v1/Rooms/{name}/Whip", rig.addr);
+    let publisher = Publisher::start(&whip, token).await;
+    assert_eq!(publisher.posted["status"], 201, "{}", publisher.posted);
+    let alice = publisher.posted["location"]
+        .as_str()
+        .and_then(|l| l.rsplit('/').next())
+        .expect("a Location")
+        .to_owned();
+
+    // While alice publishes: her audio is being recorded, visible as `processing`.
+    let live = rig
+        .list_within(
+            &format!("/v1/Rooms/{room}/Recordings"),
+            "recordings",
+            Duration::from_secs(20),
+            |r| !r.is_empty(),
+        )
+        .await;
+    assert_eq!(live.len(), 1, "only the audio track is recorded: {live:?}");
+    let rec = live[0].clone();
+    let rt = rec["sid"].as_str().unwrap().to_owned();
+    assert_eq!(rec["status"], "processing", "{rec}");
+    assert_eq!(rec["type"], "audio", "{rec}");
+    assert_eq!(rec["codec"], "opus", "{rec}");
+    assert_eq!(rec["size"], 0, "{rec}");
+    assert_eq!(
+        rec["grouping_sids"]["participant_sid"],
+        alice.as_str(),
+        "{rec}"
+    );
+    // The same through the account's list and the recording itself.
+    let r = rig
+        .app
+        .get(&format!("/v1/Recordings/{rt}"), &rig.creds)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "processing");
+    let r = rig
+        .app
+        .get("/v1/Recordings?Status=processing", &rig.creds)
+        .await;
+    assert!(
+        r.json()["recordings"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["sid"] == rt.as_str())),
+        "{:?}",
+        r.body
+    );
+    // No media yet (never part of one), and it cannot be deleted mid-recording.
+    for path in [
+        format!("/v1/Recordings/{rt}/Media"),
+        format!("/v1/Rooms/{room}/Recordings/{rt}/Media"),
+    ] {
+        let r = rig.app.get(&path, &rig.creds).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {:?}", r.body);
+        let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains("still being recorded"), "{message}");
+    }
+    let r = rig
+        .app
+        .delete(&format!("/v1/Recordings/{rt}"), &rig.creds)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+
+    // `recording-started` reaches the room's status callback while alice is still connected.
+    let started = delivered(&seen, "recording-started", &rt).await;
+    assert_eq!(param(&started, "RoomSid"), Some(room.as_str()));
+    assert_eq!(param(&started, "ParticipantSid"), Some(alice.as_str()));
+    assert_eq!(param(&started, "Type"), Some("audio"));
+    let r = rig
+        .app
+        .get(
+            &format!("/v1/Rooms/{room}/Participants/{alice}"),
+            &rig.creds,
+        )
+        .await;
+    assert_eq!(r.json()["status"], "connected", "{:?}", r.body);
+    assert_eq!(
+        rig.app
+            .get(&format!("/v1/Recordings/{rt}"), &rig.creds)
+            .await
+            .json()["status"],
+        "processing"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Alice leaves (WHIP DELETE): her track ends and its recording completes.
+    let left = reqwest::Client::new()
+        .delete(format!("http://{}/v1/Rooms/{name}/Whip/{alice}", rig.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(left.status(), StatusCode::OK);
+    drop(publisher);
+    let done = rig
+        .list_within(
+            &format!("/v1/Rooms/{room}/Recordings"),
+            "recordings",
+            Duration::from_secs(20),
+            |r| r.iter().all(|x| x["status"] != "processing"),
+        )
+        .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    let rec = done[0].clone();
+    assert_eq!(rec["sid"], rt.as_str());
+    assert_eq!(rec["status"], "completed", "{rec}");
+    assert!(rec["size"].as_i64().is_some_and(|n| n > 0), "{rec}");
+    let completed = delivered(&seen, "recording-completed", &rt).await;
+    assert_eq!(
+        param(&completed, "Size"),
+        Some(rec["size"].to_string().as_str())
+    );
+    assert!(
+        param(&completed, "Duration").is_some_and(|d| d.parse::<i64>().is_ok_and(|d| d >= 1)),
+        "{completed:?}"
+    );
+    // Each event once, started first.
+    let events: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|f| param(f, "RecordingSid") == Some(rt.as_str()))
+        .filter_map(|f| param(f, "StatusCallbackEvent").map(str::to_owned))
+        .collect();
+    assert_eq!(events, ["recording-started", "recording-completed"]);
+    let dir = tempfile::tempdir().unwrap();
+    let secs = decoded(&rig, dir.path(), &rec).await;
+    assert!(secs >= 1.0, "the audio recording decodes to {secs} s");
+    rig.complete_room(&room).await;
 }

@@ -9,6 +9,13 @@
 //! nobody points at; the sweepers ([`crate::sweep`]) remove both once they are older than any
 //! live upload could be. So a product is either fully published or gone: nothing half-written
 //! survives.
+//!
+//! A product that customers may see while it is made (a room's track recording, `processing`
+//! while the track is live) is **announced** between 1 and 2 ([`Pending::announce`]): the row,
+//! in its in-flight state and without media, becomes visible with its "started" callbacks.
+//! Its object is still only published in step 3; if it cannot be, the row is published as
+//! failed without an object ([`Pending::destroy_object`], then
+//! [`Services::publish_without_object`]), never with part of one.
 
 use async_trait::async_trait;
 use mediaseal_sink::{Seal, SealingSink, SinkError, Stored};
@@ -133,6 +140,8 @@ pub struct Pending<R: Ledgered> {
     /// The object key once the sink stored it.
     stored_key: Option<String>,
     settled: bool,
+    /// [`announce`](Self::announce)d: the row is visible, so it cannot just be dropped.
+    announced: bool,
 }
 
 impl<R: Ledgered> core::fmt::Debug for Pending<R> {
@@ -197,6 +206,7 @@ impl Services {
             sink: Some(sink),
             stored_key: None,
             settled: false,
+            announced: false,
         })
     }
 
@@ -264,6 +274,23 @@ impl<R: Ledgered> Pending<R> {
         Ok(sealed)
     }
 
+    /// Makes the reserved row visible as it is now (the caller set its in-flight status and
+    /// visibility) with `callbacks`, in one transaction, while its product is still being
+    /// sealed. Nothing of the object is exposed: the row's status says it is not ready. From
+    /// then on the row ends [`publish`](Self::publish)ed, or published as failed after
+    /// [`destroy_object`](Self::destroy_object); [`abandon`](Self::abandon) would leave it
+    /// visible in its in-flight state, so it refuses.
+    pub async fn announce(&mut self, callbacks: &[Callback]) -> Result<(), LedgerError> {
+        R::publish(self.services.meta.as_ref(), &self.row, callbacks, &[]).await?;
+        self.announced = true;
+        Ok(())
+    }
+
+    /// Whether [`announce`](Self::announce) made the row visible.
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
     /// Step 3: publishes the row with `callbacks` and `notifications` in one transaction. If
     /// the store fails, the row stays invisible and the sweeper removes it and its object.
     pub async fn publish(
@@ -285,8 +312,19 @@ impl<R: Ledgered> Pending<R> {
         Ok(self.row.clone())
     }
 
-    /// Destroys whatever was stored and the reservation: nothing of the product remains.
+    /// Destroys whatever was stored and the reservation: nothing of the product remains. An
+    /// announced row is visible and is not dropped: its object is destroyed and the error says
+    /// to publish it as failed instead.
     pub async fn abandon(mut self) -> Result<(), LedgerError> {
+        if self.announced {
+            let sid = self.row.sid().to_owned();
+            self.destroy_object().await?;
+            return Err(StoreError::Corrupt(format!(
+                "{} {sid} was announced and cannot be dropped; publish it as failed",
+                R::KIND
+            ))
+            .into());
+        }
         self.settled = true;
         if let Some(sink) = self.sink.take() {
             sink.abort().await;
@@ -318,7 +356,8 @@ impl<R: Ledgered> Drop for Pending<R> {
             return;
         }
         // The sink's own drop discards a partial object; a sealed one and the row are removed
-        // in the background when a runtime is there, else by the sweeper later.
+        // in the background when a runtime is there, else by the sweeper later. (An announced
+        // row stays visible in its in-flight state; the sweeper publishes it as failed.)
         drop(self.sink.take());
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;

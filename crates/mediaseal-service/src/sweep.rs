@@ -93,8 +93,10 @@ pub async fn sweep_once(services: &Services) -> usize {
     removed
 }
 
-/// Removes track recording uploads a crash left unfinished, with their objects.
+/// Removes track recording uploads a crash left unfinished, with their objects, and publishes
+/// as `failed` the room track recordings left `processing` by a producer that is gone.
 pub async fn sweep_track_reservations(services: &Services) {
+    sweep_orphaned_track_recordings(services).await;
     match services
         .meta
         .stale_track_reservations(cutoff(services), 200)
@@ -114,5 +116,37 @@ pub async fn sweep_track_reservations(services: &Services) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "listing unfinished track uploads failed"),
+    }
+}
+
+/// Room track recordings still `processing` although their room ended over `orphan_age` ago:
+/// the server that stored them stopped mid-track (a live room's recordings finish when it
+/// ends). Each is published `failed` with `recording-failed`; its partial object, no longer
+/// pointed at, goes with the unreferenced objects.
+async fn sweep_orphaned_track_recordings(services: &Services) {
+    let orphans = match services
+        .meta
+        .orphaned_track_recordings(cutoff(services), 200)
+        .await
+    {
+        Ok(orphans) => orphans,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing unfinished room track recordings failed");
+            return;
+        }
+    };
+    for r in orphans {
+        let sid = r.sid.clone();
+        let room = match services.meta.room(&r.account_sid, &r.room_sid).await {
+            Ok(Some(room)) => room,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(recording = %sid, error = %e, "could not read the room of an unfinished track recording");
+                continue;
+            }
+        };
+        if let Err(e) = services.fail_track_recording(&room, r).await {
+            tracing::warn!(recording = %sid, error = %e, "could not mark an unfinished track recording failed");
+        }
     }
 }

@@ -124,6 +124,10 @@ impl Services {
     /// Starts a track recording that a room worker seals as it records, with `seal` (decided
     /// by [`track_recording_seal`](Self::track_recording_seal) when the room started and handed
     /// to the worker): this side stores the worker's ciphertext and publishes the recording.
+    ///
+    /// As on Twilio, the recording is visible at once, `processing` (no size, no duration, no
+    /// media), and `recording-started` is queued with it: the reservation is announced through
+    /// the ledger ([`Pending::announce`]). It ends `completed` or `failed`.
     pub async fn start_live_track_recording(
         &self,
         req: TrackRequest,
@@ -134,14 +138,39 @@ impl Services {
             Seal::AtRest => Sealing::AtRest,
         };
         let room = req.room.clone();
-        let pending = self
+        let mut pending = self
             .reserve_sealed_elsewhere(self.track_row(req, seal), sealing)
             .await?;
+        pending.row_mut().visible = true;
+        let callbacks = track_callbacks(self, &room, pending.row(), &["recording-started"]);
+        if let Err(e) = pending.announce(&callbacks).await {
+            // Not announced: the row is still invisible and goes with its sink.
+            pending.row_mut().visible = false;
+            pending.abandon().await?;
+            return Err(e);
+        }
         Ok(LiveTrackRecorder {
             pending,
             room,
             sealing,
         })
+    }
+
+    /// Publishes track recording `r` (visible, `processing`, its producer gone: the room's
+    /// process or this server died mid-track) as `failed`, with `recording-failed` to its
+    /// room's and its own status callbacks. It never had a complete object: whatever part of
+    /// one exists is no longer pointed at, and the object sweeper removes it.
+    pub async fn fail_track_recording(
+        &self,
+        room: &Room,
+        mut r: TrackRecording,
+    ) -> Result<TrackRecording, LedgerError> {
+        mark_failed(&mut r, self.now_us());
+        let callbacks = track_callbacks(self, room, &r, &["recording-failed"]);
+        self.publish_without_object(&r, &callbacks, &[]).await?;
+        metrics::counter!("mediaseal_track_recordings_failed_total").increment(1);
+        tracing::warn!(recording = %r.sid, room = %room.sid, account = %r.account_sid, "track recording failed; nothing of it is kept");
+        Ok(r)
     }
 
     /// The reserved (invisible) row of a new track recording.
@@ -217,6 +246,45 @@ impl Services {
     }
 }
 
+/// `r` as a failed recording: no object, no size, no seal.
+fn mark_failed(r: &mut TrackRecording, now: i64) {
+    r.status = "failed".to_owned();
+    r.object_key = None;
+    r.sealing = Sealing::None;
+    r.sealed_size = 0;
+    r.plain_size = 0;
+    r.visible = true;
+    r.date_updated = now;
+}
+
+/// The `events` of recording `r`, for the room's status callback (as Twilio sends recording
+/// events) and the recording's own.
+fn track_callbacks(
+    services: &Services,
+    room: &Room,
+    r: &TrackRecording,
+    events: &[&str],
+) -> Vec<Callback> {
+    let mut callbacks = Vec::new();
+    for (url, method) in [
+        (
+            room.status_callback.as_deref(),
+            room.status_callback_method.as_str(),
+        ),
+        (
+            r.status_callback.as_deref(),
+            r.status_callback_method.as_str(),
+        ),
+    ] {
+        if let Some(url) = url {
+            for event in events {
+                callbacks.push(services.track_callback(url, method, room, r, event));
+            }
+        }
+    }
+    callbacks
+}
+
 /// The size a client downloads: the sealed bytes for customer-sealed media, the plaintext for
 /// media the service decrypts on the way out.
 pub fn track_size(r: &TrackRecording) -> i64 {
@@ -282,6 +350,8 @@ impl TrackRecorder {
             stored.sealing,
             plain_size,
             sealed_size,
+            // An upload is announced by nothing before it is stored: both events go now.
+            &["recording-started", "recording-completed"],
         )
         .await
         .map(Ok)
@@ -308,14 +378,21 @@ impl LiveTrackRecorder {
         self.pending.write_sealed(sealed).await
     }
 
-    /// The worker's recording stopped short (it failed, or died): nothing is kept.
-    pub async fn interrupted(self) -> Result<(), LedgerError> {
-        self.pending.abandon().await
+    /// The worker's recording stopped short (it failed, or died): the partial object is
+    /// destroyed and the recording, visible since it started, is published `failed` with
+    /// `recording-failed`.
+    pub async fn failed(self) -> Result<TrackRecording, LedgerError> {
+        let services = self.pending.services().clone();
+        let room = self.room;
+        let row = self.pending.destroy_object().await?;
+        services.fail_track_recording(&room, row).await
     }
 
     /// The worker finished the recording: `meta` is its receipt's object headers,
     /// `duration_ms` the length it measured from the frames it muxed, `plain_size` the
-    /// plaintext it sealed. Stores the object and publishes the recording with its callbacks.
+    /// plaintext it sealed. Stores the object and publishes the recording `completed` with
+    /// `recording-completed` (`recording-started` went when it started). If the object cannot
+    /// be stored, the recording is published `failed` and the error returned.
     pub async fn finish(
         mut self,
         meta: ObjectMeta,
@@ -325,7 +402,10 @@ impl LiveTrackRecorder {
         let sealed_size = match self.pending.seal_elsewhere(meta).await {
             Ok(n) => n,
             Err(e) => {
-                self.pending.abandon().await?;
+                let sid = self.sid().to_owned();
+                if let Err(failing) = self.failed().await {
+                    tracing::error!(recording = %sid, error = %failing, "a track recording that could not be stored could not be marked failed; the sweeper will");
+                }
                 return Err(e.into());
             }
         };
@@ -336,19 +416,20 @@ impl LiveTrackRecorder {
             self.sealing,
             plain_size,
             sealed_size,
+            &["recording-completed"],
         )
         .await
     }
 }
 
-/// Publishes a stored track recording with its `recording-started` and `recording-completed`
-/// callbacks.
+/// Publishes a stored track recording `completed` with the callbacks of `events`.
 async fn publish_track(
     mut pending: Pending<TrackRecording>,
     room: &Room,
     sealing: Sealing,
     plain_size: u64,
     sealed_size: u64,
+    events: &[&str],
 ) -> Result<TrackRecording, LedgerError> {
     let services = pending.services().clone();
     let now = services.now_us();
@@ -360,26 +441,191 @@ async fn publish_track(
     rec.visible = true;
     rec.date_updated = now;
     let rec = rec.clone();
-    let mut callbacks = Vec::new();
-    // Recording events go to the room's status callback, as Twilio's do, and to the track's.
-    for (url, method) in [
-        (
-            room.status_callback.as_deref(),
-            room.status_callback_method.as_str(),
-        ),
-        (
-            rec.status_callback.as_deref(),
-            rec.status_callback_method.as_str(),
-        ),
-    ] {
-        if let Some(url) = url {
-            for event in ["recording-started", "recording-completed"] {
-                callbacks.push(services.track_callback(url, method, room, &rec, event));
-            }
-        }
-    }
+    let callbacks = track_callbacks(&services, room, &rec, events);
     let rec = pending.publish(&callbacks, &[]).await?;
     metrics::counter!("mediaseal_track_recordings_ingested_total", "sealing" => rec.sealing.as_str()).increment(1);
     tracing::info!(recording = %rec.sid, room = %room.sid, account = %rec.account_sid, sealing = rec.sealing.as_str(), bytes = rec.plain_size, "track recording stored");
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mediaseal_crypto::PrivateKey;
+    use mediaseal_store::{FsObjectStore, MetadataStore, ObjectStore, SqlStore};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::{ServiceConfig, SinkFactory};
+
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+    async fn services() -> (Services, Arc<ManualClock>, tempfile::TempDir) {
+        let data = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> = Arc::new(
+            SqlStore::open_sqlite(&data.path().join("m.db"))
+                .await
+                .unwrap(),
+        );
+        let objects: Arc<dyn ObjectStore> =
+            Arc::new(FsObjectStore::new(data.path().join("objects")).unwrap());
+        let key = PrivateKey::generate(2048).unwrap();
+        let clock = Arc::new(ManualClock::at(1_700_000_000_000_000));
+        // reqwest is built without a default crypto provider; the server installs AWS-LC.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let services = Services::new(
+            meta,
+            SinkFactory::new(objects, key.public_key().clone()),
+            clock.clone(),
+            ServiceConfig::default(),
+        );
+        (services, clock, data)
+    }
+
+    /// A group room in progress with a status callback, stored.
+    async fn room(services: &Services) -> Room {
+        let now = services.now_us();
+        let room = Room {
+            sid: new_sid("RM"),
+            account_sid: ACCOUNT.to_owned(),
+            unique_name: "live".to_owned(),
+            room_type: "group".to_owned(),
+            status: "in-progress".to_owned(),
+            status_callback: Some("https://app.example/rooms".to_owned()),
+            status_callback_method: "POST".to_owned(),
+            max_participants: 50,
+            record_participants_on_connect: true,
+            audio_only: false,
+            media_region: None,
+            date_created: now,
+            date_updated: now,
+            end_time: None,
+            empty_room_timeout: 5,
+            unused_room_timeout: 5,
+            node: None,
+        };
+        services.meta.insert_room(&room, &[]).await.unwrap();
+        room
+    }
+
+    fn request(room: &Room) -> TrackRequest {
+        TrackRequest {
+            room: room.clone(),
+            participant_sid: new_sid("PA"),
+            source_sid: new_sid("MT"),
+            track_name: "mic".to_owned(),
+            media_type: "audio".to_owned(),
+            codec: "opus".to_owned(),
+            container_format: "mka".to_owned(),
+            offset_ms: 0,
+            status_callback: None,
+            status_callback_method: "POST".to_owned(),
+        }
+    }
+
+    async fn events(services: &Services, sid: &str) -> Vec<String> {
+        let callbacks = services.meta.callbacks_for(sid).await.unwrap();
+        callbacks
+            .iter()
+            .filter_map(|c| {
+                let params: Vec<(String, String)> = serde_json::from_str(&c.params).unwrap();
+                params
+                    .into_iter()
+                    .find(|(k, _)| k == "StatusCallbackEvent")
+                    .map(|(_, v)| v)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_live_recording_is_visible_while_it_records_and_fails_without_its_object() {
+        let (s, _clock, data) = services().await;
+        let room = room(&s).await;
+        let mut recorder = s
+            .start_live_track_recording(request(&room), &Seal::AtRest)
+            .await
+            .unwrap();
+        let sid = recorder.sid().to_owned();
+        let live = s.meta.track_recording(ACCOUNT, &sid).await.unwrap();
+        let live = live.expect("listed while it records");
+        assert_eq!(live.status, "processing");
+        assert_eq!(track_size(&live), 0);
+        assert_eq!(events(&s, &sid).await, ["recording-started"]);
+
+        // Part of the track was stored when the room's process died.
+        recorder.write_sealed(&[7u8; 4096]).await.unwrap();
+        let partials = || -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(data.path().join("objects/.partial"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        assert!(!partials().is_empty(), "the part written so far is on disk");
+        let failed = recorder.failed().await.unwrap();
+        assert_eq!(failed.status, "failed");
+        let row = s
+            .meta
+            .track_recording(ACCOUNT, &sid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, "failed");
+        assert_eq!(row.object_key, None);
+        assert_eq!(track_size(&row), 0);
+        assert!(
+            s.objects().head(&format!("{ACCOUNT}/{sid}")).await.is_err(),
+            "no object is left"
+        );
+        // Nor the part written so far (the store writes into `.partial` until it finishes).
+        assert!(
+            partials().is_empty(),
+            "partial files left: {:?}",
+            partials()
+        );
+        assert_eq!(
+            events(&s, &sid).await,
+            ["recording-started", "recording-failed"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_fails_recordings_left_processing_after_their_room_ended() {
+        let (s, clock, _data) = services().await;
+        let room = room(&s).await;
+        let recorder = s
+            .start_live_track_recording(request(&room), &Seal::AtRest)
+            .await
+            .unwrap();
+        let sid = recorder.sid().to_owned();
+        // The server stops mid-track: nothing finishes the recording.
+        std::mem::forget(recorder);
+        s.meta
+            .complete_room(ACCOUNT, &room.sid, s.now_us(), &[], &[])
+            .await
+            .unwrap();
+        crate::sweep::sweep_track_reservations(&s).await;
+        let row = s
+            .meta
+            .track_recording(ACCOUNT, &sid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, "processing", "the room ended only now");
+
+        let age = i64::try_from(s.config.orphan_age.as_micros()).unwrap();
+        clock.advance(age + 1);
+        crate::sweep::sweep_track_reservations(&s).await;
+        let row = s
+            .meta
+            .track_recording(ACCOUNT, &sid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, "failed");
+        assert_eq!(row.object_key, None);
+        assert_eq!(
+            events(&s, &sid).await,
+            ["recording-started", "recording-failed"]
+        );
+    }
 }

@@ -33,6 +33,9 @@ KEEP = 400  # payloads remembered per direction
 policies = []
 sent_pcmu = []
 received_pcmu = []
+# RTP packets decrypted, by kind: PCMU (payload type 0) is the peers' audio, any other payload
+# type (VP8, its retransmissions) video.
+received_rtp = {"audio": 0, "video": 0}
 srtp_profile = {}
 
 
@@ -96,6 +99,8 @@ class _Rx:
     def unprotect(self, data):
         out = self.inner.unprotect(data)
         remember(received_pcmu, out)
+        if len(out) >= 12 and not 192 <= out[1] <= 223:
+            received_rtp["audio" if out[1] & 0x7F == 0 else "video"] += 1
         return out
 
     def unprotect_rtcp(self, data):
@@ -289,6 +294,7 @@ async def main():
                     "state": pc.connectionState,
                     "profile": srtp_profile.get("name"),
                     "tracks": tracks,
+                    "received_rtp": received_rtp,
                     "keys": policies,
                     "sent_pcmu": [binascii.hexlify(p).decode() for p in sent_pcmu],
                     "received_pcmu": [binascii.hexlify(p).decode() for p in received_pcmu],

@@ -14,6 +14,7 @@ use super::{
     SubState, Subscription, Work, error_event, new_track_sid, track_kind, truncate_to,
 };
 use crate::signal::TrackInfo;
+use crate::track_rules::RuleTrack;
 
 impl Room {
     pub(super) fn on_datagram(
@@ -263,11 +264,31 @@ impl Room {
         }
     }
 
-    /// Gives participant `index` a subscription to `track` (if it subscribes at all).
+    /// Whether participant `index`'s subscribe rules include `track` (another participant's).
+    pub(super) fn wants(&self, index: usize, track: &PublishedTrack) -> bool {
+        let publisher = self
+            .participants
+            .iter()
+            .find(|p| p.key == track.owner)
+            .map_or("", |p| p.identity.as_str());
+        self.participants[index].rules.subscribes(&RuleTrack {
+            publisher,
+            publisher_sid: Some(&track.owner_sid),
+            name: &track.name,
+            sid: Some(&track.sid),
+            kind: track_kind(track.kind),
+        })
+    }
+
+    /// Gives participant `index` a subscription to `track` (if it subscribes at all, and its
+    /// subscribe rules include the track).
     pub(super) fn subscribe(&mut self, index: usize, track: TrackKey) {
         let Some(published) = self.tracks.iter().find(|t| t.key == track) else {
             return;
         };
+        if !self.wants(index, published) {
+            return;
+        }
         let participant = &mut self.participants[index];
         if !participant.subscribe
             || !participant.is_active()
@@ -302,14 +323,10 @@ impl Room {
         self.refresh_layer_choice(index);
     }
 
-    /// Puts published tracks the participant does not receive yet into its free offered
-    /// `recvonly` m-lines (participants that cannot renegotiate).
-    pub(super) fn fill_offered_slots(&mut self, index: usize) {
-        let participant = &self.participants[index];
-        if participant.renegotiate || participant.free_slots.is_empty() {
-            return;
-        }
-        let owner = participant.key;
+    /// Subscribes participant `index` to every other participant's track it does not receive
+    /// yet and its rules include.
+    pub(super) fn subscribe_to_wanted(&mut self, index: usize) {
+        let owner = self.participants[index].key;
         let waiting: Vec<TrackKey> = self
             .tracks
             .iter()
@@ -318,6 +335,57 @@ impl Room {
             .collect();
         for track in waiting {
             self.subscribe(index, track);
+        }
+    }
+
+    /// Puts published tracks the participant does not receive yet into its free offered
+    /// `recvonly` m-lines (participants that cannot renegotiate).
+    pub(super) fn fill_offered_slots(&mut self, index: usize) {
+        let participant = &self.participants[index];
+        if participant.renegotiate || participant.free_slots.is_empty() {
+            return;
+        }
+        self.subscribe_to_wanted(index);
+    }
+
+    /// Ends participant `index`'s subscription to `track`, if it has one (its track was
+    /// unpublished, or its rules no longer include it): frames stop at once; an offered slot
+    /// is freed, a negotiated m-line is stopped in the next room offer, one being offered is
+    /// stopped when the answer comes. [`RoomEvent::TrackUnsubscribed`] if frames flowed.
+    pub(super) fn end_subscription(&mut self, index: usize, track: TrackKey) {
+        let participant = &mut self.participants[index];
+        let Some(s) = participant
+            .subscriptions
+            .iter()
+            .position(|s| s.track == track)
+        else {
+            return;
+        };
+        let subscription = &mut participant.subscriptions[s];
+        let was_open = matches!(subscription.state, SubState::Open(_));
+        let track_sid = subscription.track_sid.clone();
+        match subscription.state {
+            SubState::ToOpen => {
+                participant.subscriptions.remove(s);
+            }
+            SubState::Open(mid) if subscription.in_offered_slot => {
+                participant.free_slots.push((mid, subscription.kind));
+                participant.subscriptions.remove(s);
+            }
+            SubState::Open(mid) => {
+                subscription.state = SubState::ToStop(mid);
+                participant.needs_negotiation = true;
+            }
+            // Settled when the answer arrives: the m-line opens and is stopped at once.
+            SubState::Negotiating(_) => subscription.dropped = true,
+            SubState::ToStop(_) | SubState::NegotiatingStop(_) => {}
+        }
+        if was_open {
+            let event = RoomEvent::TrackUnsubscribed {
+                participant_sid: participant.sid.clone(),
+                track_sid,
+            };
+            self.emit(event);
         }
     }
 
@@ -330,38 +398,7 @@ impl Room {
             sink.track_ended(&removed.sid, self.now);
         }
         for i in 0..self.participants.len() {
-            let participant = &mut self.participants[i];
-            let Some(s) = participant
-                .subscriptions
-                .iter()
-                .position(|s| s.track == track)
-            else {
-                continue;
-            };
-            let subscription = &mut participant.subscriptions[s];
-            let was_open = matches!(subscription.state, SubState::Open(_));
-            match subscription.state {
-                SubState::ToOpen => {
-                    participant.subscriptions.remove(s);
-                }
-                SubState::Open(mid) if subscription.in_offered_slot => {
-                    participant.free_slots.push((mid, subscription.kind));
-                    participant.subscriptions.remove(s);
-                }
-                SubState::Open(mid) => {
-                    subscription.state = SubState::ToStop(mid);
-                    participant.needs_negotiation = true;
-                }
-                // Settled when the answer arrives: the m-line opens and is stopped at once.
-                SubState::Negotiating(_) | SubState::ToStop(_) | SubState::NegotiatingStop(_) => {}
-            }
-            if was_open {
-                let event = RoomEvent::TrackUnsubscribed {
-                    participant_sid: participant.sid.clone(),
-                    track_sid: removed.sid.clone(),
-                };
-                self.emit(event);
-            }
+            self.end_subscription(i, track);
         }
         self.emit(RoomEvent::TrackUnpublished {
             participant_sid: removed.owner_sid,

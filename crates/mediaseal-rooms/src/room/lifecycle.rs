@@ -11,7 +11,11 @@ use super::{
     CLOSE_DRAIN_POLLS, Command, DisconnectReason, DtlsChoice, LAYER_CHECK_EVERY, Output,
     Participant, ParticipantKey, Room, RoomEndReason, RoomEvent, RoomState, SubState, error_event,
 };
+use crate::subscribe_rules::SubscribeRules;
 use crate::token::MAX_IDENTITY_LEN;
+
+/// Packets of each outgoing video stream kept for resends (see `new_rtc`).
+const VIDEO_RESEND_PACKETS: usize = 500;
 
 impl Room {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -54,6 +58,10 @@ impl Room {
             Command::Kick { participant_sid } => {
                 self.remove_participant(&participant_sid, DisconnectReason::Kicked)
             }
+            Command::SubscribeRules {
+                participant_sid,
+                rules,
+            } => self.set_subscribe_rules(&participant_sid, rules),
             Command::Complete => self.end(RoomEndReason::Completed),
         }
     }
@@ -179,6 +187,7 @@ impl Room {
             needs_negotiation: false,
             subscribe,
             renegotiate,
+            rules: SubscribeRules::default(),
             subscriptions: Vec::new(),
             free_slots: Vec::new(),
             removal: None,
@@ -188,15 +197,7 @@ impl Room {
         self.empty_since = None;
         let index = self.participants.len() - 1;
         self.drain(index);
-        let existing: Vec<TrackKey> = self
-            .tracks
-            .iter()
-            .filter(|t| t.owner != key)
-            .map(|t| t.key)
-            .collect();
-        for track in existing {
-            self.subscribe(index, track);
-        }
+        self.subscribe_to_wanted(index);
     }
 
     pub(super) fn new_rtc(&self) -> Rtc {
@@ -215,6 +216,11 @@ impl Room {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
+            // The resend buffer of every outgoing video stream (str0m's default is 1,000
+            // packets, ~10 s of an 800 kb/s stream). NACKs ask for the last round trip or two;
+            // 500 packets still cover 2 s of a 2.5 Mb/s simulcast top layer and a large
+            // keyframe, and halve what a ten-publisher room holds per subscriber.
+            .set_send_buffer_video(VIDEO_RESEND_PACKETS)
             .build(self.now)
     }
 
@@ -244,6 +250,10 @@ impl Room {
                 _ => {}
             }
         }
+        // An m-line dropped while it was being offered was never open: nothing to stop.
+        participant
+            .subscriptions
+            .retain(|s| !(s.dropped && s.state == SubState::ToOpen));
         participant.needs_negotiation = participant
             .subscriptions
             .iter()
@@ -302,7 +312,7 @@ impl Room {
         let mut opened = Vec::new();
         for s in &mut participant.subscriptions {
             if let SubState::Negotiating(mid) = s.state {
-                if self.tracks.iter().any(|t| t.key == s.track) {
+                if !s.dropped && self.tracks.iter().any(|t| t.key == s.track) {
                     s.state = SubState::Open(mid);
                     opened.push((s.publisher_sid.clone(), s.track_sid.clone()));
                 } else {
@@ -323,7 +333,43 @@ impl Room {
             });
         }
         self.drain(index);
+        // A track its rules took away and gave back while an m-line of it was still being
+        // stopped is subscribed again now the stop is settled.
+        self.subscribe_to_wanted(index);
         self.refresh_layer_choice(index);
+    }
+
+    /// Replaces participant `participant_sid`'s subscribe rules and applies them to the tracks
+    /// published now: subscriptions they no longer include end (as when their track is
+    /// unpublished), tracks they now include are subscribed (as when a track is published).
+    pub(super) fn set_subscribe_rules(&mut self, participant_sid: &str, rules: SubscribeRules) {
+        let Some(index) = self.index_of_sid(participant_sid) else {
+            return self.not_found(participant_sid);
+        };
+        tracing::info!(room = %self.config.room_sid, participant = %participant_sid, rules = rules.rules.len(), "subscribe rules changed");
+        self.participants[index].rules = rules;
+        let key = self.participants[index].key;
+        let decisions: Vec<(TrackKey, bool)> = self
+            .tracks
+            .iter()
+            .filter(|t| t.owner != key)
+            .map(|t| (t.key, self.wants(index, t)))
+            .collect();
+        for (track, wanted) in decisions {
+            if wanted {
+                // An m-line of it offered since the rules dropped it opens after all.
+                for s in &mut self.participants[index].subscriptions {
+                    if s.track == track && matches!(s.state, SubState::Negotiating(_)) {
+                        s.dropped = false;
+                    }
+                }
+                self.subscribe(index, track);
+            } else {
+                self.end_subscription(index, track);
+            }
+        }
+        // Slots freed above take tracks the rules still include.
+        self.fill_offered_slots(index);
     }
 
     pub(super) fn participant_candidate(&mut self, participant_sid: &str, candidate: &str) {

@@ -15,8 +15,9 @@
 //! output is half drained.
 //!
 //! Policies:
-//! - **Subscriptions**: every participant that subscribes gets every other participant's
-//!   tracks. The room adds a `sendonly` m-line per track and sends the participant an offer
+//! - **Subscriptions**: every participant that subscribes gets the other participants' tracks
+//!   its subscribe rules include (all of them by default; [`Command::SubscribeRules`] changes
+//!   that live). The room adds a `sendonly` m-line per track and sends the participant an offer
 //!   ([`RoomEvent::Offer`]); one offer is outstanding at a time, and an offer from the
 //!   participant wins a collision (the room is the polite side and re-offers afterwards).
 //!   Participants that cannot renegotiate (WHIP, WHEP) get tracks in the `recvonly` m-lines
@@ -52,6 +53,7 @@ pub use sink::{FrameSink, SinkFrame, SinkTrack};
 use track::{PublishedTrack, TrackKey};
 
 use crate::signal::{TrackInfo, TrackKind};
+use crate::subscribe_rules::SubscribeRules;
 
 /// How often the room runs its own timers (keyframe flushes, joins that never connect, empty
 /// rooms). Bounds how late a coalesced keyframe request can leave.
@@ -202,6 +204,15 @@ pub enum Command {
     Kick {
         /// Who.
         participant_sid: String,
+    },
+    /// Replace the participant's subscribe rules: tracks they no longer include stop being
+    /// forwarded to it at once ([`RoomEvent::TrackUnsubscribed`], then a room offer stopping
+    /// their m-lines), tracks they now include are subscribed as a new publisher's are.
+    SubscribeRules {
+        /// Whose.
+        participant_sid: String,
+        /// The rules, already checked.
+        rules: SubscribeRules,
     },
     /// End the room.
     Complete,
@@ -494,6 +505,9 @@ struct Subscription {
     state: SubState,
     /// Fills a `recvonly` m-line the participant offered (no renegotiation).
     in_offered_slot: bool,
+    /// The subscribe rules dropped it while its m-line was being offered: the answer stops
+    /// that m-line instead of opening it.
+    dropped: bool,
     preferred_layer: Option<Rid>,
     /// The layer being forwarded; `None` before the first keyframe.
     current_layer: Option<Option<Rid>>,
@@ -515,6 +529,7 @@ impl Subscription {
             kind: track.kind,
             state,
             in_offered_slot: false,
+            dropped: false,
             preferred_layer: None,
             current_layer: None,
             target_layer: if track.simulcast { None } else { Some(None) },
@@ -583,6 +598,8 @@ struct Participant {
     needs_negotiation: bool,
     subscribe: bool,
     renegotiate: bool,
+    /// Which other participants' tracks it receives (Twilio's SubscribeRules).
+    rules: SubscribeRules,
     subscriptions: Vec<Subscription>,
     /// `recvonly` m-lines the participant offered that carry no subscription yet.
     free_slots: Vec<(Mid, MediaKind)>,

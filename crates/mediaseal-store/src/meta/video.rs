@@ -65,7 +65,8 @@ pub trait VideoStore: Send + Sync {
 
     /// Reserves an invisible track recording row before its object is written.
     async fn reserve_track_recording(&self, recording: &TrackRecording) -> StoreResult<()>;
-    /// Stores the final, visible state of a track recording and queues its callbacks.
+    /// Stores a visible state of a track recording (its final one, or `processing` while a
+    /// room records it) and queues its callbacks.
     async fn publish_track_recording(
         &self,
         recording: &TrackRecording,
@@ -75,6 +76,13 @@ pub trait VideoStore: Send + Sync {
     async fn drop_track_reservation(&self, sid: &str) -> StoreResult<()>;
     /// Reserved rows older than `before` (a crash mid-upload).
     async fn stale_track_reservations(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TrackRecording>>;
+    /// Visible track recordings still `processing` whose room ended (completed or failed)
+    /// before `before`: their producer is gone, so they can never complete.
+    async fn orphaned_track_recordings(
         &self,
         before: i64,
         limit: i64,

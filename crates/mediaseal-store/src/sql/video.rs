@@ -515,6 +515,23 @@ impl VideoStore for SqlStore {
         rows.iter().map(track_from).collect()
     }
 
+    async fn orphaned_track_recordings(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TrackRecording>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TRACK_COLS} FROM track_recordings WHERE visible = 1 AND status = 'processing' \
+             AND room_sid IN (SELECT sid FROM rooms WHERE status <> 'in-progress' AND end_time < $1) \
+             ORDER BY date_created LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(track_from).collect()
+    }
+
     async fn track_recording(
         &self,
         account_sid: &str,

@@ -6,10 +6,12 @@
 //! key in `s3-cbc`, or the service's at-rest key) and the room's process is told to record with
 //! that public key: it muxes each track its rules select into Matroska and seals it as the
 //! frames arrive. New rules go to the process, which starts and finishes track recordings to
-//! match; each start is a new `RT…` recording. What reaches this task is ciphertext, which it stores through the ledger
-//! ([`Services::start_live_track_recording`]) as one `RT…` recording per track, published with
-//! its callbacks when the worker reports the track finished. A recording the worker could not
-//! finish (it failed, or the process died) leaves nothing behind.
+//! match; each start is a new `RT…` recording. What reaches this task is ciphertext, which it
+//! stores through the ledger ([`Services::start_live_track_recording`]) as one `RT…` recording
+//! per track: visible `processing` with `recording-started` as soon as the worker starts it,
+//! `completed` with `recording-completed` when the worker reports the track finished. A
+//! recording the worker could not finish (it failed, or the process died) keeps no media: its
+//! partial object is destroyed and it is `failed`, with `recording-failed`.
 
 use std::collections::HashMap;
 
@@ -150,7 +152,7 @@ async fn store(
                         live.insert(track_sid, recorder);
                     }
                     Err(e) => {
-                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be reserved; it is not kept");
+                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be started; it is not kept");
                     }
                 }
             }
@@ -166,9 +168,9 @@ async fn store(
                     Err(e) => Err(format!("the room process sent bad base64: {e}")),
                 };
                 if let Err(why) = stored {
-                    tracing::error!(room = %room.sid, track = %track_sid, error = %why, "the track recording could not be stored; it is not kept");
+                    tracing::error!(room = %room.sid, track = %track_sid, error = %why, "the track recording could not be stored; it failed");
                     if let Some(recorder) = live.remove(&track_sid) {
-                        abandon(recorder).await;
+                        fail(recorder).await;
                     }
                 }
             }
@@ -186,29 +188,30 @@ async fn store(
                         tracing::info!(room = %room.sid, track = %track_sid, recording = %rec.sid, duration_ms, "track recording completed");
                     }
                     Err(e) => {
-                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be published; it is not kept");
+                        tracing::error!(room = %room.sid, track = %track_sid, error = %e, "the track recording could not be stored; it failed");
                     }
                 }
             }
             WorkerEvent::RecordingFailed { track_sid, message } => {
-                tracing::warn!(room = %room.sid, track = %track_sid, reason = %message, "the room process could not record the track; nothing is kept");
+                tracing::warn!(room = %room.sid, track = %track_sid, reason = %message, "the room process could not record the track; it failed");
                 if let Some(recorder) = live.remove(&track_sid) {
-                    abandon(recorder).await;
+                    fail(recorder).await;
                 }
             }
             _ => {}
         }
     }
-    // The process is gone: whatever it did not finish is incomplete and is not kept.
+    // The process is gone: whatever it did not finish is incomplete, and fails.
     for (track_sid, recorder) in live {
-        tracing::warn!(room = %room.sid, track = %track_sid, "the room process ended before the track recording finished; nothing is kept");
-        abandon(recorder).await;
+        tracing::warn!(room = %room.sid, track = %track_sid, "the room process ended before the track recording finished; it failed");
+        fail(recorder).await;
     }
 }
 
-async fn abandon(recorder: LiveTrackRecorder) {
+/// Destroys the recording's partial object and publishes it `failed`.
+async fn fail(recorder: LiveTrackRecorder) {
     let sid = recorder.sid().to_owned();
-    if let Err(e) = recorder.interrupted().await {
-        tracing::error!(recording = %sid, error = %e, "an unfinished track recording could not be removed; the sweeper will");
+    if let Err(e) = recorder.failed().await {
+        tracing::error!(recording = %sid, error = %e, "an unfinished track recording could not be marked failed; the sweeper will");
     }
 }

@@ -115,6 +115,17 @@ async fn recording_media(
         None => None,
     };
     let r = super::recordings::find(st, account, room.as_ref(), sid, &auth.path).await?;
+    if r.status == "processing" {
+        // Its object is still being written: no URL, so no client ever reads part of it.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            20404,
+            format!(
+                "Recording {sid} is still being recorded (status processing): its media can be \
+                 fetched once its status is completed"
+            ),
+        ));
+    }
     let Some(key) = r.object_key.clone().filter(|_| r.status == "completed") else {
         return Err(no_media("Recording", sid, &r.status));
     };

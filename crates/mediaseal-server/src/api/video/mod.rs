@@ -18,6 +18,7 @@ mod recordings;
 mod room_access;
 pub(crate) mod rooms;
 mod settings;
+pub(crate) mod subscribe_rules;
 pub(crate) mod whip;
 
 use axum::Router;
@@ -83,6 +84,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/Rooms/{room}/Participants/{participant}/SubscribedTracks/{track}",
             get(participants::fetch_subscribed),
+        )
+        .route(
+            "/v1/Rooms/{room}/Participants/{participant}/SubscribeRules",
+            get(subscribe_rules::fetch).post(subscribe_rules::update),
         )
         .route(
             "/v1/Rooms/{room}/RecordingRules",

@@ -166,7 +166,12 @@ impl SubscribedTrackResource {
 }
 
 /// The room's participant `ident` (a `PA…` SID or an identity), or a 404 for `path`.
-async fn resolve(st: &AppState, room: &Room, ident: &str, path: &str) -> ApiResult<Participant> {
+pub(super) async fn resolve(
+    st: &AppState,
+    room: &Room,
+    ident: &str,
+    path: &str,
+) -> ApiResult<Participant> {
     let found = if is_sid(ident, "PA") {
         st.meta
             .participant(&room.account_sid, &room.sid, ident)

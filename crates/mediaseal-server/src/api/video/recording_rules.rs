@@ -7,7 +7,8 @@
 //! are checked as Twilio checks them (53120, with the rule and the reason), stored, and sent to
 //! the room's process, which starts recording tracks that match now and finishes the
 //! recordings of tracks that no longer do. Only group rooms record (53122 otherwise), and only
-//! a room in progress takes new rules.
+//! a room in progress takes new rules. A room created with `RecordingRules` starts with those
+//! (checked the same way), whatever `RecordParticipantsOnConnect` says.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -42,18 +43,62 @@ pub(crate) struct RecordingRulesResource {
 
 /// Peer-to-peer and Go rooms have no media in mediaseal to record.
 fn group_room_only(room: &Room) -> ApiResult<()> {
-    if matches!(room.room_type.as_str(), "group" | "group-small") {
+    group_type_only(&format!("room {}", room.sid), &room.room_type)
+}
+
+fn group_type_only(what: &str, room_type: &str) -> ApiResult<()> {
+    if matches!(room_type, "group" | "group-small") {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::BAD_REQUEST,
         NOT_FOR_ROOM_TYPE,
         format!(
-            "Recording Rules are only available in group rooms: room {} is {}, whose media \
-             goes between the participants and is never recorded",
-            room.sid, room.room_type
+            "Recording Rules are only available in group rooms: {what} is {room_type}, whose \
+             media goes between the participants and is never recorded"
         ),
     ))
+}
+
+/// `Rules` (or, on room creation, `RecordingRules`) checked as Twilio checks them: 53120 with
+/// the rule at fault.
+fn parse_rules(raw: &str) -> ApiResult<RecordingRules> {
+    RecordingRules::parse(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_RULES,
+            format!("Invalid Recording Rule(s): {e}"),
+        )
+    })
+}
+
+/// The `RecordingRules` parameter of `POST /v1/Rooms`, if given: checked like the resource's
+/// `Rules`, and refused (53122) for a room type that records nothing.
+pub(super) fn creation_rules(form: &Params, room_type: &str) -> ApiResult<Option<RecordingRules>> {
+    let Some(raw) = form.get("RecordingRules") else {
+        return Ok(None);
+    };
+    group_type_only(&format!("a {room_type} room"), room_type)?;
+    parse_rules(raw).map(Some)
+}
+
+/// Stores the rules a new room was created with, dated like the room, so the resource shows
+/// them from the start.
+pub(super) async fn store_creation_rules(
+    st: &AppState,
+    room: &Room,
+    rules: &RecordingRules,
+) -> ApiResult<()> {
+    st.meta
+        .put_room_recording_rules(&RoomRecordingRules {
+            account_sid: room.account_sid.clone(),
+            room_sid: room.sid.clone(),
+            rules: serde_json::to_string(rules).unwrap_or_default(),
+            date_created: room.date_created,
+            date_updated: room.date_created,
+        })
+        .await?;
+    Ok(())
 }
 
 /// The room's rules as stored, or the ones it started with.
@@ -112,13 +157,7 @@ pub(crate) async fn update(
              as [{\"type\":\"include\",\"all\":true}]",
         ));
     };
-    let rules = RecordingRules::parse(raw).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            INVALID_RULES,
-            format!("Invalid Recording Rule(s): {e}"),
-        )
-    })?;
+    let rules = parse_rules(raw)?;
     if room.status != "in-progress" {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

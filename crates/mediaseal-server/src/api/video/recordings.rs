@@ -408,6 +408,17 @@ async fn delete_inner(
     if r.deleted {
         return Err(ApiError::not_found(&auth.path));
     }
+    if r.status == "processing" {
+        // The room is still writing it; deleting now would race the recording's completion.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            20001,
+            format!(
+                "Recording {sid} is still being recorded (status processing): delete it once it \
+                 is completed, or stop recording its track with the room's RecordingRules"
+            ),
+        ));
+    }
     let before = st
         .meta
         .delete_track_recording(account, sid, now_us())

@@ -213,6 +213,9 @@ pub(crate) async fn create(
     let unused_room_timeout = form
         .int_in("UnusedRoomTimeout", ROOM_TIMEOUT_MINUTES)?
         .unwrap_or(DEFAULT_ROOM_TIMEOUT_MINUTES);
+    // Explicit rules replace the "include all" that RecordParticipantsOnConnect would start
+    // the room with.
+    let recording_rules = super::recording_rules::creation_rules(&form, &room_type)?;
     // The process first: a node that cannot run one more room refuses before a row exists.
     let processes = st
         .room_processes()
@@ -253,15 +256,32 @@ pub(crate) async fn create(
             )
         })?;
     }
-    if let Err(e) = st.meta.insert_room(&room, &callbacks).await {
+    // The rules first, so the room never exists without them (a failed create leaves a rules
+    // row no room points at, which nothing reads).
+    let stored = match &recording_rules {
+        Some(rules) => super::recording_rules::store_creation_rules(&st, &room, rules).await,
+        None => Ok(()),
+    };
+    let inserted = match stored {
+        Ok(()) => st
+            .meta
+            .insert_room(&room, &callbacks)
+            .await
+            .map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = inserted {
         if let Some(processes) = processes {
             processes.complete(&room.sid).await;
         }
-        return Err(e.into());
+        return Err(e);
     }
     tracing::info!(room = %room.sid, account = %account, "room created");
     // Before the room is announced to its creator, so tracks are recorded from the first.
-    super::live_recordings::start(&st, &room).await;
+    match recording_rules {
+        Some(rules) => super::live_recordings::apply_rules(&st, &room, rules).await,
+        None => super::live_recordings::start(&st, &room).await,
+    }
     if room.room_type == super::mesh::PEER_TO_PEER {
         // Its signalling relay, which starts the participant rows and callbacks (`follow`).
         st.mesh_rooms.open(&st, &room);
@@ -574,6 +594,27 @@ async fn fail_now(st: &AppState, room: &Room) -> ApiResult<bool> {
     Ok(done.is_some_and(|d| d.transitioned))
 }
 
+/// The recordings of `room` (which ended with its process) still `processing`: nobody will
+/// finish them, so they are `failed`, with `recording-failed`.
+async fn fail_unfinished_recordings(st: &AppState, room: &Room) -> ApiResult<()> {
+    let Some(ended) = st.meta.room(&room.account_sid, &room.sid).await? else {
+        return Ok(());
+    };
+    for r in st
+        .meta
+        .room_track_recordings(&room.account_sid, &room.sid)
+        .await?
+    {
+        if r.status == "processing" {
+            st.services
+                .fail_track_recording(&ended, r)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+    }
+    Ok(())
+}
+
 /// At start, before this node runs any room: the rooms a previous process of this node (same
 /// [`crate::state::Config::room_node`]) left `in-progress` lost their media processes with it,
 /// so they become `failed` as if their process had died now, and their participants
@@ -598,6 +639,7 @@ pub(crate) async fn fail_abandoned_rooms(st: &AppState) -> ApiResult<usize> {
             tracing::warn!(room = %room.sid, account = %room.account_sid, node = %node, "room failed: this node stopped while it ran");
             failed += 1;
         }
+        fail_unfinished_recordings(st, &room).await?;
     }
     Ok(failed)
 }
