@@ -5,6 +5,7 @@
 # Prints a Markdown table (for BENCHMARKS.md). Not a timed test.
 #
 #   scripts/bench-asr.sh [WORK_DIR]      (default: a fresh temp dir, removed afterwards)
+#   ENGINES=whisper scripts/bench-asr.sh  (only Whisper; default "whisper pocketsphinx")
 #
 # The test set is synthesised here by interop/asr/make_testset.py (espeak-ng voices, and flite's
 # when installed; clean, telephone and noisy; dual-channel calls). Needs scripts/setup-asr.sh's
@@ -42,7 +43,10 @@ log "whisper alone (faster-whisper in Python, same PCM)"
 "$PY" interop/asr/bench_alone.py --engine whisper --manifest "$MANIFEST" --pcm "$WORK/pcm" --out "$WORK/whisper-alone.jsonl"
 results+=("$WORK/whisper-alone.jsonl")
 
-if command -v pocketsphinx_continuous >/dev/null && [ -d /usr/share/pocketsphinx/model/en-us ]; then
+ENGINES=${ENGINES:-whisper pocketsphinx}
+if [[ " $ENGINES " != *" pocketsphinx "* ]]; then
+  log "pocketsphinx not in ENGINES: skipped"
+elif command -v pocketsphinx_continuous >/dev/null && [ -d /usr/share/pocketsphinx/model/en-us ]; then
   log "pocketsphinx through mediaseal-asr"
   "$BENCH" run --manifest "$MANIFEST" --engine pocketsphinx --out "$WORK/ps-mediaseal.jsonl"
   results+=("$WORK/ps-mediaseal.jsonl")

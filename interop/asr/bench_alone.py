@@ -5,7 +5,7 @@
 
 whisper: faster-whisper called in this process with the settings mediaseal-asr's sidecar uses
 (int8, word timestamps, language en, the same CPU thread count, and the sidecar's own decoding
-options, imported from whisper_sidecar.py); CPU is this process's
+options and VAD rule, imported from whisper_sidecar.py); CPU is this process's
 time.process_time() around each transcription, model load excluded.
 pocketsphinx: pocketsphinx_continuous run on each raw file with the same model and flags as
 mediaseal-asr; CPU is the reaped child's user + system time.
@@ -37,11 +37,11 @@ def whisper(args, manifest, out):
     threads = min(os.cpu_count() or 2, 4)
     model = WhisperModel(args.model, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
 
-    from whisper_sidecar import DECODING
+    from whisper_sidecar import decoding_options
 
     def transcribe(audio):
         segments, _ = model.transcribe(
-            audio, language="en", word_timestamps=True, **DECODING
+            audio, language="en", word_timestamps=True, **decoding_options(audio)
         )
         segments = [s for s in segments if s.text.strip()]
         text = " ".join(s.text.strip() for s in segments)
