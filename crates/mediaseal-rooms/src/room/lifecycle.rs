@@ -14,9 +14,6 @@ use super::{
 use crate::subscribe_rules::SubscribeRules;
 use crate::token::MAX_IDENTITY_LEN;
 
-/// Packets of each outgoing video stream kept for resends (see `new_rtc`).
-const VIDEO_RESEND_PACKETS: usize = 500;
-
 impl Room {
     pub(super) fn on_command(&mut self, command: Command) {
         if self.state == RoomState::Ended {
@@ -216,11 +213,6 @@ impl Room {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
-            // The resend buffer of every outgoing video stream (str0m's default is 1,000
-            // packets, ~10 s of an 800 kb/s stream). NACKs ask for the last round trip or two;
-            // 500 packets still cover 2 s of a 2.5 Mb/s simulcast top layer and a large
-            // keyframe, and halve what a ten-publisher room holds per subscriber.
-            .set_send_buffer_video(VIDEO_RESEND_PACKETS)
             .build(self.now)
     }
 
