@@ -6,10 +6,13 @@
 //! ```
 //!
 //! `run` transcribes every item of a test set (made by `interop/asr/make_testset.py`) through
-//! mediaseal-asr: WAV parsing, channel split, resampling and the engine, one channel at a time,
-//! and records per channel the hypothesis, the audio length and the CPU seconds spent by this
-//! process plus the engine's processes (the warm Whisper sidecar is read from /proc, per-request
-//! children from this process's reaped-children times). `--dump-pcm` also writes each prepared
+//! mediaseal-asr: WAV parsing, channel split, resampling and the engine, one recording at a
+//! time through `transcribe_channels` (its channels, and pieces of long ones, side by side as
+//! the transcript job runs them), and records per channel the hypothesis, the audio length and
+//! that channel's share (by audio length) of the recording's wall time and of the CPU seconds
+//! spent by this process plus the engine's processes (the warm Whisper sidecars are read from
+//! /proc, per-request children from this process's reaped-children times). `--sidecars N` and
+//! `--threads N` set the Whisper pool for A/B runs (default: the engine's own defaults). `--dump-pcm` also writes each prepared
 //! channel as raw s16le so that `interop/asr/bench_alone.py` can run the engine alone on exactly
 //! the same samples. `report` scores every results file against the manifest and prints one
 //! Markdown table.
@@ -29,7 +32,7 @@ use mediaseal_asr::audio::prepare_wav;
 use mediaseal_asr::score::{WordErrors, digit_recall, word_errors};
 use mediaseal_asr::{
     AsrOptions, EngineSpec, SpeechEngine, Transcript, WhisperConfig, WhisperEngine,
-    WhisperEnvironment, select_engine,
+    WhisperEnvironment, select_engine, transcribe_channels,
 };
 use mediaseal_intelligence::operators::{self, Operator};
 use mediaseal_intelligence::sentences::{Sentence, Word};
@@ -159,6 +162,89 @@ fn cpu_ticks(pid: &str, children: bool) -> u64 {
     }
 }
 
+fn engine_ticks(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| cpu_ticks(&p.to_string(), false)).sum()
+}
+
+/// Throughput: `concurrency` recordings at a time, as the server's transcript jobs run. The
+/// run's wall and CPU time are shared out over the channels by audio length, so the report's
+/// "wall × real time" is audio per second of the whole run.
+fn run_concurrently(
+    engine: &dyn SpeechEngine,
+    sidecar: Option<&WhisperEngine>,
+    items: &[Item],
+    options: &AsrOptions,
+    concurrency: usize,
+    ticks: f64,
+) -> Result<Vec<Outcome>, String> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sidecar_pids = sidecar.map(WhisperEngine::process_ids).unwrap_or_default();
+    let self_before = cpu_ticks("self", true);
+    let sidecar_before = engine_ticks(&sidecar_pids);
+    let started = Instant::now();
+    let results: Vec<Result<Vec<Outcome>, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(item) = items.get(index) else {
+                            return Ok(done);
+                        };
+                        let bytes =
+                            std::fs::read(&item.wav).map_err(|e| format!("{}: {e}", item.id))?;
+                        let prepared =
+                            prepare_wav(&bytes).map_err(|e| format!("{}: {e}", item.id))?;
+                        let channels: Vec<&[i16]> =
+                            prepared.channels.iter().map(|pcm| pcm.as_slice()).collect();
+                        let transcripts = transcribe_channels(engine, &channels, options)
+                            .map_err(|e| format!("{}: {e}", item.id))?;
+                        for (channel, (pcm, transcript)) in
+                            prepared.channels.iter().zip(&transcripts).enumerate()
+                        {
+                            done.push(Outcome {
+                                id: item.id.clone(),
+                                channel,
+                                engine: engine.id().to_owned(),
+                                mode: format!("mediaseal-asr, {concurrency} at a time"),
+                                hypothesis: transcript.text(),
+                                audio_seconds: pcm.duration_secs(),
+                                cpu_seconds: 0.0,
+                                wall_seconds: 0.0,
+                                sentences: sentence_words(transcript),
+                            });
+                        }
+                        eprintln!("[asr-bench] {} {}: done", engine.id(), item.id);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let after_pids = sidecar.map(WhisperEngine::process_ids).unwrap_or_default();
+    let spent = (cpu_ticks("self", true) - self_before)
+        + engine_ticks(&after_pids).saturating_sub(sidecar_before);
+    let mut outcomes = Vec::new();
+    for result in results {
+        outcomes.extend(result?);
+    }
+    let total_audio: f64 = outcomes.iter().map(|o| o.audio_seconds).sum();
+    for outcome in &mut outcomes {
+        let share = outcome.audio_seconds / total_audio.max(1e-9);
+        outcome.cpu_seconds = spent as f64 / ticks * share;
+        outcome.wall_seconds = wall * share;
+    }
+    eprintln!(
+        "[asr-bench] {concurrency} at a time: {total_audio:.0} s of channel audio in {wall:.1} s, sidecars {sidecar_pids:?} → {after_pids:?}"
+    );
+    Ok(outcomes)
+}
+
 fn load_manifest(path: &Path) -> Vec<Item> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -169,6 +255,9 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut engine_spec = None;
     let mut out = None;
     let mut dump = None;
+    let mut sidecars = None;
+    let mut threads = None;
+    let mut concurrency = 1usize;
     let mut iter = args.iter();
     while let Some(flag) = iter.next() {
         let value = iter.next().ok_or(format!("{flag} needs a value"))?;
@@ -177,6 +266,9 @@ fn run(args: &[String]) -> Result<(), String> {
             "--engine" => engine_spec = Some(value.clone()),
             "--out" => out = Some(PathBuf::from(value)),
             "--dump-pcm" => dump = Some(PathBuf::from(value)),
+            "--sidecars" => sidecars = Some(value.parse::<u32>().map_err(|e| e.to_string())?),
+            "--threads" => threads = Some(value.parse::<u32>().map_err(|e| e.to_string())?),
+            "--concurrency" => concurrency = value.parse().map_err(|e| format!("{e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -190,7 +282,14 @@ fn run(args: &[String]) -> Result<(), String> {
     let other;
     let (engine, sidecar): (&dyn SpeechEngine, Option<&WhisperEngine>) = if spec == "whisper" {
         let env = WhisperEnvironment::locate().map_err(|e| e.to_string())?;
-        whisper = WhisperEngine::start(WhisperConfig::new(&env)).map_err(|e| e.to_string())?;
+        let mut config = WhisperConfig::new(&env);
+        config.sidecars = sidecars.unwrap_or(config.sidecars);
+        config.cpu_threads = threads.unwrap_or(config.cpu_threads);
+        eprintln!(
+            "[asr-bench] whisper: {} sidecars × {} threads",
+            config.sidecars, config.cpu_threads
+        );
+        whisper = WhisperEngine::start(config).map_err(|e| e.to_string())?;
         (&whisper, Some(&whisper))
     } else {
         let parsed: EngineSpec = spec
@@ -205,18 +304,30 @@ fn run(args: &[String]) -> Result<(), String> {
     let ticks = clock_ticks_per_second();
     let options = AsrOptions::default();
     let mut file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    // Warm-up: the first request pays one-off costs (page-in of the model) in any engine.
-    let _ = engine.transcribe(&vec![0; 16_000], &options);
+    // Warm-up: the first request pays one-off costs (page-in of the model) in any engine, and
+    // as many requests at once as the engine runs start its whole pool.
+    let silence = vec![vec![0i16; 16_000]; engine.parallelism().max(1)];
+    let _ = transcribe_channels(engine, &silence, &options);
+    if concurrency > 1 {
+        for outcome in run_concurrently(engine, sidecar, &items, &options, concurrency, ticks)? {
+            writeln!(
+                file,
+                "{}",
+                serde_json::to_string(&outcome).map_err(|e| e.to_string())?
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     for item in &items {
         let started_ticks = cpu_ticks("self", true);
         let started = Instant::now();
-        let bytes = std::fs::read(&item.wav).map_err(|e| format!("{}: {e}", item.wav.display()))?;
+        let sidecar_pids = sidecar.map(WhisperEngine::process_ids).unwrap_or_default();
+        let sidecar_before = engine_ticks(&sidecar_pids);
+        let bytes = std::fs::read(&item.wav).map_err(|e| format!("{}: {e}", item.id))?;
         let prepared = prepare_wav(&bytes).map_err(|e| format!("{}: {e}", item.id))?;
-        let prepare_ticks = cpu_ticks("self", true) - started_ticks;
-        let prepare_wall = started.elapsed().as_secs_f64();
-        let channel_count = prepared.channels.len();
-        for (channel, pcm) in prepared.channels.iter().enumerate() {
-            if let Some(dir) = &dump {
+        if let Some(dir) = &dump {
+            for (channel, pcm) in prepared.channels.iter().enumerate() {
                 let raw: Vec<u8> = pcm
                     .as_slice()
                     .iter()
@@ -225,22 +336,23 @@ fn run(args: &[String]) -> Result<(), String> {
                 std::fs::write(dir.join(format!("{}.ch{channel}.raw", item.id)), raw)
                     .map_err(|e| e.to_string())?;
             }
-            let self_before = cpu_ticks("self", true);
-            let sidecar_pid = sidecar.and_then(WhisperEngine::process_id);
-            let sidecar_before = sidecar_pid
-                .map(|p| cpu_ticks(&p.to_string(), false))
-                .unwrap_or(0);
-            let wall = Instant::now();
-            let transcript = engine
-                .transcribe(pcm.as_slice(), &options)
-                .map_err(|e| format!("{}: {e}", item.id))?;
-            let wall_seconds = wall.elapsed().as_secs_f64() + prepare_wall / channel_count as f64;
-            let sidecar_after = sidecar_pid
-                .map(|p| cpu_ticks(&p.to_string(), false))
-                .unwrap_or(0);
-            let spent = (cpu_ticks("self", true) - self_before)
-                + sidecar_after.saturating_sub(sidecar_before)
-                + prepare_ticks / channel_count as u64;
+        }
+        let dump_ticks = cpu_ticks("self", true) - started_ticks;
+        let dump_wall = started.elapsed();
+        let channels: Vec<&[i16]> = prepared.channels.iter().map(|pcm| pcm.as_slice()).collect();
+        let transcripts = transcribe_channels(engine, &channels, &options)
+            .map_err(|e| format!("{}: {e}", item.id))?;
+        // Writing the PCM dump is the benchmark's own work, not the pipeline's.
+        let wall_seconds = (started.elapsed() - dump_wall).as_secs_f64();
+        let after_pids = sidecar.map(WhisperEngine::process_ids).unwrap_or_default();
+        if after_pids != sidecar_pids {
+            return Err(format!("{}: a sidecar was restarted mid-run", item.id));
+        }
+        let spent = (cpu_ticks("self", true) - started_ticks - dump_ticks)
+            + engine_ticks(&after_pids).saturating_sub(sidecar_before);
+        let total_audio: f64 = prepared.channels.iter().map(|c| c.duration_secs()).sum();
+        for (channel, (pcm, transcript)) in prepared.channels.iter().zip(&transcripts).enumerate() {
+            let share = pcm.duration_secs() / total_audio.max(1e-9);
             let outcome = Outcome {
                 id: item.id.clone(),
                 channel,
@@ -248,9 +360,9 @@ fn run(args: &[String]) -> Result<(), String> {
                 mode: "mediaseal-asr".into(),
                 hypothesis: transcript.text(),
                 audio_seconds: pcm.duration_secs(),
-                cpu_seconds: spent as f64 / ticks,
-                wall_seconds,
-                sentences: sentence_words(&transcript),
+                cpu_seconds: spent as f64 / ticks * share,
+                wall_seconds: wall_seconds * share,
+                sentences: sentence_words(transcript),
             };
             writeln!(
                 file,
@@ -274,6 +386,9 @@ struct Tally {
     card_pii: usize,
     total_cpu: f64,
     total_audio: f64,
+    total_wall: f64,
+    /// Per recording: the longest channel (the recording's length).
+    recording_seconds: BTreeMap<String, f64>,
 }
 
 fn pct(errors: Option<&WordErrors>) -> String {
@@ -329,6 +444,12 @@ fn report(args: &[String]) -> Result<(), String> {
             cpu.1 += outcome.audio_seconds;
             tally.total_cpu += outcome.cpu_seconds;
             tally.total_audio += outcome.audio_seconds;
+            tally.total_wall += outcome.wall_seconds;
+            let length = tally
+                .recording_seconds
+                .entry(outcome.id.clone())
+                .or_default();
+            *length = length.max(outcome.audio_seconds);
             if let Some(card) = &reference.card {
                 let recall = digit_recall(card, &outcome.hypothesis);
                 tally.card.push(recall);
@@ -352,9 +473,9 @@ fn report(args: &[String]) -> Result<(), String> {
         items.iter().filter(|i| i.condition == "dual").count()
     );
     println!(
-        "| engine | path | WER clean | WER tel | WER noisy | WER dual agent | WER dual customer | card digits (exact) | cards found by the PII operator | phone digits | CPU-s / audio-s clean / tel / noisy / dual | overall |"
+        "| engine | path | WER clean | WER tel | WER noisy | WER dual agent | WER dual customer | card digits (exact) | cards found by the PII operator | phone digits | CPU-s / audio-s clean / tel / noisy / dual | overall | wall × real time (recordings / channel audio) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((engine, mode), tally) in &tallies {
         let rtf = |c: &str| {
             tally
@@ -370,7 +491,7 @@ fn report(args: &[String]) -> Result<(), String> {
             }
         };
         println!(
-            "| {engine} | {mode} | {} | {} | {} | {} | {} | {:.1} % ({}/{}) | {}/{} | {:.1} % | {} / {} / {} / {} | {:.3} |",
+            "| {engine} | {mode} | {} | {} | {} | {} | {} | {:.1} % ({}/{}) | {}/{} | {:.1} % | {} / {} / {} / {} | {:.3} | {:.2}× / {:.2}× |",
             pct(tally.errors.get("clean")),
             pct(tally.errors.get("tel")),
             pct(tally.errors.get("noisy")),
@@ -387,6 +508,8 @@ fn report(args: &[String]) -> Result<(), String> {
             rtf("noisy"),
             rtf("dual"),
             tally.total_cpu / tally.total_audio.max(1e-9),
+            tally.recording_seconds.values().sum::<f64>() / tally.total_wall.max(1e-9),
+            tally.total_audio / tally.total_wall.max(1e-9),
         );
     }
     Ok(())

@@ -21,14 +21,16 @@
 //! process; the caller on tokio runs it with `spawn_blocking`, which is exactly the thread an
 //! engine needs to wait on pipes and enforce timeouts, and keeps this crate free of a runtime
 //! (the benchmark and the tests call it directly). Engines are `Send + Sync`: share one behind
-//! an `Arc`. The Whisper engine serialises requests to its one warm process (on two cores one
-//! recogniser already uses most of the machine); the others run requests concurrently.
+//! an `Arc`. The Whisper engine keeps a pool of warm processes, one request each; pocketsphinx
+//! runs a process per request; [`transcribe_channels`] spreads a recording's channels, and the
+//! pieces of a long channel cut at its quietest moments, over what the engine can run at once.
 
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod audio;
 mod openai;
+mod parallel;
 mod pocketsphinx;
 mod process;
 pub mod score;
@@ -39,6 +41,7 @@ mod whisper;
 pub use openai::{
     ApiKey, HttpSetupError, OpenAiHttpConfig, OpenAiHttpEngine, ResponseError, parse_verbose_json,
 };
+pub use parallel::{MIN_PIECE_SECONDS, quiet_cuts, transcribe_channels};
 pub use pocketsphinx::{
     PocketsphinxConfig, PocketsphinxEngine, PocketsphinxMissing, parse_pocketsphinx_output,
 };
@@ -66,6 +69,13 @@ pub trait SpeechEngine: Send + Sync + std::fmt::Debug {
     /// Transcribes one channel. `pcm` is mono signed 16-bit at 16 kHz. Blocks until the engine
     /// answers or its timeout passes; call it from a blocking thread.
     fn transcribe(&self, pcm: &[i16], options: &AsrOptions) -> Result<Transcript, TranscribeError>;
+
+    /// How many requests the engine works on at once without one waiting for another (its
+    /// process pool, for instance). [`transcribe_channels`] splits a recording into at most
+    /// this many requests. The default, 1, sends each channel whole, one after the other.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// Why one transcription failed. The engine stays usable: a crashed or hung engine process is

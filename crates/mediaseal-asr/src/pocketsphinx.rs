@@ -112,6 +112,11 @@ impl SpeechEngine for PocketsphinxEngine {
         ENGINE_ID
     }
 
+    /// Every request is its own process: one per core.
+    fn parallelism(&self) -> usize {
+        thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
     fn transcribe(&self, pcm: &[i16], options: &AsrOptions) -> Result<Transcript, TranscribeError> {
         if let Some(language) = options
             .language

@@ -6,6 +6,14 @@
 //! it is ready, then answers one request at a time: a length-prefixed frame of PCM on its stdin,
 //! one JSON line on its stdout (the protocol is documented in the script).
 //!
+//! The engine keeps a small pool of such sidecars ([`WhisperConfig::sidecars`], one per core up
+//! to four by default, each with its share of the cores as CTranslate2 threads). A request takes
+//! an idle sidecar, the first in pool order, so a lone request always lands on the first one;
+//! the others are started the first time requests overlap. One CTranslate2 thread per process
+//! spends less CPU per audio second than one process with two threads (docs/ASR.md), and two
+//! requests at once (the channels of a call, the pieces of a long channel, two transcripts)
+//! then use both cores.
+//!
 //! The child runs with core dumps off, a cleared environment (`HF_HUB_OFFLINE=1`, no bytecode
 //! writes), `/` as its working directory, and writes nothing to disk (checked with strace; see
 //! docs/ASR.md). Its stderr is kept only until it is ready, for start-up errors; after that it is
@@ -16,9 +24,9 @@ use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -166,8 +174,10 @@ pub struct WhisperConfig {
     pub model_name: String,
     /// CTranslate2 compute type: `int8` (default, fastest on CPU), `int8_float32`, `float32`.
     pub compute_type: String,
-    /// CPU threads for CTranslate2 (0 = its default).
+    /// CPU threads for CTranslate2 in each sidecar (0 = its default).
     pub cpu_threads: u32,
+    /// How many sidecars may run at once, each answering one request (at least 1).
+    pub sidecars: u32,
     /// Beam size: 2 by default (docs/ASR.md, "Decoding options"). Greedy decoding (1) saved
     /// about 15 % more CPU but glued digits to letters ("453i1480…"), which hides card numbers.
     pub beam_size: u32,
@@ -189,12 +199,14 @@ impl WhisperConfig {
         let cores = thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let sidecars = cores.clamp(1, 4);
         Self {
             python: env.python.clone(),
             model_dir: env.model_dir.clone(),
             model_name: "base".to_owned(),
             compute_type: "int8".to_owned(),
-            cpu_threads: u32::try_from(cores.min(4)).unwrap_or(2),
+            cpu_threads: u32::try_from((cores / sidecars).max(1)).unwrap_or(1),
+            sidecars: u32::try_from(sidecars).unwrap_or(1),
             beam_size: 2,
             working_dir: PathBuf::from("/"),
             env: Vec::new(),
@@ -238,34 +250,99 @@ pub enum StartError {
     Handshake(String),
 }
 
-/// Speech recognition with Whisper through a warm sidecar process. See the module docs.
+/// Speech recognition with Whisper through a pool of warm sidecar processes. See the module
+/// docs.
 #[derive(Debug)]
 pub struct WhisperEngine {
     id: String,
     config: WhisperConfig,
-    sidecar: Mutex<Option<Sidecar>>,
-    /// The live sidecar's pid (0 when none), readable while a request holds the lock.
-    pid: AtomicU32,
+    pool: Pool,
+    /// Each slot's live sidecar pid (0 when none), readable while requests hold the slots.
+    pids: Vec<AtomicU32>,
     next_request: AtomicU64,
 }
 
-impl WhisperEngine {
-    /// Starts the sidecar and waits until the model is loaded.
-    pub fn start(config: WhisperConfig) -> Result<Self, StartError> {
-        let sidecar = Sidecar::start(&config)?;
-        let engine = Self {
-            id: format!("whisper-ct2:{}", config.model_name),
-            pid: AtomicU32::new(sidecar.pid),
-            sidecar: Mutex::new(Some(sidecar)),
-            config,
-            next_request: AtomicU64::new(1),
-        };
-        Ok(engine)
+/// The idle slots; a request takes one out and puts it back when it is done.
+#[derive(Debug)]
+struct Pool {
+    idle: Mutex<Vec<Slot>>,
+    returned: Condvar,
+}
+
+#[derive(Debug)]
+struct Slot {
+    index: usize,
+    sidecar: Option<Sidecar>,
+}
+
+impl Pool {
+    /// The idle slot to use: a live sidecar before a slot that would have to start one, and
+    /// the lower index first. Waits while every slot is busy.
+    fn take(&self) -> Slot {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let best = idle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, slot)| (slot.sidecar.is_none(), slot.index))
+                .map(|(position, _)| position);
+            if let Some(position) = best {
+                return idle.swap_remove(position);
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
-    /// The process id of the warm sidecar, if one is running.
+    fn put_back(&self, slot: Slot) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
+        self.returned.notify_one();
+    }
+}
+
+impl WhisperEngine {
+    /// Starts the first sidecar and waits until its model is loaded; the rest of the pool
+    /// starts when requests first overlap.
+    pub fn start(config: WhisperConfig) -> Result<Self, StartError> {
+        let first = Sidecar::start(&config)?;
+        let size = config.sidecars.max(1) as usize;
+        let pids: Vec<AtomicU32> = (0..size).map(|_| AtomicU32::new(0)).collect();
+        pids[0].store(first.pid, Ordering::SeqCst);
+        let mut slots = vec![Slot {
+            index: 0,
+            sidecar: Some(first),
+        }];
+        slots.extend((1..size).map(|index| Slot {
+            index,
+            sidecar: None,
+        }));
+        Ok(Self {
+            id: format!("whisper-ct2:{}", config.model_name),
+            pool: Pool {
+                idle: Mutex::new(slots),
+                returned: Condvar::new(),
+            },
+            pids,
+            config,
+            next_request: AtomicU64::new(1),
+        })
+    }
+
+    /// The process id of the first sidecar (the one a request takes when the engine is idle),
+    /// if it is running.
     pub fn process_id(&self) -> Option<u32> {
-        Some(self.pid.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+        Some(self.pids[0].load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+
+    /// The process ids of every running sidecar.
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.pids
+            .iter()
+            .map(|pid| pid.load(Ordering::SeqCst))
+            .filter(|&pid| pid != 0)
+            .collect()
     }
 
     /// The configuration it runs with.
@@ -273,10 +350,65 @@ impl WhisperEngine {
         &self.config
     }
 
-    fn fail_and_discard(&self, slot: &mut Option<Sidecar>) {
-        self.pid.store(0, Ordering::SeqCst);
-        if let Some(mut sidecar) = slot.take() {
+    fn fail_and_discard(&self, slot: &mut Slot) {
+        self.pids[slot.index].store(0, Ordering::SeqCst);
+        if let Some(mut sidecar) = slot.sidecar.take() {
             sidecar.kill();
+        }
+    }
+
+    /// One request on one slot: starts its sidecar if it has none, and discards the sidecar
+    /// when the exchange leaves it dead, hung or out of step.
+    fn transcribe_on(
+        &self,
+        slot: &mut Slot,
+        frame: &[u8],
+        request_id: u64,
+        timeout: Duration,
+    ) -> Result<Transcript, TranscribeError> {
+        if slot.sidecar.is_none() {
+            let sidecar = Sidecar::start(&self.config).map_err(|e| TranscribeError::Start {
+                engine: self.id.clone(),
+                reason: e.to_string(),
+            })?;
+            self.pids[slot.index].store(sidecar.pid, Ordering::SeqCst);
+            slot.sidecar = Some(sidecar);
+        }
+        let Some(sidecar) = slot.sidecar.as_mut() else {
+            return Err(TranscribeError::Start {
+                engine: self.id.clone(),
+                reason: "no sidecar".to_owned(),
+            });
+        };
+        match sidecar.exchange(frame, timeout) {
+            Ok(line) => match parse_reply(&line, request_id) {
+                Ok(reply) => reply.map_err(|message| TranscribeError::Engine {
+                    engine: self.id.clone(),
+                    message,
+                }),
+                Err(detail) => {
+                    // Out of step with the sidecar: start afresh next time.
+                    self.fail_and_discard(slot);
+                    Err(TranscribeError::Protocol {
+                        engine: self.id.clone(),
+                        detail,
+                    })
+                }
+            },
+            Err(Exchange::TimedOut) => {
+                self.fail_and_discard(slot);
+                Err(TranscribeError::TimedOut {
+                    engine: self.id.clone(),
+                    after: timeout,
+                })
+            }
+            Err(Exchange::Died(status)) => {
+                self.fail_and_discard(slot);
+                Err(TranscribeError::Crashed {
+                    engine: self.id.clone(),
+                    status,
+                })
+            }
         }
     }
 }
@@ -284,6 +416,10 @@ impl WhisperEngine {
 impl SpeechEngine for WhisperEngine {
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn parallelism(&self) -> usize {
+        self.pids.len()
     }
 
     fn transcribe(&self, pcm: &[i16], options: &AsrOptions) -> Result<Transcript, TranscribeError> {
@@ -302,52 +438,10 @@ impl SpeechEngine for WhisperEngine {
         let request_id = self.next_request.fetch_add(1, Ordering::SeqCst);
         let frame = encode_frame(request_id, pcm, options, self.config.beam_size);
         let timeout = self.config.timeout_for(pcm.len());
-
-        let mut slot = self.sidecar.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            let sidecar = Sidecar::start(&self.config).map_err(|e| TranscribeError::Start {
-                engine: self.id.clone(),
-                reason: e.to_string(),
-            })?;
-            self.pid.store(sidecar.pid, Ordering::SeqCst);
-            *slot = Some(sidecar);
-        }
-        let Some(sidecar) = slot.as_mut() else {
-            return Err(TranscribeError::Start {
-                engine: self.id.clone(),
-                reason: "no sidecar".to_owned(),
-            });
-        };
-        match sidecar.exchange(&frame, timeout) {
-            Ok(line) => match parse_reply(&line, request_id) {
-                Ok(reply) => reply.map_err(|message| TranscribeError::Engine {
-                    engine: self.id.clone(),
-                    message,
-                }),
-                Err(detail) => {
-                    // Out of step with the sidecar: start afresh next time.
-                    self.fail_and_discard(&mut slot);
-                    Err(TranscribeError::Protocol {
-                        engine: self.id.clone(),
-                        detail,
-                    })
-                }
-            },
-            Err(Exchange::TimedOut) => {
-                self.fail_and_discard(&mut slot);
-                Err(TranscribeError::TimedOut {
-                    engine: self.id.clone(),
-                    after: timeout,
-                })
-            }
-            Err(Exchange::Died(status)) => {
-                self.fail_and_discard(&mut slot);
-                Err(TranscribeError::Crashed {
-                    engine: self.id.clone(),
-                    status,
-                })
-            }
-        }
+        let mut slot = self.pool.take();
+        let outcome = self.transcribe_on(&mut slot, &frame, request_id, timeout);
+        self.pool.put_back(slot);
+        outcome
     }
 }
 

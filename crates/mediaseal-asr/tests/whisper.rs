@@ -14,8 +14,8 @@ use common::*;
 use mediaseal_asr::audio::{SampleCoding, prepare_wav};
 use mediaseal_asr::score::{digit_recall, recall};
 use mediaseal_asr::{
-    AsrOptions, EngineSpec, SpeechEngine, TranscribeError, Transcript, WhisperConfig,
-    WhisperEngine, select_engine,
+    AsrOptions, EngineSpec, MIN_PIECE_SECONDS, SpeechEngine, TranscribeError, Transcript,
+    WhisperConfig, WhisperEngine, select_engine, transcribe_channels,
 };
 
 fn check_shape(transcript: &Transcript, duration: f64) {
@@ -105,12 +105,11 @@ fn dual_channel_mulaw_call_is_transcribed_per_channel() {
     );
     assert_eq!(prepared.channels.len(), 2);
 
-    let left = engine
-        .transcribe(prepared.channels[0].as_slice(), &AsrOptions::default())
-        .unwrap();
-    let right = engine
-        .transcribe(prepared.channels[1].as_slice(), &AsrOptions::default())
-        .unwrap();
+    let channels: Vec<&[i16]> = prepared.channels.iter().map(|c| c.as_slice()).collect();
+    let both = transcribe_channels(&*engine, &channels, &AsrOptions::default()).unwrap();
+    let [left, right] = &both[..] else {
+        panic!("{} transcripts for two channels", both.len());
+    };
     let (left_text, right_text) = (left.text(), right.text());
     let agent_words = recall(AGENT_KEY_WORDS, &left_text);
     let customer_words = recall(CUSTOMER_KEY_WORDS, &right_text);
@@ -192,6 +191,48 @@ fn concurrent_requests_share_one_engine() {
             "{text:?}"
         );
     }
+}
+
+/// A long channel is cut at pauses and its pieces run on two sidecars at once; the joined
+/// transcript reads like the whole, with times that run on across the cut.
+#[test]
+fn a_long_channel_is_split_over_two_sidecars_and_joined() {
+    let Some(env) = whisper_environment() else {
+        return;
+    };
+    let mut config = WhisperConfig::new(&env);
+    config.sidecars = 2;
+    config.cpu_threads = 1;
+    let engine = WhisperEngine::start(config).unwrap();
+    assert_eq!(engine.parallelism(), 2);
+    assert_eq!(
+        engine.process_ids().len(),
+        1,
+        "the second sidecar starts on demand"
+    );
+    // Long enough for two pieces of the minimum length.
+    let mut repeats = 2;
+    let pcm = loop {
+        let pcm = mono_16k(&customer_voice(&vec![CUSTOMER; repeats].join(" ")));
+        if pcm.duration_secs() >= 2.0 * MIN_PIECE_SECONDS as f64 + 1.0 || repeats > 8 {
+            break pcm;
+        }
+        repeats += 1;
+    };
+    let duration = pcm.duration_secs();
+    assert!(duration >= 2.0 * MIN_PIECE_SECONDS as f64, "{duration} s");
+    let out = transcribe_channels(&engine, &[pcm.as_slice()], &AsrOptions::default()).unwrap();
+    assert_eq!(engine.process_ids().len(), 2, "both sidecars worked");
+    let transcript = &out[0];
+    check_shape(transcript, duration);
+    let text = transcript.text();
+    assert!(recall(CUSTOMER_KEY_WORDS, &text) >= 0.7, "{text:?}");
+    let last = transcript.segments.last().unwrap();
+    assert!(
+        f64::from(last.end) > duration / 2.0,
+        "the second piece's times were shifted: ends at {} of {duration} s",
+        last.end
+    );
 }
 
 fn kill(signal: &str, pid: u32) {

@@ -436,7 +436,8 @@ fn language_of(code: &str) -> Option<String> {
     (primary.len() == 2 && primary.bytes().all(|b| b.is_ascii_lowercase())).then_some(primary)
 }
 
-/// Decodes the WAV and transcribes each channel (1-based). Blocking.
+/// Decodes the WAV and transcribes each channel (1-based), the channels and the pieces of long
+/// ones side by side when the engine can run several requests at once. Blocking.
 fn recognise(
     engine: &dyn SpeechEngine,
     wav: &[u8],
@@ -444,14 +445,10 @@ fn recognise(
 ) -> Result<(i64, Vec<(u32, AsrTranscript)>), JobError> {
     let prepared = prepare_wav(wav).map_err(|e| JobError::Decode(e.to_string()))?;
     let duration = prepared.duration_secs().round() as i64;
-    let mut out = Vec::with_capacity(prepared.channels.len());
-    for (i, pcm) in prepared.channels.iter().enumerate() {
-        let transcript = engine
-            .transcribe(pcm.as_slice(), options)
-            .map_err(|e| JobError::Engine(e.to_string()))?;
-        out.push((i as u32 + 1, transcript));
-    }
-    Ok((duration, out))
+    let channels: Vec<&[i16]> = prepared.channels.iter().map(|pcm| pcm.as_slice()).collect();
+    let transcripts = mediaseal_asr::transcribe_channels(engine, &channels, options)
+        .map_err(|e| JobError::Engine(e.to_string()))?;
+    Ok((duration, (1u32..).zip(transcripts).collect()))
 }
 
 #[cfg(test)]
