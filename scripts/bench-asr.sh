@@ -2,7 +2,8 @@
 # Speech recognition benchmark: word error rate, card/phone digit recall and CPU seconds per
 # audio second for each installed engine, through mediaseal-asr (WAV parse, channel split,
 # resampling, engine protocol) and with the engine alone on the same PCM, in one run.
-# Prints a Markdown table (for BENCHMARKS.md). Not a timed test.
+# Prints a Markdown table (for BENCHMARKS.md). Not a timed test. Whisper through mediaseal runs
+# twice: one recording at a time (each recording's latency) and nproc at a time (throughput).
 #
 #   scripts/bench-asr.sh [WORK_DIR]      (default: a fresh temp dir, removed afterwards)
 #   ENGINES=whisper scripts/bench-asr.sh  (only Whisper; default "whisper pocketsphinx")
@@ -36,10 +37,13 @@ log "generating the test set in $WORK/set"
 MANIFEST="$WORK/set/manifest.json"
 
 results=()
-log "whisper through mediaseal-asr"
+log "whisper through mediaseal-asr, one recording at a time (latency)"
 "$BENCH" run --manifest "$MANIFEST" --engine whisper --out "$WORK/whisper-mediaseal.jsonl" --dump-pcm "$WORK/pcm"
 results+=("$WORK/whisper-mediaseal.jsonl")
-log "whisper alone (faster-whisper in Python, same PCM)"
+log "whisper through mediaseal-asr, $(nproc) recordings at a time as the server's jobs run (throughput)"
+"$BENCH" run --manifest "$MANIFEST" --engine whisper --concurrency "$(nproc)" --out "$WORK/whisper-mediaseal-concurrent.jsonl"
+results+=("$WORK/whisper-mediaseal-concurrent.jsonl")
+log "whisper alone (faster-whisper in Python, same PCM, one sidecar's threads)"
 "$PY" interop/asr/bench_alone.py --engine whisper --manifest "$MANIFEST" --pcm "$WORK/pcm" --out "$WORK/whisper-alone.jsonl"
 results+=("$WORK/whisper-alone.jsonl")
 

@@ -34,8 +34,7 @@ def whisper(args, manifest, out):
     import numpy as np
     from faster_whisper import WhisperModel
 
-    threads = min(os.cpu_count() or 2, 4)
-    model = WhisperModel(args.model, device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True)
+    model = WhisperModel(args.model, device="cpu", compute_type="int8", cpu_threads=args.threads, local_files_only=True)
 
     from whisper_sidecar import decoding_options
 
@@ -95,6 +94,9 @@ def main():
     parser.add_argument("--pcm", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", default=os.path.normpath(MODEL_DIR))
+    # As one of mediaseal's sidecars: its share of the cores, one sidecar per core up to four.
+    cores = os.cpu_count() or 2
+    parser.add_argument("--threads", type=int, default=max(1, cores // min(cores, 4)))
     args = parser.parse_args()
     with open(args.manifest) as f:
         manifest = json.load(f)
