@@ -24,6 +24,11 @@
 #                its own --scheduling=fifo --priority=10
 #   BENCH_GEN_FIFO=5   the generator too (below the relay): it stands for phones on other
 #                hosts, so its own scheduling delays are not the relay's added latency
+#   BENCH_GEN_BATCH=1  the generator's threads at SCHED_BATCH: every packet the relay (or the
+#                forwarder) sends wakes a generator thread, which otherwise preempts the relay on
+#                its CPU, a context switch pair charged to the relay that phones on other hosts
+#                would not cause (more than half the packets on 2 vCPUs). Same for every mode;
+#                not together with BENCH_GEN_FIFO (it would replace that policy).
 #
 #   rtpengine    anchor: Debian's rtpengine daemon (`apt-get install rtpengine-daemon`), userspace
 #                only (no kernel table), set up per call over its ng protocol with SDES on both
@@ -76,6 +81,7 @@ PIN=()
 [ -n "${BENCH_RELAY_CPU:-}" ] && PIN+=(--relay-cpu "$BENCH_RELAY_CPU")
 [ -n "${BENCH_GEN_CPU:-}" ] && PIN+=(--gen-cpu "$BENCH_GEN_CPU")
 [ -n "${BENCH_RELAY_FIFO:-}" ] && PIN+=(--relay-fifo "$BENCH_RELAY_FIFO")
+[ -n "${BENCH_GEN_BATCH:-}" ] && PIN+=(--gen-batch 1)
 
 for mode in $MODES; do
   for n in $STEPS; do
@@ -96,7 +102,7 @@ threads = sys.argv[2]
 env = os.environ.get
 print(f"relay threads: {threads}; cores: {os.cpu_count()}; relay CPU {env('BENCH_RELAY_CPU') or 'any'}, "
       f"generator CPU {env('BENCH_GEN_CPU') or 'any'}; SCHED_FIFO relay {env('BENCH_RELAY_FIFO') or 'no'}, "
-      f"generator {env('BENCH_GEN_FIFO') or 'no'}; load average at the end: {os.getloadavg()[0]:.1f}")
+      f"generator {env('BENCH_GEN_FIFO') or 'no'}; generator SCHED_BATCH {env('BENCH_GEN_BATCH') or 'no'}; load average at the end: {os.getloadavg()[0]:.1f}")
 print(f"{'mode':<12} {'calls (loss<0.1%)':>17} {'pkt/s relayed':>13} {'relay µs/pkt':>12} {'relay cores':>11} {'p50 µs':>7} {'p99 µs':>7} {'rec. dropped':>12}")
 for mode in ["Forward", "Plain", "Srtp", "SrtpRecord", "Rtpengine"]:
     ok = [r for r in rows if r["mode"] == mode and r["loss"] < 0.001]
