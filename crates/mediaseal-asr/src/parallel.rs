@@ -217,9 +217,9 @@ mod tests {
 
     #[test]
     fn only_long_channels_are_cut() {
-        let second = SAMPLE_RATE as usize;
-        let short = vec![0i16; 15 * second];
-        let long = vec![0i16; 40 * second];
+        let piece = MIN_PIECE_SECONDS * SAMPLE_RATE as usize;
+        let short = vec![0i16; piece * 3 / 2];
+        let long = vec![0i16; piece * 4];
         assert_eq!(pieces_per_channel(&[&short[..]], 2), vec![1]);
         assert_eq!(pieces_per_channel(&[&long[..]], 2), vec![2]);
         assert_eq!(pieces_per_channel(&[&long[..]], 8), vec![4]);
@@ -271,10 +271,12 @@ mod tests {
 
     #[test]
     fn pieces_are_joined_in_order_with_their_offsets() {
-        let mut pcm = tone(12.0);
+        // Two stretches of sound, each a little longer than a piece, with a second's pause.
+        let side = MIN_PIECE_SECONDS as f64 + 2.0;
+        let mut pcm = tone(side);
         let pause = pcm.len();
         pcm.extend(std::iter::repeat_n(0, SAMPLE_RATE as usize));
-        pcm.extend(tone(12.0));
+        pcm.extend(tone(side));
         let out = transcribe_channels(&Counting, &[pcm.clone()], &AsrOptions::default()).unwrap();
         assert_eq!(out.len(), 1);
         let segments = &out[0].segments;
