@@ -1,8 +1,8 @@
 //! One recording on every recogniser the engine can run at once.
 //!
-//! A dual-channel call is two requests that can run side by side. A long mono channel is cut
-//! into pieces at its quietest moments near equal-length marks, so a cut falls in a pause
-//! between words rather than through one; each piece's times are shifted back by its offset
+//! A dual-channel call is two requests that can run side by side. A long channel is cut into
+//! pieces in the longest pause near each equal-length mark, so a cut falls between sentences
+//! rather than through a word or a number; each piece's times are shifted back by its offset
 //! when the pieces are joined. Whisper itself reads audio in independent 30 s windows, so a cut
 //! in a pause costs it no context it would otherwise have kept.
 
@@ -29,7 +29,7 @@ pub fn transcribe_channels<P: AsRef<[i16]> + Sync>(
 ) -> Result<Vec<Transcript>, TranscribeError> {
     let lanes = engine.parallelism().max(1);
     let pieces = pieces_per_channel(channels, lanes);
-    // (channel, first sample) of every request, in channel order.
+    // (channel, first sample, end sample) of every request, in channel order.
     let mut work: Vec<(usize, usize, usize)> = Vec::new();
     for (channel, (pcm, &count)) in channels.iter().zip(&pieces).enumerate() {
         let pcm = pcm.as_ref();
