@@ -104,6 +104,11 @@ fn free_port() -> u16 {
     mediaseal_test_support::free_port()
 }
 
+/// SIPp's `-mp`: it binds that port and the three after it (RTCP, video RTP and RTCP).
+fn sipp_media_port() -> u16 {
+    mediaseal_test_support::free_ports(4)
+}
+
 /// `(messages, retransmissions)` for the first row of SIPp's message table for `what` with
 /// `arrow` (`---------->` is the caller→callee direction). SIPp writes `INVITE ---------->` on
 /// the UAC screen and `----------> INVITE` on the UAS screen.
@@ -299,7 +304,7 @@ fn sipp_uac_calls_the_core() {
     let port = sock.local_addr().unwrap().port();
     let mut ep = endpoint(port, Transport::Udp);
     let target = format!("127.0.0.1:{port}");
-    let (sp, mp) = (free_port().to_string(), free_port().to_string());
+    let (sp, mp) = (free_port().to_string(), sipp_media_port().to_string());
     let mut sipp = Sipp::spawn(
         "uac",
         &[
@@ -359,7 +364,7 @@ fn sipp_uac_retransmits_through_udp_loss() {
     let port = sock.local_addr().unwrap().port();
     let mut ep = endpoint(port, Transport::Udp);
     let target = format!("127.0.0.1:{port}");
-    let (sp, mp) = (free_port().to_string(), free_port().to_string());
+    let (sp, mp) = (free_port().to_string(), sipp_media_port().to_string());
     // The pause (-d) outlasts the core's first 200 retransmission (T1 = 500 ms), so the
     // re-sent ACK comes before SIPp's BYE.
     let mut sipp = Sipp::spawn(
@@ -440,7 +445,7 @@ fn sipp_uac_calls_the_core_over_tcp() {
     let mut ep = endpoint(port, Transport::Tcp);
     let target = format!("127.0.0.1:{port}");
     let sp = free_port().to_string();
-    let mp = free_port().to_string();
+    let mp = sipp_media_port().to_string();
     let mut sipp = Sipp::spawn(
         "uac-tcp",
         &[
@@ -541,7 +546,7 @@ fn core_calls_sipp_uas() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
     let mut ep = endpoint(port, Transport::Udp);
-    let (sp, mp) = (free_port(), free_port().to_string());
+    let (sp, mp) = (free_port(), sipp_media_port().to_string());
     let mut sipp = Sipp::spawn(
         "uas",
         &[

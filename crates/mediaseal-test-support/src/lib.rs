@@ -84,20 +84,60 @@ pub fn require_tool(tool: &str, probe: &[&str]) -> PathBuf {
     path
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral TCP port on loopback")
-        .port()
+/// Where [`free_ports`] looks: below Linux's default ephemeral range (32768–60999), so an
+/// outgoing connection or an unbound socket elsewhere on the machine is never given one of these
+/// ports between the check and the peer's bind. The voice tests' fixed ports (14444–15061,
+/// 21000–21149, RTP from 30000) lie outside it.
+const HANDED_OUT: std::ops::Range<u16> = 22000..30000;
+
+/// Ports are handed out in blocks this wide, one block per call: peers that bind the ports after
+/// the one they are given (SIPp's RTCP and video ports, baresip's TLS port) stay in their block.
+const BLOCK: u16 = 16;
+
+/// `width` (at most 16) consecutive ports on 127.0.0.1, each free over both TCP and UDP a
+/// moment ago; returns the first. Every call takes the next 16-port block of 22000–29999, below
+/// the kernel's ephemeral range, each test process from its own starting block. So two tests (or
+/// a test and a peer a previous one left behind) are not handed the same or neighbouring ports.
+/// Peers that bind more than the port they are given want `width` > 1: baresip listens for TLS
+/// on its SIP port + 1, and SIPp's media port is followed by three more.
+pub fn free_ports(width: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT_BLOCK: AtomicU32 = AtomicU32::new(u32::MAX);
+    let width = width.max(1);
+    assert!(
+        width <= BLOCK,
+        "{width} ports at once is more than a block ({BLOCK})"
+    );
+    let blocks = u32::from((HANDED_OUT.end - HANDED_OUT.start) / BLOCK);
+    // Seeded once per process from its id, spread over the range.
+    let _ = NEXT_BLOCK.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % blocks,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..blocks {
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % blocks;
+        let first = HANDED_OUT.start + u16::try_from(block).expect("a block index") * BLOCK;
+        let all_free = (first..first + width).all(|port| {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        });
+        if all_free {
+            return first;
+        }
+    }
+    panic!("no {width} free ports on 127.0.0.1 in {HANDED_OUT:?}")
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free over TCP and UDP a moment ago (see [`free_ports`]).
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (see [`free_ports`]).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind an ephemeral UDP port on loopback")
-        .port()
+    free_ports(1)
 }
 
 /// Whether `needle` occurs anywhere in `haystack` (an empty needle never does).
@@ -161,5 +201,24 @@ mod tests {
         assert!(!contains(b"abcdef", b"ced"));
         assert!(!contains(b"abc", b""));
         assert_ne!(free_port(), 0);
+    }
+
+    #[test]
+    fn handed_out_ports_are_distinct_free_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| free_ports(2)).collect();
+        for &p in &ports {
+            assert!(HANDED_OUT.contains(&p) && HANDED_OUT.contains(&(p + BLOCK - 1)));
+            TcpListener::bind(("127.0.0.1", p + 1)).expect("the second port is free too");
+        }
+        // No two are neighbours: each owns a block.
+        for (i, &a) in ports.iter().enumerate() {
+            for &b in &ports[i + 1..] {
+                assert!(a.abs_diff(b) >= BLOCK, "{a} and {b} share a block");
+            }
+        }
+        // A port someone holds is skipped.
+        let held = TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+        let held_port = held.local_addr().unwrap().port();
+        assert!((0..200).all(|_| free_port() != held_port));
     }
 }

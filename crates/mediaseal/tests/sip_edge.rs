@@ -528,21 +528,27 @@ struct Control {
 }
 
 impl Control {
-    fn connect(addr: &str) -> Self {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    /// Connects to the ctrl_tcp of the baresip `child` at `addr`; `Err` says why it never
+    /// opened (the process exited, or it did not listen within 20 s).
+    fn connect(addr: &str, child: &mut std::process::Child) -> Result<Self, String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(s) = std::net::TcpStream::connect(addr) {
                 s.set_read_timeout(Some(Duration::from_millis(500)))
                     .unwrap();
-                return Self {
+                return Ok(Self {
                     stream: BufReader::new(s),
                     events: Vec::new(),
-                };
+                });
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "baresip's ctrl_tcp never opened"
-            );
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "baresip exited ({status}) before its ctrl_tcp opened"
+                ));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("baresip's ctrl_tcp did not open on {addr} in 20 s"));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -772,7 +778,8 @@ impl Phone {
         let phone = dir.join("baresip");
         std::fs::create_dir_all(phone.join("snd")).unwrap();
         let ctrl = format!("127.0.0.1:{}", free_port());
-        let phone_sip = free_port();
+        // baresip also listens for SIP over TLS on the port after its SIP port.
+        let phone_sip = free_ports(2);
         std::fs::write(
             phone.join("config"),
             format!(
@@ -816,11 +823,18 @@ impl Phone {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let control = Control::connect(&ctrl);
-        Self {
-            child,
-            control,
-            dir: phone,
+        let mut child = child;
+        match Control::connect(&ctrl, &mut child) {
+            Ok(control) => Self {
+                child,
+                control,
+                dir: phone,
+            },
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}\nbaresip: {}", log_text(&phone.join("baresip.log")));
+            }
         }
     }
 

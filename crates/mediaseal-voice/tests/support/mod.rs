@@ -495,8 +495,13 @@ pub struct Baresip {
 
 impl Drop for Baresip {
     fn drop(&mut self) {
-        // kill_on_drop also covers it; be explicit and reap.
+        // Reap it before the next test starts a phone on the same fixed ports: a killed process
+        // holds its sockets until it has exited.
         let _ = self.child.start_kill();
+        let end = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -569,19 +574,27 @@ impl Baresip {
             .kill_on_drop(true)
             .spawn()
             .expect("baresip starts");
-        let b = Self {
+        let mut b = Self {
             child,
             dir,
             ctrl: o.ctrl,
             log,
         };
         // Wait until ctrl_tcp accepts connections.
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(b.ctrl).await.is_err() {
+            if let Ok(Some(status)) = b.child.try_wait() {
+                panic!(
+                    "baresip {} exited ({status}) before its ctrl_tcp opened: {}",
+                    o.name,
+                    b.log_text()
+                );
+            }
             assert!(
                 Instant::now() < end,
-                "baresip {} did not start: {}",
+                "baresip {} did not open its ctrl_tcp on {} in 20 s: {}",
                 o.name,
+                b.ctrl,
                 b.log_text()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -28,6 +28,12 @@ pub fn free_port() -> u16 {
     mediaseal_test_support::free_port()
 }
 
+/// `width` consecutive free ports; returns the first.
+#[allow(dead_code)]
+pub fn free_ports(width: u16) -> u16 {
+    mediaseal_test_support::free_ports(width)
+}
+
 pub struct Account {
     pub sid: String,
     pub token: String,
