@@ -45,7 +45,9 @@ pub use parallel::{MIN_PIECE_SECONDS, quiet_cuts, transcribe_channels};
 pub use pocketsphinx::{
     PocketsphinxConfig, PocketsphinxEngine, PocketsphinxMissing, parse_pocketsphinx_output,
 };
-pub use select::{EngineSpec, SelectError, SpecError, select_engine};
+pub use select::{
+    EngineSizing, EngineSpec, SelectError, SpecError, select_engine, select_engine_sized,
+};
 pub use transcript::{AsrOptions, AsrSegment, AsrWord, Transcript};
 pub use whisper::{
     SIDECAR_SOURCE, StartError, VENV_ENV_VAR, WhisperConfig, WhisperEngine, WhisperEnvError,

@@ -75,16 +75,32 @@ pub enum SelectError {
     },
 }
 
+/// How the operator sized the engines (`serve --asr-sidecars`); `None` keeps the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineSizing {
+    /// Whisper sidecars: how many requests run at once (default one per core, at most 4).
+    pub whisper_sidecars: Option<u32>,
+}
+
 /// Starts the engine `spec` names (the Whisper sidecar is started and its model loaded before
 /// this returns). `api_key` is used only by the HTTP engine.
 pub fn select_engine(
     spec: &EngineSpec,
     api_key: Option<ApiKey>,
 ) -> Result<Arc<dyn SpeechEngine>, SelectError> {
+    select_engine_sized(spec, api_key, EngineSizing::default())
+}
+
+/// [`select_engine`], with the operator's sizing.
+pub fn select_engine_sized(
+    spec: &EngineSpec,
+    api_key: Option<ApiKey>,
+    sizing: EngineSizing,
+) -> Result<Arc<dyn SpeechEngine>, SelectError> {
     match spec {
         EngineSpec::Whisper => {
             let env = WhisperEnvironment::locate().map_err(SelectError::WhisperMissing)?;
-            start_whisper(&env)
+            start_whisper(&env, sizing)
         }
         EngineSpec::Pocketsphinx => {
             let engine = PocketsphinxEngine::debian().map_err(SelectError::PocketsphinxMissing)?;
@@ -96,7 +112,7 @@ pub fn select_engine(
             Ok(Arc::new(OpenAiHttpEngine::new(config)))
         }
         EngineSpec::Auto => match WhisperEnvironment::locate() {
-            Ok(env) => start_whisper(&env),
+            Ok(env) => start_whisper(&env, sizing),
             Err(whisper) => match PocketsphinxEngine::debian() {
                 Ok(engine) => Ok(Arc::new(engine)),
                 Err(pocketsphinx) => Err(SelectError::NoEngine {
@@ -108,9 +124,15 @@ pub fn select_engine(
     }
 }
 
-fn start_whisper(env: &WhisperEnvironment) -> Result<Arc<dyn SpeechEngine>, SelectError> {
-    let engine =
-        WhisperEngine::start(WhisperConfig::new(env)).map_err(SelectError::WhisperStart)?;
+fn start_whisper(
+    env: &WhisperEnvironment,
+    sizing: EngineSizing,
+) -> Result<Arc<dyn SpeechEngine>, SelectError> {
+    let mut config = WhisperConfig::new(env);
+    if let Some(n) = sizing.whisper_sidecars {
+        config = config.with_sidecars(n);
+    }
+    let engine = WhisperEngine::start(config).map_err(SelectError::WhisperStart)?;
     Ok(Arc::new(engine))
 }
 

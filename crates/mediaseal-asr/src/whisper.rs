@@ -216,6 +216,14 @@ impl WhisperConfig {
         }
     }
 
+    /// `n` sidecars (at least 1), the cores shared out between them as CTranslate2 threads.
+    pub fn with_sidecars(mut self, n: u32) -> Self {
+        let cores = thread::available_parallelism().map_or(2, |c| c.get());
+        self.sidecars = n.max(1);
+        self.cpu_threads = u32::try_from((cores / self.sidecars as usize).max(1)).unwrap_or(1);
+        self
+    }
+
     fn timeout_for(&self, samples: usize) -> Duration {
         let seconds = samples as f64 / f64::from(crate::SAMPLE_RATE);
         self.request_timeout + self.timeout_per_audio_second.mul_f64(seconds)
@@ -753,6 +761,25 @@ fn read_lines(stdout: ChildStdout) -> Receiver<Line> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sidecars_share_the_cores() {
+        let env = WhisperEnvironment {
+            venv: "/venv".into(),
+            python: "/venv/bin/python".into(),
+            model_dir: "/venv/models/whisper-base".into(),
+        };
+        let cores = thread::available_parallelism().map_or(2, |c| c.get()) as u32;
+        let default = WhisperConfig::new(&env);
+        assert_eq!(default.sidecars, cores.clamp(1, 4));
+        assert_eq!(default.cpu_threads, (cores / default.sidecars).max(1));
+        let one = WhisperConfig::new(&env).with_sidecars(1);
+        assert_eq!((one.sidecars, one.cpu_threads), (1, cores));
+        let none = WhisperConfig::new(&env).with_sidecars(0);
+        assert_eq!(none.sidecars, 1, "at least one");
+        let many = WhisperConfig::new(&env).with_sidecars(cores * 2);
+        assert_eq!(many.cpu_threads, 1, "never zero threads");
+    }
 
     #[test]
     fn frames_are_length_prefixed() {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mediaseal_asr::{EngineSpec, SpeechEngine, select_engine};
+use mediaseal_asr::{EngineSizing, EngineSpec, SpeechEngine, select_engine_sized};
 use tokio::sync::OnceCell;
 
 /// Where the engine comes from.
@@ -11,8 +11,8 @@ use tokio::sync::OnceCell;
 enum Source {
     /// Already running.
     Given(Arc<dyn SpeechEngine>),
-    /// Picked by [`select_engine`] with [`EngineSpec::Auto`] at first use.
-    Auto,
+    /// Picked by [`select_engine_sized`] with [`EngineSpec::Auto`] at first use.
+    Auto(EngineSizing),
     /// None can be had; transcripts fail with this reason.
     Unavailable(String),
 }
@@ -35,8 +35,13 @@ impl Speech {
 
     /// The best installed engine, picked (and started) when the first transcript needs it.
     pub fn auto() -> Self {
+        Self::auto_sized(EngineSizing::default())
+    }
+
+    /// [`Speech::auto`], started with the operator's sizing (`serve --asr-sidecars`).
+    pub fn auto_sized(sizing: EngineSizing) -> Self {
         Self {
-            source: Source::Auto,
+            source: Source::Auto(sizing),
             picked: OnceCell::new(),
         }
     }
@@ -55,12 +60,14 @@ impl Speech {
         match &self.source {
             Source::Given(engine) => Ok(engine.clone()),
             Source::Unavailable(reason) => Err(reason.clone()),
-            Source::Auto => self
+            Source::Auto(sizing) => self
                 .picked
                 .get_or_init(|| async {
                     // Starting Whisper loads a model: seconds of blocking work.
-                    let picked = tokio::task::spawn_blocking(|| {
-                        select_engine(&EngineSpec::Auto, None).map_err(|e| e.to_string())
+                    let sizing = *sizing;
+                    let picked = tokio::task::spawn_blocking(move || {
+                        select_engine_sized(&EngineSpec::Auto, None, sizing)
+                            .map_err(|e| e.to_string())
                     })
                     .await
                     .unwrap_or_else(|e| Err(format!("the engine could not be started: {e}")));

@@ -66,6 +66,9 @@ pub struct ServeOptions {
     /// `http(s)://` URL). `None` or `auto`: the best installed one, picked at the first
     /// transcript. A named engine is started here, and a missing one stops `serve`.
     pub asr: Option<String>,
+    /// `--asr-sidecars`: Whisper sidecars, that is transcriptions running at once on this node
+    /// (`None`: one per core, at most 4).
+    pub asr_sidecars: Option<u32>,
     /// What the listener lets one client, and all of them, hold.
     pub limits: ConnectionLimits,
     /// Bounds on this node's compositions.
@@ -288,7 +291,7 @@ async fn build_state_with(
     config.sip_domain_suffix = opts.sip_domain_suffix.clone();
     config.turn = opts.turn.clone();
     config.room_node = room_node_name(opts.listen);
-    let speech = speech_engine(opts.asr.as_deref()).await?;
+    let speech = speech_engine(opts.asr.as_deref(), opts.asr_sidecars).await?;
     Ok((
         AppState::new(meta, objects, at_rest, config).with_speech(speech),
         s3,
@@ -309,20 +312,26 @@ fn room_node_name(listen: SocketAddr) -> String {
 
 /// The speech engine `--asr` names, started; without one (or `auto`), the best installed one
 /// at the first transcript.
-async fn speech_engine(spec: Option<&str>) -> Result<mediaseal_intelligence::Speech, ServeError> {
+async fn speech_engine(
+    spec: Option<&str>,
+    sidecars: Option<u32>,
+) -> Result<mediaseal_intelligence::Speech, ServeError> {
     use mediaseal_intelligence::Speech;
-    use mediaseal_intelligence::asr::{EngineSpec, SpecError, select_engine};
+    use mediaseal_intelligence::asr::{EngineSizing, EngineSpec, SpecError, select_engine_sized};
+    let sizing = EngineSizing {
+        whisper_sidecars: sidecars,
+    };
     let spec: EngineSpec = match spec {
-        None => return Ok(Speech::auto()),
+        None => return Ok(Speech::auto_sized(sizing)),
         Some(s) => s
             .parse()
             .map_err(|e: SpecError| ServeError::Config(format!("--asr: {e}")))?,
     };
     if spec == EngineSpec::Auto {
-        return Ok(Speech::auto());
+        return Ok(Speech::auto_sized(sizing));
     }
     // Starting Whisper loads its model: blocking work.
-    let engine = tokio::task::spawn_blocking(move || select_engine(&spec, None))
+    let engine = tokio::task::spawn_blocking(move || select_engine_sized(&spec, None, sizing))
         .await
         .map_err(|e| ServeError::Config(format!("--asr: the engine could not be started: {e}")))?
         .map_err(|e| ServeError::Config(format!("--asr: {e}")))?;

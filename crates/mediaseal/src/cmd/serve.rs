@@ -90,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// installed, else pocketsphinx when installed, picked at the first transcript].
     #[arg(long, value_name = "ENGINE", env = "MEDIASEAL_ASR")]
     pub(crate) asr: Option<String>,
+    /// Whisper recognisers kept warm on this node, each one transcription at a time; the cores
+    /// are shared out between them [default: one per core, at most 4].
+    #[arg(long, value_name = "N", env = "MEDIASEAL_ASR_SIDECARS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) asr_sidecars: Option<u32>,
     /// Connections this node holds at once; more are closed on accept [default: 4096].
     #[arg(long, value_name = "N", env = "MEDIASEAL_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
@@ -239,6 +243,7 @@ struct FileConfig {
     max_concurrent_uploads: Option<usize>,
     metrics_listen: Option<SocketAddr>,
     asr: Option<String>,
+    asr_sidecars: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
     header_timeout_secs: Option<u64>,
@@ -422,12 +427,18 @@ pub(super) fn options(args: &ServeArgs) -> Result<(ServeOptions, String), CliErr
             .unwrap_or(mediaseal_server::serve::DEFAULT_MAX_CONCURRENT_UPLOADS),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         asr: args.asr.clone().or(file.asr),
+        asr_sidecars: args.asr_sidecars.or(file.asr_sidecars),
         limits,
         compose,
         sip_domain_suffix: args.sip_domain_suffix.clone().or(file.sip_domain_suffix),
         turn,
         rooms,
     };
+    if opts.asr_sidecars.is_some_and(|n| !(1..=64).contains(&n)) {
+        return Err(CliError::usage(
+            "asr_sidecars in the config file must be 1 to 64 (Whisper recognisers on this node)",
+        ));
+    }
     if opts.max_upload_bytes == 0 || opts.max_concurrent_uploads == 0 {
         return Err(CliError::usage(
             "--max-upload-bytes and --max-concurrent-uploads must be at least 1",
@@ -651,6 +662,34 @@ mod tests {
             let err = options(&parse(&zero)).unwrap_err();
             assert!(err.message.contains("at least 1"), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn asr_sidecars_come_from_the_flag_or_the_file_and_are_bounded() {
+        let (opts, _) = options(&parse(&[])).unwrap();
+        assert_eq!(opts.asr_sidecars, None, "one per core by default");
+        let (opts, _) = options(&parse(&["--asr-sidecars", "3"])).unwrap();
+        assert_eq!(opts.asr_sidecars, Some(3));
+        for bad in ["0", "65", "two"] {
+            let parsed = Cli::try_parse_from(["serve", "--asr-sidecars", bad]);
+            assert!(parsed.is_err(), "--asr-sidecars {bad} was accepted");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "asr_sidecars = 2\n").unwrap();
+        let (opts, _) = options(&parse(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(opts.asr_sidecars, Some(2));
+        let (opts, _) = options(&parse(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--asr-sidecars",
+            "1",
+        ]))
+        .unwrap();
+        assert_eq!(opts.asr_sidecars, Some(1), "the flag wins over the file");
+        std::fs::write(&path, "asr_sidecars = 0\n").unwrap();
+        let e = options(&parse(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(e.message.contains("asr_sidecars"), "{}", e.message);
     }
 
     #[test]
