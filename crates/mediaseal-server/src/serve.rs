@@ -335,7 +335,11 @@ async fn speech_engine(
         .await
         .map_err(|e| ServeError::Config(format!("--asr: the engine could not be started: {e}")))?
         .map_err(|e| ServeError::Config(format!("--asr: {e}")))?;
-    tracing::info!(engine = engine.id(), "speech engine started");
+    tracing::info!(
+        engine = engine.id(),
+        at_once = engine.parallelism(),
+        "speech engine started"
+    );
     Ok(Speech::given(engine))
 }
 
