@@ -1752,8 +1752,9 @@ fn rest_places_a_secure_call_to_a_tls_callee_and_runs_its_twiml() {
 }
 
 /// twilio-python places a secure call unchanged (`client.calls.create(to=…, from_=…,
-/// twiml=…)`), then fetches and lists it (`interop/twilio/outbound_calls.py`); the TLS callee
-/// on 127.0.0.7:5061 answers it.
+/// twiml=…, record=True)`), then fetches and lists it and finds its dual-channel recording among
+/// the call's and the account's (`interop/twilio/outbound_calls.py`); the TLS callee on
+/// 127.0.0.7:5061 answers it.
 #[test]
 fn twilio_helper_library_places_a_call() {
     let dir = tempfile::tempdir().unwrap();
