@@ -814,7 +814,7 @@ impl Phone {
         std::fs::write(phone.join("accounts"), account).unwrap();
         std::fs::write(phone.join("contacts"), "").unwrap();
         let log_file = std::fs::File::create(phone.join("baresip.log")).unwrap();
-        let child = Command::new(baresip)
+        let mut child = Command::new(baresip)
             .arg("-f")
             .arg(&phone)
             .arg("-s")
@@ -823,7 +823,6 @@ impl Phone {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let mut child = child;
         match Control::connect(&ctrl, &mut child) {
             Ok(control) => Self {
                 child,
